@@ -1,0 +1,172 @@
+package configs
+
+import (
+	"fmt"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole mosparo-lb configuration file.
+type Config struct {
+	// Listen lists the public listeners. Default: one plain HTTP listener on ":80".
+	Listen []Listener `yaml:"listen"`
+	// TrustedProxies are CIDRs (or single addresses) whose X-Forwarded-For,
+	// -Proto, -Host, -Prefix and Forwarded headers are kept and extended.
+	// Everyone else's are dropped (FACTS 4). Default: none.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// Nodes are the static mosparo nodes; discovery may add more.
+	Nodes     []Node    `yaml:"nodes"`
+	Discovery Discovery `yaml:"discovery"`
+	Balancing Balancing `yaml:"balancing"`
+	Timeouts  Timeouts  `yaml:"timeouts"`
+	Limits    Limits    `yaml:"limits"`
+	Health    Health    `yaml:"health"`
+	Edge      Edge      `yaml:"edge"`
+	CSSCache  CSSCache  `yaml:"css_cache"`
+	VRRP      VRRP      `yaml:"vrrp"`
+	Cron      Cron      `yaml:"cron"`
+	Admin     Admin     `yaml:"admin"`
+	Log       Log       `yaml:"log"`
+	Shutdown  Shutdown  `yaml:"shutdown"`
+}
+
+// Listener is one public address the balancer accepts on.
+type Listener struct {
+	// Address is host:port; ":443" listens on every address. A VIP the host
+	// does not hold yet is fine (the socket is bound with IP_FREEBIND).
+	Address string `yaml:"address"`
+	// TLS, when set, terminates TLS (1.2 minimum) on this listener.
+	TLS *TLS `yaml:"tls"`
+	// RedirectHTTPS answers every plain HTTP request with a 308 to https://
+	// on the same host. Only valid on a listener without TLS. Default false.
+	RedirectHTTPS bool `yaml:"redirect_https"`
+	// RedirectPort is the HTTPS port put into redirects when it is not 443.
+	RedirectPort int `yaml:"redirect_port"`
+}
+
+// TLS holds the certificates of a listener; the one whose names match the
+// client's SNI is chosen, the first one when nothing matches.
+type TLS struct {
+	Certificates []Certificate `yaml:"certificates"`
+}
+
+// Certificate is a PEM certificate chain and its key.
+type Certificate struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+}
+
+// Node is one static mosparo node.
+type Node struct {
+	// Name identifies the node in logs, /status and the drain API. Unique.
+	Name string `yaml:"name"`
+	// Address is host:port of the node's HTTP listener.
+	Address string `yaml:"address"`
+	// Weight for the weighted policy and slow start, 1..1000. Default 100.
+	Weight int `yaml:"weight"`
+	// Admin nodes are preferred for admin and setup traffic (the node an
+	// operator syncs files from); others take over when none is eligible.
+	Admin bool `yaml:"admin"`
+	// Host, when set, replaces the Host header sent to this node for the
+	// LB's own requests (health checks, web cron). Client requests keep
+	// their Host. Default: the node address.
+	Host string `yaml:"host"`
+}
+
+// Balancing chooses nodes and bounds retries.
+type Balancing struct {
+	// Policy is round_robin, least_conn, weighted or client_ip_hash. Default least_conn.
+	Policy string `yaml:"policy"`
+	// Retries is how many other nodes a failed request may be tried on
+	// (0..10). Default 2. A request that may have reached a node is only
+	// retried when its method is idempotent.
+	Retries *int `yaml:"retries"`
+	// Pools maps route classes to a subset of nodes by name. A class not
+	// listed uses every node. Example: {admin: [node1], cron: [node1]}.
+	Pools map[string][]string `yaml:"pools"`
+}
+
+// Timeouts bound every upstream exchange and idle client connections.
+type Timeouts struct {
+	Connect Duration `yaml:"connect"` // dial to a node. Default 1s.
+	Request Duration `yaml:"request"` // whole upstream exchange (write + first byte + body). Default 30s.
+	Idle    Duration `yaml:"idle"`    // idle keep-alive client connection. Default 90s.
+	// ClientRead bounds reading a client's request (headers and body). Default 30s.
+	ClientRead Duration `yaml:"client_read"`
+	// UpstreamIdle is how long an idle keep-alive connection to a node is
+	// kept; keep it below the node's own keep-alive timeout. Default 4s.
+	UpstreamIdle Duration `yaml:"upstream_idle"`
+}
+
+// Limits bound what a client may send.
+type Limits struct {
+	// MaxBodyBytes larger request bodies get 413. Default 1 MiB (mosparo's
+	// largest legitimate bodies are rule-package imports).
+	MaxBodyBytes int `yaml:"max_body_bytes"`
+	// MaxHeaderBytes larger request headers get 431. Default 16 KiB.
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// MaxConnsPerNode caps connections to one node. Default 1024.
+	MaxConnsPerNode int `yaml:"max_conns_per_node"`
+}
+
+// Edge guards mosparo's infrastructure endpoints from the public side.
+type Edge struct {
+	// AllowHealthFrom lists CIDRs that may call /api/v1/health/check through
+	// the LB. Default: none (the LB probes nodes itself).
+	AllowHealthFrom []string `yaml:"allow_health_from"`
+	// AllowCronFrom lists CIDRs that may call /cron-jobs/execute through the
+	// LB. Default: none (the cron section runs it).
+	AllowCronFrom []string `yaml:"allow_cron_from"`
+	// ForwardedPrefix, when set, is sent as X-Forwarded-Prefix (mosparo
+	// installed under a sub-path of the public URL).
+	ForwardedPrefix string `yaml:"forwarded_prefix"`
+}
+
+// Admin is the operator listener.
+type Admin struct {
+	// Listen is host:port for /status and the drain API. Default 127.0.0.1:9090.
+	// Empty string "off" disables it.
+	Listen string `yaml:"listen"`
+	// Token, when set, is required as "Authorization: Bearer <token>" for
+	// every write; required for any non-loopback listen address.
+	Token string `yaml:"token"`
+}
+
+// Log selects logging.
+type Log struct {
+	Level     string `yaml:"level"`      // debug, info, warn, error. Default info.
+	Format    string `yaml:"format"`     // json or console. Default json.
+	AccessLog *bool  `yaml:"access_log"` // one line per request. Default true.
+}
+
+// Shutdown bounds a graceful stop.
+type Shutdown struct {
+	// Grace is how long in-flight requests may finish after SIGTERM. Default 10s.
+	Grace Duration `yaml:"grace"`
+}
+
+// Duration is a time.Duration written the Go way in YAML ("250ms", "2s").
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// UnmarshalYAML accepts Go duration strings only, so "2" (seconds? ms?) is an error.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("want a duration such as 250ms or 2s")
+	}
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration; write it like 250ms, 2s or 1m30s", n.Value)
+	}
+	if v < 0 {
+		return fmt.Errorf("%q is negative", n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the Go form back.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }

@@ -1,0 +1,251 @@
+package configs
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// RouteClasses are the mosparo route classes pools may be keyed by (DESIGN.md).
+var RouteClasses = []string{"frontend", "api", "resources", "static", "health", "cron", "setup", "admin"}
+
+// Policies are the valid balancing.policy values.
+var Policies = []string{"round_robin", "least_conn", "weighted", "client_ip_hash"}
+
+func (c *Config) defaults() {
+	if len(c.Listen) == 0 {
+		c.Listen = []Listener{{Address: ":80"}}
+	}
+	for i := range c.Nodes {
+		setInt(&c.Nodes[i].Weight, 100)
+	}
+	if c.Balancing.Policy == "" {
+		c.Balancing.Policy = "least_conn"
+	}
+	if c.Balancing.Retries == nil {
+		two := 2
+		c.Balancing.Retries = &two
+	}
+	setDuration(&c.Timeouts.Connect, "1s")
+	setDuration(&c.Timeouts.Request, "30s")
+	setDuration(&c.Timeouts.Idle, "90s")
+	setDuration(&c.Timeouts.ClientRead, "30s")
+	setDuration(&c.Timeouts.UpstreamIdle, "4s")
+	setInt(&c.Limits.MaxBodyBytes, 1<<20)
+	setInt(&c.Limits.MaxHeaderBytes, 16<<10)
+	setInt(&c.Limits.MaxConnsPerNode, 1024)
+	if c.Admin.Listen == "" {
+		c.Admin.Listen = "127.0.0.1:9090"
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "json"
+	}
+	if c.Log.AccessLog == nil {
+		t := true
+		c.Log.AccessLog = &t
+	}
+	setDuration(&c.Shutdown.Grace, "10s")
+	c.Health.defaults()
+	c.Discovery.defaults()
+	c.CSSCache.defaults()
+	c.VRRP.defaults()
+	c.Cron.defaults()
+}
+
+func (c *Config) validate(v *validator) {
+	c.validateListen(v)
+	validCIDRs(v, "trusted_proxies", c.TrustedProxies)
+	c.validateNodes(v)
+	c.validateBalancing(v)
+	positive(v, "timeouts.connect", c.Timeouts.Connect)
+	positive(v, "timeouts.request", c.Timeouts.Request)
+	positive(v, "timeouts.idle", c.Timeouts.Idle)
+	positive(v, "timeouts.client_read", c.Timeouts.ClientRead)
+	positive(v, "timeouts.upstream_idle", c.Timeouts.UpstreamIdle)
+	if c.Limits.MaxBodyBytes < 1024 || c.Limits.MaxBodyBytes > 1<<30 {
+		v.Errorf("limits.max_body_bytes", "must be 1024..1073741824, got %d", c.Limits.MaxBodyBytes)
+	}
+	if c.Limits.MaxHeaderBytes < 1024 || c.Limits.MaxHeaderBytes > 1<<20 {
+		v.Errorf("limits.max_header_bytes", "must be 1024..1048576, got %d", c.Limits.MaxHeaderBytes)
+	}
+	if c.Limits.MaxConnsPerNode < 1 {
+		v.Errorf("limits.max_conns_per_node", "must be at least 1, got %d", c.Limits.MaxConnsPerNode)
+	}
+	validCIDRs(v, "edge.allow_health_from", c.Edge.AllowHealthFrom)
+	validCIDRs(v, "edge.allow_cron_from", c.Edge.AllowCronFrom)
+	if p := c.Edge.ForwardedPrefix; p != "" && (!strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/")) {
+		v.Errorf("edge.forwarded_prefix", "must start with / and not end with one, like /mosparo; got %q", p)
+	}
+	c.validateAdmin(v)
+	oneOf(v, "log.level", c.Log.Level, []string{"debug", "info", "warn", "error"})
+	oneOf(v, "log.format", c.Log.Format, []string{"json", "console"})
+	c.Health.validate(v, "health")
+	c.Discovery.validate(v, "discovery")
+	c.CSSCache.validate(v, "css_cache")
+	c.VRRP.validate(v, "vrrp")
+	c.Cron.validate(v, "cron")
+}
+
+func (c *Config) validateListen(v *validator) {
+	seen := map[string]bool{}
+	for i, l := range c.Listen {
+		p := fmt.Sprintf("listen[%d]", i)
+		if err := hostPort(l.Address); err != nil {
+			v.Errorf(p+".address", "%v", err)
+		} else if seen[l.Address] {
+			v.Errorf(p+".address", "%s is listed twice", l.Address)
+		}
+		seen[l.Address] = true
+		if l.TLS != nil {
+			if len(l.TLS.Certificates) == 0 {
+				v.Errorf(p+".tls.certificates", "needs at least one {cert, key} pair")
+			}
+			for j, cert := range l.TLS.Certificates {
+				cp := fmt.Sprintf("%s.tls.certificates[%d]", p, j)
+				if cert.Cert == "" {
+					v.Errorf(cp+".cert", "is required: path of a PEM certificate chain")
+				}
+				if cert.Key == "" {
+					v.Errorf(cp+".key", "is required: path of the PEM private key")
+				}
+			}
+			if l.RedirectHTTPS {
+				v.Errorf(p+".redirect_https", "only makes sense on a listener without tls")
+			}
+		}
+		if l.RedirectPort < 0 || l.RedirectPort > 65535 {
+			v.Errorf(p+".redirect_port", "must be a port 1..65535, got %d", l.RedirectPort)
+		}
+	}
+}
+
+func (c *Config) validateNodes(v *validator) {
+	names := map[string]bool{}
+	addrs := map[string]bool{}
+	for i, n := range c.Nodes {
+		p := fmt.Sprintf("nodes[%d]", i)
+		switch {
+		case n.Name == "":
+			v.Errorf(p+".name", "is required: a unique name such as node1")
+		case strings.ContainsAny(n.Name, "/ \t?#%"):
+			v.Errorf(p+".name", "%q may not contain /, spaces, ?, # or %%", n.Name)
+		case names[n.Name]:
+			v.Errorf(p+".name", "%q is used by another node", n.Name)
+		}
+		names[n.Name] = true
+		if err := hostPort(n.Address); err != nil {
+			v.Errorf(p+".address", "%v", err)
+		} else if _, port, _ := net.SplitHostPort(n.Address); port == "0" {
+			v.Errorf(p+".address", "needs a real port, got %q", n.Address)
+		} else if addrs[n.Address] {
+			v.Errorf(p+".address", "%s is used by another node", n.Address)
+		}
+		addrs[n.Address] = true
+		if n.Weight < 1 || n.Weight > 1000 {
+			v.Errorf(p+".weight", "must be 1..1000, got %d", n.Weight)
+		}
+	}
+}
+
+func (c *Config) validateBalancing(v *validator) {
+	oneOf(v, "balancing.policy", c.Balancing.Policy, Policies)
+	if r := *c.Balancing.Retries; r < 0 || r > 10 {
+		v.Errorf("balancing.retries", "must be 0..10, got %d", r)
+	}
+	names := map[string]bool{}
+	for _, n := range c.Nodes {
+		names[n.Name] = true
+	}
+	for class, members := range c.Balancing.Pools {
+		p := "balancing.pools." + class
+		if !contains(RouteClasses, class) {
+			v.Errorf(p, "unknown route class %q; valid: %s", class, strings.Join(RouteClasses, ", "))
+			continue
+		}
+		if len(members) == 0 {
+			v.Errorf(p, "lists no nodes; remove it to use every node")
+		}
+		for j, m := range members {
+			if !names[m] && c.Discovery.Consul == nil {
+				v.Errorf(fmt.Sprintf("%s[%d]", p, j), "no node is named %q", m)
+			}
+		}
+	}
+}
+
+func (c *Config) validateAdmin(v *validator) {
+	if c.Admin.Listen == "off" {
+		return
+	}
+	if err := hostPort(c.Admin.Listen); err != nil {
+		v.Errorf("admin.listen", "%v", err)
+		return
+	}
+	host, _, _ := net.SplitHostPort(c.Admin.Listen)
+	ip, err := netip.ParseAddr(host)
+	loopback := err == nil && ip.IsLoopback() || host == "localhost"
+	if !loopback && c.Admin.Token == "" {
+		v.Errorf("admin.listen", "%s is not a loopback address; set admin.token to expose the admin API", c.Admin.Listen)
+	}
+}
+
+func hostPort(s string) error {
+	if s == "" {
+		return fmt.Errorf("is required: host:port such as 10.0.0.11:80 or :443")
+	}
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port (IPv6 goes in brackets: [::1]:80)", s)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q has no valid port (0..65535)", s)
+	}
+	return nil
+}
+
+func validCIDRs(v *validator, path string, list []string) {
+	for i, s := range list {
+		if _, err := ParsePrefix(s); err != nil {
+			v.Errorf(fmt.Sprintf("%s[%d]", path, i), "%q is not an address or CIDR such as 10.0.0.0/8 or ::1", s)
+		}
+	}
+}
+
+// ParsePrefix reads a CIDR or a single address (as a /32 or /128).
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}
+
+func positive(v *validator, path string, d Duration) {
+	if d <= 0 {
+		v.Errorf(path, "must be positive")
+	}
+}
+
+func oneOf(v *validator, path, got string, valid []string) {
+	if !contains(valid, got) {
+		v.Errorf(path, "%q is not valid; use one of %s", got, strings.Join(valid, ", "))
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
