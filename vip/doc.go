@@ -1,0 +1,13 @@
+// Package vip moves the virtual IPs between load-balancer hosts with VRRPv3
+// (RFC 5798), as a drop-in replacement for keepalived (vrrp/FACTS.md).
+//
+// It owns the advertisement codec (packet.go, checksum.go), the pure state
+// machine and its timers (state.go, timers.go), the raw IP protocol 112
+// sockets (conn_linux.go), the virtual addresses via netlink (addr_linux.go),
+// gratuitous ARP and unsolicited neighbour advertisements (garp.go), the
+// notify hooks (notify.go), the runners (instance.go, manager.go) and the
+// keepalived.conf importer (importkeepalived.go).
+//
+// It must not block or slow the data plane: the balancer listens on the VIPs
+// with IP_FREEBIND and never waits for this package.
+package vip
