@@ -1,0 +1,101 @@
+package balancer
+
+import (
+	"bytes"
+	"net/netip"
+
+	"github.com/valyala/fasthttp"
+)
+
+// forwarder applies the forwarding rule of DESIGN.md step 5. It is built once
+// per runtime and read concurrently.
+type forwarder struct {
+	trusted []netip.Prefix
+	prefix  []byte // edge.forwarded_prefix, sent as X-Forwarded-Prefix
+}
+
+// strippedHeaders are dropped from an untrusted peer. mosparo's Symfony
+// trusts the first four from a trusted proxy (FACTS 4); the rest are dropped
+// so no later hop can be fooled either.
+var strippedHeaders = []string{
+	"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Prefix",
+	"X-Forwarded-Port", "X-Forwarded-Server", "X-Forwarded-Ssl", "X-Forwarded-Scheme",
+	"Forwarded", "X-Real-Ip", "X-Client-Ip",
+}
+
+var xForwardedPrefix = []byte("X-Forwarded-")
+
+// isTrusted reports whether peer is a configured trusted proxy.
+func (f *forwarder) isTrusted(peer netip.Addr) bool {
+	for _, p := range f.trusted {
+		if p.Contains(peer) {
+			return true
+		}
+	}
+	return false
+}
+
+// apply rewrites the outgoing request's forwarding headers. The trust rule:
+// a client's own X-Forwarded-*/Forwarded headers survive only when the TCP
+// peer is in trusted_proxies, and then the peer is appended to the chain;
+// from anyone else they are deleted and replaced by what this LB saw. So a
+// spoofed "X-Forwarded-For: 127.0.0.1" never reaches a node (FACTS 4, 9.2:
+// the Docker images trust every peer's XFF). buf is scratch space, returned
+// for reuse.
+func (f *forwarder) apply(h *fasthttp.RequestHeader, peer netip.Addr, tls bool, buf []byte) []byte {
+	trusted := f.isTrusted(peer)
+	buf = buf[:0]
+	if trusted {
+		// Several X-Forwarded-For lines form one list (RFC 9110 section 5.3).
+		for k, v := range h.All() {
+			if bytes.EqualFold(k, strXFF) && len(v) > 0 {
+				if len(buf) > 0 {
+					buf = append(buf, ", "...)
+				}
+				buf = append(buf, v...)
+			}
+		}
+		if len(buf) > 0 {
+			buf = append(buf, ", "...)
+		}
+	} else {
+		for _, k := range strippedHeaders {
+			h.Del(k)
+		}
+		f.stripOtherForwarded(h)
+	}
+	buf = peer.AppendTo(buf)
+	h.SetBytesV("X-Forwarded-For", buf)
+	if !trusted || len(h.Peek("X-Forwarded-Proto")) == 0 {
+		if tls {
+			h.Set("X-Forwarded-Proto", "https")
+		} else {
+			h.Set("X-Forwarded-Proto", "http")
+		}
+	}
+	if !trusted || len(h.Peek("X-Forwarded-Host")) == 0 {
+		if host := h.Host(); len(host) > 0 {
+			h.SetBytesV("X-Forwarded-Host", host)
+		}
+	}
+	if len(f.prefix) > 0 && (!trusted || len(h.Peek("X-Forwarded-Prefix")) == 0) {
+		h.SetBytesV("X-Forwarded-Prefix", f.prefix)
+	}
+	return buf
+}
+
+var strXFF = []byte("X-Forwarded-For")
+
+// stripOtherForwarded removes X-Forwarded-* names not in the fixed list. It
+// allocates only when such a header is present, which honest clients never send.
+func (f *forwarder) stripOtherForwarded(h *fasthttp.RequestHeader) {
+	var extra [][]byte
+	for k := range h.All() {
+		if len(k) > len(xForwardedPrefix) && bytes.EqualFold(k[:len(xForwardedPrefix)], xForwardedPrefix) {
+			extra = append(extra, append([]byte(nil), k...))
+		}
+	}
+	for _, k := range extra {
+		h.DelBytes(k)
+	}
+}

@@ -1,0 +1,127 @@
+package balancer
+
+import (
+	"bytes"
+	"sync/atomic"
+
+	"github.com/mosparo-lb/mosparo-lb/health"
+	"github.com/valyala/fasthttp"
+)
+
+// NodeHealth is the view of package health the balancer needs per node
+// (implemented by *health.Node). All three methods are on the hot path and
+// must not allocate.
+type NodeHealth interface {
+	State() health.State
+	Weight(now int64) int
+	Observe(o health.Outcome, now int64)
+}
+
+// upstream is one node as the data plane sees it: its keep-alive client,
+// health view and counters. It belongs to one runtime.
+type upstream struct {
+	name   string
+	addr   string
+	admin  bool
+	weight int
+	hash   uint64
+	hc     *fasthttp.HostClient
+	health NodeHealth
+
+	inflight atomic.Int64
+	requests atomic.Uint64
+	failures atomic.Uint64 // connect errors, timeouts and 5xx
+}
+
+// pool is the set of nodes one route class may use, with its policy.
+type pool struct {
+	class Class
+	nodes []*upstream
+	sel   Selector
+}
+
+// Tiers of eligibility: a lower tier is used only while no node of a
+// higher one is eligible.
+const (
+	tierNone = iota
+	tierPreferred
+	tierOther
+	tierFallback
+	numTiers
+)
+
+// tierOf decides what a node in state st may serve for class c (issue 3 and
+// FACTS 1.4):
+//   - up nodes serve everything; for admin and setup, admin: true nodes first;
+//   - draining (mosparo's update-not-finished) nodes get frontend and API
+//     traffic only while no up node exists, admin traffic as a fallback, and
+//     are preferred for /administration/update/finalize, which only a node
+//     running the new code can answer;
+//   - setup (not installed) nodes get only setup and admin traffic;
+//   - down and maintenance nodes get nothing new.
+func tierOf(c Class, st health.State, admin, finalize bool) int {
+	switch st {
+	case health.Up:
+		if c == Admin || c == Setup {
+			if finalize {
+				return tierOther
+			}
+			if admin {
+				return tierPreferred
+			}
+			return tierOther
+		}
+		return tierPreferred
+	case health.Draining:
+		if finalize {
+			return tierPreferred
+		}
+		return tierFallback
+	case health.Setup:
+		if c == Admin || c == Setup {
+			return tierFallback
+		}
+	}
+	return tierNone
+}
+
+// fill computes the eligible mask (best non-empty tier, minus the nodes
+// already tried) and effective weights into c.
+func (p *pool) fill(c *candidates, tried uint64, now int64, finalize bool) {
+	var masks [numTiers]uint64
+	for i, u := range p.nodes {
+		st := health.Up
+		w := u.weight
+		if u.health != nil {
+			st = u.health.State()
+			w = u.health.Weight(now)
+		}
+		c.weights[i] = int32(w)
+		if tried&(1<<uint(i)) != 0 {
+			continue
+		}
+		masks[tierOf(p.class, st, u.admin, finalize)] |= 1 << uint(i)
+	}
+	c.nodes = p.nodes
+	c.mask = 0
+	for t := tierPreferred; t < numTiers; t++ {
+		if masks[t] != 0 {
+			c.mask = masks[t]
+			return
+		}
+	}
+}
+
+// byName returns the index of the node called name, or -1.
+func (p *pool) byName(name []byte) int {
+	for i, u := range p.nodes {
+		if string(name) == u.name {
+			return i
+		}
+	}
+	return -1
+}
+
+var pFinalize = []byte("/administration/update/finalize")
+
+func isFinalize(path []byte) bool { return bytes.HasPrefix(path, pFinalize) }

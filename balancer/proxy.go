@@ -1,0 +1,262 @@
+package balancer
+
+import (
+	"bytes"
+	"crypto/tls"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/mosparo-lb/mosparo-lb/health"
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+)
+
+// reqState is per-request scratch space, pooled so the hot path does not
+// allocate. Nothing in it refers to the RequestCtx after the handler returns.
+type reqState struct {
+	cand    candidates
+	weights [maxPoolNodes]int32
+	buf     []byte
+}
+
+var statePool = sync.Pool{New: func() any { return new(reqState) }}
+
+// outcome is what the access log and metrics learn of one request: plain
+// values copied out of the request (STYLE 6).
+type outcome struct {
+	class   Class
+	node    *upstream
+	status  int
+	retries int
+}
+
+// handle is the fasthttp handler: classify, guard, edge-serve, forward.
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	rt := s.rt.Load()
+	ln := listenerOf(ctx)
+	if ln != nil && ln.redirect {
+		s.redirect(ctx, ln)
+		return
+	}
+	path := ctx.Path()
+	class := Classify(path)
+	peer := peerAddr(ctx)
+	st := statePool.Get().(*reqState)
+	o := rt.serve(ctx, st, class, peer, path, start)
+	statePool.Put(st)
+	if rt.deps.AccessLog != nil {
+		rt.accessLog(ctx, o, peer, start)
+	}
+}
+
+func (rt *Runtime) serve(ctx *fasthttp.RequestCtx, st *reqState, class Class, peer netip.Addr, path []byte, start time.Time) outcome {
+	o := outcome{class: class}
+	switch {
+	case class == Health && !allowed(rt.allowHealth, peer), class == Cron && !allowed(rt.allowCron, peer):
+		// Infrastructure endpoints guarded only by IP allow lists that a
+		// proxy defeats (FACTS 1.2, 6.1): refused unless listed.
+		writeError(ctx, class, fasthttp.StatusForbidden, bodyForbidden)
+		o.status = fasthttp.StatusForbidden
+		return o
+	case class == Resources && rt.deps.CSS != nil && (ctx.IsGet() || ctx.IsHead()):
+		scheme := strHTTP
+		if ctx.IsTLS() {
+			scheme = strHTTPS
+		}
+		if rt.deps.CSS.Serve(ctx, scheme, ctx.Host(), rt.fwd.prefix) {
+			o.status = ctx.Response.StatusCode()
+			return o
+		}
+	}
+	rt.forward(ctx, st, &o, peer, path, start)
+	return o
+}
+
+var (
+	strHTTP  = []byte("http")
+	strHTTPS = []byte("https")
+)
+
+// forward sends the request to a node, retrying on others as the rule of
+// DESIGN.md step 6 allows, and leaves the node's answer (or a JSON error)
+// in ctx.Response.
+func (rt *Runtime) forward(ctx *fasthttp.RequestCtx, st *reqState, o *outcome, peer netip.Addr, path []byte, start time.Time) {
+	req := &ctx.Request
+	resp := &ctx.Response
+	clientClose := req.Header.ConnectionClose()
+	key := rt.clientKey(req, peer)
+	removeHopByHop(&req.Header)
+	req.Header.ResetConnectionClose()
+	st.buf = rt.fwd.apply(&req.Header, peer, ctx.IsTLS(), st.buf)
+
+	p := rt.pools[o.class]
+	idempotent := isIdempotent(req.Header.Method())
+	finalize := o.class == Admin && isFinalize(path)
+	deadline := start.Add(rt.timeout)
+	st.cand.weights = &st.weights
+	st.cand.key = key
+	var tried uint64
+	for attempt := 0; attempt <= rt.retries; attempt++ {
+		now := time.Now()
+		p.fill(&st.cand, tried, now.UnixNano(), finalize)
+		i := rt.affinity(ctx, p, &st.cand)
+		if i < 0 {
+			i = p.sel.Select(&st.cand)
+		}
+		if i < 0 {
+			if o.node == nil {
+				writeError(ctx, o.class, fasthttp.StatusServiceUnavailable, bodyNoNode)
+				o.status = fasthttp.StatusServiceUnavailable
+			}
+			break
+		}
+		u := p.nodes[i]
+		tried |= 1 << uint(i)
+		o.node, o.retries = u, attempt
+		u.inflight.Add(1)
+		u.requests.Add(1)
+		err := u.hc.DoDeadline(req, resp, deadline)
+		u.inflight.Add(-1)
+		if err == nil {
+			rt.finishResponse(ctx, u, o, clientClose)
+			return
+		}
+		u.failures.Add(1)
+		switch {
+		case isTimeout(err) && !neverReached(err):
+			u.observe(health.Timeout)
+			writeError(ctx, o.class, fasthttp.StatusGatewayTimeout, bodyTimeout)
+			o.status = fasthttp.StatusGatewayTimeout
+			rt.logUpstreamError(u, err)
+			finishClose(ctx, clientClose)
+			return
+		case neverReached(err):
+			u.observe(health.ConnectFailure)
+		default:
+			u.observe(health.ServerError)
+			if !idempotent {
+				// It may have reached the node: a second attempt could
+				// store a submission twice (PEERS 3, nginx since 1.9.13).
+				writeError(ctx, o.class, fasthttp.StatusBadGateway, bodyBadGateway)
+				o.status = fasthttp.StatusBadGateway
+				rt.logUpstreamError(u, err)
+				finishClose(ctx, clientClose)
+				return
+			}
+		}
+		rt.logUpstreamError(u, err)
+		resp.Reset()
+		if time.Now().After(deadline) {
+			writeError(ctx, o.class, fasthttp.StatusGatewayTimeout, bodyTimeout)
+			o.status = fasthttp.StatusGatewayTimeout
+			finishClose(ctx, clientClose)
+			return
+		}
+		o.status = fasthttp.StatusBadGateway
+	}
+	if o.status == fasthttp.StatusBadGateway || o.status == 0 {
+		writeError(ctx, o.class, fasthttp.StatusBadGateway, bodyBadGateway)
+		o.status = fasthttp.StatusBadGateway
+	}
+	finishClose(ctx, clientClose)
+}
+
+// finishResponse cleans the node's answer for the client.
+func (rt *Runtime) finishResponse(ctx *fasthttp.RequestCtx, u *upstream, o *outcome, clientClose bool) {
+	resp := &ctx.Response
+	o.status = resp.StatusCode()
+	if o.status >= 500 {
+		u.failures.Add(1)
+		u.observe(health.ServerError)
+	} else {
+		u.observe(health.Success)
+	}
+	removeHopByHop(&resp.Header)
+	// The node closing its side says nothing about the client's connection.
+	resp.Header.ResetConnectionClose()
+	finishClose(ctx, clientClose)
+}
+
+func finishClose(ctx *fasthttp.RequestCtx, clientClose bool) {
+	if clientClose {
+		ctx.SetConnectionClose()
+	}
+}
+
+func (u *upstream) observe(o health.Outcome) {
+	if u.health != nil {
+		u.health.Observe(o, time.Now().UnixNano())
+	}
+}
+
+func (rt *Runtime) logUpstreamError(u *upstream, err error) {
+	if ce := rt.deps.Logger.Check(zap.WarnLevel, "upstream error"); ce != nil {
+		ce.Write(zap.String("node", u.name), zap.Error(err))
+	}
+}
+
+// affinity keeps one client's setup wizard on one node: before installation
+// mosparo's sessions are node-local files (FACTS 2.8, 3).
+func (rt *Runtime) affinity(ctx *fasthttp.RequestCtx, p *pool, c *candidates) int {
+	if p.class != Setup {
+		return -1
+	}
+	name := ctx.Request.Header.Cookie(affinityCookie)
+	if len(name) == 0 {
+		return -1
+	}
+	if i := p.byName(name); i >= 0 && c.mask&(1<<uint(i)) != 0 {
+		return i
+	}
+	return -1
+}
+
+const affinityCookie = "mosparo_lb_node"
+
+// clientKey is the hash of the client address used by client_ip_hash: the
+// peer, or behind a trusted proxy the right-most forwarded address.
+func (rt *Runtime) clientKey(req *fasthttp.Request, peer netip.Addr) uint64 {
+	if rt.fwd.isTrusted(peer) {
+		if xff := req.Header.Peek("X-Forwarded-For"); len(xff) > 0 {
+			if i := bytes.LastIndexByte(xff, ','); i >= 0 {
+				xff = xff[i+1:]
+			}
+			return mix64(hashBytes(bytes.TrimSpace(xff)))
+		}
+	}
+	b := peer.As16()
+	return mix64(hashBytes(b[:]))
+}
+
+func isIdempotent(m []byte) bool {
+	switch string(m) {
+	case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE":
+		return true
+	}
+	return false
+}
+
+// peerAddr is the TCP peer of the connection, without allocating.
+func peerAddr(ctx *fasthttp.RequestCtx) netip.Addr {
+	if ta, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
+		if a, ok := netip.AddrFromSlice(ta.IP); ok {
+			return a.Unmap()
+		}
+	}
+	return netip.IPv4Unspecified()
+}
+
+// listenerOf finds which configured listener accepted the connection.
+func listenerOf(ctx *fasthttp.RequestCtx) *listenerInfo {
+	c := ctx.Conn()
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if t, ok := c.(*taggedConn); ok {
+		return t.ln
+	}
+	return nil
+}

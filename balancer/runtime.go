@@ -1,0 +1,198 @@
+package balancer
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/mosparo-lb/mosparo-lb/configs"
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+)
+
+// NodeSpec is one node the runtime balances over (static or discovered).
+type NodeSpec struct {
+	Name    string
+	Address string
+	Weight  int
+	Admin   bool
+}
+
+// HealthSource gives the health view of a node by address; nil means no
+// health checking (every node is up).
+type HealthSource interface {
+	NodeHealth(address string) NodeHealth
+}
+
+// EdgeCache answers some /resources requests at the edge (package cssproxy).
+// Serve returns true when it wrote the whole answer; it must not keep ctx.
+type EdgeCache interface {
+	Serve(ctx *fasthttp.RequestCtx, scheme, host, prefix []byte) bool
+}
+
+// Deps are what a runtime is built with besides the configuration.
+type Deps struct {
+	Logger    *zap.Logger // required
+	AccessLog *zap.Logger // nil disables the access log
+	Health    HealthSource
+	CSS       EdgeCache
+	// Dial opens connections to nodes; nil uses TCP with timeouts.connect.
+	Dial func(addr string, timeout time.Duration) (net.Conn, error)
+}
+
+// Runtime is everything a request needs, built from one configuration and
+// one node set. It is immutable; a reload builds a new one and swaps it in.
+type Runtime struct {
+	cfg         *configs.Config
+	nodes       []*upstream
+	pools       [numClasses]*pool
+	fwd         forwarder
+	allowHealth []netip.Prefix
+	allowCron   []netip.Prefix
+	retries     int
+	timeout     time.Duration
+	certs       [][]tls.Certificate // per listener index; nil for plain HTTP
+	deps        Deps
+}
+
+// NewRuntime builds a runtime; it reads TLS certificate files, so a reload
+// picks up renewed certificates.
+func NewRuntime(cfg *configs.Config, nodes []NodeSpec, deps Deps) (*Runtime, error) {
+	if deps.Logger == nil {
+		deps.Logger = zap.NewNop()
+	}
+	if len(nodes) > maxPoolNodes {
+		return nil, fmt.Errorf("balancer: %d nodes; at most %d are supported", len(nodes), maxPoolNodes)
+	}
+	rt := &Runtime{
+		cfg:     cfg,
+		retries: *cfg.Balancing.Retries,
+		timeout: cfg.Timeouts.Request.D(),
+		deps:    deps,
+	}
+	var err error
+	if rt.fwd.trusted, err = prefixes(cfg.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("balancer: trusted_proxies: %w", err)
+	}
+	if cfg.Edge.ForwardedPrefix != "" {
+		rt.fwd.prefix = []byte(cfg.Edge.ForwardedPrefix)
+	}
+	if rt.allowHealth, err = prefixes(cfg.Edge.AllowHealthFrom); err != nil {
+		return nil, fmt.Errorf("balancer: edge.allow_health_from: %w", err)
+	}
+	if rt.allowCron, err = prefixes(cfg.Edge.AllowCronFrom); err != nil {
+		return nil, fmt.Errorf("balancer: edge.allow_cron_from: %w", err)
+	}
+	for _, n := range nodes {
+		rt.nodes = append(rt.nodes, rt.newUpstream(n))
+	}
+	for c := Class(0); c < numClasses; c++ {
+		rt.pools[c] = rt.newPool(c)
+	}
+	for _, l := range cfg.Listen {
+		var certs []tls.Certificate
+		if l.TLS != nil {
+			for _, cp := range l.TLS.Certificates {
+				cert, err := tls.LoadX509KeyPair(cp.Cert, cp.Key)
+				if err != nil {
+					return nil, fmt.Errorf("balancer: listener %s: %w", l.Address, err)
+				}
+				certs = append(certs, cert)
+			}
+		}
+		rt.certs = append(rt.certs, certs)
+	}
+	return rt, nil
+}
+
+// Config returns the configuration the runtime was built from.
+func (rt *Runtime) Config() *configs.Config { return rt.cfg }
+
+func (rt *Runtime) newUpstream(n NodeSpec) *upstream {
+	u := &upstream{
+		name:   n.Name,
+		addr:   n.Address,
+		admin:  n.Admin,
+		weight: n.Weight,
+		hash:   mix64(hashBytes([]byte(n.Name))),
+	}
+	if rt.deps.Health != nil {
+		u.health = rt.deps.Health.NodeHealth(n.Address)
+	}
+	connect := rt.cfg.Timeouts.Connect.D()
+	dial := rt.deps.Dial
+	if dial == nil {
+		dial = fasthttp.DialTimeout
+	}
+	u.hc = &fasthttp.HostClient{
+		Addr: n.Address,
+		Name: "",
+		Dial: func(addr string) (net.Conn, error) {
+			c, err := dial(addr, connect)
+			if err != nil {
+				return nil, &dialError{err: err}
+			}
+			return c, nil
+		},
+		NoDefaultUserAgentHeader: true,
+		MaxConns:                 rt.cfg.Limits.MaxConnsPerNode,
+		MaxIdleConnDuration:      rt.cfg.Timeouts.UpstreamIdle.D(),
+		ReadBufferSize:           16 << 10,
+		WriteBufferSize:          16 << 10,
+		MaxResponseBodySize:      64 << 20,
+		// Retries are ours: never a second attempt on the same node.
+		MaxIdemponentCallAttempts: 1,
+		RetryIfErr:                func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
+	}
+	return u
+}
+
+func (rt *Runtime) newPool(c Class) *pool {
+	p := &pool{class: c, sel: NewSelector(rt.cfg.Balancing.Policy)}
+	names, restricted := rt.cfg.Balancing.Pools[c.String()]
+	for _, u := range rt.nodes {
+		if !restricted || contains(names, u.name) {
+			p.nodes = append(p.nodes, u)
+		}
+	}
+	return p
+}
+
+// CloseIdle closes idle upstream connections of a runtime that was replaced.
+func (rt *Runtime) CloseIdle() {
+	for _, u := range rt.nodes {
+		u.hc.CloseIdleConnections()
+	}
+}
+
+func prefixes(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		p, err := configs.ParsePrefix(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func allowed(list []netip.Prefix, a netip.Addr) bool {
+	for _, p := range list {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,271 @@
+package balancer
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/mosparo-lb/mosparo-lb/configs"
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+)
+
+// Server is the public side: one fasthttp.Server over every configured
+// listener, serving whatever Runtime is current.
+type Server struct {
+	rt     atomic.Pointer[Runtime]
+	srv    *fasthttp.Server
+	logger *zap.Logger
+
+	mu        sync.Mutex
+	listeners []net.Listener
+	infos     []*listenerInfo
+}
+
+// listenerInfo is what a connection remembers of its listener.
+type listenerInfo struct {
+	index    int
+	address  string
+	tls      bool
+	redirect bool
+	port     int // HTTPS port for redirects
+}
+
+// NewServer prepares a server for rt; Listen binds it, Serve runs it.
+func NewServer(rt *Runtime) *Server {
+	s := &Server{logger: rt.deps.Logger}
+	s.rt.Store(rt)
+	cfg := rt.cfg
+	s.srv = &fasthttp.Server{
+		Handler:                       s.handle,
+		ErrorHandler:                  serverError,
+		ReadTimeout:                   cfg.Timeouts.ClientRead.D(),
+		WriteTimeout:                  cfg.Timeouts.Request.D(),
+		IdleTimeout:                   cfg.Timeouts.Idle.D(),
+		MaxRequestBodySize:            cfg.Limits.MaxBodyBytes,
+		ReadBufferSize:                cfg.Limits.MaxHeaderBytes,
+		NoDefaultServerHeader:         true,
+		NoDefaultContentType:          true,
+		DisablePreParseMultipartForm:  true,
+		CloseOnShutdown:               true,
+		DisableHeaderNamesNormalizing: false,
+		Logger:                        fasthttpLogger{s.logger},
+	}
+	return s
+}
+
+// Runtime returns the runtime currently serving.
+func (s *Server) Runtime() *Runtime { return s.rt.Load() }
+
+// Swap makes rt serve every request from now on; requests already running
+// finish on the old one, whose idle upstream connections are then closed.
+// Listener addresses are fixed at start: a changed listen: section is
+// reported and needs a restart.
+func (s *Server) Swap(rt *Runtime) error {
+	old := s.rt.Swap(rt)
+	var err error
+	if !sameListeners(old.cfg.Listen, rt.cfg.Listen) {
+		err = errors.New("balancer: listen: changes take effect after a restart")
+	}
+	s.mu.Lock()
+	for i, info := range s.infos {
+		if i < len(rt.cfg.Listen) {
+			l := rt.cfg.Listen[i]
+			info.redirect = l.RedirectHTTPS && !info.tls
+			info.port = l.RedirectPort
+		}
+	}
+	s.mu.Unlock()
+	go func() {
+		// Old in-flight requests hold their own connections; give them the
+		// request timeout before closing the old runtime's idle ones.
+		time.Sleep(old.timeout)
+		old.CloseIdle()
+	}()
+	return err
+}
+
+func sameListeners(a, b []configs.Listener) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Address != b[i].Address || (a[i].TLS == nil) != (b[i].TLS == nil) {
+			return false
+		}
+	}
+	return true
+}
+
+// Listen binds every configured listener. Sockets are bound with
+// IP_FREEBIND, so a VIP this host does not hold yet is fine and a VRRP
+// takeover needs no restart.
+func (s *Server) Listen(ctx context.Context) error {
+	rt := s.rt.Load()
+	lc := net.ListenConfig{Control: freebind}
+	for i, l := range rt.cfg.Listen {
+		ln, err := lc.Listen(ctx, "tcp", l.Address)
+		if err != nil {
+			s.closeListeners()
+			return fmt.Errorf("balancer: listen %s: %w", l.Address, err)
+		}
+		info := &listenerInfo{index: i, address: ln.Addr().String(), tls: l.TLS != nil,
+			redirect: l.RedirectHTTPS && l.TLS == nil, port: l.RedirectPort}
+		var wrapped net.Listener = &taggedListener{Listener: ln, info: info}
+		if l.TLS != nil {
+			wrapped = tls.NewListener(wrapped, s.tlsConfig(i))
+		}
+		s.mu.Lock()
+		s.listeners = append(s.listeners, wrapped)
+		s.infos = append(s.infos, info)
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+// Addrs returns the bound addresses, in listen: order.
+func (s *Server) Addrs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, len(s.infos))
+	for i, info := range s.infos {
+		out[i] = info.address
+	}
+	return out
+}
+
+// Serve accepts on every listener until ctx is cancelled, then stops
+// accepting and lets in-flight requests finish within shutdown.grace.
+func (s *Server) Serve(ctx context.Context) error {
+	s.mu.Lock()
+	lns := append([]net.Listener(nil), s.listeners...)
+	s.mu.Unlock()
+	if len(lns) == 0 {
+		return errors.New("balancer: Serve before Listen")
+	}
+	errc := make(chan error, len(lns))
+	for _, ln := range lns {
+		go func(ln net.Listener) { errc <- s.srv.Serve(ln) }(ln)
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		err = fmt.Errorf("balancer: serve: %w", err)
+	}
+	grace := s.rt.Load().cfg.Shutdown.Grace.D()
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if serr := s.srv.ShutdownWithContext(sctx); serr != nil && err == nil && !errors.Is(serr, context.DeadlineExceeded) {
+		err = fmt.Errorf("balancer: shutdown: %w", serr)
+	}
+	for range lns {
+		if e := <-errc; e != nil && err == nil && ctx.Err() == nil {
+			err = e
+		}
+		if len(errc) == 0 {
+			break
+		}
+	}
+	s.rt.Load().CloseIdle()
+	return err
+}
+
+func (s *Server) closeListeners() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ln := range s.listeners {
+		ln.Close()
+	}
+	s.listeners, s.infos = nil, nil
+}
+
+// tlsConfig serves the listener's certificates from the current runtime,
+// chosen by SNI (first one when none matches); TLS 1.2 minimum.
+func (s *Server) tlsConfig(index int) *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"http/1.1"},
+		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			rt := s.rt.Load()
+			if index >= len(rt.certs) || len(rt.certs[index]) == 0 {
+				return nil, errors.New("balancer: no certificate for this listener")
+			}
+			certs := rt.certs[index]
+			for i := range certs {
+				if hello.SupportsCertificate(&certs[i]) == nil {
+					return &certs[i], nil
+				}
+			}
+			return &certs[0], nil
+		},
+	}
+}
+
+// redirect answers plain HTTP with a permanent redirect to HTTPS, keeping
+// method and body semantics (308).
+func (s *Server) redirect(ctx *fasthttp.RequestCtx, ln *listenerInfo) {
+	host := ctx.Host()
+	if h, _, err := net.SplitHostPort(string(host)); err == nil {
+		host = []byte(h)
+	}
+	u := append([]byte("https://"), host...)
+	if ln.port != 0 && ln.port != 443 {
+		u = append(u, ':')
+		u = strconv.AppendInt(u, int64(ln.port), 10)
+	}
+	u = append(u, ctx.RequestURI()...)
+	ctx.Response.Header.SetBytesV("Location", u)
+	ctx.SetStatusCode(fasthttp.StatusPermanentRedirect)
+}
+
+// freebind lets the socket bind to an address not (yet) on this host.
+func freebind(network, address string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		if network == "tcp6" {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_IPV6, unix.IPV6_FREEBIND, 1)
+			if serr != nil {
+				return
+			}
+		}
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_IP, unix.IP_FREEBIND, 1)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+type taggedListener struct {
+	net.Listener
+	info *listenerInfo
+}
+
+func (l *taggedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &taggedConn{Conn: c, ln: l.info}, nil
+}
+
+// taggedConn remembers its listener so a request knows where it came in.
+type taggedConn struct {
+	net.Conn
+	ln *listenerInfo
+}
+
+type fasthttpLogger struct{ l *zap.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	f.l.Debug("fasthttp", zap.String("msg", fmt.Sprintf(format, args...)))
+}

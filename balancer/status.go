@@ -1,0 +1,26 @@
+package balancer
+
+// NodeStat is one node's data-plane counters, for /status.
+type NodeStat struct {
+	Name     string `json:"name"`
+	Address  string `json:"address"`
+	Admin    bool   `json:"admin"`
+	Weight   int    `json:"weight"`
+	InFlight int64  `json:"in_flight"`
+	Requests uint64 `json:"requests"`
+	Failures uint64 `json:"failures"`
+}
+
+// NodeStats returns the current runtime's per-node counters. Counters start
+// again from zero when a reload builds a new runtime.
+func (s *Server) NodeStats() []NodeStat {
+	rt := s.rt.Load()
+	out := make([]NodeStat, 0, len(rt.nodes))
+	for _, u := range rt.nodes {
+		out = append(out, NodeStat{
+			Name: u.name, Address: u.addr, Admin: u.admin, Weight: u.weight,
+			InFlight: u.inflight.Load(), Requests: u.requests.Load(), Failures: u.failures.Load(),
+		})
+	}
+	return out
+}
