@@ -1,0 +1,154 @@
+package health
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// maxSleep bounds one wait of Run, so a clock step (injected or real) is
+// noticed within it.
+const maxSleep = 30 * time.Second
+
+// probeJob is one check to run: the node and what to send.
+type probeJob struct {
+	n             *Node
+	address, host string
+}
+
+// probeResult is a finished check on its way back to Run's loop.
+type probeResult struct {
+	n              *Node
+	v              State
+	reason         string
+	started, ended time.Time
+}
+
+// Run probes every node on its own schedule until ctx is done, then waits
+// for the probes in flight (each bounded by health.timeout) and returns
+// nil. Only one Run may be active at a time.
+func (c *Checker) Run(ctx context.Context) error {
+	if !c.running.CompareAndSwap(false, true) {
+		return errors.New("health: Run is already running")
+	}
+	defer c.running.Store(false)
+	results := make(chan probeResult)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	timer := time.NewTimer(maxSleep)
+	defer timer.Stop()
+	var jobs []probeJob
+	for {
+		now := c.now()
+		var next time.Time
+		jobs, next = c.due(now, jobs[:0])
+		for _, j := range jobs {
+			wg.Add(1)
+			go c.probe(ctx, j, results, &wg)
+		}
+		timer.Reset(min(max(next.Sub(now), 0), maxSleep))
+		select {
+		case <-ctx.Done():
+			return nil
+		case r := <-results:
+			c.apply(r)
+		case <-c.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// due ends expired ejections, marks the nodes whose check is due as in
+// flight and returns them with the time of the next event.
+func (c *Checker) due(now time.Time, jobs []probeJob) ([]probeJob, time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	next := now.Add(maxSleep)
+	for _, n := range c.nodes {
+		old := n.m.effective()
+		if n.m.expire(now) {
+			c.log.Info("ejection ended", zap.String("node", n.target.Name))
+			c.publish(n, old, now)
+		}
+		if n.m.ejected() && n.m.ejectedUntil.Before(next) {
+			next = n.m.ejectedUntil
+		}
+		if n.inFlight {
+			continue
+		}
+		if !now.Before(n.m.nextProbe) {
+			n.inFlight = true
+			jobs = append(jobs, probeJob{n: n, address: n.address, host: n.target.Host})
+			continue
+		}
+		if n.m.nextProbe.Before(next) {
+			next = n.m.nextProbe
+		}
+	}
+	return jobs, next
+}
+
+// probe runs one check and hands the verdict to Run's loop.
+func (c *Checker) probe(ctx context.Context, j probeJob, results chan<- probeResult, wg *sync.WaitGroup) {
+	defer wg.Done()
+	pctx, cancel := context.WithTimeout(ctx, c.p.timeout)
+	started := c.now()
+	status, body, err := c.client.Get(pctx, j.address, j.host, c.p.path)
+	cancel()
+	r := probeResult{n: j.n, started: started, ended: c.now()}
+	if err != nil {
+		r.v, r.reason = Down, clean(c.errReason(err))
+	} else {
+		r.v, r.reason = judge(status, body, c.p.trustBypassed)
+	}
+	select {
+	case results <- r:
+	case <-ctx.Done():
+	}
+}
+
+// errReason words a failed probe for /status.
+func (c *Checker) errReason(err error) string {
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Sprintf("no answer within health.timeout (%s): %v", c.p.timeout, err)
+	}
+	return err.Error()
+}
+
+// apply feeds a finished check to the node's machine and schedules the
+// next one from the start of this one, so the period does not drift by the
+// check's latency.
+func (c *Checker) apply(r probeResult) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := r.n
+	n.inFlight = false
+	if n.removed {
+		return
+	}
+	old := n.m.effective()
+	n.m.probed(&c.p, r.v, r.reason, r.started, r.ended)
+	n.m.nextProbe = r.started.Add(jittered(n.m.delay(&c.p), c.p.jitter, c.rnd))
+	c.publish(n, old, r.ended)
+}
+
+// jittered shortens delay d by a random amount below min(jitter, d/2), so
+// checks of many nodes and LBs drift apart without ever being later than
+// the configured interval (detection time bounds stay valid).
+func jittered(d, jitter time.Duration, rnd func(int64) int64) time.Duration {
+	j := min(jitter, d/2)
+	if j <= 0 {
+		return d
+	}
+	r := rnd(int64(j))
+	if r < 0 || r >= int64(j) {
+		r = 0 // a broken Rand must not stretch or invert the schedule
+	}
+	return d - time.Duration(r)
+}
