@@ -88,9 +88,12 @@ func (rt *Runtime) forward(ctx *fasthttp.RequestCtx, st *reqState, o *outcome, p
 	resp := &ctx.Response
 	clientClose := req.Header.ConnectionClose()
 	key := rt.clientKey(req, peer)
+	isTLS := ctx.IsTLS()
 	removeHopByHop(&req.Header)
 	req.Header.ResetConnectionClose()
-	st.buf = rt.fwd.apply(&req.Header, peer, ctx.IsTLS(), st.buf)
+	st.buf = rt.fwd.apply(&req.Header, peer, isTLS, st.buf)
+	// TLS ends here; the hop to the node is plain HTTP.
+	req.URI().SetSchemeBytes(strHTTP)
 
 	p := rt.pools[o.class]
 	idempotent := isIdempotent(req.Header.Method())

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,6 +22,19 @@ type echoNode struct {
 	ln    net.Listener
 	hits  atomic.Int64
 	delay atomic.Int64
+	mu    sync.Mutex
+	conns map[net.Conn]bool
+}
+
+// kill closes the listener and every open connection at once, like a
+// crashed node.
+func (n *echoNode) kill() {
+	n.ln.Close()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for c := range n.conns {
+		c.Close()
+	}
 }
 
 func startEcho(t *testing.T, name string) *echoNode {
@@ -29,8 +43,16 @@ func startEcho(t *testing.T, name string) *echoNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &echoNode{name: name, ln: ln}
-	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+	n := &echoNode{name: name, ln: ln, conns: map[net.Conn]bool{}}
+	srv := &fasthttp.Server{ConnState: func(c net.Conn, st fasthttp.ConnState) {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if st == fasthttp.StateClosed || st == fasthttp.StateHijacked {
+			delete(n.conns, c)
+		} else {
+			n.conns[c] = true
+		}
+	}, Handler: func(ctx *fasthttp.RequestCtx) {
 		n.hits.Add(1)
 		if d := n.delay.Load(); d > 0 {
 			time.Sleep(time.Duration(d))

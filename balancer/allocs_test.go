@@ -1,0 +1,37 @@
+//go:build !race
+
+package balancer
+
+import (
+	"strings"
+	"testing"
+)
+
+// The per-request path allocates nothing in steady state (STYLE 6): classify,
+// forwarding headers, selection, the upstream exchange and the answer.
+func TestProxyAllocations(t *testing.T) {
+	page := []byte(strings.Repeat("<p>mosparo</p>", 100))
+	form := []byte("publicKey=PUBLICKEY_example&submitToken=abc&formData=" + strings.Repeat("x", 400))
+	for _, tt := range []struct {
+		name, policy, method, uri string
+		body                      []byte
+	}{
+		{"get least_conn", "least_conn", "GET", "/login", nil},
+		{"get round_robin", "round_robin", "GET", "/login", nil},
+		{"get weighted", "weighted", "GET", "/build/mosparo-frontend.js", nil},
+		{"get client_ip_hash", "client_ip_hash", "GET", "/login", nil},
+		{"post frontend", "least_conn", "POST", "/api/v1/frontend/check-form-data", form},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newInmemLB(t, "listen: [{address: \"127.0.0.1:0\"}]\nlog: {access_log: false}\nbalancing: {policy: "+tt.policy+"}\n", page, 3, tt.method, tt.uri, tt.body)
+			for i := 0; i < 100; i++ {
+				if code := l.once(); code != 200 {
+					t.Fatalf("warm-up status %d", code)
+				}
+			}
+			if a := testing.AllocsPerRun(1000, func() { l.once() }); a != 0 {
+				t.Errorf("%s: %.2f allocs per request, want 0", tt.name, a)
+			}
+		})
+	}
+}

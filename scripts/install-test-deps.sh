@@ -1,0 +1,38 @@
+#!/bin/sh
+# Installs the Debian packages the tests start for real (redis-server, memcached,
+# keepalived, php with Symfony cache, haproxy/nginx/wrk for benchmarks, chromium
+# for the status page test) when any is missing. Idempotent and quiet when done.
+set -eu
+need=""
+check() { # check BINARY PACKAGE...
+	bin=$1; shift
+	command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || need="$need $*"
+}
+check redis-server redis-server
+check memcached memcached
+check keepalived keepalived
+check haproxy haproxy
+check nginx nginx-light
+check wrk wrk
+check php php-cli php-symfony-cache php-redis php-memcached php-igbinary
+check ip iproute2
+check ping iputils-ping
+check arping arping
+check chromium chromium
+if command -v php >/dev/null 2>&1; then
+	php -r 'exit(extension_loaded("redis") && extension_loaded("memcached") && extension_loaded("igbinary") ? 0 : 1);' \
+		|| need="$need php-redis php-memcached php-igbinary"
+	[ -f /usr/share/php/Symfony/Component/Cache/Adapter/RedisAdapter.php ] || need="$need php-symfony-cache"
+fi
+[ -z "$need" ] && exit 0
+echo "installing test dependencies:$need"
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q
+# shellcheck disable=SC2086
+$sudo apt-get install -y -q --no-install-recommends $need
+# The packages start system services we do not use; tests start their own.
+for s in redis-server memcached keepalived haproxy nginx; do
+	$sudo systemctl disable --now "$s" >/dev/null 2>&1 || true
+done
