@@ -1,0 +1,19 @@
+// Package mosparotest runs emulated mosparo nodes for tests, benchmarks and the demo.
+//
+// A Node is a small fasthttp server that answers the routes a mosparo-aware load balancer
+// cares about exactly as mosparo v1.5.4 does, as written down in /work/shared/mosparo/FACTS.md
+// (cited by section in comments): the health endpoint with its allow list and proxy-resolved
+// client IP (sections 1 and 4), the frontend and HMAC-signed server APIs (2.1, 2.2, 8.1), the
+// dynamic CSS resources (5.3), the web cron with its per-node lock (6.1), the setup wizard's
+// node-local file sessions (2.8, 3) and the admin UI and static files only as far as routing,
+// redirects and response sizes go. Test-only routes under /__ (echo, sleep, status) let
+// forwarding tests see what reached the node.
+//
+// State that real mosparo keeps in its database (submit tokens, submissions) lives in a
+// Database, which several nodes may share like a cluster shares its DB; state mosparo keeps on
+// the node itself (setup sessions, web-cron schedule, health) is per Node.
+//
+// The package owns no global state; every Node stops its goroutines in Close. It must not be
+// imported by production code: nothing here is hardened against hostile input beyond not
+// crashing.
+package mosparotest

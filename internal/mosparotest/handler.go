@@ -1,0 +1,158 @@
+package mosparotest
+
+import (
+	"bytes"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Response header names and values used on several routes.
+var (
+	hdrNode        = []byte("X-Mosparo-Node")
+	hdrAllow       = []byte("Allow")
+	hdrCacheCtl    = []byte("Cache-Control")
+	hdrACAO        = []byte("Access-Control-Allow-Origin")
+	hdrACAM        = []byte("Access-Control-Allow-Methods")
+	ctJSON         = []byte("application/json")
+	ctHTML         = []byte("text/html; charset=UTF-8")
+	ctText         = []byte("text/plain; charset=UTF-8")
+	pathSetup      = []byte("/setup/")
+	pathFinalize   = []byte("/administration/update/finalize")
+	prefixUpdate   = []byte("/administration/update/")
+	valueGET       = []byte("GET")
+	valuePOST      = []byte("POST")
+	valueStar      = []byte("*")
+	valueNoCachePb = []byte("no-cache, public")
+)
+
+// handle is the fasthttp handler of one incarnation. Order: node header and counters, delay,
+// test routes and static files (served by nginx, not PHP), then PHP routes gated by the health
+// state as SetupSubscriber does (FACTS 1.4).
+func (n *Node) handle(ctx *fasthttp.RequestCtx, inc *incarnation) {
+	ctx.Response.Header.SetCanonical(hdrNode, n.nameHdr)
+	path := ctx.Path()
+	r := classify(path)
+	n.counts[r].Add(1)
+	n.paths.add(ctx.Method(), path)
+	if d := time.Duration(n.delay.Load()); d > 0 {
+		if !sleep(d, inc.stop) {
+			ctx.SetConnectionClose()
+			return
+		}
+	}
+	switch r {
+	case routeEcho:
+		n.serveEcho(ctx)
+		return
+	case routeTest:
+		n.serveTest(ctx, inc, path)
+		return
+	case routeStatic:
+		n.serveStatic(ctx, path)
+		return
+	}
+	h := Health(n.health.Load())
+	if h == Broken {
+		serveHTML(ctx, fasthttp.StatusInternalServerError, pageError500)
+		return
+	}
+	if r == routeHealth {
+		n.serveHealth(ctx, h)
+		return
+	}
+	if h == NotConfigured && r != routeSetup {
+		// SetupSubscriber: everything but setup (and health) goes to the wizard (FACTS 1.4).
+		redirect(ctx, fasthttp.StatusFound, pathSetup)
+		return
+	}
+	if h == UpdateNotFinished && ctx.IsGet() && (r == routeAdmin || r == routeStatistic) &&
+		!bytes.HasPrefix(path, prefixUpdate) && string(path) != "/login" && string(path) != "/logout" {
+		// GET UI routes go to the finalize page; frontend/verification API and web cron are
+		// not redirected, but the statistic route is, because SetupSubscriber lists its stale
+		// name (FACTS 1.4, 9.12).
+		redirect(ctx, fasthttp.StatusFound, pathFinalize)
+		return
+	}
+	switch r {
+	case routeRequestSubmitToken, routeStoreFormData, routeCheckFormData:
+		n.serveFrontend(ctx, r)
+	case routeVerify:
+		n.serveVerify(ctx)
+	case routeStatistic:
+		n.serveStatistic(ctx)
+	case routeResourcesCSS, routeResourcesHashCSS, routeResourcesOther:
+		n.serveResources(ctx, r, path)
+	case routeCron:
+		n.serveCron(ctx, inc)
+	case routeSetup:
+		n.serveSetup(ctx, h, path)
+	case routeAdmin:
+		n.serveAdmin(ctx, path)
+	default:
+		n.serveNotFound(ctx)
+	}
+}
+
+// sleep waits d or until stop is closed; it reports whether the full delay passed.
+func sleep(d time.Duration, stop <-chan struct{}) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-stop:
+		return false
+	}
+}
+
+func serveHTML(ctx *fasthttp.RequestCtx, status int, body []byte) {
+	setStatus(ctx, status)
+	ctx.Response.Header.SetContentTypeBytes(ctHTML)
+	ctx.Response.SetBodyRaw(body)
+}
+
+func serveJSON(ctx *fasthttp.RequestCtx, status int, body []byte) {
+	setStatus(ctx, status)
+	ctx.Response.Header.SetContentTypeBytes(ctJSON)
+	ctx.Response.SetBodyRaw(body)
+}
+
+// serveText answers with one of mosparo's plain-text bodies; Symfony's Response defaults to
+// text/html (FACTS 6.1).
+func serveText(ctx *fasthttp.RequestCtx, status int, body []byte) {
+	serveHTML(ctx, status, body)
+}
+
+// redirect answers a Symfony RedirectResponse to a path on the same host.
+func redirect(ctx *fasthttp.RequestCtx, status int, location []byte) {
+	ctx.SetStatusCode(status)
+	ctx.Response.Header.SetCanonical([]byte("Location"), location)
+	ctx.Response.Header.SetContentTypeBytes(ctHTML)
+	ctx.Response.SetBodyRaw(pageRedirect)
+}
+
+// wantsJSON reports whether the request's Accept header is exactly application/json, the only
+// case mosparo's ExceptionSubscriber renders errors as JSON (FACTS 1.1).
+func wantsJSON(ctx *fasthttp.RequestCtx) bool {
+	return string(ctx.Request.Header.Peek(fasthttp.HeaderAccept)) == "application/json"
+}
+
+func (n *Node) serveNotFound(ctx *fasthttp.RequestCtx) {
+	if wantsJSON(ctx) {
+		serveJSON(ctx, fasthttp.StatusNotFound, jsonNotFound)
+		return
+	}
+	serveHTML(ctx, fasthttp.StatusNotFound, pageNotFound)
+}
+
+var reasonTooEarly = []byte("Too Early")
+
+// setStatus sets the status code; fasthttp has no reason phrase for 425 (RFC 8470), which the
+// web cron uses (FACTS 6.1).
+func setStatus(ctx *fasthttp.RequestCtx, status int) {
+	ctx.SetStatusCode(status)
+	if status == 425 {
+		ctx.Response.Header.SetStatusMessage(reasonTooEarly)
+	}
+}
