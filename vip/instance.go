@@ -1,0 +1,454 @@
+package vip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/mosparo-lb/mosparo-lb/configs"
+)
+
+// InstanceStatus is one instance's state for /status and logs.
+type InstanceStatus struct {
+	Name      string `json:"name"`
+	Interface string `json:"interface"`
+	VRID      int    `json:"vrid"`
+	State     string `json:"state"`
+	// Priority is the configured priority, EffectivePriority the one sent
+	// after tracking (see TrackPenalty).
+	Priority          int `json:"priority"`
+	EffectivePriority int `json:"effective_priority"`
+	TrackPenalty      int `json:"track_penalty"`
+	// MasterAddress is the current master's primary address as last heard
+	// (ours while MASTER), empty when unknown.
+	MasterAddress        string    `json:"master_address,omitempty"`
+	AdvertInterval       string    `json:"advert_interval"`
+	MasterAdvertInterval string    `json:"master_advert_interval"`
+	Unicast              bool      `json:"unicast"`
+	VIPs                 []string  `json:"vips"`
+	Transitions          int       `json:"transitions"`
+	LastChange           time.Time `json:"last_change,omitzero"`
+}
+
+// instanceConn is what the runner needs of the advert socket.
+type instanceConn interface {
+	send(a *Advertisement) error
+	recv() (*Advertisement, netip.Addr, error)
+	close() error
+}
+
+// instance is the thin runner of one virtual router: it owns the socket,
+// netlink, GARP and notify side effects and one timer, and feeds a Machine.
+type instance struct {
+	cfg      configs.VRRPInstance
+	vips     []vipAddr
+	is6      bool
+	peers    []netip.Addr
+	unicastS netip.Addr
+	mcfg     MachineConfig
+	garp     GARPConfig
+	notify   NotifyConfig
+
+	opts Options
+	log  *zap.Logger
+	lim  *rateLimiter
+
+	m       *Machine // only touched by the Run goroutine
+	status  atomic.Pointer[InstanceStatus]
+	holding atomic.Bool // VIPs added by us and not removed since
+}
+
+func newInstance(c configs.VRRPInstance, opts Options) (*instance, error) {
+	in := &instance{cfg: c, opts: opts}
+	in.log = opts.Logger.With(zap.String("instance", c.Name), zap.Int("vrid", c.VirtualRouterID))
+	in.lim = newRateLimiter(10 * time.Second)
+	for _, s := range c.VirtualIPs {
+		v, err := configs.ParseVirtualIP(s)
+		if err != nil {
+			return nil, fmt.Errorf("vip: instance %s: virtual_ips %q: %w", c.Name, s, err)
+		}
+		dev := v.Dev
+		if dev == "" {
+			dev = c.Interface
+		}
+		in.vips = append(in.vips, vipAddr{prefix: v.Prefix, dev: dev, label: v.Label})
+	}
+	if len(in.vips) == 0 {
+		return nil, fmt.Errorf("vip: instance %s has no virtual_ips", c.Name)
+	}
+	in.is6 = in.vips[0].prefix.Addr().Is6()
+	for _, s := range c.UnicastPeers {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("vip: instance %s: unicast peer %q: %w", c.Name, s, err)
+		}
+		in.peers = append(in.peers, a.Unmap())
+	}
+	if c.UnicastSrcIP != "" {
+		a, err := netip.ParseAddr(c.UnicastSrcIP)
+		if err != nil {
+			return nil, fmt.Errorf("vip: instance %s: unicast_src_ip: %w", c.Name, err)
+		}
+		in.unicastS = a.Unmap()
+	}
+	if c.VirtualRouterID < 1 || c.VirtualRouterID > 255 || c.Priority < 1 || c.Priority > 255 {
+		return nil, fmt.Errorf("vip: instance %s: virtual_router_id or priority out of range", c.Name)
+	}
+	in.mcfg = MachineConfig{
+		Priority:          uint8(c.Priority),
+		AdvertInterval:    ToCentiseconds(c.AdvertInterval.D()).Duration(),
+		Preempt:           !c.Nopreempt,
+		PreemptDelay:      c.PreemptDelay.D(),
+		DownTimerAdverts:  c.DownTimerAdverts,
+		LowerPrioNoAdvert: c.LowerPrioNoAdvert,
+		GARPRefresh:       c.GARP.Refresh.D(),
+	}
+	if c.GARP.Delay != nil {
+		in.mcfg.GARPDelay = c.GARP.Delay.D()
+	}
+	in.garp = GARPConfig{Repeat: max(c.GARP.Repeat, 1), Interval: c.GARP.Interval.D(), RefreshRepeat: max(c.GARP.RefreshRepeat, 1)}
+	in.notify = NotifyConfig{Script: c.Notify.Script, Master: c.Notify.Master, Backup: c.Notify.Backup,
+		Fault: c.Notify.Fault, Stop: c.Notify.Stop, Timeout: c.Notify.Timeout.D()}
+	if in.notify.Timeout <= 0 {
+		in.notify.Timeout = 10 * time.Second
+	}
+	in.m = NewMachine(in.mcfg)
+	in.publish()
+	return in, nil
+}
+
+// Status is the last published snapshot.
+func (in *instance) Status() InstanceStatus { return *in.status.Load() }
+
+func (in *instance) publish() {
+	m := in.m
+	s := &InstanceStatus{
+		Name: in.cfg.Name, Interface: in.cfg.Interface, VRID: in.cfg.VirtualRouterID,
+		State: m.State().String(), Priority: in.cfg.Priority, EffectivePriority: int(m.Priority()),
+		TrackPenalty: m.penalty, AdvertInterval: in.mcfg.AdvertInterval.String(),
+		MasterAdvertInterval: m.MasterAdverInterval().String(), Unicast: len(in.peers) > 0,
+		Transitions: m.Transitions(), LastChange: m.LastChange(),
+	}
+	if a := m.MasterAddr(); a.IsValid() {
+		s.MasterAddress = a.String()
+	}
+	for _, v := range in.vips {
+		s.VIPs = append(s.VIPs, v.prefix.String())
+	}
+	in.status.Store(s)
+}
+
+type received struct {
+	a    *Advertisement
+	from netip.Addr
+}
+
+// run is the instance's life: clean up stale VIPs, open the socket
+// (retrying while the interface or its address is missing), run the state
+// machine until ctx ends, then stop gracefully (priority 0, VIPs removed).
+func (in *instance) run(ctx context.Context) error {
+	addrs := &netlinkAddrs{vips: in.vips}
+	if err := addrs.remove(); err != nil {
+		in.log.Warn("removing stale VIPs at start-up", zap.Error(err))
+	}
+	conn, err := in.open(ctx)
+	if err != nil {
+		return nil // ctx ended while waiting for the interface
+	}
+
+	notifyCtx, stopNotify := context.WithCancel(context.WithoutCancel(ctx))
+	nt := newNotifier(in.cfg.Name, in.notify, in.log)
+	var wg sync.WaitGroup
+	wg.Go(func() { nt.run(notifyCtx) })
+
+	ann := newAnnouncer(in.vips)
+	garpReq := make(chan garpJob, 4)
+	garpCtx, stopGARP := context.WithCancel(ctx)
+	wg.Go(func() { in.garpWorker(garpCtx, ann, garpReq) })
+
+	recvCh := make(chan received, 64)
+	readCtx, stopRead := context.WithCancel(ctx)
+	wg.Go(func() { in.reader(readCtx, conn, recvCh) })
+
+	deleted := make(chan netip.Addr, 16)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	waitWatch, err := addrs.watchDeleted(watchCtx, func(a netip.Addr) {
+		select {
+		case deleted <- a:
+		default:
+		}
+	}, func(err error) { in.lim.warn(in.log, "netlink", "address watch error", zap.Error(err)) })
+	if err != nil {
+		in.log.Warn("cannot watch for deleted VIPs", zap.Error(err))
+	}
+
+	ex := &executor{in: in, conn: conn, addrs: addrs, notify: nt, garp: garpReq}
+	penalty, fault := in.tracking()
+	ex.do(in.m.Step(Event{Kind: EventTrack, Penalty: penalty, Fault: fault}, in.now()))
+	ex.do(in.m.Step(Event{Kind: EventStartup}, in.now()))
+	in.log.Info("vrrp instance started", zap.String("state", in.m.State().String()),
+		zap.Int("priority", int(in.m.Priority())), zap.Stringer("source", in.mcfg.Addr), zap.Bool("unicast", len(in.peers) > 0))
+
+	timer := time.NewTimer(time.Hour)
+	track := time.NewTicker(in.opts.TrackInterval)
+	defer track.Stop()
+	resetTimer := func() {
+		timer.Stop()
+		if dl := in.m.Deadline(); !dl.IsZero() {
+			timer.Reset(max(dl.Sub(in.now()), 0))
+		}
+	}
+	resetTimer()
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case r := <-recvCh:
+			if !sameAddrs(r.a.Addresses, in.vips) {
+				in.lim.warn(in.log, "addrs:"+r.from.String(), "advert lists other virtual addresses than ours",
+					zap.Stringer("from", r.from), zap.Any("addresses", r.a.Addresses))
+			}
+			ex.do(in.m.Step(Event{Kind: EventAdvert, From: r.from, Priority: r.a.Priority, Interval: r.a.MaxAdvertInterval.Duration()}, in.now()))
+		case <-timer.C:
+			ex.do(in.m.Step(Event{Kind: EventTimer}, in.now()))
+		case <-track.C:
+			if p, f := in.tracking(); p != penalty || f != fault {
+				in.log.Info("tracking changed", zap.Int("penalty", p), zap.Bool("fault", f))
+				penalty, fault = p, f
+				ex.do(in.m.Step(Event{Kind: EventTrack, Penalty: p, Fault: f}, in.now()))
+			}
+		case a := <-deleted:
+			if in.m.State() == Master {
+				// Put it back and tell the link again (FACTS 3.7).
+				in.log.Warn("a VIP was deleted by someone else while master; restoring it", zap.Stringer("vip", a))
+				ex.do([]Action{{Kind: ActionAddVIPs}, {Kind: ActionGARP}})
+			}
+		}
+		in.publish()
+		resetTimer()
+	}
+	timer.Stop()
+	ex.do(in.m.Step(Event{Kind: EventShutdown}, in.now()))
+	in.publish()
+	stopWatch()
+	stopRead()
+	conn.close()
+	stopGARP()
+	stopNotify()
+	wg.Wait()
+	if waitWatch != nil {
+		waitWatch()
+	}
+	ann.close()
+	in.log.Info("vrrp instance stopped")
+	return nil
+}
+
+// open resolves the interface and our source address and opens the socket,
+// retrying every second until it works or ctx ends.
+func (in *instance) open(ctx context.Context) (instanceConn, error) {
+	for attempt := 0; ; attempt++ {
+		conn, err := in.tryOpen()
+		if err == nil {
+			return conn, nil
+		}
+		if attempt == 0 || attempt%60 == 0 {
+			in.log.Warn("cannot start VRRP yet; retrying every second", zap.Error(err))
+		}
+		t := time.NewTimer(time.Second)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+func (in *instance) tryOpen() (instanceConn, error) {
+	ifi, err := net.InterfaceByName(in.cfg.Interface)
+	if err != nil {
+		return nil, fmt.Errorf("interface %s: %w", in.cfg.Interface, err)
+	}
+	src := in.unicastS
+	if !src.IsValid() {
+		if src, err = primaryAddr(ifi, in.is6, in.vips); err != nil {
+			return nil, err
+		}
+	}
+	in.mcfg.Addr = src
+	in.m = NewMachine(in.mcfg)
+	return openConn(connConfig{ifi: ifi, vrid: uint8(in.cfg.VirtualRouterID), src: src, peers: in.peers})
+}
+
+func (in *instance) reader(ctx context.Context, conn instanceConn, out chan<- received) {
+	for {
+		a, from, err := conn.recv()
+		if err != nil {
+			var de *DropError
+			if errors.As(err, &de) {
+				if de.Reason != "other VRID" && de.Reason != "own advert" && de.Reason != "other interface" {
+					in.lim.warn(in.log, "drop:"+de.Reason, "dropped a VRRP packet", zap.Stringer("from", de.From), zap.String("reason", de.Reason), zap.Error(de.Err))
+				}
+				continue
+			}
+			if ctx.Err() == nil {
+				in.log.Error("advert socket failed", zap.Error(err))
+			}
+			return
+		}
+		select {
+		case out <- received{a, from}:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// tracking computes the current penalty and fault from the pool and links.
+func (in *instance) tracking() (penalty int, fault bool) {
+	if !linkUp(in.cfg.Interface) {
+		fault = true
+	}
+	for _, t := range in.cfg.TrackInterfaces {
+		if !linkUp(t.Name) {
+			if t.Weight == 0 {
+				fault = true
+			} else {
+				penalty += t.Weight
+			}
+		}
+	}
+	if in.cfg.TrackPool.Mode != configs.TrackPoolOff && in.opts.PoolHealthy != nil && !in.opts.PoolHealthy() {
+		if in.cfg.TrackPool.Mode == configs.TrackPoolFault {
+			fault = true
+		} else {
+			penalty += in.cfg.TrackPool.Weight
+		}
+	}
+	return penalty, fault
+}
+
+func (in *instance) now() time.Time { return in.opts.Clock.Now() }
+
+type garpJob struct {
+	rounds int
+}
+
+// garpWorker sends announcements off the state machine's goroutine (a
+// paced burst takes Repeat*Interval); a burst stops once the VIPs are gone.
+func (in *instance) garpWorker(ctx context.Context, ann *announcer, jobs <-chan garpJob) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case j := <-jobs:
+			if err := ann.announce(ctx, j.rounds, in.garp.Interval, in.holding.Load); err != nil {
+				in.lim.warn(in.log, "garp", "gratuitous ARP / NA failed", zap.Error(err))
+			}
+		}
+	}
+}
+
+// executor carries out a Machine's actions in order.
+type executor struct {
+	in     *instance
+	conn   instanceConn
+	addrs  *netlinkAddrs
+	notify *notifier
+	garp   chan<- garpJob
+	from   State
+}
+
+func (ex *executor) do(acts []Action) {
+	in := ex.in
+	for _, a := range acts {
+		switch a.Kind {
+		case ActionSendAdvert:
+			adv := &Advertisement{VRID: uint8(in.cfg.VirtualRouterID), Priority: a.Priority,
+				MaxAdvertInterval: ToCentiseconds(in.mcfg.AdvertInterval)}
+			for _, v := range in.vips {
+				adv.Addresses = append(adv.Addresses, v.prefix.Addr())
+			}
+			if err := ex.conn.send(adv); err != nil {
+				in.lim.warn(in.log, "send", "sending advert failed", zap.Error(err))
+			}
+		case ActionAddVIPs:
+			in.holding.Store(true)
+			if err := ex.addrs.add(); err != nil {
+				in.log.Error("adding VIPs failed", zap.Error(err))
+			}
+		case ActionRemoveVIPs:
+			in.holding.Store(false)
+			if err := ex.addrs.remove(); err != nil {
+				in.log.Error("removing VIPs failed", zap.Error(err))
+			}
+		case ActionGARP:
+			rounds := in.garp.Repeat
+			if a.Refresh {
+				rounds = in.garp.RefreshRepeat
+			}
+			select {
+			case ex.garp <- garpJob{rounds: rounds}:
+			default:
+				in.lim.warn(in.log, "garpq", "GARP queue full; burst skipped")
+			}
+		case ActionNotify:
+			in.log.Info("vrrp state change", zap.String("from", ex.from.String()), zap.String("to", a.State.String()),
+				zap.Int("priority", int(a.Priority)), zap.Stringer("master", in.m.MasterAddr()))
+			ex.from = a.State
+			ex.notify.notify(a.State, a.Priority)
+		}
+	}
+	in.publish()
+}
+
+func sameAddrs(got []netip.Addr, vips []vipAddr) bool {
+	if len(got) != len(vips) {
+		return false
+	}
+	for _, v := range vips {
+		if !slices.Contains(got, v.prefix.Addr()) {
+			return false
+		}
+	}
+	return true
+}
+
+// rateLimiter lets one log line per key through per period and counts the rest.
+type rateLimiter struct {
+	period time.Duration
+	mu     sync.Mutex
+	last   map[string]time.Time
+	quiet  map[string]int
+}
+
+func newRateLimiter(period time.Duration) *rateLimiter {
+	return &rateLimiter{period: period, last: map[string]time.Time{}, quiet: map[string]int{}}
+}
+
+func (r *rateLimiter) warn(log *zap.Logger, key, msg string, fields ...zap.Field) {
+	r.mu.Lock()
+	now := time.Now()
+	if t, ok := r.last[key]; ok && now.Sub(t) < r.period {
+		r.quiet[key]++
+		r.mu.Unlock()
+		return
+	}
+	n := r.quiet[key]
+	r.last[key], r.quiet[key] = now, 0
+	r.mu.Unlock()
+	if n > 0 {
+		fields = append(fields, zap.Int("suppressed", n))
+	}
+	log.Warn(msg, fields...)
+}
