@@ -1,0 +1,102 @@
+package cssproxy
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sync/atomic"
+	"time"
+)
+
+// entryOverhead approximates what an entry costs beyond its byte slices
+// (struct, map slot, queue slot), so that many small negative entries are
+// bounded by css_cache.max_bytes too.
+const entryOverhead = 256
+
+// maxHashLen bounds the design hash we accept (mosparo writes 64 hex).
+const maxHashLen = 128
+
+// entry is the local copy of one project's design keys. Everything except
+// the two atomics is immutable once published: Serve hands the slices to
+// fasthttp without copying (SetBodyRaw), so they must never change.
+type entry struct {
+	id projectID
+	// found: both keys were present and decoded; otherwise this is a
+	// negative entry (a miss remembered so it is not looked up per request).
+	found    bool
+	hash     []byte // design hash as stored, e.g. 64 lowercase hex
+	body     []byte // CSS, byte-exact as stored
+	gzip     []byte // gzip of body; nil when it would not be smaller
+	etag     []byte // strong validator of body: "<hex>"
+	etagGzip []byte // validator of the gzip form: "<hex>-gz"
+	// location is the path part of the 307 target,
+	// /resources/<uuid>/<hash>.css, appended after scheme, host and prefix.
+	location []byte
+	size     int
+	fetched  time.Time
+
+	// refreshing is set while a background revalidation is queued or
+	// running, so a hot stale entry is re-read once, not per request.
+	refreshing atomic.Bool
+	// referenced is the CLOCK bit: set by reads, cleared by the evictor.
+	referenced atomic.Bool
+}
+
+// newEntry builds a positive entry: it checks the hash is safe to put in a
+// header, precomputes the gzip form, the ETags and the redirect path.
+func newEntry(id projectID, content, hash []byte, now time.Time) (*entry, error) {
+	if len(hash) == 0 || len(hash) > maxHashLen {
+		return nil, fmt.Errorf("%w: design hash of %d bytes", ErrCorrupt, len(hash))
+	}
+	for _, c := range hash {
+		// mosparo's hash is sha256 hex; anything outside [0-9A-Za-z] would
+		// be URL-encoded by Symfony's router and could break a header.
+		if (c < '0' || c > '9') && (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') {
+			return nil, fmt.Errorf("%w: design hash has byte %#x", ErrCorrupt, c)
+		}
+	}
+	e := &entry{id: id, found: true, fetched: now}
+	e.hash = bytes.Clone(hash)
+	e.body = content
+	sum := sha256.Sum256(content)
+	tag := make([]byte, 0, 2+32)
+	tag = append(tag, '"')
+	tag = hex.AppendEncode(tag, sum[:16])
+	e.etag = append(tag, '"')
+	e.etagGzip = append(append(bytes.Clone(tag), "-gz"...), '"')
+	e.location = fmt.Appendf(nil, "/resources/%s/%s.css", id[:], hash)
+	e.gzip = gzipSmaller(content)
+	e.size = entryOverhead + len(e.hash) + len(e.body) + len(e.gzip) + len(e.etag) + len(e.etagGzip) + len(e.location)
+	return e, nil
+}
+
+// newMissEntry remembers that the project has no usable CSS in the cache.
+func newMissEntry(id projectID, now time.Time) *entry {
+	return &entry{id: id, fetched: now, size: entryOverhead}
+}
+
+// gzipSmaller compresses once per entry (not per request) and keeps the
+// result only when it saves bytes.
+func gzipSmaller(b []byte) []byte {
+	if len(b) < 256 {
+		return nil
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(b) / 3)
+	zw, err := gzip.NewWriterLevel(&buf, gzip.DefaultCompression)
+	if err != nil {
+		return nil
+	}
+	if _, err := zw.Write(b); err != nil {
+		return nil
+	}
+	if err := zw.Close(); err != nil {
+		return nil
+	}
+	if buf.Len() >= len(b) {
+		return nil
+	}
+	return bytes.Clone(buf.Bytes())
+}

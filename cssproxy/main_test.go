@@ -1,0 +1,145 @@
+package cssproxy
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"go.uber.org/goleak"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/mosparo-lb/mosparo-lb/configs"
+	"github.com/mosparo-lb/mosparo-lb/internal/cachetest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// testCSS returns n bytes of deterministic single-line CSS shaped like
+// mosparo's prepared file (FACTS 5.2): one .mosparo__<uuid> rule after
+// another with varying values, so compression has real work to do.
+func testCSS(id string, n int) []byte {
+	var b bytes.Buffer
+	for i := 0; b.Len() < n; i++ {
+		fmt.Fprintf(&b, ".mosparo__%s .mosparo__row-%d{color:#%06x;padding:%dpx %dpx;border-radius:%dpx}",
+			id, i, (i*2654435761)&0xffffff, i%17, i%13, i%7)
+	}
+	return b.Bytes()[:n]
+}
+
+// testHash returns a 64-hex design hash that differs per seed.
+func testHash(seed int) string {
+	return fmt.Sprintf("%064x", uint64(seed)*0x9e3779b97f4a7c15)
+}
+
+// writeDesign runs testdata/write_design.php: mosparo's CacheFactory +
+// DesignHelper write path through Debian's php-symfony-cache.
+func writeDesign(t *testing.T, adapter, dsn, marshaller, id, hash string, css []byte, phpFlags ...string) {
+	t.Helper()
+	cachetest.Need(t, "php")
+	f := filepath.Join(t.TempDir(), "design.css")
+	if err := os.WriteFile(f, css, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	args := append(append([]string{}, phpFlags...), "testdata/write_design.php", adapter, dsn, marshaller, id, hash, f)
+	out, err := exec.CommandContext(ctx, "php", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("php write_design.php %s %s: %v\n%s", adapter, marshaller, err, out)
+	}
+}
+
+// testConfig is a css_cache section with the loader's defaults applied.
+func testConfig(t testing.TB, backend, url string, extra string) configs.CSSCache {
+	t.Helper()
+	y := fmt.Sprintf("css_cache:\n  backend: %s\n  url: %s\n%s", backend, url, extra)
+	c, err := configs.Parse("test.yaml", []byte(y), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.CSSCache
+}
+
+// startProxy builds a proxy and runs it until the test ends.
+func startProxy(t *testing.T, cfg configs.CSSCache, opts Options) *Proxy {
+	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = zaptest.NewLogger(t)
+	}
+	p, err := New(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run = %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Run did not return after cancel")
+		}
+	})
+	return p
+}
+
+// waitConnected polls until a Redis proxy has its client (Run dials in the
+// background).
+func waitConnected(t *testing.T, p *Proxy) {
+	t.Helper()
+	rb, ok := p.backend.(*redisBackend)
+	if !ok {
+		return
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for rb.client.Load() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("redis client not connected after 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// request is one call of Serve on a fresh RequestCtx.
+type request struct {
+	method, path string
+	header       map[string]string
+	scheme, host string
+	prefix       string
+}
+
+// serve calls Serve the way the balancer does and returns whether it
+// answered, with the response copied out.
+func serve(p *Proxy, r request) (bool, *fasthttp.Response) {
+	var ctx fasthttp.RequestCtx
+	if r.method == "" {
+		r.method = fasthttp.MethodGet
+	}
+	ctx.Request.Header.SetMethod(r.method)
+	ctx.Request.SetRequestURI(r.path)
+	for k, v := range r.header {
+		ctx.Request.Header.Set(k, v)
+	}
+	if r.scheme == "" {
+		r.scheme = "https"
+	}
+	if r.host == "" {
+		r.host = "mosparo.example"
+	}
+	ok := p.Serve(&ctx, []byte(r.scheme), []byte(r.host), []byte(r.prefix))
+	resp := &fasthttp.Response{}
+	ctx.Response.CopyTo(resp)
+	return ok, resp
+}

@@ -1,0 +1,130 @@
+package cssproxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+	"go.uber.org/zap"
+)
+
+// memcachedIdleConns is how many idle connections are kept: lookups only
+// happen on misses and revalidations, a handful at a time.
+const memcachedIdleConns = 8
+
+// memcachedBackend reads the design keys the way MemcachedAdapter stores
+// them (FACTS 5.4): every key is prefixed with the namespace version kept
+// under ":", and every value went through php-memcached's flags and
+// compression layer before Symfony's marshaller. It never writes: if ":" is
+// missing, mosparo has not written anything we could find.
+type memcachedBackend struct {
+	client   *memcache.Client
+	log      *zap.Logger
+	maxValue int
+
+	mu sync.Mutex
+	// ns is the last namespace version seen (nil: none yet). Each lookup
+	// reads ":" again in the same round trip, so a clear() on the PHP side
+	// is noticed on the next lookup at a cost of one more round trip.
+	ns []byte
+}
+
+func newMemcachedBackend(rawURL string, timeout time.Duration, maxValue int, log *zap.Logger) (*memcachedBackend, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("css_cache.url: %w", err)
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host += ":11211"
+	}
+	c := memcache.New(host)
+	// gomemcache applies Timeout to the dial and to every read and write,
+	// the closest it offers to a per-lookup bound.
+	c.Timeout = timeout
+	c.MaxIdleConns = memcachedIdleConns
+	return &memcachedBackend{client: c, log: log, maxValue: maxValue}, nil
+}
+
+func (b *memcachedBackend) name() string { return "memcached" }
+
+// invalidates is false: memcached has no invalidation push, entries are
+// revalidated on an interval instead.
+func (b *memcachedBackend) invalidates() bool { return false }
+
+// run only waits: gomemcache dials lazily. It closes idle connections on
+// the way out so no socket outlives the proxy.
+func (b *memcachedBackend) run(ctx context.Context) error {
+	<-ctx.Done()
+	return b.client.Close()
+}
+
+// lookup reads ":" and both keys under the last known namespace version in
+// one GetMulti; if ":" moved, it reads the keys again under the new one.
+// gomemcache takes no context: its Timeout bounds each I/O instead.
+func (b *memcachedBackend) lookup(_ context.Context, id projectID) (content, hash []byte, err error) {
+	b.mu.Lock()
+	ns := b.ns
+	b.mu.Unlock()
+	for attempt := 0; attempt < 2; attempt++ {
+		keys := []string{memcachedNamespaceKey}
+		var ck, hk string
+		if ns != nil {
+			if ck, err = memcachedKey(ns, id.contentKey()); err != nil {
+				return nil, nil, err
+			}
+			if hk, err = memcachedKey(ns, id.hashKey()); err != nil {
+				return nil, nil, err
+			}
+			keys = append(keys, ck, hk)
+		}
+		items, err := b.client.GetMulti(keys)
+		if err != nil {
+			return nil, nil, fmt.Errorf("memcached get: %w", err)
+		}
+		nsItem := items[memcachedNamespaceKey]
+		if nsItem == nil {
+			// No namespace version: nothing mosparo wrote is reachable.
+			return nil, nil, nil
+		}
+		cur, err := b.decode(nsItem, maxHashLen)
+		if err != nil {
+			return nil, nil, fmt.Errorf("namespace version %q: %w", memcachedNamespaceKey, err)
+		}
+		if ns == nil || !bytes.Equal(cur, ns) {
+			ns = bytes.Clone(cur)
+			b.mu.Lock()
+			b.ns = ns
+			b.mu.Unlock()
+			continue
+		}
+		ci, hi := items[ck], items[hk]
+		if ci == nil || hi == nil {
+			return nil, nil, nil
+		}
+		if content, err = b.decode(ci, b.maxValue); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", ck, err)
+		}
+		if hash, err = b.decode(hi, maxHashLen); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", hk, err)
+		}
+		return content, hash, nil
+	}
+	// The version changed twice within one lookup: someone is clearing the
+	// cache right now; let a node answer.
+	return nil, nil, errors.New("memcached: namespace version keeps changing")
+}
+
+// decode undoes php-memcached's layer, then Symfony's marshaller.
+func (b *memcachedBackend) decode(it *memcache.Item, maxLen int) ([]byte, error) {
+	v, err := decodeMemcachedValue(it.Flags, it.Value, maxLen)
+	if err != nil {
+		return nil, err
+	}
+	return decodePHPString(v, maxLen)
+}

@@ -1,0 +1,163 @@
+package cssproxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/rueidis"
+	"go.uber.org/zap"
+)
+
+// redisCacheBytes is rueidis' own client-side cache per connection. The
+// proxy keeps its own decoded copy, so this only needs to hold what is
+// between being read and being decoded; tracking itself does not depend on
+// it (invalidations reach OnInvalidations either way).
+const redisCacheBytes = 4 << 20
+
+// redisReconnect bounds the backoff between attempts to build the client
+// while Redis is unreachable at start.
+const (
+	redisReconnectMin = 100 * time.Millisecond
+	redisReconnectMax = 5 * time.Second
+)
+
+// errNotConnected is returned by lookups before Run has a client; it is a
+// plain miss, not a failure that should open the breaker.
+var errNotConnected = errors.New("cssproxy: redis client not connected yet")
+
+// redisBackend reads the design keys from Redis as RedisAdapter writes
+// them: bare keys, the marshalled string as the value (FACTS 5.4). With
+// client tracking (RESP3) every key read is remembered by the server, which
+// pushes an invalidation when mosparo rewrites it.
+type redisBackend struct {
+	opt      rueidis.ClientOption
+	log      *zap.Logger
+	maxValue int
+	ttl      time.Duration // how long rueidis may keep a tracked value
+
+	client   atomic.Pointer[rueidis.Client]
+	tracking atomic.Bool
+}
+
+// newRedisBackend parses url; the connection is made by run, so a Redis
+// that is down when the balancer starts is only a cold cache.
+func newRedisBackend(url string, timeout time.Duration, tracking bool, maxValue int, ttl time.Duration,
+	log *zap.Logger, invalidate func(id projectID), invalidateAll func()) (*redisBackend, error) {
+	opt, err := rueidis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("css_cache.url: %w", err)
+	}
+	opt.Dialer = net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
+	opt.ConnWriteTimeout = max(timeout, 100*time.Millisecond)
+	// Retrying a read inside a request would only multiply the timeout; the
+	// request goes to a node instead.
+	opt.DisableRetry = true
+	opt.ForceSingleClient = true
+	opt.DisableCache = !tracking
+	opt.CacheSizeEachConn = redisCacheBytes
+	opt.OnInvalidations = func(msgs []rueidis.RedisMessage) {
+		if msgs == nil {
+			// Whole-db flush, or the connection closed: tracking promises
+			// nothing about what happened meanwhile.
+			invalidateAll()
+			return
+		}
+		for i := range msgs {
+			key, err := msgs[i].ToString()
+			if err != nil {
+				continue
+			}
+			if id, ok := projectIDFromKey(key); ok {
+				invalidate(id)
+			}
+		}
+	}
+	b := &redisBackend{opt: opt, log: log, maxValue: maxValue, ttl: ttl}
+	b.tracking.Store(tracking)
+	return b, nil
+}
+
+func (b *redisBackend) name() string { return "redis" }
+
+// invalidates reports whether held entries stay valid until the server
+// says otherwise (tracking on and a client connected).
+func (b *redisBackend) invalidates() bool { return b.tracking.Load() && b.client.Load() != nil }
+
+// run connects (retrying with backoff while Redis is unreachable), then
+// holds the client until ctx ends.
+func (b *redisBackend) run(ctx context.Context) error {
+	wait := redisReconnectMin
+	for {
+		c, err := rueidis.NewClient(b.opt)
+		if errors.Is(err, rueidis.ErrNoCache) && !b.opt.DisableCache {
+			// Redis before 6 or without RESP3: no tracking, so fall back to
+			// revalidating like memcached.
+			b.log.Warn("redis has no client tracking; revalidating on an interval", zap.Error(err))
+			b.opt.DisableCache = true
+			b.tracking.Store(false)
+			continue
+		}
+		if err == nil {
+			b.client.Store(&c)
+			b.log.Info("connected to css cache", zap.String("backend", "redis"),
+				zap.Bool("tracking", b.tracking.Load()))
+			<-ctx.Done()
+			b.client.Store(nil)
+			c.Close()
+			return nil
+		}
+		b.log.Warn("css cache unreachable", zap.String("backend", "redis"), zap.Error(err))
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		wait = min(2*wait, redisReconnectMax)
+	}
+}
+
+// lookup reads both keys in one round trip. A missing key is nil content
+// or hash without an error.
+func (b *redisBackend) lookup(ctx context.Context, id projectID) (content, hash []byte, err error) {
+	cp := b.client.Load()
+	if cp == nil {
+		return nil, nil, errNotConnected
+	}
+	c := *cp
+	var resps []rueidis.RedisResult
+	if b.tracking.Load() {
+		resps = c.DoMultiCache(ctx,
+			rueidis.CT(c.B().Get().Key(id.contentKey()).Cache(), b.ttl),
+			rueidis.CT(c.B().Get().Key(id.hashKey()).Cache(), b.ttl))
+	} else {
+		resps = c.DoMulti(ctx,
+			c.B().Get().Key(id.contentKey()).Build(),
+			c.B().Get().Key(id.hashKey()).Build())
+	}
+	var raw [2][]byte
+	for i, r := range resps {
+		v, err := r.AsBytes()
+		if rueidis.IsRedisNil(err) {
+			// Both keys are needed (FACTS 5.3); one missing is a miss.
+			return nil, nil, nil
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("redis get: %w", err)
+		}
+		raw[i] = v
+	}
+	// AsBytes aliases rueidis' immutable string; the decoders only reslice.
+	if content, err = decodePHPString(raw[0], b.maxValue); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", id.contentKey(), err)
+	}
+	if hash, err = decodePHPString(raw[1], maxHashLen); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", id.hashKey(), err)
+	}
+	return content, hash, nil
+}

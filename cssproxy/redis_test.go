@@ -1,0 +1,170 @@
+package cssproxy
+
+import (
+	"bytes"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mosparo-lb/mosparo-lb/internal/cachetest"
+)
+
+// cssSizes are the sizes the spec names: below php-memcached's 2000-byte
+// compression threshold, around 12 KiB, and over 64 KiB (FastLZ level 2).
+var cssSizes = []int{1500, 12 << 10, 70 << 10}
+
+func TestRedisServesWhatPHPWrote(t *testing.T) {
+	srv := cachetest.StartRedis(t)
+	dsn := "redis://" + srv.Addr
+	p := startProxy(t, testConfig(t, "redis", dsn, ""), Options{})
+	waitConnected(t, p)
+	for i, tc := range []struct {
+		marshaller string
+		size       int
+	}{
+		{"php", cssSizes[0]}, {"php", cssSizes[1]}, {"php", cssSizes[2]},
+		{"igbinary", cssSizes[0]}, {"igbinary", cssSizes[1]}, {"igbinary", cssSizes[2]},
+	} {
+		t.Run(fmt.Sprintf("%s/%d", tc.marshaller, tc.size), func(t *testing.T) {
+			id := fmt.Sprintf("0b6e2a1c-7d3f-4e5a-9c8b-%012x", i)
+			hash := testHash(i)
+			css := testCSS(id, tc.size)
+			writeDesign(t, "redis", dsn, tc.marshaller, id, hash, css)
+
+			ok, resp := serve(p, request{path: "/resources/" + id + "/" + hash + ".css"})
+			if !ok {
+				t.Fatalf("Serve(hashed) = false, want true; stats %+v", p.Stats())
+			}
+			if !bytes.Equal(resp.Body(), css) {
+				t.Errorf("body: %d bytes, want the %d bytes PHP wrote", len(resp.Body()), len(css))
+			}
+			ok, resp = serve(p, request{path: "/resources/" + id + ".css", scheme: "https", host: "m.example:8443", prefix: "/mosparo"})
+			if !ok {
+				t.Fatal("Serve(unhashed) = false, want true")
+			}
+			want := "https://m.example:8443/mosparo/resources/" + id + "/" + hash + ".css"
+			if got := string(resp.Header.Peek("Location")); resp.StatusCode() != 307 || got != want {
+				t.Errorf("redirect = %d %q, want 307 %q", resp.StatusCode(), got, want)
+			}
+		})
+	}
+}
+
+func TestRedisRewriteSeenAtOnce(t *testing.T) {
+	srv := cachetest.StartRedis(t)
+	dsn := "redis://" + srv.Addr
+	// A long revalidation interval proves freshness comes from tracking.
+	p := startProxy(t, testConfig(t, "redis", dsn, "  revalidate_interval: 1h\n"), Options{})
+	waitConnected(t, p)
+	id := "1c7f3b2d-8e4a-4f6b-ad9c-2a3b4c5d6e7f"
+	css1, css2 := testCSS(id, 12<<10), testCSS(id+"x", 12<<10)
+
+	writeDesign(t, "redis", dsn, "igbinary", id, testHash(1), css1)
+	if ok, resp := serve(p, request{path: "/resources/" + id + "/" + testHash(1) + ".css"}); !ok || !bytes.Equal(resp.Body(), css1) {
+		t.Fatalf("first read: ok=%v, %d bytes", ok, len(resp.Body()))
+	}
+	writeDesign(t, "redis", dsn, "php", id, testHash(2), css2)
+	// The invalidation push races the PHP process' exit by microseconds;
+	// allow a short bound, far below any revalidation.
+	deadline := time.Now().Add(time.Second)
+	for {
+		ok, resp := serve(p, request{path: "/resources/" + id + ".css"})
+		if ok && bytes.HasSuffix(resp.Header.Peek("Location"), []byte(testHash(2)+".css")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after rewrite: ok=%v Location %q, want the new hash", ok, resp.Header.Peek("Location"))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	ok, resp := serve(p, request{path: "/resources/" + id + "/" + testHash(2) + ".css"})
+	if !ok || !bytes.Equal(resp.Body(), css2) {
+		t.Errorf("new hash: ok=%v, body %d bytes, want the rewritten CSS", ok, len(resp.Body()))
+	}
+	if ok, _ := serve(p, request{path: "/resources/" + id + "/" + testHash(1) + ".css"}); ok {
+		t.Error("old hash still served after rewrite")
+	}
+}
+
+// TestRedisOutageCostsNothing stops redis-server while requests run: every
+// request must either be answered or declined fast (the balancer then asks
+// a node), never hang or fail.
+func TestRedisOutageCostsNothing(t *testing.T) {
+	srv := cachetest.StartRedis(t)
+	dsn := "redis://" + srv.Addr
+	p := startProxy(t, testConfig(t, "redis", dsn, "  timeout: 20ms\n  breaker: {failures: 2, cooldown: 200ms}\n"), Options{})
+	waitConnected(t, p)
+	const projects = 20
+	hashes := make([]string, projects)
+	for i := range projects {
+		id := fmt.Sprintf("2c7f3b2d-8e4a-4f6b-ad9c-%012x", i)
+		hashes[i] = testHash(i)
+		writeDesign(t, "redis", dsn, "igbinary", id, hashes[i], testCSS(id, 3000))
+	}
+	outageLoad(t, p, srv, hashes, "2c7f3b2d-8e4a-4f6b-ad9c-%012x")
+}
+
+// outageLoad runs requests from 4 goroutines, kills the server half-way,
+// restarts it, and checks that no request took long. Each goroutine pauses
+// briefly between requests: four busy loops on two cores would measure the
+// Go scheduler's time slice, not the proxy.
+func outageLoad(t *testing.T, p *Proxy, srv *cachetest.Server, hashes []string, idFmt string) {
+	t.Helper()
+	var (
+		stop     atomic.Bool
+		slow     atomic.Int64
+		answered atomic.Int64
+		declined atomic.Int64
+		worst    atomic.Int64
+		wg       sync.WaitGroup
+	)
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; !stop.Load(); i++ {
+				n := i % len(hashes)
+				path := fmt.Sprintf("/resources/"+idFmt+"/%s.css", n, hashes[n])
+				start := time.Now()
+				ok, _ := serve(p, request{path: path})
+				d := time.Since(start)
+				if d > 100*time.Millisecond {
+					slow.Add(1)
+				}
+				for {
+					old := worst.Load()
+					if int64(d) <= old || worst.CompareAndSwap(old, int64(d)) {
+						break
+					}
+				}
+				if ok {
+					answered.Add(1)
+				} else {
+					declined.Add(1)
+				}
+				time.Sleep(50 * time.Microsecond)
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	srv.Stop()
+	time.Sleep(700 * time.Millisecond)
+	during := declined.Load()
+	srv.Start()
+	time.Sleep(300 * time.Millisecond)
+	stop.Store(true)
+	wg.Wait()
+	t.Logf("answered %d, declined %d (fell through to a node), worst %s, stats %+v",
+		answered.Load(), declined.Load(), time.Duration(worst.Load()), p.Stats())
+	if slow.Load() > 0 {
+		t.Errorf("%d requests took over 100ms during the outage", slow.Load())
+	}
+	if during == 0 && p.Stats().Errors == 0 {
+		t.Error("the outage was not noticed at all")
+	}
+	if answered.Load() == 0 {
+		t.Error("nothing was answered at the edge")
+	}
+}

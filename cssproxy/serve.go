@@ -1,0 +1,233 @@
+package cssproxy
+
+import (
+	"bytes"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Header names and values of mosparo's DynamicResourcesController answers
+// (FACTS 2.5, 5.3), as fasthttp-canonical byte slices so setting them
+// allocates nothing.
+var (
+	// Symfony's Response::prepare() appends the charset to any text/*
+	// Content-Type, so mosparo's 'text/css' goes out as this.
+	contentTypeCSS  = []byte("text/css; charset=UTF-8")
+	hdrACAO         = []byte("Access-Control-Allow-Origin")
+	valStar         = []byte("*")
+	hdrCacheControl = []byte("Cache-Control")
+	valImmutable    = []byte("max-age=31536000, public")
+	valNoCache      = []byte("no-cache, public")
+	hdrLocation     = []byte("Location")
+	hdrETag         = []byte("ETag")
+	hdrIfNoneMatch  = "If-None-Match"
+	hdrAcceptEnc    = "Accept-Encoding"
+	hdrVary         = []byte("Vary")
+	valAcceptEnc    = []byte("Accept-Encoding")
+	valGzip         = []byte("gzip")
+	resourcesPrefix = []byte("/resources/")
+	cssSuffix       = []byte(".css")
+	schemeSeparator = []byte("://")
+	methodGet       = []byte(fasthttp.MethodGet)
+	methodHead      = []byte(fasthttp.MethodHead)
+	valXGzip        = []byte("x-gzip")
+	weakPrefix      = []byte("W/")
+)
+
+// Serve answers a GET or HEAD for /resources/<uuid>/<hash>.css (200 or 304
+// with the cached CSS) or /resources/<uuid>.css (307 to the hashed URL) at
+// the edge, exactly as mosparo would, and reports true. scheme and host are
+// the client-facing ones, prefix the X-Forwarded-Prefix (or empty), which
+// mosparo would use for its absolute redirect URL.
+//
+// It returns false without touching the response whenever it cannot
+// answer as mosparo would (another path or method, keys absent, hash
+// mismatch, corrupt value, cache unavailable); the caller then forwards the
+// request to a node unchanged. A miss waits at most css_cache.timeout.
+// Nothing of ctx or of the argument slices is kept after it returns.
+func (p *Proxy) Serve(ctx *fasthttp.RequestCtx, scheme, host, prefix []byte) bool {
+	method := ctx.Method()
+	if !bytes.Equal(method, methodGet) && !bytes.Equal(method, methodHead) {
+		return false
+	}
+	id, hash, ok := parseResourcePath(ctx.Path())
+	if !ok {
+		return false
+	}
+	e := p.entryFor(id)
+	if e == nil || !e.found || (hash != nil && !bytes.Equal(hash, e.hash)) {
+		// A mismatch goes to a node too: mosparo then regenerates the
+		// CSS or redirects to the current hash (FACTS 5.3).
+		p.misses.Add(1)
+		return false
+	}
+	p.hits.Add(1)
+	if hash == nil {
+		p.writeRedirect(ctx, e, scheme, host, prefix)
+	} else {
+		p.writeCSS(ctx, e)
+	}
+	return true
+}
+
+// parseResourcePath splits /resources/<uuid>.css (hash nil) and
+// /resources/<uuid>/<hash>.css. The hash aliases path.
+func parseResourcePath(path []byte) (id projectID, hash []byte, ok bool) {
+	if !bytes.HasPrefix(path, resourcesPrefix) || !bytes.HasSuffix(path, cssSuffix) {
+		return id, nil, false
+	}
+	rest := path[len(resourcesPrefix) : len(path)-len(cssSuffix)]
+	if len(rest) == uuidLen {
+		id, ok = parseProjectID(rest)
+		return id, nil, ok
+	}
+	if len(rest) < uuidLen+2 || rest[uuidLen] != '/' {
+		return id, nil, false
+	}
+	hash = rest[uuidLen+1:]
+	if bytes.IndexByte(hash, '/') >= 0 {
+		return id, nil, false
+	}
+	id, ok = parseProjectID(rest[:uuidLen])
+	return id, hash, ok
+}
+
+// writeCSS answers 200 (or 304 on a matching If-None-Match) with the
+// entry's bytes, gzip-encoded when the client accepts it. The body is the
+// entry's immutable slice, handed over without a copy.
+func (p *Proxy) writeCSS(ctx *fasthttp.RequestCtx, e *entry) {
+	resp := &ctx.Response
+	h := &resp.Header
+	useGzip := e.gzip != nil && acceptsGzip(ctx.Request.Header.Peek(hdrAcceptEnc))
+	etag := e.etag
+	if useGzip {
+		etag = e.etagGzip
+	}
+	h.SetContentTypeBytes(contentTypeCSS)
+	h.SetCanonical(hdrACAO, valStar)
+	h.SetCanonical(hdrCacheControl, valImmutable)
+	h.SetCanonical(hdrETag, etag)
+	if e.gzip != nil {
+		h.SetCanonical(hdrVary, valAcceptEnc)
+	}
+	if inm := ctx.Request.Header.Peek(hdrIfNoneMatch); len(inm) > 0 && etagListMatches(inm, e) {
+		p.notModified.Add(1)
+		resp.SetStatusCode(fasthttp.StatusNotModified)
+		resp.ResetBody()
+		return
+	}
+	resp.SetStatusCode(fasthttp.StatusOK)
+	if useGzip {
+		h.SetContentEncodingBytes(valGzip)
+		resp.SetBodyRaw(e.gzip)
+		return
+	}
+	resp.SetBodyRaw(e.body)
+}
+
+// writeRedirect answers mosparo's 307 from /resources/<uuid>.css to the
+// absolute hashed URL (FACTS 5.3: Symfony's ABSOLUTE_URL from the
+// client-facing scheme, host and prefix; Cache-Control no-cache, public).
+func (p *Proxy) writeRedirect(ctx *fasthttp.RequestCtx, e *entry, scheme, host, prefix []byte) {
+	p.redirects.Add(1)
+	bp := p.bufs.Get().(*[]byte)
+	b := append((*bp)[:0], scheme...)
+	b = append(b, schemeSeparator...)
+	b = append(b, host...)
+	b = append(b, prefix...)
+	b = append(b, e.location...)
+	resp := &ctx.Response
+	resp.SetStatusCode(fasthttp.StatusTemporaryRedirect)
+	resp.Header.SetCanonical(hdrLocation, b)
+	resp.Header.SetCanonical(hdrCacheControl, valNoCache)
+	resp.ResetBody()
+	*bp = b
+	p.bufs.Put(bp)
+}
+
+// acceptsGzip reports whether an Accept-Encoding value lists gzip (or *)
+// without q=0 (RFC 9110 12.5.3). It scans in place, allocating nothing.
+func acceptsGzip(v []byte) bool {
+	for len(v) > 0 {
+		var item []byte
+		if i := bytes.IndexByte(v, ','); i >= 0 {
+			item, v = v[:i], v[i+1:]
+		} else {
+			item, v = v, nil
+		}
+		name, params := item, []byte(nil)
+		if i := bytes.IndexByte(item, ';'); i >= 0 {
+			name, params = item[:i], item[i+1:]
+		}
+		name = bytes.TrimSpace(name)
+		if !bytes.EqualFold(name, valGzip) && !bytes.EqualFold(name, valXGzip) && !bytes.Equal(name, valStar) {
+			continue
+		}
+		return !qualityZero(params)
+	}
+	return false
+}
+
+// qualityZero reports whether parameters carry q=0 (or 0.0, 0.000).
+func qualityZero(params []byte) bool {
+	for len(params) > 0 {
+		var p []byte
+		if i := bytes.IndexByte(params, ';'); i >= 0 {
+			p, params = params[:i], params[i+1:]
+		} else {
+			p, params = params, nil
+		}
+		p = bytes.TrimSpace(p)
+		if len(p) < 2 || (p[0] != 'q' && p[0] != 'Q') || p[1] != '=' {
+			continue
+		}
+		q := bytes.TrimSpace(p[2:])
+		if len(q) == 0 || q[0] != '0' {
+			return false
+		}
+		for _, c := range q[1:] {
+			if c != '.' && c != '0' {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// etagListMatches applies If-None-Match's weak comparison (RFC 9110
+// 13.1.2): "*" or any listed tag equal to either representation's tag,
+// ignoring a W/ prefix.
+func etagListMatches(v []byte, e *entry) bool {
+	for len(v) > 0 {
+		v = bytes.TrimLeft(v, " \t,")
+		if len(v) == 0 {
+			return false
+		}
+		if v[0] == '*' {
+			return true
+		}
+		if bytes.HasPrefix(v, weakPrefix) {
+			v = v[2:]
+		}
+		if len(v) == 0 || v[0] != '"' {
+			// Not a tag: skip to the next comma.
+			i := bytes.IndexByte(v, ',')
+			if i < 0 {
+				return false
+			}
+			v = v[i+1:]
+			continue
+		}
+		end := bytes.IndexByte(v[1:], '"')
+		if end < 0 {
+			return false
+		}
+		tag := v[:end+2]
+		if bytes.Equal(tag, e.etag) || bytes.Equal(tag, e.etagGzip) {
+			return true
+		}
+		v = v[end+2:]
+	}
+	return false
+}

@@ -1,0 +1,140 @@
+package cachetest
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// startTimeout bounds how long a server may take to accept connections.
+const startTimeout = 10 * time.Second
+
+// Server is one started cache process. Addr stays the same across
+// Stop/Start, so clients configured with it reconnect after a restart.
+type Server struct {
+	// Addr is host:port on 127.0.0.1.
+	Addr string
+
+	t    testing.TB
+	name string
+	args func(port string) []string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	logs *bytes.Buffer
+}
+
+// StartRedis starts redis-server without persistence on a free loopback
+// port. It is stopped in t.Cleanup.
+func StartRedis(t testing.TB) *Server {
+	t.Helper()
+	return start(t, "redis-server", func(port string) []string {
+		return []string{"--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no",
+			"--protected-mode", "no", "--loglevel", "warning"}
+	})
+}
+
+// StartMemcached starts memcached (TCP only, 64 MiB) on a free loopback
+// port. It is stopped in t.Cleanup.
+func StartMemcached(t testing.TB) *Server {
+	t.Helper()
+	return start(t, "memcached", func(port string) []string {
+		return []string{"-l", "127.0.0.1", "-p", port, "-U", "0", "-m", "64", "-u", "root"}
+	})
+}
+
+// Need fails the test when a binary is missing (skips with -short), so a
+// test using PHP or a CLI tool states its dependency the same way.
+func Need(t testing.TB, binary string) string {
+	t.Helper()
+	p, err := exec.LookPath(binary)
+	if err != nil {
+		if testing.Short() {
+			t.Skipf("%s not installed (-short)", binary)
+		}
+		t.Fatalf("%s not installed: %v (make test installs it)", binary, err)
+	}
+	return p
+}
+
+func start(t testing.TB, name string, args func(port string) []string) *Server {
+	t.Helper()
+	Need(t, name)
+	s := &Server{t: t, name: name, args: args, Addr: freeAddr(t)}
+	s.Start()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Start (re)starts the process on Addr and waits until it accepts
+// connections. Starting a running server is a no-op.
+func (s *Server) Start() {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		return
+	}
+	_, port, _ := net.SplitHostPort(s.Addr)
+	cmd := exec.Command(s.name, s.args(port)...)
+	logs := &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	// Own process group, so a test killed mid-way does not leave it behind
+	// holding the terminal's signals.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		s.t.Fatalf("start %s: %v", s.name, err)
+	}
+	s.cmd, s.logs = cmd, logs
+	deadline := time.Now().Add(startTimeout)
+	for {
+		c, err := net.DialTimeout("tcp", s.Addr, 100*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			s.stopLocked()
+			s.t.Fatalf("%s on %s not up after %s: %v; output:\n%s", s.name, s.Addr, startTimeout, err, logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Stop kills the process (SIGKILL: an outage, not a shutdown) and waits
+// for it. Stopping a stopped server is a no-op.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopLocked()
+}
+
+func (s *Server) stopLocked() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+// freeAddr asks the kernel for a free loopback port. The listener is
+// closed before the server binds, a small race accepted for tests.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return "127.0.0.1:" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+// String names the server in test output.
+func (s *Server) String() string { return fmt.Sprintf("%s@%s", s.name, s.Addr) }
