@@ -185,7 +185,11 @@ func (in *instance) run(ctx context.Context) error {
 		case deleted <- a:
 		default:
 		}
-	}, func(err error) { in.lim.warn(in.log, "netlink", "address watch error", zap.Error(err)) })
+	}, func(err error) {
+		if watchCtx.Err() == nil {
+			in.lim.warn(in.log, "netlink", "address watch error", zap.Error(err))
+		}
+	})
 	if err != nil {
 		in.log.Warn("cannot watch for deleted VIPs", zap.Error(err))
 	}
@@ -403,8 +407,11 @@ func (ex *executor) do(acts []Action) {
 				in.lim.warn(in.log, "garpq", "GARP queue full; burst skipped")
 			}
 		case ActionNotify:
-			in.log.Info("vrrp state change", zap.String("from", ex.from.String()), zap.String("to", a.State.String()),
-				zap.Int("priority", int(a.Priority)), zap.Stringer("master", in.m.MasterAddr()))
+			fields := []zap.Field{zap.String("from", ex.from.String()), zap.String("to", a.State.String()), zap.Int("priority", int(a.Priority))}
+			if ma := in.m.MasterAddr(); ma.IsValid() {
+				fields = append(fields, zap.Stringer("master", ma))
+			}
+			in.log.Info("vrrp state change", fields...)
 			ex.from = a.State
 			ex.notify.notify(a.State, a.Priority)
 		}

@@ -1,0 +1,198 @@
+//go:build linux
+
+package vip
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mosparo-lb/mosparo-lb/internal/netnstest"
+)
+
+// These tests run real VRRP between network namespaces (as root; skipped
+// otherwise): the test binary itself is re-executed inside a namespace as
+// the LB (TestMain's helper mode), keepalived 2.2 is the peer in the
+// interop tests, and a client namespace pings the VIP. Adverts every 100 ms
+// keep every failover well under a second.
+
+var (
+	vip4test = netip.MustParseAddr("10.99.0.10")
+	vip6test = netip.MustParseAddr("2001:db8:99::10")
+)
+
+const testAdvert = 100 * time.Millisecond
+
+// newLab4 is hosts a (10.99.0.11), b (.12) and a client c (.100) on one bridge.
+func newLab4(t *testing.T) *netnstest.Lab {
+	t.Helper()
+	netnstest.Require(t)
+	return netnstest.NewLab(t,
+		netnstest.HostConfig{Name: "a", Addrs: []string{"10.99.0.11/24", "2001:db8:99::11/64"}},
+		netnstest.HostConfig{Name: "b", Addrs: []string{"10.99.0.12/24", "2001:db8:99::12/64"}},
+		netnstest.HostConfig{Name: "c", Addrs: []string{"10.99.0.100/24", "2001:db8:99::100/64"}},
+	)
+}
+
+// lb is the helper process running a Manager in a host's namespace.
+type lb struct {
+	t         *testing.T
+	host      *netnstest.Host
+	proc      *netnstest.Proc
+	conf      string
+	status    string
+	unhealthy string
+}
+
+// instanceYAML is one vrrp instance; extra lines are appended (6 spaces indent).
+func instanceYAML(prio int, vips []string, extra ...string) string {
+	q := make([]string, len(vips))
+	for i, v := range vips {
+		q[i] = fmt.Sprintf("%q", v)
+	}
+	s := fmt.Sprintf(`admin: {listen: "off"}
+vrrp:
+  instances:
+    - name: VI_1
+      interface: eth0
+      virtual_router_id: 51
+      priority: %d
+      advert_interval: %s
+      virtual_ips: [%s]
+`, prio, testAdvert, strings.Join(q, ", "))
+	for _, e := range extra {
+		s += "      " + e + "\n"
+	}
+	return s
+}
+
+func startLB(t *testing.T, h *netnstest.Host, yaml string) *lb {
+	t.Helper()
+	dir := t.TempDir()
+	n := &lb{t: t, host: h, conf: filepath.Join(dir, "lb.yaml"), status: filepath.Join(dir, "status.json"), unhealthy: filepath.Join(dir, "unhealthy")}
+	if err := os.WriteFile(n.conf, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n.start()
+	return n
+}
+
+func (n *lb) start() {
+	n.t.Helper()
+	os.Remove(n.status)
+	cmd := n.host.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envHelperConfig+"="+n.conf, envHelperStatus+"="+n.status, envHelperUnhealthy+"="+n.unhealthy)
+	n.proc = netnstest.Start(n.t, cmd)
+}
+
+func (n *lb) state() string {
+	b, err := os.ReadFile(n.status)
+	if err != nil {
+		return ""
+	}
+	var st []InstanceStatus
+	if json.Unmarshal(b, &st) != nil || len(st) == 0 {
+		return ""
+	}
+	return st[0].State
+}
+
+func (n *lb) waitState(want string, d time.Duration) time.Duration {
+	n.t.Helper()
+	return netnstest.Eventually(n.t, d, fmt.Sprintf("%s is %q, want %s", n.host.Name, n.state(), want), func() bool { return n.state() == want })
+}
+
+func (n *lb) stop() {
+	n.t.Helper()
+	n.proc.Signal(syscall.SIGTERM)
+	if err := n.proc.Wait(5 * time.Second); err != nil {
+		n.t.Fatalf("helper in %s after SIGTERM: %v", n.host.Name, err)
+	}
+}
+
+func (n *lb) setHealthy(ok bool) {
+	if ok {
+		os.Remove(n.unhealthy)
+	} else {
+		os.WriteFile(n.unhealthy, nil, 0o644)
+	}
+}
+
+func holds(h *netnstest.Host, vip netip.Addr) func() bool {
+	return func() bool { return h.HasAddr("eth0", vip) }
+}
+
+// waitOnly waits until exactly holder has the VIP among hosts.
+func waitOnly(t *testing.T, d time.Duration, vip netip.Addr, holder *netnstest.Host, others ...*netnstest.Host) time.Duration {
+	t.Helper()
+	return netnstest.Eventually(t, d, fmt.Sprintf("only %s should hold %s", holder.Name, vip), func() bool {
+		if !holder.HasAddr("eth0", vip) {
+			return false
+		}
+		for _, o := range others {
+			if o.HasAddr("eth0", vip) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// clientReaches waits until the client's neighbour entry for vip points at
+// holder's MAC and a ping gets through.
+func clientReaches(t *testing.T, c *netnstest.Host, vip netip.Addr, holder *netnstest.Host, d time.Duration) {
+	t.Helper()
+	netnstest.Eventually(t, d, fmt.Sprintf("client should reach %s at %s (%s)", vip, holder.Name, holder.MAC), func() bool {
+		return c.Ping(vip) == nil && c.NeighMAC(vip) == holder.MAC.String()
+	})
+}
+
+func TestNetnsElectionFailoverHandover(t *testing.T) {
+	l := newLab4(t)
+	a, b, c := l.Hosts["a"], l.Hosts["b"], l.Hosts["c"]
+	lbA := startLB(t, a, instanceYAML(150, []string{"10.99.0.10/24"}))
+	lbB := startLB(t, b, instanceYAML(100, []string{"10.99.0.10/24"}))
+
+	// Election: A (150) wins after its Master_Down_Interval.
+	lbA.waitState("MASTER", 3*time.Second)
+	lbB.waitState("BACKUP", time.Second)
+	waitOnly(t, time.Second, vip4test, a, b)
+	clientReaches(t, c, vip4test, a, 2*time.Second)
+
+	// Crash (SIGKILL): A keeps its VIP (FACTS 5 "kill"); B takes over
+	// within its Master_Down_Interval and its GARPs move the client.
+	lbA.proc.Crash()
+	took := netnstest.Eventually(t, 2*time.Second, "B takes over after A's crash", holds(b, vip4test))
+	if limit := MasterDownInterval(100, testAdvert, 3) + 100*time.Millisecond; took > limit {
+		t.Errorf("takeover after crash took %s, want at most %s", took, limit)
+	}
+	lbB.waitState("MASTER", time.Second)
+	clientReaches(t, c, vip4test, b, 2*time.Second)
+
+	// A comes back: it removes its stale VIP at start-up, then preempts.
+	lbA.start()
+	lbA.waitState("BACKUP", 2*time.Second)
+	lbA.waitState("MASTER", 2*time.Second)
+	waitOnly(t, time.Second, vip4test, a, b)
+	lbB.waitState("BACKUP", time.Second)
+	clientReaches(t, c, vip4test, a, 2*time.Second)
+
+	// Graceful stop: priority 0, B takes over after Skew_Time.
+	start := time.Now()
+	lbA.stop()
+	netnstest.Eventually(t, time.Second, "B takes over after A's graceful stop", holds(b, vip4test))
+	if took := time.Since(start); took > 500*time.Millisecond {
+		t.Errorf("handover after graceful stop took %s, want well under the 361 ms Master_Down_Interval plus margin", took)
+	}
+	if a.HasAddr("eth0", vip4test) {
+		t.Error("A kept the VIP after a graceful stop")
+	}
+	clientReaches(t, c, vip4test, b, 2*time.Second)
+}
+
