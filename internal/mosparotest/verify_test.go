@@ -1,0 +1,272 @@
+package mosparotest
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"testing"
+)
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// verifyBody builds the JSON body the PHP client sends: submitToken, validationSignature,
+// formSignature, formData (ksorted, values sha256-hex).
+func verifyBody(submitToken, validationSig, formSig string, fields map[string]string) string {
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString(`{"submitToken":"` + submitToken + `","validationSignature":"` + validationSig +
+		`","formSignature":"` + formSig + `","formData":{`)
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		b.WriteString(`"` + k + `":"` + sha256Hex(fields[k]) + `"`)
+	}
+	b.WriteString("}}")
+	return b.String()
+}
+
+// clientFormSignature computes what the official clients compute for formData.
+func clientFormSignature(privateKey string, fields map[string]string) string {
+	arr := phpArr()
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		arr.set(k, phpStr(sha256Hex(fields[k])))
+	}
+	return HMACHex(privateKey, string(phpToJSON(nil, &arr)))
+}
+
+type verifyResponse struct {
+	Valid                 bool              `json:"valid"`
+	VerificationSignature *string           `json:"verificationSignature"`
+	VerifiedFields        map[string]string `json:"verifiedFields"`
+	Error                 bool              `json:"error"`
+	ErrorMessage          string            `json:"errorMessage"`
+}
+
+func TestVerifyFACTS81Vector(t *testing.T) {
+	n := startNode(t, Options{Name: "n1"})
+	fields := map[string]string{"email": "a/b@example.com", "name": "John"}
+	n.Database().Add(Submission{
+		PublicKey: DemoPublicKey, SubmitToken: "SUBMITTOKEN_example",
+		ValidationToken: "VALIDATIONTOKEN_example", Fields: fields,
+	})
+	body := verifyBody("SUBMITTOKEN_example", vecValidationSig, vecFormSig, fields)
+	r := do(t, testClient(), http.MethodPost, n.URL()+endpointVerify, body,
+		"Content-Type: application/json", "Accept: application/json",
+		"Authorization: "+AuthorizationHeader(DemoPublicKey, vecRequestSig))
+	if r.status != 200 {
+		t.Fatalf("verify status = %d, want 200 (%s)", r.status, r.body)
+	}
+	want := `{"valid":true,"verificationSignature":"` + vecVerificationSig +
+		`","verifiedFields":{"email":"valid","name":"valid"},"issues":[]}`
+	if r.body != want {
+		t.Errorf("verify body = %s, want %s", r.body, want)
+	}
+	if got := n.Count("verify"); got != 1 {
+		t.Errorf("Count(verify) = %d, want 1", got)
+	}
+	if s, _ := n.Database().Lookup("SUBMITTOKEN_example"); s.Verified != 1 {
+		t.Errorf("Verified = %d, want 1", s.Verified)
+	}
+}
+
+func TestVerifyAuthFailures(t *testing.T) {
+	n := startNode(t, Options{})
+	body := verifyBody("SUBMITTOKEN_example", vecValidationSig, vecFormSig, map[string]string{"name": "John"})
+	tests := []struct {
+		name, auth string
+		status     int
+		body       string
+	}{
+		{"missing header", "", 400, `{"error":true,"errorMessage":"No authorization header found."}`},
+		{"not two parts", "Basic " + b64("nocolon"), 200, `{"error":true,"errorMessage":"Authorization header invalid.","0":401}`},
+		{"three parts", b64("a:b:c"), 200, `{"error":true,"errorMessage":"Authorization header invalid.","0":401}`},
+		{"unknown key", AuthorizationHeader("nope", "x"), 403, `{"error":true,"errorMessage":"No project available for the sent public key."}`},
+		{"hmac mismatch", AuthorizationHeader(DemoPublicKey, strings.Repeat("0", 64)), 400, `{"error":true,"errorMessage":"Request invalid."}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hdrs := []string{"Content-Type: application/json"}
+			if tt.auth != "" {
+				hdrs = append(hdrs, "Authorization: "+tt.auth)
+			}
+			r := do(t, testClient(), http.MethodPost, n.URL()+endpointVerify, body, hdrs...)
+			if r.status != tt.status || r.body != tt.body {
+				t.Errorf("verify = %d %s, want %d %s", r.status, r.body, tt.status, tt.body)
+			}
+		})
+	}
+}
+
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+func TestStatisticSignedQuery(t *testing.T) {
+	n := startNode(t, Options{})
+	tests := []struct {
+		name, query, sig string
+		status           int
+	}{
+		{"no params", "", vecStatisticEmptySig, 200},
+		{"range cast to int", "?range=86400", vecStatisticRangeSig, 200},
+		{"signature over other data", "?range=3600", vecStatisticRangeSig, 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := get(t, n.URL()+endpointStatistic+tt.query, "Authorization: "+AuthorizationHeader(DemoPublicKey, tt.sig))
+			if r.status != tt.status {
+				t.Errorf("statistic%s = %d %s, want %d", tt.query, r.status, r.body, tt.status)
+			}
+		})
+	}
+	// Without the "Basic " prefix the server still accepts the header (FACTS 8.1).
+	r := get(t, n.URL()+endpointStatistic, "Authorization: "+strings.TrimPrefix(vecStatisticEmptyHdr, "Basic "))
+	if r.status != 200 {
+		t.Errorf("statistic without Basic prefix = %d, want 200", r.status)
+	}
+}
+
+// TestFrontendToVerifyAcrossNodes runs the browser flow on three nodes sharing one database,
+// as a cluster behind a non-sticky balancer would (FACTS 2.1: state is in the DB).
+func TestFrontendToVerifyAcrossNodes(t *testing.T) {
+	db := NewDatabase()
+	a := startNode(t, Options{Name: "a", Database: db})
+	b := startNode(t, Options{Name: "b", Database: db})
+	c := startNode(t, Options{Name: "c", Database: db})
+
+	r := postForm(t, a.URL()+"/api/v1/frontend/request-submit-token",
+		"publicKey="+DemoPublicKey+"&pageTitle=Contact&pageUrl=https%3A%2F%2Fexample.com%2Fcontact",
+		"Origin: https://example.com")
+	if r.status != 200 {
+		t.Fatalf("request-submit-token = %d %s", r.status, r.body)
+	}
+	if got := r.header.Get("Access-Control-Allow-Origin"); got != "https://example.com" {
+		t.Errorf("ACAO = %q, want the origin echoed", got)
+	}
+	if got := r.header.Get("Access-Control-Allow-Methods"); got != "POST" {
+		t.Errorf("ACAM = %q, want POST", got)
+	}
+	if got := r.header.Get("X-Mosparo-Node"); got != "a" {
+		t.Errorf("X-Mosparo-Node = %q, want a", got)
+	}
+	var tok struct {
+		SubmitToken string `json:"submitToken"`
+	}
+	if err := json.Unmarshal([]byte(r.body), &tok); err != nil || len(tok.SubmitToken) != 64 {
+		t.Fatalf("submit token response %s: %v", r.body, err)
+	}
+
+	formData := `{"fields":[{"name":"email","value":"a/b@example.com","fieldPath":"input[email].email"},{"name":"name","value":"John","fieldPath":"input[text].name"}],"ignoredFields":[]}`
+	form := url.Values{"publicKey": {DemoPublicKey}, "submitToken": {tok.SubmitToken}, "formData": {formData}}
+	if r := postForm(t, b.URL()+"/api/v1/frontend/store-form-data", form.Encode()); r.status != 200 || r.body != `{"result":true}` {
+		t.Errorf("store-form-data = %d %s", r.status, r.body)
+	}
+	r = postForm(t, b.URL()+"/api/v1/frontend/check-form-data", form.Encode())
+	var chk struct {
+		Valid           bool   `json:"valid"`
+		ValidationToken string `json:"validationToken"`
+	}
+	if err := json.Unmarshal([]byte(r.body), &chk); err != nil || !chk.Valid || chk.ValidationToken == "" {
+		t.Fatalf("check-form-data = %d %s", r.status, r.body)
+	}
+
+	fields := map[string]string{"email": "a/b@example.com", "name": "John"}
+	vsig := HMACHex(DemoPrivateKey, chk.ValidationToken)
+	fsig := clientFormSignature(DemoPrivateKey, fields)
+	body := verifyBody(tok.SubmitToken, vsig, fsig, fields)
+	data, _ := phpJSONDecode([]byte(body))
+	reqSig := Sign(DemoPrivateKey, endpointVerify, phpToJSON(nil, &data))
+	r = do(t, testClient(), http.MethodPost, c.URL()+endpointVerify, body,
+		"Content-Type: application/json", "Authorization: "+AuthorizationHeader(DemoPublicKey, reqSig))
+	var vr verifyResponse
+	if err := json.Unmarshal([]byte(r.body), &vr); err != nil {
+		t.Fatalf("verify body %s: %v", r.body, err)
+	}
+	if !vr.Valid || vr.VerificationSignature == nil || *vr.VerificationSignature != HMACHex(DemoPrivateKey, vsig+fsig) {
+		t.Errorf("verify = %s, want valid with the expected verificationSignature", r.body)
+	}
+
+	// A tampered field is reported invalid.
+	fields["name"] = "Mallory"
+	body = verifyBody(tok.SubmitToken, vsig, fsig, fields)
+	data, _ = phpJSONDecode([]byte(body))
+	reqSig = Sign(DemoPrivateKey, endpointVerify, phpToJSON(nil, &data))
+	r = do(t, testClient(), http.MethodPost, c.URL()+endpointVerify, body,
+		"Content-Type: application/json", "Authorization: "+AuthorizationHeader(DemoPublicKey, reqSig))
+	vr = verifyResponse{}
+	_ = json.Unmarshal([]byte(r.body), &vr)
+	if vr.Valid || vr.VerifiedFields["name"] != "invalid" || vr.VerifiedFields["email"] != "valid" {
+		t.Errorf("tampered verify = %s, want valid false, name invalid, email valid", r.body)
+	}
+
+	for _, tc := range []struct {
+		node  *Node
+		route string
+		want  int64
+	}{{a, "request-submit-token", 1}, {b, "store-form-data", 1}, {b, "check-form-data", 1}, {c, "verify", 2}} {
+		if got := tc.node.Count(tc.route); got != tc.want {
+			t.Errorf("%s.Count(%s) = %d, want %d", tc.node.Name(), tc.route, got, tc.want)
+		}
+	}
+	if got := b.Requests("POST", "/api/v1/frontend/check-form-data"); got != 1 {
+		t.Errorf("Requests(POST check-form-data) = %d, want 1", got)
+	}
+}
+
+func TestFrontendErrors(t *testing.T) {
+	n := startNode(t, Options{Projects: []Project{{UUID: DemoUUID, PublicKey: DemoPublicKey, PrivateKey: DemoPrivateKey, Hosts: []string{"example.com", "*.example.org"}}}})
+	u := n.URL() + "/api/v1/frontend/request-submit-token"
+	tests := []struct {
+		name, method, body, origin string
+		status                     int
+		wantBody, wantACAO         string
+	}{
+		{"missing key", "POST", "pageTitle=x", "", 400, `{"error":true,"errorMessage":"No public key sent."}`, ""},
+		{"preflight-like OPTIONS", "OPTIONS", "", "https://example.com", 400, `{"error":true,"errorMessage":"No public key sent."}`, ""},
+		{"unknown key", "POST", "publicKey=nope&pageTitle=x", "https://example.com", 403, `{"error":true,"errorMessage":"No project available for the sent public key."}`, ""},
+		{"listed host", "POST", "publicKey=" + DemoPublicKey + "&pageTitle=x&pageUrl=y", "https://example.com", 200, "", "https://example.com"},
+		{"wildcard host", "POST", "publicKey=" + DemoPublicKey + "&pageTitle=x&pageUrl=y", "http://www.example.org", 200, "", "http://www.example.org"},
+		{"other origin still processed", "POST", "publicKey=" + DemoPublicKey + "&pageTitle=x&pageUrl=y", "https://evil.test", 200, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hdrs := []string{"Content-Type: application/x-www-form-urlencoded"}
+			if tt.origin != "" {
+				hdrs = append(hdrs, "Origin: "+tt.origin)
+			}
+			r := do(t, testClient(), tt.method, u, tt.body, hdrs...)
+			if r.status != tt.status {
+				t.Errorf("status = %d %s, want %d", r.status, r.body, tt.status)
+			}
+			if tt.wantBody != "" && r.body != tt.wantBody {
+				t.Errorf("body = %s, want %s", r.body, tt.wantBody)
+			}
+			if got := r.header.Get("Access-Control-Allow-Origin"); got != tt.wantACAO {
+				t.Errorf("ACAO = %q, want %q", got, tt.wantACAO)
+			}
+			if r.header.Get("Vary") != "" {
+				t.Errorf("Vary = %q, want none", r.header.Get("Vary"))
+			}
+		})
+	}
+	r := postForm(t, n.URL()+"/api/v1/frontend/check-form-data", "publicKey="+DemoPublicKey+"&submitToken=unknown&formData=%7B%7D")
+	if r.status != 200 || !strings.Contains(r.body, `"error":true`) {
+		t.Errorf("check-form-data with unknown token = %d %s, want 200 error", r.status, r.body)
+	}
+}
