@@ -36,9 +36,8 @@ type outcome struct {
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	rt := s.rt.Load()
-	ln := listenerOf(ctx)
-	if ln != nil && ln.redirect {
-		s.redirect(ctx, ln)
+	if ln := listenerOf(ctx); ln != nil && !ln.tls && ln.index < len(rt.cfg.Listen) && rt.cfg.Listen[ln.index].RedirectHTTPS {
+		s.redirect(ctx, rt.cfg.Listen[ln.index].RedirectPort)
 		return
 	}
 	path := ctx.Path()

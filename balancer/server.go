@@ -28,15 +28,40 @@ type Server struct {
 	mu        sync.Mutex
 	listeners []net.Listener
 	infos     []*listenerInfo
+	retired   []retiredRuntime
 }
 
-// listenerInfo is what a connection remembers of its listener.
+type retiredRuntime struct {
+	rt *Runtime
+	at time.Time // when its idle connections may be closed
+}
+
+// closeRetired closes idle connections of replaced runtimes whose time has
+// come (all of them when all is set).
+func (s *Server) closeRetired(now time.Time, all bool) {
+	s.mu.Lock()
+	var keep []retiredRuntime
+	var done []*Runtime
+	for _, r := range s.retired {
+		if all || now.After(r.at) {
+			done = append(done, r.rt)
+		} else {
+			keep = append(keep, r)
+		}
+	}
+	s.retired = keep
+	s.mu.Unlock()
+	for _, rt := range done {
+		rt.CloseIdle()
+	}
+}
+
+// listenerInfo is what a connection remembers of its listener; immutable.
+// What a listener does (redirects) comes from the current runtime by index.
 type listenerInfo struct {
-	index    int
-	address  string
-	tls      bool
-	redirect bool
-	port     int // HTTPS port for redirects
+	index   int
+	address string
+	tls     bool
 }
 
 // NewServer prepares a server for rt; Listen binds it, Serve runs it.
@@ -75,21 +100,12 @@ func (s *Server) Swap(rt *Runtime) error {
 	if !sameListeners(old.cfg.Listen, rt.cfg.Listen) {
 		err = errors.New("balancer: listen: changes take effect after a restart")
 	}
+	// Old in-flight requests hold their own connections; they get the
+	// request timeout before the old runtime's idle ones are closed (by
+	// the janitor in Serve).
 	s.mu.Lock()
-	for i, info := range s.infos {
-		if i < len(rt.cfg.Listen) {
-			l := rt.cfg.Listen[i]
-			info.redirect = l.RedirectHTTPS && !info.tls
-			info.port = l.RedirectPort
-		}
-	}
+	s.retired = append(s.retired, retiredRuntime{rt: old, at: time.Now().Add(old.timeout)})
 	s.mu.Unlock()
-	go func() {
-		// Old in-flight requests hold their own connections; give them the
-		// request timeout before closing the old runtime's idle ones.
-		time.Sleep(old.timeout)
-		old.CloseIdle()
-	}()
 	return err
 }
 
@@ -117,8 +133,7 @@ func (s *Server) Listen(ctx context.Context) error {
 			s.closeListeners()
 			return fmt.Errorf("balancer: listen %s: %w", l.Address, err)
 		}
-		info := &listenerInfo{index: i, address: ln.Addr().String(), tls: l.TLS != nil,
-			redirect: l.RedirectHTTPS && l.TLS == nil, port: l.RedirectPort}
+		info := &listenerInfo{index: i, address: ln.Addr().String(), tls: l.TLS != nil}
 		var wrapped net.Listener = &taggedListener{Listener: ln, info: info}
 		if l.TLS != nil {
 			wrapped = tls.NewListener(wrapped, s.tlsConfig(i))
@@ -155,11 +170,20 @@ func (s *Server) Serve(ctx context.Context) error {
 	for _, ln := range lns {
 		go func(ln net.Listener) { errc <- s.srv.Serve(ln) }(ln)
 	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
 	var err error
-	select {
-	case <-ctx.Done():
-	case err = <-errc:
-		err = fmt.Errorf("balancer: serve: %w", err)
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case err = <-errc:
+			err = fmt.Errorf("balancer: serve: %w", err)
+			break wait
+		case now := <-tick.C:
+			s.closeRetired(now, false)
+		}
 	}
 	grace := s.rt.Load().cfg.Shutdown.Grace.D()
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
@@ -175,6 +199,7 @@ func (s *Server) Serve(ctx context.Context) error {
 			break
 		}
 	}
+	s.closeRetired(time.Time{}, true)
 	s.rt.Load().CloseIdle()
 	return err
 }
@@ -212,15 +237,15 @@ func (s *Server) tlsConfig(index int) *tls.Config {
 
 // redirect answers plain HTTP with a permanent redirect to HTTPS, keeping
 // method and body semantics (308).
-func (s *Server) redirect(ctx *fasthttp.RequestCtx, ln *listenerInfo) {
+func (s *Server) redirect(ctx *fasthttp.RequestCtx, port int) {
 	host := ctx.Host()
 	if h, _, err := net.SplitHostPort(string(host)); err == nil {
 		host = []byte(h)
 	}
 	u := append([]byte("https://"), host...)
-	if ln.port != 0 && ln.port != 443 {
+	if port != 0 && port != 443 {
 		u = append(u, ':')
-		u = strconv.AppendInt(u, int64(ln.port), 10)
+		u = strconv.AppendInt(u, int64(port), 10)
 	}
 	u = append(u, ctx.RequestURI()...)
 	ctx.Response.Header.SetBytesV("Location", u)

@@ -3,33 +3,91 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"reflect"
+	"sync"
 
 	"github.com/mosparo-lb/mosparo-lb/balancer"
 	"github.com/mosparo-lb/mosparo-lb/configs"
+	"github.com/mosparo-lb/mosparo-lb/health"
 	"go.uber.org/zap"
 )
 
-// components are the long-running parts around the data plane.
+// components are the long-running parts around the data plane. Each runs
+// under its own child context so a reload can replace one without touching
+// the others.
 type components struct {
-	log     *zap.Logger
+	log *zap.Logger
+
+	mu      sync.Mutex
+	ctx     context.Context // set by start; nil before
+	wg      *sync.WaitGroup
 	static  []configs.Node
+	hcfg    configs.Health
+	checker *health.Checker
+	stopHC  context.CancelFunc
 	changed chan struct{}
 }
 
 func newComponents(cfg *configs.Config, log *zap.Logger) (*components, error) {
-	return &components{log: log, static: cfg.Nodes, changed: make(chan struct{})}, nil
+	c := &components{log: log, static: cfg.Nodes, hcfg: cfg.Health, changed: make(chan struct{}, 1)}
+	c.checker = c.newChecker(cfg.Health)
+	c.syncTargets()
+	return c, nil
 }
 
-// start launches every component's Run through run.
-func (c *components) start(run func(string, func(context.Context) error)) {}
+func (c *components) newChecker(h configs.Health) *health.Checker {
+	return health.New(h, health.Options{Logger: c.log})
+}
 
-// reconfigure applies a new configuration to the components.
-func (c *components) reconfigure(ctx context.Context, cfg *configs.Config) error {
+// start launches every component under ctx; wg tracks them.
+func (c *components) start(ctx context.Context, wg *sync.WaitGroup) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ctx, c.wg = ctx, wg
+	c.stopHC = c.spawn("health", c.checker.Run)
+}
+
+// spawn runs f in its own child context; the returned func stops it.
+func (c *components) spawn(name string, f func(context.Context) error) context.CancelFunc {
+	ctx, cancel := context.WithCancel(c.ctx)
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		if err := f(ctx); err != nil && ctx.Err() == nil {
+			c.log.Error("component stopped", zap.String("component", name), zap.Error(err))
+		}
+	}()
+	return cancel
+}
+
+// reconfigure applies a new configuration to the components. The health
+// checker is replaced only when the health: section changed, and then the
+// operators' drain and maintenance states carry over.
+func (c *components) reconfigure(cfg *configs.Config) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.static = cfg.Nodes
+	if !reflect.DeepEqual(c.hcfg, cfg.Health) {
+		old := c.checker
+		c.checker = c.newChecker(cfg.Health)
+		c.hcfg = cfg.Health
+		c.syncTargetsLocked()
+		for _, ns := range old.Snapshot() {
+			if ns.Operator != 0 {
+				_ = c.checker.SetOperatorState(ns.Name, ns.Operator)
+			}
+		}
+		if c.ctx != nil {
+			c.stopHC()
+			c.stopHC = c.spawn("health", c.checker.Run)
+		}
+	}
 	return nil
 }
 
 func (c *components) nodeSpecs() []balancer.NodeSpec {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	out := make([]balancer.NodeSpec, 0, len(c.static))
 	for _, n := range c.static {
 		out = append(out, balancer.NodeSpec{Name: n.Name, Address: n.Address, Weight: n.Weight, Admin: n.Admin})
@@ -37,15 +95,81 @@ func (c *components) nodeSpecs() []balancer.NodeSpec {
 	return out
 }
 
-func (c *components) nodesChanged() <-chan struct{}     { return c.changed }
-func (c *components) syncTargets()                       {}
-func (c *components) healthSource() balancer.HealthSource { return nil }
-func (c *components) edgeCache() balancer.EdgeCache       { return nil }
-func (c *components) poolHealthy() bool                   { return true }
-func (c *components) addStatus(st map[string]any)         {}
+func (c *components) nodesChanged() <-chan struct{} { return c.changed }
 
-func (c *components) setNodeState(name, state string) error {
-	return fmt.Errorf("node %q: health checking is not enabled", name)
+// syncTargets tells the health checker the current node set.
+func (c *components) syncTargets() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.syncTargetsLocked()
 }
 
-func (c *components) nodeStatus(stats []balancer.NodeStat) any { return stats }
+func (c *components) syncTargetsLocked() {
+	ts := make([]health.Target, 0, len(c.static))
+	for _, n := range c.static {
+		ts = append(ts, health.Target{Name: n.Name, Address: n.Address, Host: n.Host, Weight: n.Weight, Admin: n.Admin})
+	}
+	c.checker.SetTargets(ts)
+}
+
+func (c *components) healthSource() balancer.HealthSource {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return healthSource{c.checker}
+}
+
+func (c *components) edgeCache() balancer.EdgeCache { return nil }
+
+func (c *components) poolHealthy() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.checker.PoolHealthy()
+}
+
+func (c *components) addStatus(st map[string]any) {}
+
+// setNodeState applies an operator action from the admin API or CLI.
+func (c *components) setNodeState(name, action string) error {
+	s := map[string]health.State{"drain": health.Draining, "maintenance": health.Maintenance, "ready": health.Up}[action]
+	if s == 0 {
+		return fmt.Errorf("unknown action %q", action)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.checker.SetOperatorState(name, s)
+}
+
+// nodeView is one node in /status: health's view and the data plane's counters.
+type nodeView struct {
+	health.NodeStatus
+	InFlight int64  `json:"in_flight"`
+	Requests uint64 `json:"requests"`
+	Failures uint64 `json:"failures"`
+}
+
+func (c *components) nodeStatus(stats []balancer.NodeStat) any {
+	c.mu.Lock()
+	snap := c.checker.Snapshot()
+	c.mu.Unlock()
+	byAddr := map[string]balancer.NodeStat{}
+	for _, s := range stats {
+		byAddr[s.Address] = s
+	}
+	out := make([]nodeView, 0, len(snap))
+	for _, ns := range snap {
+		s := byAddr[ns.Address]
+		out = append(out, nodeView{NodeStatus: ns, InFlight: s.InFlight, Requests: s.Requests, Failures: s.Failures})
+	}
+	return out
+}
+
+// healthSource adapts the checker to the balancer's view, mapping an
+// unknown address to a nil interface rather than a typed nil pointer.
+type healthSource struct{ c *health.Checker }
+
+func (h healthSource) NodeHealth(addr string) balancer.NodeHealth {
+	if n := h.c.Node(addr); n != nil {
+		return n
+	}
+	return nil
+}

@@ -144,7 +144,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.admin != nil {
 		run("admin", d.admin.Run)
 	}
-	d.comps.start(run)
+	d.comps.start(cctx, &wg)
 	run("rebuild", d.rebuildLoop)
 	d.log.Info("mosparo-lb running", zap.Strings("listen", d.srv.Addrs()), zap.String("admin", d.AdminAddr()), zap.String("version", d.opts.Version))
 
@@ -214,7 +214,7 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	d.reload.Last = time.Now()
 	cfg, err := d.load()
 	if err == nil {
-		err = d.comps.reconfigure(ctx, cfg)
+		err = d.comps.reconfigure(cfg)
 	}
 	if err == nil {
 		if err = d.rebuild(cfg); err == nil {

@@ -1,0 +1,260 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mosparo-lb/mosparo-lb/internal/leaktest"
+	"github.com/mosparo-lb/mosparo-lb/internal/mosparotest"
+	"github.com/valyala/fasthttp"
+	"go.uber.org/goleak"
+	"go.uber.org/zap/zaptest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, leaktest.Options()...)
+}
+
+type cluster struct {
+	t     *testing.T
+	nodes []*mosparotest.Node
+	path  string
+	d     *Daemon
+	lb    string
+	stop  func()
+}
+
+func startNodes(t *testing.T, n int) []*mosparotest.Node {
+	t.Helper()
+	db := mosparotest.NewDatabase()
+	var out []*mosparotest.Node
+	for i := 0; i < n; i++ {
+		node, err := mosparotest.Start(mosparotest.Options{Name: fmt.Sprintf("n%d", i+1), Database: db})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { node.Close() })
+		out = append(out, node)
+	}
+	return out
+}
+
+// nodesYAML lists nodes as the nodes: section; admin marks n1 admin: true.
+func nodesYAML(nodes []*mosparotest.Node) string {
+	var b strings.Builder
+	b.WriteString("nodes:\n")
+	for i, n := range nodes {
+		fmt.Fprintf(&b, "  - {name: %s, address: %q, admin: %v}\n", n.Name(), n.Addr(), i == 0)
+	}
+	return b.String()
+}
+
+const testBase = `
+listen: [{address: "127.0.0.1:0"}]
+admin: {listen: "127.0.0.1:0"}
+timeouts: {connect: 300ms, request: 3s}
+health: {interval: 200ms, timeout: 150ms, fast_interval: 50ms, down_interval: 100ms, rise: 1, fall: 1, slow_start: 0s}
+log: {level: warn, access_log: false}
+shutdown: {grace: 3s}
+`
+
+func startCluster(t *testing.T, nodes []*mosparotest.Node, extra string) *cluster {
+	t.Helper()
+	c := &cluster{t: t, nodes: nodes, path: filepath.Join(t.TempDir(), "lb.yaml")}
+	c.write(testBase + nodesYAML(nodes) + extra)
+	logger := zaptest.NewLogger(t)
+	d, err := New(context.Background(), Options{Path: c.path, Loggers: &Loggers{Main: logger}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	c.d, c.lb = d, "http://"+d.Addrs()[0]
+	var once sync.Once
+	c.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(c.stop)
+	return c
+}
+
+func (c *cluster) write(yaml string) {
+	c.t.Helper()
+	if err := os.WriteFile(c.path, []byte(yaml), 0o600); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// do sends one request and returns status and the answering node.
+func do(t testing.TB, client *fasthttp.Client, method, url, body string) (int, string, error) {
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.Header.SetMethod(method)
+	req.SetRequestURI(url)
+	if body != "" {
+		req.Header.SetContentType("application/x-www-form-urlencoded")
+		req.SetBodyString(body)
+	}
+	err := client.DoTimeout(req, resp, 5*time.Second)
+	return resp.StatusCode(), string(resp.Header.Peek("X-Mosparo-Node")), err
+}
+
+func TestRouteClassesReachTheirPools(t *testing.T) {
+	nodes := startNodes(t, 3)
+	c := startCluster(t, nodes, `
+edge: {allow_cron_from: ["127.0.0.1"], allow_health_from: ["127.0.0.1"]}
+balancing:
+  policy: round_robin
+  pools: {admin: [n1], setup: [n1], cron: [n1], api: [n2], frontend: [n2, n3], resources: [n3], static: [n3], health: [n2]}
+`)
+	form := "publicKey=" + mosparotest.DemoPublicKey + "&pageTitle=t&pageUrl=https%3A%2F%2Fexample.com%2F"
+	cl := &fasthttp.Client{}
+	for _, tt := range []struct {
+		method, path, body string
+		want               []string
+	}{
+		{"GET", "/login", "", []string{"n1"}},
+		{"GET", "/project/", "", []string{"n1"}},
+		{"GET", "/setup/", "", []string{"n1"}},
+		{"GET", "/cron-jobs/execute?key=wrong", "", []string{"n1"}},
+		{"POST", "/api/v1/verification/verify", "{}", []string{"n2"}},
+		{"GET", "/api/v1/statistic/by-date", "", []string{"n2"}},
+		{"POST", "/api/v1/frontend/request-submit-token", form, []string{"n2", "n3"}},
+		{"GET", "/resources/" + mosparotest.DemoUUID + ".css", "", []string{"n3"}},
+		{"GET", "/build/mosparo-frontend.js", "", []string{"n3"}},
+		{"GET", "/api/v1/health/check", "", []string{"n2"}},
+	} {
+		seen := map[string]bool{}
+		for i := 0; i < 4; i++ {
+			code, node, err := do(t, cl, tt.method, c.lb+tt.path, tt.body)
+			if err != nil || code == 0 || code >= 500 {
+				t.Fatalf("%s %s = %d, %v", tt.method, tt.path, code, err)
+			}
+			seen[node] = true
+		}
+		for node := range seen {
+			if !contains(tt.want, node) {
+				t.Errorf("%s %s reached %s, want only %v", tt.method, tt.path, node, tt.want)
+			}
+		}
+	}
+}
+
+func TestReloadUnderLoadLosesNothing(t *testing.T) {
+	nodes := startNodes(t, 3)
+	c := startCluster(t, nodes[:2], "balancing: {policy: least_conn}\n")
+	var failed, total atomic.Int64
+	var firstErr atomic.Value
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	form := "publicKey=" + mosparotest.DemoPublicKey + "&pageTitle=t&pageUrl=https%3A%2F%2Fexample.com%2F"
+	for w := 0; w < 6; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			cl := &fasthttp.Client{}
+			for i := 0; i < 5000; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				method, path, body := "GET", "/login", ""
+				if w%2 == 1 {
+					method, path, body = "POST", "/api/v1/frontend/request-submit-token", form
+				}
+				code, _, err := do(t, cl, method, c.lb+path, body)
+				total.Add(1)
+				if err != nil || code != 200 {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, fmt.Sprintf("%s %s = %d, %v", method, path, code, err))
+				}
+			}
+		}(w)
+	}
+	policies := []string{"round_robin", "weighted", "client_ip_hash", "least_conn"}
+	for i := 0; i < 12; i++ {
+		time.Sleep(40 * time.Millisecond)
+		set := nodes[:2+i%2] // add and remove the third node
+		c.write(testBase + nodesYAML(set) + "balancing: {policy: " + policies[i%len(policies)] + "}\n")
+		if err := c.d.Reload(context.Background()); err != nil {
+			t.Fatalf("reload %d: %v", i, err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if failed.Load() != 0 {
+		t.Errorf("%d of %d requests failed across 12 reloads; first: %v", failed.Load(), total.Load(), firstErr.Load())
+	}
+	if total.Load() < 100 {
+		t.Errorf("only %d requests ran; the load did not overlap the reloads", total.Load())
+	}
+}
+
+func TestBadReloadKeepsServing(t *testing.T) {
+	nodes := startNodes(t, 1)
+	c := startCluster(t, nodes, "")
+	c.write(testBase + nodesYAML(nodes) + "balancing: {policy: fastest}\n")
+	err := c.d.Reload(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "balancing.policy") {
+		t.Fatalf("Reload = %v, want an error naming balancing.policy", err)
+	}
+	if !strings.Contains(err.Error(), "lb.yaml:") {
+		t.Errorf("error %q does not name the file and line", err)
+	}
+	code, _, err := do(t, &fasthttp.Client{}, "GET", c.lb+"/login", "")
+	if err != nil || code != 200 {
+		t.Errorf("after a bad reload GET = %d, %v; want 200 from the old config", code, err)
+	}
+	st := c.d.Status().(map[string]any)
+	if rl := st["reloads"].(reloadStatus); rl.LastError == "" {
+		t.Error("status does not show the rejected reload")
+	}
+}
+
+func TestGracefulShutdownFinishesInFlight(t *testing.T) {
+	nodes := startNodes(t, 1)
+	c := startCluster(t, nodes, "")
+	nodes[0].SetDelay(500 * time.Millisecond)
+	res := make(chan int, 1)
+	go func() {
+		code, _, _ := do(t, &fasthttp.Client{}, "GET", c.lb+"/login", "")
+		res <- code
+	}()
+	time.Sleep(150 * time.Millisecond) // the request is at the node now
+	start := time.Now()
+	c.stop()
+	if code := <-res; code != 200 {
+		t.Errorf("in-flight request during shutdown = %d, want 200", code)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("shutdown took %s with one 500ms request in flight", took)
+	}
+	if _, _, err := do(t, &fasthttp.Client{}, "GET", c.lb+"/login", ""); err == nil {
+		t.Error("the LB still accepts after shutdown")
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
