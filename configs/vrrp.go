@@ -62,6 +62,11 @@ type VRRPInstance struct {
 	// lower-priority advert at once with its own advert and a GARP burst,
 	// which heals a split brain quickly.
 	LowerPrioNoAdvert bool `yaml:"lower_prio_no_advert,omitempty"`
+	// HigherPrioSendAdvert makes a master that yields to a higher priority
+	// send one last advert first, so the winner hears it and re-sends its
+	// GARPs (heals a split brain even when the winner's advert crossed
+	// first). Default true (keepalived's default is false).
+	HigherPrioSendAdvert *bool `yaml:"higher_prio_send_advert,omitempty"`
 	// GARP paces the gratuitous ARPs / unsolicited neighbour advertisements.
 	GARP VRRPGARP `yaml:"garp,omitempty"`
 	// TrackInterfaces lower the priority or force FAULT while a link is down.
@@ -186,6 +191,10 @@ func (r *VRRP) defaults() {
 			in.State = "BACKUP"
 		}
 		setInt(&in.DownTimerAdverts, 3)
+		if in.HigherPrioSendAdvert == nil {
+			t := true
+			in.HigherPrioSendAdvert = &t
+		}
 		setInt(&in.GARP.Repeat, 5)
 		if in.GARP.Delay == nil {
 			d := Duration(5 * time.Second)

@@ -35,6 +35,7 @@ func TestVRRPDefaults(t *testing.T) {
 		{"track_pool.weight", in.TrackPool.Weight, 253},
 		{"notify.timeout", in.Notify.Timeout.D(), 10 * time.Second},
 		{"nopreempt", in.Nopreempt, false},
+		{"higher_prio_send_advert", *in.HigherPrioSendAdvert, true},
 	}
 	for _, c := range checks {
 		if c.got != c.want {

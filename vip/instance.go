@@ -103,13 +103,14 @@ func newInstance(c configs.VRRPInstance, opts Options) (*instance, error) {
 		return nil, fmt.Errorf("vip: instance %s: virtual_router_id or priority out of range", c.Name)
 	}
 	in.mcfg = MachineConfig{
-		Priority:          uint8(c.Priority),
-		AdvertInterval:    ToCentiseconds(c.AdvertInterval.D()).Duration(),
-		Preempt:           !c.Nopreempt,
-		PreemptDelay:      c.PreemptDelay.D(),
-		DownTimerAdverts:  c.DownTimerAdverts,
-		LowerPrioNoAdvert: c.LowerPrioNoAdvert,
-		GARPRefresh:       c.GARP.Refresh.D(),
+		Priority:             uint8(c.Priority),
+		AdvertInterval:       ToCentiseconds(c.AdvertInterval.D()).Duration(),
+		Preempt:              !c.Nopreempt,
+		PreemptDelay:         c.PreemptDelay.D(),
+		DownTimerAdverts:     c.DownTimerAdverts,
+		LowerPrioNoAdvert:    c.LowerPrioNoAdvert,
+		HigherPrioSendAdvert: c.HigherPrioSendAdvert == nil || *c.HigherPrioSendAdvert,
+		GARPRefresh:          c.GARP.Refresh.D(),
 	}
 	if c.GARP.Delay != nil {
 		in.mcfg.GARPDelay = c.GARP.Delay.D()

@@ -196,3 +196,150 @@ func TestNetnsElectionFailoverHandover(t *testing.T) {
 	clientReaches(t, c, vip4test, b, 2*time.Second)
 }
 
+func TestNetnsNopreempt(t *testing.T) {
+	l := newLab4(t)
+	a, b := l.Hosts["a"], l.Hosts["b"]
+	lbB := startLB(t, b, instanceYAML(100, []string{"10.99.0.10/24"}))
+	lbB.waitState("MASTER", 2*time.Second)
+	lbA := startLB(t, a, instanceYAML(150, []string{"10.99.0.10/24"}, "nopreempt: true"))
+	lbA.waitState("BACKUP", 2*time.Second)
+	// Several Master_Down_Intervals: the higher-priority A stays backup.
+	netnstest.Never(t, 1500*time.Millisecond, "A preempted despite nopreempt", holds(a, vip4test))
+	if lbB.state() != "MASTER" {
+		t.Fatalf("B is %s, want MASTER", lbB.state())
+	}
+	// It still takes over when B goes away.
+	lbB.stop()
+	lbA.waitState("MASTER", time.Second)
+	waitOnly(t, time.Second, vip4test, a, b)
+}
+
+func TestNetnsUnicast(t *testing.T) {
+	l := newLab4(t)
+	a, b, c := l.Hosts["a"], l.Hosts["b"], l.Hosts["c"]
+	lbA := startLB(t, a, instanceYAML(150, []string{"10.99.0.10/24"}, "unicast_src_ip: 10.99.0.11", "unicast_peers: [10.99.0.12]"))
+	lbB := startLB(t, b, instanceYAML(100, []string{"10.99.0.10/24"}, "unicast_peers: [10.99.0.11]"))
+	lbA.waitState("MASTER", 3*time.Second)
+	lbB.waitState("BACKUP", time.Second)
+	// B stays backup: it does hear A's unicast adverts.
+	netnstest.Never(t, 500*time.Millisecond, "B took over although A advertises by unicast", holds(b, vip4test))
+	clientReaches(t, c, vip4test, a, 2*time.Second)
+	lbA.proc.Crash()
+	netnstest.Eventually(t, 2*time.Second, "B takes over after A's crash", holds(b, vip4test))
+	clientReaches(t, c, vip4test, b, 2*time.Second)
+	lbA.start()
+	lbA.waitState("MASTER", 3*time.Second)
+	waitOnly(t, time.Second, vip4test, a, b)
+	lbA.stop()
+	netnstest.Eventually(t, time.Second, "B takes over after A's graceful stop", holds(b, vip4test))
+}
+
+func TestNetnsUnicastSourceFilter(t *testing.T) {
+	l := newLab4(t)
+	a, b := l.Hosts["a"], l.Hosts["b"]
+	// A lists a peer that is not B: B's adverts are dropped by A, so A
+	// becomes master too (and B yields to A's higher priority).
+	lbA := startLB(t, a, instanceYAML(100, []string{"10.99.0.10/24"}, "unicast_peers: [10.99.0.12]"))
+	lbB := startLB(t, b, instanceYAML(150, []string{"10.99.0.10/24"}, "unicast_peers: [10.99.0.11]", "unicast_src_ip: 10.99.0.12"))
+	lbB.waitState("MASTER", 3*time.Second)
+	lbA.waitState("BACKUP", time.Second)
+	lbB.stop()
+	lbA.waitState("MASTER", 2*time.Second)
+
+	cfg := instanceYAML(150, []string{"10.99.0.10/24"}, "unicast_peers: [10.99.0.99]")
+	lbB2 := startLB(t, b, cfg)
+	lbB2.waitState("BACKUP", time.Second)
+	// A's adverts come from 10.99.0.11, not a peer of B: B ignores them and takes over.
+	lbB2.waitState("MASTER", 2*time.Second)
+}
+
+func TestNetnsIPv6(t *testing.T) {
+	l := newLab4(t)
+	a, b, c := l.Hosts["a"], l.Hosts["b"], l.Hosts["c"]
+	lbA := startLB(t, a, instanceYAML(150, []string{"2001:db8:99::10/64"}))
+	lbB := startLB(t, b, instanceYAML(100, []string{"2001:db8:99::10/64"}))
+	lbA.waitState("MASTER", 3*time.Second)
+	lbB.waitState("BACKUP", time.Second)
+	waitOnly(t, time.Second, vip6test, a, b)
+	clientReaches(t, c, vip6test, a, 2*time.Second)
+	lbA.proc.Crash()
+	netnstest.Eventually(t, 2*time.Second, "B takes over after A's crash", holds(b, vip6test))
+	// B's unsolicited NA (Override) moves the client's neighbour entry.
+	clientReaches(t, c, vip6test, b, 2*time.Second)
+	lbA.start()
+	lbA.waitState("MASTER", 3*time.Second)
+	waitOnly(t, time.Second, vip6test, a, b)
+	clientReaches(t, c, vip6test, a, 2*time.Second)
+	lbA.stop()
+	netnstest.Eventually(t, time.Second, "B takes over after A's graceful stop", holds(b, vip6test))
+}
+
+func TestNetnsTrackingHandover(t *testing.T) {
+	l := newLab4(t)
+	a, b, c := l.Hosts["a"], l.Hosts["b"], l.Hosts["c"]
+	lbA := startLB(t, a, instanceYAML(150, []string{"10.99.0.10/24"}))
+	lbB := startLB(t, b, instanceYAML(100, []string{"10.99.0.10/24"}))
+	lbA.waitState("MASTER", 3*time.Second)
+	lbB.waitState("BACKUP", time.Second)
+
+	// A loses all its nodes: priority 150-253 -> 1, B preempts it.
+	lbA.setHealthy(false)
+	waitOnly(t, 2*time.Second, vip4test, b, a)
+	lbA.waitState("BACKUP", time.Second)
+	clientReaches(t, c, vip4test, b, 2*time.Second)
+
+	// Nodes back: A preempts again.
+	lbA.setHealthy(true)
+	waitOnly(t, 2*time.Second, vip4test, a, b)
+	lbA.stop()
+
+	// track_pool mode fault: FAULT drops the VIP at once.
+	lbA2 := startLB(t, a, instanceYAML(150, []string{"10.99.0.10/24"}, "track_pool: {mode: fault}"))
+	lbA2.waitState("MASTER", 3*time.Second)
+	lbA2.setHealthy(false)
+	lbA2.waitState("FAULT", time.Second)
+	waitOnly(t, time.Second, vip4test, b, a)
+	lbA2.setHealthy(true)
+	lbA2.waitState("MASTER", 2*time.Second)
+}
+
+func TestNetnsSplitBrainHeals(t *testing.T) {
+	l := newLab4(t)
+	a, b, c := l.Hosts["a"], l.Hosts["b"], l.Hosts["c"]
+	lbA := startLB(t, a, instanceYAML(150, []string{"10.99.0.10/24"}))
+	lbB := startLB(t, b, instanceYAML(100, []string{"10.99.0.10/24"}))
+	lbA.waitState("MASTER", 3*time.Second)
+	lbB.waitState("BACKUP", time.Second)
+	clientReaches(t, c, vip4test, a, 2*time.Second)
+
+	// A and B can no longer hear each other; the client still reaches both.
+	l.Isolate(t, true, "a", "b")
+	lbB.waitState("MASTER", 2*time.Second)
+	if lbA.state() != "MASTER" {
+		t.Fatalf("A is %s, want MASTER (split brain)", lbA.state())
+	}
+	clientReaches(t, c, vip4test, b, 2*time.Second) // B's takeover GARPs won the client
+
+	// Heal: B hears the higher A and yields; A hears the lower B and
+	// answers with an advert plus GARPs, which bring the client back.
+	l.Isolate(t, false, "a", "b")
+	waitOnly(t, time.Second, vip4test, a, b)
+	lbB.waitState("BACKUP", time.Second)
+	clientReaches(t, c, vip4test, a, time.Second)
+}
+
+func TestNetnsVIPDeletedIsRestored(t *testing.T) {
+	l := newLab4(t)
+	a := l.Hosts["a"]
+	lbA := startLB(t, a, instanceYAML(150, []string{"10.99.0.10/24 label eth0:vip", "10.99.0.20/32"}))
+	lbA.waitState("MASTER", 3*time.Second)
+	if out := a.MustRun(t, "ip", "-o", "addr", "show", "label", "eth0:vip"); !strings.Contains(out, "10.99.0.10/24") {
+		t.Fatalf("label not set: %q", out)
+	}
+	a.MustRun(t, "ip", "addr", "del", "10.99.0.20/32", "dev", "eth0")
+	netnstest.Eventually(t, time.Second, "the deleted VIP is put back", holds(a, netip.MustParseAddr("10.99.0.20")))
+	lbA.stop()
+	if holds(a, vip4test)() || holds(a, netip.MustParseAddr("10.99.0.20"))() {
+		t.Error("VIPs left after a graceful stop")
+	}
+}

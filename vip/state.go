@@ -48,6 +48,12 @@ type MachineConfig struct {
 	// LowerPrioNoAdvert keeps the RFC rule of ignoring lower-priority
 	// adverts as master; false answers them with an advert and a GARP burst.
 	LowerPrioNoAdvert bool
+	// HigherPrioSendAdvert makes a master that yields to a higher-priority
+	// advert first send one advert of its own, so that the winner hears a
+	// lower-priority master and re-sends its GARPs: after a split brain the
+	// clients that followed the loser come back (keepalived's
+	// higher_prio_send_advert, FACTS 3.1).
+	HigherPrioSendAdvert bool
 	// GARPDelay is when the second GARP burst follows a takeover; 0 = none.
 	GARPDelay time.Duration
 	// GARPRefresh repeats GARPs this often while master; 0 = off.
@@ -282,7 +288,11 @@ func (m *Machine) masterAdvert(ev Event, now time.Time) []Action {
 		return []Action{{Kind: ActionSendAdvert, Priority: own}}
 	case ev.Priority > own || ev.Priority == own && ev.From.Compare(m.cfg.Addr) > 0:
 		m.master, m.masterPrio = ev.From, ev.Priority
-		acts := []Action{{Kind: ActionRemoveVIPs}}
+		var acts []Action
+		if m.cfg.HigherPrioSendAdvert {
+			acts = append(acts, Action{Kind: ActionSendAdvert, Priority: own})
+		}
+		acts = append(acts, Action{Kind: ActionRemoveVIPs})
 		return append(acts, m.toBackup(ev.Interval, now)...)
 	case m.cfg.LowerPrioNoAdvert:
 		return nil

@@ -105,6 +105,11 @@ func TestMachineTransitions(t *testing.T) {
 			{timerEv, mdi100, becomeMaster(100), Master, mdi100 + time.Second},
 			{advert(lowerAddr, 200, 100*time.Millisecond), 4 * time.Second, []Action{remove, notify(Backup, 100)}, Backup, 4*time.Second + ms(360.9375)},
 		}},
+		{"higher_prio_send_advert: the loser advertises once before yielding", func(c *MachineConfig) { c.HigherPrioSendAdvert = true }, []step{
+			{Event{Kind: EventStartup}, 0, []Action{notify(Backup, 100)}, Backup, mdi100},
+			{timerEv, mdi100, becomeMaster(100), Master, mdi100 + time.Second},
+			{advert(lowerAddr, 200, time.Second), 4 * time.Second, []Action{send(100), remove, notify(Backup, 100)}, Backup, 4*time.Second + mdi100},
+		}},
 		{"master tie-break: higher address wins", nil, []step{
 			{Event{Kind: EventStartup}, 0, []Action{notify(Backup, 100)}, Backup, mdi100},
 			{timerEv, mdi100, becomeMaster(100), Master, mdi100 + time.Second},
