@@ -179,7 +179,22 @@ func (rt *Runtime) finishResponse(ctx *fasthttp.RequestCtx, u *upstream, o *outc
 	removeHopByHop(&resp.Header)
 	// The node closing its side says nothing about the client's connection.
 	resp.Header.ResetConnectionClose()
+	if o.class == Setup && string(ctx.Request.Header.Cookie(affinityCookie)) != u.name {
+		setAffinity(resp, u.name)
+	}
 	finishClose(ctx, clientClose)
+}
+
+// setAffinity pins the client's setup wizard to node (see affinity).
+func setAffinity(resp *fasthttp.Response, node string) {
+	c := fasthttp.AcquireCookie()
+	c.SetKey(affinityCookie)
+	c.SetValue(node)
+	c.SetPath("/")
+	c.SetHTTPOnly(true)
+	c.SetSameSite(fasthttp.CookieSameSiteLaxMode)
+	resp.Header.SetCookie(c)
+	fasthttp.ReleaseCookie(c)
 }
 
 func finishClose(ctx *fasthttp.RequestCtx, clientClose bool) {
