@@ -74,11 +74,18 @@ func (n *Node) handle(ctx *fasthttp.RequestCtx, inc *incarnation) {
 		redirect(ctx, fasthttp.StatusFound, pathFinalize)
 		return
 	}
+	if h == DBFailed && needsDB(r, path) {
+		// Doctrine throws on the first query; Symfony renders its 500 page.
+		serveHTML(ctx, fasthttp.StatusInternalServerError, pageError500)
+		return
+	}
 	switch r {
 	case routeRequestSubmitToken, routeStoreFormData, routeCheckFormData:
 		n.serveFrontend(ctx, r)
 	case routeVerify:
 		n.serveVerify(ctx)
+	case routeStoreMetadata:
+		n.serveStoreMetadata(ctx)
 	case routeStatistic:
 		n.serveStatistic(ctx)
 	case routeResourcesCSS, routeResourcesHashCSS, routeResourcesOther:
@@ -155,4 +162,17 @@ func setStatus(ctx *fasthttp.RequestCtx, status int) {
 	if status == 425 {
 		ctx.Response.Header.SetStatusMessage(reasonTooEarly)
 	}
+}
+
+// needsDB reports whether a route queries the database before answering: everything PHP
+// serves except the hashed CSS (served from the prepared cache, FACTS 5.3), the logo and the
+// setup wizard.
+func needsDB(r route, path []byte) bool {
+	switch r {
+	case routeResourcesHashCSS, routeSetup, routeNotFound:
+		return false
+	case routeResourcesOther:
+		return !bytes.HasSuffix(path, []byte("/logo.svg"))
+	}
+	return true
 }

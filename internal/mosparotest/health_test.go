@@ -196,6 +196,20 @@ func TestHealthStatesRouting(t *testing.T) {
 		t.Errorf("update pending: css = %d, want 307", r.status)
 	}
 
+	n.SetHealth(DBFailed)
+	for _, path := range []string{"/login", "/resources/" + DemoUUID + ".css", "/cron-jobs/execute?key=" + DemoCronKey} {
+		if r := get(t, n.URL()+path); r.status != 500 {
+			t.Errorf("db failed: GET %s = %d, want 500", path, r.status)
+		}
+	}
+	if r := postForm(t, n.URL()+"/api/v1/frontend/request-submit-token", pk); r.status != 500 {
+		t.Errorf("db failed: frontend POST = %d, want 500", r.status)
+	}
+	hashed := "/resources/" + DemoUUID + "/" + CSSHash(DefaultCSS(DemoUUID)) + ".css"
+	if r := get(t, n.URL()+hashed); r.status != 200 {
+		t.Errorf("db failed: hashed css = %d, want 200 from the cache", r.status)
+	}
+
 	n.SetHealth(Broken)
 	if r := postForm(t, n.URL()+"/api/v1/frontend/request-submit-token", pk); r.status != 500 {
 		t.Errorf("broken: frontend POST = %d, want 500", r.status)

@@ -83,7 +83,9 @@ type Health int32
 const (
 	// Connected: 200 `connected`.
 	Connected Health = iota + 1
-	// DBFailed: 500 `connection-failed` with the exception message.
+	// DBFailed: 500 `connection-failed` with the exception message; every PHP route that
+	// queries the database (frontend and server APIs, web cron, admin UI, the unhashed CSS
+	// URL) answers Symfony's 500 HTML page, the hashed CSS is still served from the cache.
 	DBFailed
 	// NotConfigured: 200 `test-skipped__not-configured`; every non-setup route redirects to
 	// /setup/ and the setup wizard is open (FACTS 1.4, 2.8).
@@ -259,9 +261,11 @@ func (n *Node) listen(addr string) error {
 		serveDone: make(chan struct{}),
 	}
 	inc.srv = &fasthttp.Server{
-		Handler:                      func(ctx *fasthttp.RequestCtx) { n.handle(ctx, inc) },
-		Name:                         "nginx",
-		MaxRequestBodySize:           16 << 20,
+		Handler:            func(ctx *fasthttp.RequestCtx) { n.handle(ctx, inc) },
+		Name:               "nginx",
+		MaxRequestBodySize: 16 << 20,
+		// nginx's large_client_header_buffers 4 8k: headers up to 32 KiB in total.
+		ReadBufferSize:               32 << 10,
 		DisablePreParseMultipartForm: true,
 		Logger:                       zapPrintf{n.log},
 		CloseOnShutdown:              true,
@@ -348,7 +352,8 @@ func (n *Node) SetCronAnswer(code int) { n.cronAnswer.Store(int32(code)) }
 func (n *Node) SetDelay(d time.Duration) { n.delay.Store(int64(d)) }
 
 // Count returns how many requests of a route class arrived since Start or Reset: "health",
-// "request-submit-token", "store-form-data", "check-form-data", "verify", "statistic",
+// "request-submit-token", "store-form-data", "check-form-data", "verify", "store-metadata",
+// "statistic",
 // "resources-css", "resources-hash-css", "resources-other", "cron", "setup", "admin", "echo",
 // "static", "test" (/__sleep, /__status), "not-found". Unknown names give -1.
 func (n *Node) Count(name string) int64 {

@@ -15,6 +15,7 @@ const (
 	routeStoreFormData
 	routeCheckFormData
 	routeVerify
+	routeStoreMetadata
 	routeStatistic
 	routeResourcesCSS
 	routeResourcesHashCSS
@@ -36,6 +37,7 @@ var routeNames = [numRoutes]string{
 	routeStoreFormData:      "store-form-data",
 	routeCheckFormData:      "check-form-data",
 	routeVerify:             "verify",
+	routeStoreMetadata:      "store-metadata",
 	routeStatistic:          "statistic",
 	routeResourcesCSS:       "resources-css",
 	routeResourcesHashCSS:   "resources-hash-css",
@@ -78,6 +80,8 @@ func classify(path []byte) route {
 		return routeCheckFormData
 	case "/api/v1/verification/verify":
 		return routeVerify
+	case "/api/v1/verification/store-metadata":
+		return routeStoreMetadata
 	case "/api/v1/statistic/by-date":
 		return routeStatistic
 	case "/cron-jobs/execute":

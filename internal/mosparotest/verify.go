@@ -206,4 +206,13 @@ func (n *Node) serveStatistic(ctx *fasthttp.RequestCtx) {
 	serveJSON(ctx, fasthttp.StatusOK, jsonStatistic)
 }
 
+// serveStoreMetadata answers /api/v1/verification/store-metadata after HMAC authentication
+// (FACTS 2.2); the metadata is not kept.
+func (n *Node) serveStoreMetadata(ctx *fasthttp.RequestCtx) {
+	if _, _, ok := n.authenticate(ctx, "/api/v1/verification/store-metadata"); !ok {
+		return
+	}
+	serveJSON(ctx, fasthttp.StatusOK, jsonStored)
+}
+
 var jsonStatistic = []byte(`{"result":true,"data":{"numberOfValidSubmissions":0,"numberOfSpamSubmissions":0,"numbers":[]}}`)

@@ -135,8 +135,16 @@ func TestStatisticSignedQuery(t *testing.T) {
 			}
 		})
 	}
+	meta := `{"submitToken":"x","metadata":[]}`
+	data, _ := phpJSONDecode([]byte(meta))
+	sig := Sign(DemoPrivateKey, "/api/v1/verification/store-metadata", phpToJSON(nil, &data))
+	r := do(t, testClient(), "POST", n.URL()+"/api/v1/verification/store-metadata", meta,
+		"Content-Type: application/json", "Authorization: "+AuthorizationHeader(DemoPublicKey, sig))
+	if r.status != 200 || n.Count("store-metadata") != 1 {
+		t.Errorf("store-metadata = %d %s, count %d", r.status, r.body, n.Count("store-metadata"))
+	}
 	// Without the "Basic " prefix the server still accepts the header (FACTS 8.1).
-	r := get(t, n.URL()+endpointStatistic, "Authorization: "+strings.TrimPrefix(vecStatisticEmptyHdr, "Basic "))
+	r = get(t, n.URL()+endpointStatistic, "Authorization: "+strings.TrimPrefix(vecStatisticEmptyHdr, "Basic "))
 	if r.status != 200 {
 		t.Errorf("statistic without Basic prefix = %d, want 200", r.status)
 	}
