@@ -1,0 +1,122 @@
+package cssproxy
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"testing"
+)
+
+const fuzzMax = 1 << 16
+
+// FuzzDecodePHPString: never panics, never returns more than the bound,
+// and a decoded string re-encoded the same way decodes to itself.
+func FuzzDecodePHPString(f *testing.F) {
+	for _, s := range []string{factsPHPHash, factsIgbinaryHash, factsIgbinaryNS, factsPHPNS,
+		factsIgbinaryContentHead, "N;", "b:0;", `s:0:"";`, "\x00\x00\x00\x02\x0d", "\x00\x00\x00\x02\x00",
+		"\x00\x00\x00\x02\x13\xff\xff\xff\xffabc", `s:99999999999999999999999:"a";`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, v []byte) {
+		got, err := decodePHPString(v, fuzzMax)
+		if err != nil {
+			return
+		}
+		if len(got) > fuzzMax {
+			t.Fatalf("decoded %d bytes, bound %d", len(got), fuzzMax)
+		}
+		var again []byte
+		if len(v) >= 2 && v[1] == ':' {
+			again = fmt.Appendf(nil, "s:%d:\"%s\";", len(got), got)
+		} else {
+			again = igbinaryString(got, v[4])
+		}
+		got2, err := decodePHPString(again, fuzzMax)
+		if err != nil || !bytes.Equal(got, got2) {
+			t.Fatalf("round trip of %q: %q, %v", got, got2, err)
+		}
+	})
+}
+
+// igbinaryString encodes s with the given string type byte (the width the
+// original used), as igbinary would.
+func igbinaryString(s []byte, typ byte) []byte {
+	b := append([]byte{}, igbinaryHeader[:]...)
+	switch typ {
+	case igStringEmpty:
+		return append(b, igStringEmpty)
+	case igString8:
+		b = append(b, igString8, byte(len(s)))
+	case igString16:
+		b = append(b, igString16)
+		b = binary.BigEndian.AppendUint16(b, uint16(len(s)))
+	default:
+		b = append(b, igString32)
+		b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
+	}
+	return append(b, s...)
+}
+
+// FuzzFastLZ: never panics or writes past dst, whatever the input.
+func FuzzFastLZ(f *testing.F) {
+	for _, v := range phpVectors {
+		raw, err := os.ReadFile("testdata/vectors/" + v.file)
+		if err == nil && v.flags&mcFlagFastLZ != 0 {
+			f.Add(raw[mcLengthPrefix:], uint32(binary.LittleEndian.Uint32(raw)))
+		}
+	}
+	f.Add([]byte{0x01, 'a', 'b', 0x20, 0x01}, uint32(5))
+	f.Add([]byte{0x20, 'q', 0xe0, 0xff, 0xff, 0xff}, uint32(70000))
+	f.Add([]byte{0x20, 'a', 0x3f, 0xff, 0xff, 0xff}, uint32(70000))
+	f.Fuzz(func(t *testing.T, src []byte, outLen uint32) {
+		dst := make([]byte, outLen%(1<<17))
+		n, err := fastlzDecompress(dst, src)
+		if n < 0 || n > len(dst) {
+			t.Fatalf("wrote %d bytes into %d (err %v)", n, len(dst), err)
+		}
+	})
+}
+
+// FuzzDecodeMemcachedValue: any flags and bytes; output bounded, no panic
+// (a forged length never allocates beyond the bound).
+func FuzzDecodeMemcachedValue(f *testing.F) {
+	for _, v := range phpVectors {
+		if raw, err := os.ReadFile("testdata/vectors/" + v.file); err == nil {
+			f.Add(v.flags, raw)
+		}
+	}
+	f.Add(uint32(0x30), []byte{0xff, 0xff, 0xff, 0xff, 0x78, 0x9c})
+	f.Add(uint32(0x10), []byte{1, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, flags uint32, raw []byte) {
+		got, err := decodeMemcachedValue(flags, raw, fuzzMax)
+		if err == nil && len(got) > fuzzMax+16 {
+			t.Fatalf("decoded %d bytes, bound %d", len(got), fuzzMax+16)
+		}
+		if err == nil {
+			_, _ = decodePHPString(got, fuzzMax)
+		}
+	})
+}
+
+// FuzzRequestParsing covers what Serve reads from clients: the path,
+// Accept-Encoding and If-None-Match.
+func FuzzRequestParsing(f *testing.F) {
+	f.Add([]byte("/resources/0b6e2a1c-7d3f-4e5a-9c8b-1f2e3d4c5b6a/abc.css"), []byte("gzip;q=0, br"), []byte(`W/"x", "y"`))
+	f.Add([]byte("/resources/0b6e2a1c-7d3f-4e5a-9c8b-1f2e3d4c5b6a.css"), []byte("*;q=0.000"), []byte(`*`))
+	f.Add([]byte("/resources//.css"), []byte(";;,,q="), []byte(`"unterminated`))
+	e := &entry{etag: []byte(`"x"`), etagGzip: []byte(`"x-gz"`)}
+	f.Fuzz(func(t *testing.T, path, ae, inm []byte) {
+		id, hash, ok := parseResourcePath(path)
+		if ok {
+			if _, ok2 := parseProjectID(id[:]); !ok2 {
+				t.Fatalf("parseResourcePath(%q) accepted id %q", path, id[:])
+			}
+			if hash != nil && (len(hash) == 0 || bytes.IndexByte(hash, '/') >= 0) {
+				t.Fatalf("parseResourcePath(%q) hash %q", path, hash)
+			}
+		}
+		acceptsGzip(ae)
+		etagListMatches(inm, e)
+	})
+}

@@ -1,0 +1,121 @@
+package cssproxy
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+
+	"github.com/mosparo-lb/mosparo-lb/internal/cachetest"
+)
+
+func TestMemcachedServesWhatPHPWrote(t *testing.T) {
+	srv := cachetest.StartMemcached(t)
+	dsn := "memcached://" + srv.Addr
+	p := startProxy(t, testConfig(t, "memcached", dsn, ""), Options{})
+	raw := memcache.New(srv.Addr)
+	defer raw.Close()
+	i := 0
+	for _, compression := range []string{"fastlz", "zlib"} {
+		for _, marshaller := range []string{"php", "igbinary"} {
+			for _, size := range cssSizes {
+				i++
+				t.Run(fmt.Sprintf("%s/%s/%d", compression, marshaller, size), func(t *testing.T) {
+					id := fmt.Sprintf("0b6e2a1c-7d3f-4e5a-9c8b-%012x", i)
+					hash := testHash(i)
+					css := testCSS(id, size)
+					writeDesign(t, "memcached", dsn, marshaller, id, hash, css,
+						"-d", "memcached.compression_type="+compression)
+					wantFlags := map[string]uint32{"fastlz": 0x50, "zlib": 0x30}[compression]
+					if size < 2000 {
+						wantFlags = 0
+					}
+					assertStoredFlags(t, raw, id, wantFlags)
+
+					ok, resp := serve(p, request{path: "/resources/" + id + "/" + hash + ".css"})
+					if !ok {
+						t.Fatalf("Serve(hashed) = false, want true; stats %+v", p.Stats())
+					}
+					if !bytes.Equal(resp.Body(), css) {
+						t.Errorf("body: %d bytes, want the %d bytes PHP wrote", len(resp.Body()), len(css))
+					}
+					ok, resp = serve(p, request{path: "/resources/" + id + ".css", scheme: "http", host: "lb"})
+					want := "http://lb/resources/" + id + "/" + hash + ".css"
+					if got := string(resp.Header.Peek("Location")); !ok || got != want {
+						t.Errorf("redirect = %v %q, want %q", ok, got, want)
+					}
+				})
+			}
+		}
+	}
+}
+
+// assertStoredFlags checks the php-memcached flags word under the current
+// namespace version, so the test really covers FastLZ, zlib and plain.
+func assertStoredFlags(t *testing.T, c *memcache.Client, id string, want uint32) {
+	t.Helper()
+	ns, err := c.Get(memcachedNamespaceKey)
+	if err != nil {
+		t.Fatalf("get %q: %v", memcachedNamespaceKey, err)
+	}
+	v, err := decodePHPString(ns.Value, 64)
+	if err != nil {
+		t.Fatalf("namespace version %q: %v", ns.Value, err)
+	}
+	it, err := c.Get(string(v) + "design_" + id + "_content")
+	if err != nil {
+		t.Fatalf("get content: %v", err)
+	}
+	if it.Flags != want {
+		t.Errorf("stored flags = %#x, want %#x", it.Flags, want)
+	}
+}
+
+func TestMemcachedRewriteSeenWithinInterval(t *testing.T) {
+	srv := cachetest.StartMemcached(t)
+	dsn := "memcached://" + srv.Addr
+	const interval = 200 * time.Millisecond
+	p := startProxy(t, testConfig(t, "memcached", dsn, "  revalidate_interval: 200ms\n"), Options{})
+	id := "1c7f3b2d-8e4a-4f6b-ad9c-2a3b4c5d6e7f"
+	css1, css2 := testCSS(id, 12<<10), testCSS(id+"x", 12<<10)
+	writeDesign(t, "memcached", dsn, "igbinary", id, testHash(1), css1)
+	if ok, resp := serve(p, request{path: "/resources/" + id + "/" + testHash(1) + ".css"}); !ok || !bytes.Equal(resp.Body(), css1) {
+		t.Fatalf("first read: ok=%v, %d bytes", ok, len(resp.Body()))
+	}
+	writeDesign(t, "memcached", dsn, "igbinary", id, testHash(2), css2)
+	written := time.Now()
+	for {
+		ok, resp := serve(p, request{path: "/resources/" + id + ".css"})
+		if ok && bytes.HasSuffix(resp.Header.Peek("Location"), []byte(testHash(2)+".css")) {
+			break
+		}
+		// One interval until the entry is stale, then one background
+		// lookup; the slack covers scheduling on a loaded CI machine.
+		if time.Since(written) > interval+300*time.Millisecond {
+			t.Fatalf("rewrite not seen %s after it was written (interval %s)", time.Since(written), interval)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Logf("rewrite seen after %s", time.Since(written))
+	ok, resp := serve(p, request{path: "/resources/" + id + "/" + testHash(2) + ".css"})
+	if !ok || !bytes.Equal(resp.Body(), css2) {
+		t.Errorf("new hash: ok=%v, body %d bytes, want the rewritten CSS", ok, len(resp.Body()))
+	}
+}
+
+func TestMemcachedOutageCostsNothing(t *testing.T) {
+	srv := cachetest.StartMemcached(t)
+	dsn := "memcached://" + srv.Addr
+	p := startProxy(t, testConfig(t, "memcached", dsn,
+		"  timeout: 20ms\n  revalidate_interval: 50ms\n  max_stale: 200ms\n  breaker: {failures: 2, cooldown: 200ms}\n"), Options{})
+	const projects = 20
+	hashes := make([]string, projects)
+	for i := range projects {
+		id := fmt.Sprintf("3c7f3b2d-8e4a-4f6b-ad9c-%012x", i)
+		hashes[i] = testHash(i)
+		writeDesign(t, "memcached", dsn, "php", id, hashes[i], testCSS(id, 3000))
+	}
+	outageLoad(t, p, srv, hashes, "3c7f3b2d-8e4a-4f6b-ad9c-%012x")
+}
