@@ -58,7 +58,7 @@ type Agent struct {
 	changed   chan struct{} // closed and replaced on every write
 	resetGen  uint64        // bumped by Reset, which abandons blocked queries
 	blocked   int           // queries waiting right now
-	blockedCh chan struct{} // closed and replaced when blocked changes
+	activity  chan struct{} // closed and replaced on each request and blocked change
 	requests  []Request
 	closed    bool
 
@@ -130,8 +130,8 @@ func (a *Agent) wipe() {
 		close(a.changed)
 	}
 	a.changed = make(chan struct{})
-	if a.blockedCh == nil {
-		a.blockedCh = make(chan struct{})
+	if a.activity == nil {
+		a.activity = make(chan struct{})
 	}
 	a.addNode(a.opts.NodeName, a.opts.NodeAddress)
 }
@@ -314,6 +314,11 @@ func (a *Agent) Requests() []Request {
 func (a *Agent) CountRequests(prefix string) int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	return a.countLocked(prefix)
+}
+
+// countLocked: caller holds a.mu.
+func (a *Agent) countLocked(prefix string) int {
 	n := 0
 	for _, r := range a.requests {
 		if strings.HasPrefix(r.Path, prefix) {
@@ -333,24 +338,57 @@ func (a *Agent) Blocked() int {
 // AwaitBlocked returns once at least n queries are blocked, so a test can
 // change state knowing the client is already waiting.
 func (a *Agent) AwaitBlocked(ctx context.Context, n int) error {
+	return a.await(ctx, func() bool { return a.blocked >= n }, func() string {
+		return fmt.Sprintf("%d blocked queries, want %d", a.blocked, n)
+	})
+}
+
+// AwaitRequests returns once at least n requests with a path starting with
+// prefix have arrived.
+func (a *Agent) AwaitRequests(ctx context.Context, prefix string, n int) error {
+	return a.await(ctx, func() bool { return a.countLocked(prefix) >= n }, func() string {
+		return fmt.Sprintf("%d requests to %s, want %d", a.countLocked(prefix), prefix, n)
+	})
+}
+
+// Activity returns a channel closed at the next request or blocked-count
+// change; take it before checking a condition, then wait on it.
+func (a *Agent) Activity() <-chan struct{} {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.activity
+}
+
+// await waits for cond (run under a.mu) without polling: every request and
+// every blocked-count change wakes it.
+func (a *Agent) await(ctx context.Context, cond func() bool, describe func() string) error {
 	for {
 		a.mu.Lock()
-		got, ch := a.blocked, a.blockedCh
+		ok, ch := cond(), a.activity
+		var msg string
+		if !ok {
+			msg = describe()
+		}
 		a.mu.Unlock()
-		if got >= n {
+		if ok {
 			return nil
 		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return fmt.Errorf("consultest: %d blocked queries, want %d: %w", got, n, ctx.Err())
+			return fmt.Errorf("consultest: %s: %w", msg, ctx.Err())
 		}
 	}
 }
 
-// setBlocked adjusts the blocked count and wakes AwaitBlocked. Caller holds a.mu.
+// touch wakes await. Caller holds a.mu.
+func (a *Agent) touch() {
+	close(a.activity)
+	a.activity = make(chan struct{})
+}
+
+// setBlocked adjusts the blocked count and wakes await. Caller holds a.mu.
 func (a *Agent) setBlocked(delta int) {
 	a.blocked += delta
-	close(a.blockedCh)
-	a.blockedCh = make(chan struct{})
+	a.touch()
 }

@@ -39,6 +39,7 @@ func (a *Agent) routes(down <-chan struct{}) http.Handler {
 		defer a.inReq.Done()
 		a.mu.Lock()
 		a.requests = append(a.requests, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Token: tokenOf(r)})
+		a.touch()
 		a.mu.Unlock()
 		mux.ServeHTTP(w, r)
 	})
