@@ -49,18 +49,18 @@ type Agent struct {
 	opts  Options
 	clock Clock
 
-	mu        sync.Mutex
-	index     uint64            // the raft index of the last write
-	svcIndex  map[string]uint64 // per service name: index of its last change
-	nodes     map[string]*node
-	services  map[svcKey]*service
-	checks    map[checkKey]*check
-	changed   chan struct{} // closed and replaced on every write
-	resetGen  uint64        // bumped by Reset, which abandons blocked queries
-	blocked   int           // queries waiting right now
-	activity  chan struct{} // closed and replaced on each request and blocked change
-	requests  []Request
-	closed    bool
+	mu       sync.Mutex
+	index    uint64            // the raft index of the last write
+	svcIndex map[string]uint64 // per service name: index of its last change
+	nodes    map[string]*node
+	services map[svcKey]*service
+	checks   map[checkKey]*check
+	changed  chan struct{} // closed and replaced on every write
+	resetGen uint64        // bumped by Reset, which abandons blocked queries
+	blocked  int           // queries waiting right now
+	activity chan struct{} // closed and replaced on each request and blocked change
+	requests []Request
+	closed   bool
 
 	addr    string
 	srv     *http.Server
