@@ -115,6 +115,14 @@ func (d *Database) put(s *submission) {
 	d.subs[s.submitToken] = s
 }
 
+// has reports whether token is a submit token of the project with this public key.
+func (d *Database) has(token []byte, publicKey string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := d.subs[string(token)]
+	return s != nil && s.publicKey == publicKey
+}
+
 // update runs f on the submission of token while holding the lock.
 func (d *Database) update(token string, f func(*submission)) bool {
 	d.mu.Lock()

@@ -27,24 +27,23 @@ const frontendMessages = `"messages":{"label":"I accept that the form entries ar
 func (n *Node) serveFrontend(ctx *fasthttp.RequestCtx, r route) {
 	params := frontendParams(ctx)
 	pk := params.get("publicKey")
-	if pk == "" {
+	if len(pk) == 0 {
 		serveJSON(ctx, fasthttp.StatusBadRequest, jsonNoPublicKey)
 		return
 	}
-	p := n.byPublicKey[pk]
+	p := n.byPublicKey[string(pk)]
 	if p == nil {
 		serveJSON(ctx, fasthttp.StatusForbidden, jsonUnknownPublicKey)
 		return
 	}
 	p.setCORS(ctx)
-	switch r {
-	case routeRequestSubmitToken:
-		if params.get("pageTitle") == "" && params.get("pageUrl") == "" {
+	if r == routeRequestSubmitToken {
+		if len(params.get("pageTitle")) == 0 && len(params.get("pageUrl")) == 0 {
 			serveJSON(ctx, fasthttp.StatusOK, jsonMissingParams)
 			return
 		}
 		token := randomToken()
-		n.db.put(&submission{publicKey: pk, submitToken: token})
+		n.db.put(&submission{publicKey: p.publicKey, submitToken: token})
 		body := make([]byte, 0, 128+len(frontendMessages))
 		body = append(body, `{"submitToken":"`...)
 		body = append(body, token...)
@@ -52,42 +51,38 @@ func (n *Node) serveFrontend(ctx *fasthttp.RequestCtx, r route) {
 		body = append(body, frontendMessages...)
 		body = append(body, '}')
 		serveJSON(ctx, fasthttp.StatusOK, body)
-	case routeStoreFormData:
-		token := params.get("submitToken")
-		ok := token != "" && n.db.update(token, func(s *submission) {
-			if s.publicKey == pk {
-				s.stored = true
-			}
-		})
-		if !ok {
-			serveJSON(ctx, fasthttp.StatusOK, jsonBadSubmitToken)
-			return
-		}
-		serveJSON(ctx, fasthttp.StatusOK, jsonStored)
-	case routeCheckFormData:
-		token := params.get("submitToken")
-		fields := parseFormFields(params.get("formData"))
-		validation := randomToken()
-		ok := token != "" && n.db.update(token, func(s *submission) {
-			if s.publicKey != pk {
-				return
-			}
-			s.fields = fields
-			s.validationToken = validation
-		})
-		if sub, found := n.db.Lookup(token); !ok || !found || sub.ValidationToken != validation {
-			serveJSON(ctx, fasthttp.StatusOK, jsonBadSubmitToken)
-			return
-		}
-		body := make([]byte, 0, 128)
-		body = append(body, `{"valid":true,"validationToken":"`...)
-		body = append(body, validation...)
-		body = append(body, `"}`...)
-		serveJSON(ctx, fasthttp.StatusOK, body)
+		return
 	}
+	// store-form-data and check-form-data first look the submit token up, as mosparo does
+	// before it reads the form.
+	token := params.get("submitToken")
+	if len(token) == 0 || !n.db.has(token, p.publicKey) {
+		serveJSON(ctx, fasthttp.StatusOK, jsonBadSubmitToken)
+		return
+	}
+	if r == routeStoreFormData {
+		n.db.update(string(token), func(s *submission) { s.stored = true })
+		serveJSON(ctx, fasthttp.StatusOK, jsonStored)
+		return
+	}
+	fields := parseFormFields(params.get("formData"))
+	validation := randomToken()
+	if !n.db.update(string(token), func(s *submission) {
+		s.fields = fields
+		s.validationToken = validation
+	}) {
+		serveJSON(ctx, fasthttp.StatusOK, jsonBadSubmitToken) // evicted meanwhile
+		return
+	}
+	body := make([]byte, 0, 128)
+	body = append(body, `{"valid":true,"validationToken":"`...)
+	body = append(body, validation...)
+	body = append(body, `"}`...)
+	serveJSON(ctx, fasthttp.StatusOK, body)
 }
 
-// formParams is a minimal view of $request->request for the frontend routes.
+// formParams is a minimal view of $request->request for the frontend routes: form fields,
+// or JSON body fields when the body is JSON.
 type formParams struct {
 	ctx  *fasthttp.RequestCtx
 	json *phpValue
@@ -103,23 +98,25 @@ func frontendParams(ctx *fasthttp.RequestCtx) formParams {
 	return p
 }
 
-func (p formParams) get(name string) string {
+// get returns a parameter's value; for form bodies it aliases the request and must not outlive
+// the handler.
+func (p formParams) get(name string) []byte {
 	if p.json != nil {
 		if v, ok := p.json.get(name); ok {
-			return v.str()
+			return []byte(v.str())
 		}
-		return ""
+		return nil
 	}
-	return string(p.ctx.PostArgs().Peek(name))
+	return p.ctx.PostArgs().Peek(name)
 }
 
 // parseFormFields reads the formData the browser sends to check-form-data: a JSON string
 // {"fields":[{"name":..,"value":..},...]} (mosparo-frontend.js); a plain JSON array of such
 // objects or a name->value object is accepted too. Field names lose a trailing "[]" as the
 // verification preparation does (FACTS 8.1).
-func parseFormFields(s string) map[string]string {
+func parseFormFields(s []byte) map[string]string {
 	fields := make(map[string]string)
-	if s == "" {
+	if len(s) == 0 {
 		return fields
 	}
 	type field struct {
@@ -146,10 +143,10 @@ func parseFormFields(s string) map[string]string {
 		fields[name] = strings.ReplaceAll(str, "\r\n", "\n")
 	}
 	switch {
-	case json.Unmarshal([]byte(s), &wrapped) == nil && wrapped.Fields != nil:
+	case json.Unmarshal(s, &wrapped) == nil && wrapped.Fields != nil:
 		list = wrapped.Fields
-	case json.Unmarshal([]byte(s), &list) == nil:
-	case json.Unmarshal([]byte(s), &flat) == nil:
+	case json.Unmarshal(s, &list) == nil:
+	case json.Unmarshal(s, &flat) == nil:
 		for k, v := range flat {
 			add(k, v)
 		}
@@ -173,14 +170,14 @@ func (p *project) setCORS(ctx *fasthttp.RequestCtx) {
 		host = host[i+3:]
 	}
 	for _, h := range p.hosts {
-		if h == "" {
+		if len(h) == 0 {
 			continue
 		}
 		if h[0] == '*' {
-			if !strings.HasSuffix(string(host), h[1:]) {
+			if !bytes.HasSuffix(host, h[1:]) {
 				continue
 			}
-		} else if string(host) != h {
+		} else if !bytes.Equal(host, h) {
 			continue
 		}
 		ctx.Response.Header.SetCanonical(hdrACAO, origin)

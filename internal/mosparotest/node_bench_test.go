@@ -46,6 +46,9 @@ var hotPaths = []handlerCase{
 	{name: "css redirect", method: "GET", uri: "/resources/" + DemoUUID + ".css", headers: []string{"X-Forwarded-Host", "forms.example.com", "X-Forwarded-Proto", "https"}, status: 307},
 	{name: "frontend js", method: "GET", uri: "/build/mosparo-frontend.js", status: 200},
 	{name: "root redirect", method: "GET", uri: "/", status: 302},
+	{name: "check-form-data unknown token", method: "POST", uri: "/api/v1/frontend/check-form-data", status: 200,
+		headers: []string{"Content-Type", "application/x-www-form-urlencoded", "Origin", "http://127.0.0.1"},
+		body:    "publicKey=PUBLICKEY_example&submitToken=bench0000&formData=%7B%22fields%22%3A%5B%5D%7D"},
 }
 
 func newDirectNode(t testing.TB) (*Node, *incarnation) {

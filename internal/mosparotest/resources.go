@@ -14,7 +14,7 @@ type project struct {
 	uuid       string
 	publicKey  string
 	privateKey []byte
-	hosts      []string
+	hosts      [][]byte
 	css        []byte
 	hash       []byte // 64 lower-case hex: the designConfigHash in CSS URLs
 	hashPath   []byte // "/resources/<uuid>/<hash>.css"
@@ -25,11 +25,14 @@ func newProject(p Project) *project {
 		uuid:       strings.ToLower(p.UUID),
 		publicKey:  p.PublicKey,
 		privateKey: []byte(p.PrivateKey),
-		hosts:      p.Hosts,
 		css:        p.CSS,
 	}
-	if pp.hosts == nil {
-		pp.hosts = []string{"*"}
+	hosts := p.Hosts
+	if hosts == nil {
+		hosts = []string{"*"}
+	}
+	for _, h := range hosts {
+		pp.hosts = append(pp.hosts, []byte(h))
 	}
 	if pp.css == nil {
 		pp.css = DefaultCSS(pp.uuid)
