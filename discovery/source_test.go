@@ -46,6 +46,7 @@ type harness struct {
 	agent *consultest.Agent
 	src   *Source
 	clock *testClock
+	stop  func() // cancels Run and waits for it; idempotent
 }
 
 // run starts the Source's Run and stops it (checking it returned nil) when
@@ -64,18 +65,22 @@ func run(t *testing.T, a *consultest.Agent, cfg *configs.Consul, static []config
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run = %v, want nil", err)
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run = %v, want nil", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Errorf("Run did not return after cancel")
 			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("Run did not return after cancel")
-		}
-	})
-	return &harness{t: t, agent: a, src: s, clock: clk}
+		})
+	}
+	t.Cleanup(stop)
+	return &harness{t: t, agent: a, src: s, clock: clk, stop: stop}
 }
 
 func startAgent(t *testing.T, opts consultest.Options) *consultest.Agent {

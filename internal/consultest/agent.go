@@ -58,7 +58,7 @@ type Agent struct {
 	changed  chan struct{} // closed and replaced on every write
 	resetGen uint64        // bumped by Reset, which abandons blocked queries
 	blocked  int           // queries waiting right now
-	activity chan struct{} // closed and replaced on each request and blocked change
+	activity chan struct{} // closed and replaced on each request, write and blocked change
 	requests []Request
 	closed   bool
 
@@ -268,6 +268,18 @@ func (a *Agent) Maintenance(id string, enable bool, reason string) error {
 	return a.maintenance(a.opts.NodeName, id, enable, reason)
 }
 
+// Service returns a service of the agent's own node as registered (ID and
+// Weights filled in).
+func (a *Agent) Service(id string) (Registration, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s, ok := a.services[svcKey{a.opts.NodeName, id}]
+	if !ok {
+		return Registration{}, false
+	}
+	return s.reg, true
+}
+
 // CheckStatus returns a check of the agent's own node.
 func (a *Agent) CheckStatus(checkID string) (status, output string, ok bool) {
 	a.mu.Lock()
@@ -351,8 +363,8 @@ func (a *Agent) AwaitRequests(ctx context.Context, prefix string, n int) error {
 	})
 }
 
-// Activity returns a channel closed at the next request or blocked-count
-// change; take it before checking a condition, then wait on it.
+// Activity returns a channel closed at the next request, write or
+// blocked-count change; take it before checking a condition, then wait on it.
 func (a *Agent) Activity() <-chan struct{} {
 	a.mu.Lock()
 	defer a.mu.Unlock()

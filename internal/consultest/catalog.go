@@ -104,6 +104,7 @@ func (a *Agent) bump(names ...string) uint64 {
 	}
 	close(a.changed)
 	a.changed = make(chan struct{})
+	a.touch()
 	return a.index
 }
 
