@@ -13,6 +13,20 @@
 // Database, which several nodes may share like a cluster shares its DB; state mosparo keeps on
 // the node itself (setup sessions, web-cron schedule, health) is per Node.
 //
+// Use from tests:
+//
+//	db := mosparotest.NewDatabase() // one DB for the cluster, like real nodes share MySQL
+//	n1, err := mosparotest.Start(mosparotest.Options{Name: "n1", Database: db})
+//	...
+//	defer n1.Close()
+//	n1.SetHealth(mosparotest.DBFailed) // the LB should take it out
+//	n1.Count("verify")                 // requests that reached this node
+//
+// fasthttp keeps one process-wide goroutine refreshing the Date header; goleak users ignore it
+// with goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"). Every
+// goroutine of a Node itself is gone shortly (< 100 ms, fasthttp's worker-pool cleaner) after
+// Close returns.
+//
 // The package owns no global state; every Node stops its goroutines in Close. It must not be
 // imported by production code: nothing here is hardened against hostile input beyond not
 // crashing.

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"github.com/valyala/fasthttp"
 )
@@ -15,9 +17,20 @@ type project struct {
 	publicKey  string
 	privateKey []byte
 	hosts      [][]byte
-	css        []byte
-	hash       []byte // 64 lower-case hex: the designConfigHash in CSS URLs
-	hashPath   []byte // "/resources/<uuid>/<hash>.css"
+	design     atomic.Pointer[design] // replaced whole by SetProjectCSS
+}
+
+// design is one immutable version of a project's prepared CSS.
+type design struct {
+	css      []byte
+	hash     []byte // 64 lower-case hex: the designConfigHash in CSS URLs
+	hashPath []byte // "/resources/<uuid>/<hash>.css"
+}
+
+func newDesign(uuid string, css []byte) *design {
+	d := &design{css: css, hash: []byte(CSSHash(css))}
+	d.hashPath = []byte("/resources/" + uuid + "/" + string(d.hash) + ".css")
+	return d
 }
 
 func newProject(p Project) *project {
@@ -25,7 +38,6 @@ func newProject(p Project) *project {
 		uuid:       strings.ToLower(p.UUID),
 		publicKey:  p.PublicKey,
 		privateKey: []byte(p.PrivateKey),
-		css:        p.CSS,
 	}
 	hosts := p.Hosts
 	if hosts == nil {
@@ -34,11 +46,11 @@ func newProject(p Project) *project {
 	for _, h := range hosts {
 		pp.hosts = append(pp.hosts, []byte(h))
 	}
-	if pp.css == nil {
-		pp.css = DefaultCSS(pp.uuid)
+	css := p.CSS
+	if css == nil {
+		css = DefaultCSS(pp.uuid)
 	}
-	pp.hash = []byte(CSSHash(pp.css))
-	pp.hashPath = []byte("/resources/" + pp.uuid + "/" + string(pp.hash) + ".css")
+	pp.design.Store(newDesign(pp.uuid, css))
 	return pp
 }
 
@@ -60,6 +72,28 @@ var (
 	resourcesPath = []byte("/resources/")
 	logoSVG       = []byte(`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 80 20"><text x="0" y="15" font-family="sans-serif" font-size="14" fill="#000">mosparo</text></svg>`)
 )
+
+// ProjectCSS returns the CSS a node currently serves for a project UUID and its hash (the
+// path segment of /resources/<uuid>/<hash>.css).
+func (n *Node) ProjectCSS(uuid string) (css []byte, hash string, ok bool) {
+	p := n.byUUID[strings.ToLower(uuid)]
+	if p == nil {
+		return nil, "", false
+	}
+	d := p.design.Load()
+	return d.css, string(d.hash), true
+}
+
+// SetProjectCSS replaces a project's CSS, as saving the design settings does: the hash changes,
+// old hashed URLs get 307 to the new one. The slice must not be modified afterwards.
+func (n *Node) SetProjectCSS(uuid string, css []byte) error {
+	p := n.byUUID[strings.ToLower(uuid)]
+	if p == nil {
+		return fmt.Errorf("mosparotest: unknown project %q", uuid)
+	}
+	p.design.Store(newDesign(p.uuid, css))
+	return nil
+}
 
 // serveResources answers the dynamic resources (FACTS 2.5, 5.3) as a node with prepared CSS:
 // /resources/<uuid>.css -> 307 to the hashed URL (no-cache, public); /resources/<uuid>/<hash>.css
@@ -84,7 +118,8 @@ func (n *Node) serveResources(ctx *fasthttp.RequestCtx, r route, path []byte) {
 			return
 		}
 		hash := rest[slash+1 : len(rest)-len(suffixCSS)]
-		if !bytes.Equal(hash, p.hash) {
+		d := p.design.Load()
+		if !bytes.Equal(hash, d.hash) {
 			n.redirectCSS(ctx, p)
 			return
 		}
@@ -92,7 +127,7 @@ func (n *Node) serveResources(ctx *fasthttp.RequestCtx, r route, path []byte) {
 		ctx.Response.Header.SetContentTypeBytes(ctCSS)
 		ctx.Response.Header.SetCanonical(hdrACAO, valueStar)
 		ctx.Response.Header.SetCanonical(hdrCacheCtl, valueMaxAge)
-		ctx.Response.SetBodyRaw(p.css)
+		ctx.Response.SetBodyRaw(d.css)
 	default:
 		switch {
 		case string(rest) == "logo.svg":
@@ -108,7 +143,7 @@ func (n *Node) serveResources(ctx *fasthttp.RequestCtx, r route, path []byte) {
 				return
 			}
 			var buf [512]byte
-			serveText(ctx, fasthttp.StatusOK, n.absoluteURL(ctx, buf[:0], p.hashPath))
+			serveText(ctx, fasthttp.StatusOK, n.absoluteURL(ctx, buf[:0], p.design.Load().hashPath))
 		default:
 			n.serveNotFound(ctx)
 		}
@@ -119,7 +154,7 @@ func (n *Node) serveResources(ctx *fasthttp.RequestCtx, r route, path []byte) {
 func (n *Node) redirectCSS(ctx *fasthttp.RequestCtx, p *project) {
 	var buf [512]byte
 	ctx.SetStatusCode(fasthttp.StatusTemporaryRedirect)
-	ctx.Response.Header.SetCanonical(hdrLocation, n.absoluteURL(ctx, buf[:0], p.hashPath))
+	ctx.Response.Header.SetCanonical(hdrLocation, n.absoluteURL(ctx, buf[:0], p.design.Load().hashPath))
 	ctx.Response.Header.SetCanonical(hdrCacheCtl, valueNoCachePb)
 	ctx.Response.Header.SetContentTypeBytes(ctHTML)
 	ctx.Response.SetBodyRaw(pageRedirect)

@@ -126,3 +126,25 @@ func TestStaticAndAdmin(t *testing.T) {
 		t.Errorf("Count(nope) = %d, want -1", got)
 	}
 }
+
+func TestSetProjectCSS(t *testing.T) {
+	n := startNode(t, Options{})
+	_, oldHash, ok := n.ProjectCSS(DemoUUID)
+	if !ok {
+		t.Fatal("ProjectCSS: demo project missing")
+	}
+	css := []byte(".mosparo__" + DemoUUID + "{color:red}")
+	if err := n.SetProjectCSS(DemoUUID, css); err != nil {
+		t.Fatal(err)
+	}
+	newPath := "/resources/" + DemoUUID + "/" + CSSHash(css) + ".css"
+	if r := get(t, n.URL()+"/resources/"+DemoUUID+"/"+oldHash+".css"); r.status != 307 || r.header.Get("Location") != n.URL()+newPath {
+		t.Errorf("old hash = %d %q, want 307 to %s", r.status, r.header.Get("Location"), newPath)
+	}
+	if r := get(t, n.URL()+newPath); r.status != 200 || r.body != string(css) {
+		t.Errorf("new hash = %d %q", r.status, r.body)
+	}
+	if err := n.SetProjectCSS("nope", css); err == nil {
+		t.Error("SetProjectCSS(unknown) succeeded")
+	}
+}
