@@ -1,0 +1,165 @@
+package configs
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func noEnvironment(string) (string, bool) { return "", false }
+
+func TestDefaults(t *testing.T) {
+	c, err := Parse("t.yaml", []byte("nodes: [{name: n1, address: \"10.0.0.1:80\"}]\n"), noEnvironment)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"listen", c.Listen[0].Address, ":80"},
+		{"nodes[0].weight", c.Nodes[0].Weight, 100},
+		{"balancing.policy", c.Balancing.Policy, "least_conn"},
+		{"balancing.retries", *c.Balancing.Retries, 2},
+		{"timeouts.connect", c.Timeouts.Connect.D(), time.Second},
+		{"timeouts.request", c.Timeouts.Request.D(), 30 * time.Second},
+		{"timeouts.idle", c.Timeouts.Idle.D(), 90 * time.Second},
+		{"timeouts.upstream_idle", c.Timeouts.UpstreamIdle.D(), 4 * time.Second},
+		{"limits.max_body_bytes", c.Limits.MaxBodyBytes, 1 << 20},
+		{"limits.max_header_bytes", c.Limits.MaxHeaderBytes, 16 << 10},
+		{"admin.listen", c.Admin.Listen, "127.0.0.1:9090"},
+		{"log.format", c.Log.Format, "json"},
+		{"log.access_log", *c.Log.AccessLog, true},
+		{"shutdown.grace", c.Shutdown.Grace.D(), 10 * time.Second},
+	}
+	for _, ck := range checks {
+		if ck.got != ck.want {
+			t.Errorf("%s = %v, want %v", ck.name, ck.got, ck.want)
+		}
+	}
+}
+
+func TestRetriesZeroIsKept(t *testing.T) {
+	c, err := Parse("t.yaml", []byte("balancing: {retries: 0}\n"), noEnvironment)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *c.Balancing.Retries != 0 {
+		t.Errorf("retries = %d, want an explicit 0 kept", *c.Balancing.Retries)
+	}
+}
+
+// Every problem the loader and the validation of the core sections report,
+// with its position and the words that tell the operator what is valid.
+func TestProblems(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		want       string // "line:col: path: words" fragment
+	}{
+		{"empty file", "", "file is empty"},
+		{"syntax", "listen: [\n", "YAML syntax"},
+		{"second document", "admin: {listen: \"127.0.0.1:1\"}\n---\nlog: {}\n", "t.yaml:2:1: a second YAML document"},
+		{"unknown top key", "lisen: []\n", "t.yaml:1:1: lisen: unknown key \"lisen\"; valid keys here: listen, trusted_proxies"},
+		{"unknown nested key", "timeouts:\n  conect: 1s\n", "t.yaml:2:3: timeouts.conect: unknown key \"conect\"; valid keys here: connect"},
+		{"duplicate key", "log: {level: info, level: debug}\n", "t.yaml:1:20: log.level: key \"level\" given twice"},
+		{"alias", "x: &a 1\nlog: *a\n", "unknown key \"x\""},
+		{"not a mapping", "timeouts: 5\n", "t.yaml:1:11: timeouts: want a mapping"},
+		{"bad duration", "timeouts: {connect: 5}\n", "t.yaml:1:21: timeouts.connect: \"5\" is not a duration"},
+		{"negative duration", "timeouts: {connect: -1s}\n", "timeouts.connect: \"-1s\" is negative"},
+		{"wrong type", "balancing: {retries: many}\n", "cannot unmarshal"},
+		{"env unset", "admin: {listen: \"127.0.0.1:9090\", token: \"${LB_TOKEN}\"}\n", "t.yaml:1:42: admin.token: environment variable LB_TOKEN is not set"},
+		{"env malformed", "admin: {token: \"${LB TOKEN}\"}\n", "malformed ${...} reference"},
+		{"listen address", "listen: [{address: \"8080\"}]\n", "t.yaml:1:20: listen[0].address: \"8080\" is not host:port"},
+		{"listen port", "listen: [{address: \":99999\"}]\n", "has no valid port"},
+		{"listen twice", "listen: [{address: \":80\"}, {address: \":80\"}]\n", "listen[1].address: :80 is listed twice"},
+		{"tls no certs", "listen: [{address: \":443\", tls: {certificates: []}}]\n", "listen[0].tls.certificates: needs at least one"},
+		{"tls no key", "listen: [{address: \":443\", tls: {certificates: [{cert: a.crt}]}}]\n", "listen[0].tls.certificates[0].key: is required"},
+		{"redirect on tls", "listen: [{address: \":443\", redirect_https: true, tls: {certificates: [{cert: a, key: b}]}}]\n", "redirect_https: only makes sense"},
+		{"redirect port", "listen: [{address: \":80\", redirect_port: 70000}]\n", "redirect_port: must be a port"},
+		{"trusted proxy", "trusted_proxies: [\"10.0.0.0/33\"]\n", "t.yaml:1:19: trusted_proxies[0]: \"10.0.0.0/33\" is not an address or CIDR"},
+		{"node no name", "nodes: [{address: \"10.0.0.1:80\"}]\n", "nodes[0].name: is required"},
+		{"node bad name", "nodes: [{name: \"a b\", address: \"10.0.0.1:80\"}]\n", "may not contain"},
+		{"node dup name", "nodes: [{name: a, address: \"10.0.0.1:80\"}, {name: a, address: \"10.0.0.2:80\"}]\n", "nodes[1].name: \"a\" is used by another node"},
+		{"node dup address", "nodes: [{name: a, address: \"10.0.0.1:80\"}, {name: b, address: \"10.0.0.1:80\"}]\n", "nodes[1].address: 10.0.0.1:80 is used by another node"},
+		{"node no address", "nodes: [{name: a}]\n", "nodes[0].address: is required"},
+		{"node port 0", "nodes: [{name: a, address: \"10.0.0.1:0\"}]\n", "needs a real port"},
+		{"node weight", "nodes: [{name: a, address: \"10.0.0.1:80\", weight: 5000}]\n", "t.yaml:1:51: nodes[0].weight: must be 1..1000, got 5000"},
+		{"policy", "balancing: {policy: fastest}\n", "t.yaml:1:21: balancing.policy: \"fastest\" is not valid; use one of round_robin, least_conn, weighted, client_ip_hash"},
+		{"retries", "balancing: {retries: 11}\n", "balancing.retries: must be 0..10"},
+		{"pool class", "balancing: {pools: {widgets: [a]}}\n", "balancing.pools.widgets: unknown route class \"widgets\"; valid: frontend, api, resources"},
+		{"pool empty", "balancing: {pools: {admin: []}}\n", "lists no nodes"},
+		{"pool unknown node", "balancing: {pools: {admin: [ghost]}}\n", "balancing.pools.admin[0]: no node is named \"ghost\""},
+		{"timeout zero", "timeouts: {request: 0s}\n", ""}, // 0 means default
+		{"body limit", "limits: {max_body_bytes: 10}\n", "limits.max_body_bytes: must be 1024..1073741824"},
+		{"header limit", "limits: {max_header_bytes: 2000000}\n", "limits.max_header_bytes: must be 1024..1048576"},
+		{"conns", "limits: {max_conns_per_node: -1}\n", "limits.max_conns_per_node: must be at least 1"},
+		{"edge cidr", "edge: {allow_health_from: [\"nope\"]}\n", "edge.allow_health_from[0]: \"nope\" is not an address or CIDR"},
+		{"edge cron cidr", "edge: {allow_cron_from: [\"1.2.3.4/40\"]}\n", "edge.allow_cron_from[0]"},
+		{"prefix", "edge: {forwarded_prefix: \"mosparo/\"}\n", "edge.forwarded_prefix: must start with /"},
+		{"admin address", "admin: {listen: \"9090\"}\n", "admin.listen: \"9090\" is not host:port"},
+		{"admin public without token", "admin: {listen: \"0.0.0.0:9090\"}\n", "admin.listen: 0.0.0.0:9090 is not a loopback address; set admin.token"},
+		{"log level", "log: {level: loud}\n", "log.level: \"loud\" is not valid; use one of debug, info, warn, error"},
+		{"log format", "log: {format: xml}\n", "log.format: \"xml\" is not valid"},
+		{"huge file", strings.Repeat("#", maxFileBytes+1), "a configuration is at most"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("t.yaml", []byte(tt.yaml), noEnvironment)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("Parse = %v, want no error", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Parse succeeded, want an error containing %q", tt.want)
+			}
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Errorf("error %T is not a *configs.Error", err)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Parse error =\n%v\nwant it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestEnvExpansion(t *testing.T) {
+	env := map[string]string{"TOKEN": "s3cret", "PORT": "8443", "INJECT": "x}\nlisten: [{address: \":1\"}]"}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	c, err := Parse("t.yaml", []byte(`
+listen: [{address: "127.0.0.1:${PORT}"}]
+admin: {listen: "127.0.0.1:9090", token: "${TOKEN}"}
+edge: {forwarded_prefix: "${PREFIX:-/mosparo}"}
+log: {level: "${LEVEL:-warn}"}
+cron: {key: "$${NOT_A_VAR}"}
+nodes: [{name: "${INJECT}", address: "10.0.0.1:80"}]
+`), lookup)
+	if err == nil || !strings.Contains(err.Error(), "may not contain") {
+		t.Fatalf("Parse = %v; want only the injected node name rejected as a name", err)
+	}
+	c, err = Parse("t.yaml", []byte(`
+listen: [{address: "127.0.0.1:${PORT}"}]
+admin: {listen: "127.0.0.1:9090", token: "${TOKEN}"}
+edge: {forwarded_prefix: "${PREFIX:-/mosparo}"}
+log: {level: "${LEVEL:-warn}"}
+cron: {key: "$${NOT_A_VAR}"}
+`), lookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen[0].Address != "127.0.0.1:8443" || c.Admin.Token != "s3cret" || c.Edge.ForwardedPrefix != "/mosparo" || c.Log.Level != "warn" || c.Cron.Key != "${NOT_A_VAR}" {
+		t.Errorf("expanded = %q %q %q %q %q", c.Listen[0].Address, c.Admin.Token, c.Edge.ForwardedPrefix, c.Log.Level, c.Cron.Key)
+	}
+}
+
+func TestEmbeddedFilesLoad(t *testing.T) {
+	env := func(k string) (string, bool) { return "set-by-test-" + k, true }
+	for name, b := range map[string][]byte{"mosparo-lb.yaml": Reference(), "demo.yaml": Demo()} {
+		if _, err := Parse(name, b, env); err != nil {
+			t.Errorf("%s does not load:\n%v", name, err)
+		}
+	}
+}
