@@ -11,7 +11,7 @@ func FuzzParse(f *testing.F) {
 	f.Add(Demo())
 	f.Add(Reference())
 	f.Add([]byte("listen: [\n"))
-	f.Add([]byte("x: &a [*a]\n"))                    // self-referencing alias
+	f.Add([]byte("x: &a [*a]\n"))                      // self-referencing alias
 	f.Add([]byte("a: &a [*a,*a,*a,*a,*a,*a,*a,*a]\n")) // alias blow-up
 	f.Add([]byte("nodes: [{name: n, address: \"${X:-10.0.0.1:80}\", weight: 1e9}]\n"))
 	f.Add([]byte("timeouts: {connect: 9999999999h}\n"))
