@@ -70,7 +70,7 @@ type ConsulRegister struct {
 	// Tags are added to the registration. Default: none.
 	Tags []string `yaml:"tags"`
 	// CheckURL is what the agent probes with an HTTP GET. Default:
-	// http://<admin.listen>/status, with a wildcard host replaced by 127.0.0.1.
+	// http://<admin.listen>/healthz, with a wildcard host replaced by 127.0.0.1.
 	CheckURL string `yaml:"check_url"`
 	// CheckInterval is the time between the agent's probes. Default 10s.
 	CheckInterval Duration `yaml:"check_interval"`

@@ -128,7 +128,7 @@ func newRegistrar(rc configs.ConsulRegister, cl *client, opts Options, clock Clo
 	return r, nil
 }
 
-// adminCheckURL is the default check target: the admin listener's /status,
+// adminCheckURL is the default check target: the admin listener's /healthz,
 // with a wildcard host replaced by loopback (the agent is local).
 func adminCheckURL(listen string) (string, error) {
 	if listen == "" || listen == "off" {
@@ -141,7 +141,7 @@ func adminCheckURL(listen string) (string, error) {
 	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
 		host = "127.0.0.1"
 	}
-	return (&url.URL{Scheme: "http", Host: net.JoinHostPort(host, port), Path: "/status"}).String(), nil
+	return (&url.URL{Scheme: "http", Host: net.JoinHostPort(host, port), Path: "/healthz"}).String(), nil
 }
 
 func (r *registrar) status() RegistrationStatus {

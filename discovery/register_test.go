@@ -143,11 +143,11 @@ func TestRegistrationDefaults(t *testing.T) {
 	tests := []struct {
 		listen, host, wantURL, wantID string
 	}{
-		{":9090", "LB-A", "http://127.0.0.1:9090/status", "mosparo-lb-lb-a"},
-		{"0.0.0.0:9090", "h", "http://127.0.0.1:9090/status", "mosparo-lb-h"},
-		{"[::]:9090", "h", "http://127.0.0.1:9090/status", "mosparo-lb-h"},
-		{"10.0.0.5:9091", "h", "http://10.0.0.5:9091/status", "mosparo-lb-h"},
-		{"[fd00::5]:9091", "h", "http://[fd00::5]:9091/status", "mosparo-lb-h"},
+		{":9090", "LB-A", "http://127.0.0.1:9090/healthz", "mosparo-lb-lb-a"},
+		{"0.0.0.0:9090", "h", "http://127.0.0.1:9090/healthz", "mosparo-lb-h"},
+		{"[::]:9090", "h", "http://127.0.0.1:9090/healthz", "mosparo-lb-h"},
+		{"10.0.0.5:9091", "h", "http://10.0.0.5:9091/healthz", "mosparo-lb-h"},
+		{"[fd00::5]:9091", "h", "http://[fd00::5]:9091/healthz", "mosparo-lb-h"},
 	}
 	for _, tt := range tests {
 		s, err := New(configs.Discovery{Consul: cfg}, nil, Options{AdminListen: tt.listen, Hostname: tt.host})

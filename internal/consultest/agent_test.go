@@ -594,3 +594,25 @@ func TestSameStatusKeepsIndex(t *testing.T) {
 		t.Errorf("index after a no-op update = %d, want %d", got, before)
 	}
 }
+
+// FACTS: filter=Checks.Status != critical did NOT drop an instance with one
+// critical check (any check matching is enough); ?passing does.
+func TestFilterMatchesAnyCheck(t *testing.T) {
+	_, c := start(t, Options{})
+	if err := c.Agent().ServiceRegister(ttlService("web-1", "critical")); err != nil {
+		t.Fatal(err)
+	}
+	es, _, err := c.Health().Service("web", "", false, &api.QueryOptions{Filter: "Checks.Status != critical"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 1 {
+		t.Errorf("filter Checks.Status != critical kept %d, want 1 (serfHealth matches)", len(es))
+	}
+	if ids, _ := passingIDs(t, c, nil); len(ids) != 0 {
+		t.Errorf("?passing kept %v, want none", ids)
+	}
+	if _, _, err := c.Health().Service("web", "", false, &api.QueryOptions{Filter: "Service.Port > 1"}); err == nil {
+		t.Errorf("an unsupported filter was accepted silently")
+	}
+}

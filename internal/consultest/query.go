@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"math/rand/v2"
 	"net/http"
+	"regexp"
 	"strconv"
 	"sync"
 	"time"
@@ -22,6 +23,30 @@ type queryParams struct {
 	wait    time.Duration
 	passing bool
 	tags    []string
+	filter  func([]*check) bool // nil: no filter
+}
+
+// checksFilter is the one filter expression FACTS.md records:
+// "Checks.Status != critical" (or ==, any status). Checks is a list, and
+// the expression matches an entry if it matches ANY of its checks, which is
+// why it does not drop an instance with one critical check (serfHealth is
+// passing). Use ?passing instead.
+var checksFilter = regexp.MustCompile(`^\s*Checks\.Status\s*(==|!=)\s*"?([a-z]+)"?\s*$`)
+
+func parseFilter(expr string) (func([]*check) bool, error) {
+	m := checksFilter.FindStringSubmatch(expr)
+	if m == nil {
+		return nil, failed(errBadRequest, "Failed to create boolean expression evaluator: consultest knows only Checks.Status == / != <status>")
+	}
+	eq, status := m[1] == "==", m[2]
+	return func(cs []*check) bool {
+		for _, c := range cs {
+			if (c.status == status) == eq {
+				return true
+			}
+		}
+		return false
+	}, nil
 }
 
 // parseQuery reads index, wait, passing, tag and dc the way the agent does;
@@ -48,6 +73,13 @@ func (a *Agent) parseQuery(r *http.Request) (queryParams, error) {
 		if d > 0 {
 			p.wait = min(d, maxWait)
 		}
+	}
+	if q.Has("filter") {
+		f, err := parseFilter(q.Get("filter"))
+		if err != nil {
+			return p, err
+		}
+		p.filter = f
 	}
 	if q.Has("passing") {
 		// "?passing" alone means true, as does passing=1 or passing=true.
@@ -113,7 +145,7 @@ func (a *Agent) serveQuery(w http.ResponseWriter, r *http.Request, down <-chan s
 	if health {
 		out := []jsonHealthEntry{}
 		for _, e := range a.instances(name, p.tags) {
-			if anon || p.passing && !allPassing(e.checks) {
+			if anon || p.passing && !allPassing(e.checks) || p.filter != nil && !p.filter(e.checks) {
 				continue
 			}
 			out = append(out, a.healthJSON(e))
