@@ -91,7 +91,13 @@ func (c HTTPCaller) Call(ctx context.Context, address, host, target string) (int
 // connection, the I/O error alone ("use of closed network connection")
 // would hide why.
 func preferCtx(ctx context.Context, err error) error {
-	if cerr := ctx.Err(); cerr != nil {
+	cerr := ctx.Err()
+	if dl, ok := ctx.Deadline(); ok && cerr == nil && !time.Now().Before(dl) {
+		// The connection's deadline (the same instant) fired before the
+		// context's timer did.
+		cerr = context.DeadlineExceeded
+	}
+	if cerr != nil {
 		return fmt.Errorf("%w (%v)", cerr, err)
 	}
 	return err
