@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"sort"
 	"sync"
+	"time"
 )
 
 // Database is the part of mosparo's database the emulator needs: submit tokens and the
@@ -12,10 +13,11 @@ import (
 // node can continue a flow another node started). Nodes given the same Database behave like a
 // cluster on one DB. Safe for concurrent use; the zero value is not usable, use NewDatabase.
 type Database struct {
-	mu    sync.Mutex
-	subs  map[string]*submission
-	order []string // insertion order, for bounded eviction
-	head  int
+	mu       sync.Mutex
+	subs     map[string]*submission
+	lockouts map[string]*ipActivity // project public key + " " + client IP
+	order    []string               // insertion order, for bounded eviction
+	head     int
 }
 
 // maxSubmissions bounds the database so benchmarks issuing tokens forever stay in memory
@@ -24,7 +26,7 @@ const maxSubmissions = 1 << 17
 
 // NewDatabase returns an empty database.
 func NewDatabase() *Database {
-	return &Database{subs: make(map[string]*submission)}
+	return &Database{subs: make(map[string]*submission), lockouts: make(map[string]*ipActivity)}
 }
 
 // Submission is what a test may seed or read: a submit token, the validation token issued by
@@ -34,6 +36,9 @@ type Submission struct {
 	SubmitToken     string
 	ValidationToken string // empty until check-form-data succeeded
 	Fields          map[string]string
+	// ClientIP is the client IP mosparo resolved (FACTS 4) at the last frontend request for
+	// this token; the verification API uses it, lockouts and delays count by it.
+	ClientIP string
 	// Verified counts successful verification API calls for this submission.
 	Verified int
 }
@@ -43,6 +48,7 @@ type submission struct {
 	submitToken     string
 	validationToken string
 	fields          map[string]string
+	clientIP        string
 	stored          bool
 	verified        int
 }
@@ -59,6 +65,7 @@ func (d *Database) Add(s Submission) {
 		submitToken:     s.SubmitToken,
 		validationToken: s.ValidationToken,
 		fields:          f,
+		clientIP:        s.ClientIP,
 		verified:        s.Verified,
 	})
 }
@@ -80,6 +87,7 @@ func (d *Database) Lookup(submitToken string) (Submission, bool) {
 		SubmitToken:     s.submitToken,
 		ValidationToken: s.validationToken,
 		Fields:          f,
+		ClientIP:        s.clientIP,
 		Verified:        s.verified,
 	}, true
 }
@@ -96,6 +104,7 @@ func (d *Database) Reset() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.subs = make(map[string]*submission)
+	d.lockouts = make(map[string]*ipActivity)
 	d.order = nil
 	d.head = 0
 }
@@ -149,4 +158,45 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// ipActivity is what mosparo's lockout feature keeps per client IP (FACTS 4: Lockout rows keyed
+// by the IP): requests in the current window and the end of a lockout.
+type ipActivity struct {
+	windowStart time.Time
+	count       int
+	lockedUntil time.Time
+}
+
+// maxLockoutEntries bounds the lockout table; a full table starts over.
+const maxLockoutEntries = 1 << 16
+
+// countRequest records one frontend request of ip for a project and returns the end of a
+// lockout in force, or the zero time. Lockouts start when more than limit requests arrive
+// within window.
+func (d *Database) countRequest(publicKey, ip string, now time.Time, limit int, window, duration time.Duration) time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	key := publicKey + " " + ip
+	a := d.lockouts[key]
+	if a == nil {
+		if len(d.lockouts) >= maxLockoutEntries {
+			d.lockouts = make(map[string]*ipActivity)
+		}
+		a = &ipActivity{windowStart: now}
+		d.lockouts[key] = a
+	}
+	if now.Before(a.lockedUntil) {
+		return a.lockedUntil
+	}
+	if now.Sub(a.windowStart) >= window {
+		a.windowStart, a.count = now, 0
+	}
+	a.count++
+	if a.count > limit {
+		a.lockedUntil = now.Add(duration)
+		a.windowStart, a.count = now, 0
+		return a.lockedUntil
+	}
+	return time.Time{}
 }

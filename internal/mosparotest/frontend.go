@@ -3,7 +3,9 @@ package mosparotest
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -37,13 +39,22 @@ func (n *Node) serveFrontend(ctx *fasthttp.RequestCtx, r route) {
 		return
 	}
 	p.setCORS(ctx)
+	var ipBuf [64]byte
+	clientIP := n.trusted.resolveClientIP(ctx, ipBuf[:]).clientText
+	if n.lockoutAfter > 0 && r != routeStoreFormData {
+		now := n.now()
+		if until := n.db.countRequest(p.publicKey, string(clientIP), now, n.lockoutAfter, n.lockoutWindow, n.lockoutDuration); !until.IsZero() {
+			serveJSON(ctx, fasthttp.StatusOK, lockoutBody(until, now))
+			return
+		}
+	}
 	if r == routeRequestSubmitToken {
 		if len(params.get("pageTitle")) == 0 && len(params.get("pageUrl")) == 0 {
 			serveJSON(ctx, fasthttp.StatusOK, jsonMissingParams)
 			return
 		}
 		token := randomToken()
-		n.db.put(&submission{publicKey: p.publicKey, submitToken: token})
+		n.db.put(&submission{publicKey: p.publicKey, submitToken: token, clientIP: string(clientIP)})
 		body := make([]byte, 0, 128+len(frontendMessages))
 		body = append(body, `{"submitToken":"`...)
 		body = append(body, token...)
@@ -70,6 +81,7 @@ func (n *Node) serveFrontend(ctx *fasthttp.RequestCtx, r route) {
 	if !n.db.update(string(token), func(s *submission) {
 		s.fields = fields
 		s.validationToken = validation
+		s.clientIP = string(clientIP)
 	}) {
 		serveJSON(ctx, fasthttp.StatusOK, jsonBadSubmitToken) // evicted meanwhile
 		return
@@ -184,4 +196,15 @@ func (p *project) setCORS(ctx *fasthttp.RequestCtx) {
 		ctx.Response.Header.SetCanonical(hdrACAM, valuePOST)
 		return
 	}
+}
+
+// lockoutBody is the 200 answer of a locked-out client (FACTS 2.1: security responses are
+// 200 {"security":true,"type":"lockout",...}).
+func lockoutBody(until, now time.Time) []byte {
+	b := make([]byte, 0, 128)
+	b = append(b, `{"security":true,"type":"lockout","validUntil":"`...)
+	b = until.UTC().AppendFormat(b, time.RFC3339)
+	b = append(b, `","remainingSeconds":`...)
+	b = strconv.AppendInt(b, int64(until.Sub(now).Round(time.Second)/time.Second), 10)
+	return append(b, '}')
 }

@@ -44,7 +44,15 @@ type Options struct {
 	// Database holds what mosparo keeps in its database (submit tokens, submissions). Nodes of
 	// one cluster share one; nil gives the node a private one.
 	Database *Database
-	// Now is the clock for the web-cron schedule (default time.Now).
+	// LockoutAfter enables mosparo's lockout feature for the frontend API: more than this many
+	// request-submit-token/check-form-data requests from one client IP (as resolved through
+	// TrustedProxies, FACTS 4) within LockoutWindow lock that IP out for LockoutDuration
+	// (default 0 = off; window default 1 minute, duration default 5 minutes). The counters
+	// live in the Database, like mosparo's Lockout rows.
+	LockoutAfter    int
+	LockoutWindow   time.Duration
+	LockoutDuration time.Duration
+	// Now is the clock for the web-cron schedule and lockouts (default time.Now).
 	Now func() time.Time
 }
 
@@ -135,6 +143,10 @@ type Node struct {
 	allow       allowList
 	db          *Database
 
+	lockoutAfter    int
+	lockoutWindow   time.Duration
+	lockoutDuration time.Duration
+
 	cronKey      []byte
 	cronDisabled bool
 	cronInterval time.Duration
@@ -189,6 +201,16 @@ func newNode(opts Options) (*Node, error) {
 		cronDisabled: opts.CronDisabled,
 		cronInterval: opts.CronInterval,
 		cronDuration: opts.CronDuration,
+
+		lockoutAfter:    opts.LockoutAfter,
+		lockoutWindow:   opts.LockoutWindow,
+		lockoutDuration: opts.LockoutDuration,
+	}
+	if n.lockoutWindow <= 0 {
+		n.lockoutWindow = time.Minute
+	}
+	if n.lockoutDuration <= 0 {
+		n.lockoutDuration = 5 * time.Minute
 	}
 	if n.name == "" {
 		n.name = "node"

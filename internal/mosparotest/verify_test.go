@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 )
 
 func sha256Hex(s string) string {
@@ -276,5 +277,46 @@ func TestFrontendErrors(t *testing.T) {
 	r := postForm(t, n.URL()+"/api/v1/frontend/check-form-data", "publicKey="+DemoPublicKey+"&submitToken=unknown&formData=%7B%7D")
 	if r.status != 200 || !strings.Contains(r.body, `"error":true`) {
 		t.Errorf("check-form-data with unknown token = %d %s, want 200 error", r.status, r.body)
+	}
+}
+
+// TestLockoutPerClientIP: lockouts count per resolved client IP (FACTS 4), so a balancer
+// that forwards X-Forwarded-For keeps clients apart and one that hides them locks everyone out.
+func TestLockoutPerClientIP(t *testing.T) {
+	clock := &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	n := startNode(t, Options{LockoutAfter: 2, Now: clock.Now})
+	u := n.URL() + "/api/v1/frontend/request-submit-token"
+	form := "publicKey=" + DemoPublicKey + "&pageTitle=a&pageUrl=b"
+	send := func(xff string) (bool, string) {
+		r := postForm(t, u, form, "X-Forwarded-For: "+xff)
+		if r.status != 200 {
+			t.Fatalf("status %d", r.status)
+		}
+		var resp struct {
+			Security    bool   `json:"security"`
+			Type        string `json:"type"`
+			SubmitToken string `json:"submitToken"`
+		}
+		if err := json.Unmarshal([]byte(r.body), &resp); err != nil {
+			t.Fatalf("%s: %v", r.body, err)
+		}
+		return resp.Security && resp.Type == "lockout", resp.SubmitToken
+	}
+	_, tok := send("192.0.2.1")
+	if s, _ := n.Database().Lookup(tok); s.ClientIP != "192.0.2.1" {
+		t.Errorf("stored ClientIP = %q, want 192.0.2.1", s.ClientIP)
+	}
+	if locked, _ := send("192.0.2.1"); locked {
+		t.Error("second request locked, want allowed")
+	}
+	if locked, _ := send("192.0.2.1"); !locked {
+		t.Error("third request from one IP not locked out")
+	}
+	if locked, _ := send("192.0.2.2"); locked {
+		t.Error("another client IP locked out")
+	}
+	clock.Add(5 * time.Minute)
+	if locked, _ := send("192.0.2.1"); locked {
+		t.Error("still locked after the lockout duration")
 	}
 }
