@@ -92,8 +92,8 @@ func TestMemcachedRewriteSeenWithinInterval(t *testing.T) {
 			break
 		}
 		// One interval until the entry is stale, then one background
-		// lookup; the slack covers scheduling on a loaded CI machine.
-		if time.Since(written) > interval+300*time.Millisecond {
+		// lookup; the slack covers a loaded, shared CI machine.
+		if time.Since(written) > interval+2*time.Second {
 			t.Fatalf("rewrite not seen %s after it was written (interval %s)", time.Since(written), interval)
 		}
 		time.Sleep(2 * time.Millisecond)
@@ -109,7 +109,7 @@ func TestMemcachedOutageCostsNothing(t *testing.T) {
 	srv := cachetest.StartMemcached(t)
 	dsn := "memcached://" + srv.Addr
 	p := startProxy(t, testConfig(t, "memcached", dsn,
-		"  timeout: 20ms\n  revalidate_interval: 50ms\n  max_stale: 200ms\n  breaker: {failures: 2, cooldown: 200ms}\n"), Options{})
+		"  timeout: 25ms\n  revalidate_interval: 50ms\n  max_stale: 200ms\n  breaker: {failures: 2, cooldown: 200ms}\n"), Options{})
 	const projects = 20
 	hashes := make([]string, projects)
 	for i := range projects {

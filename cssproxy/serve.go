@@ -19,7 +19,9 @@ var (
 	valImmutable    = []byte("max-age=31536000, public")
 	valNoCache      = []byte("no-cache, public")
 	hdrLocation     = []byte("Location")
-	hdrETag         = []byte("ETag")
+	// fasthttp's canonical spelling: SetCanonical skips normalizing, and
+	// "ETag" would be stored where Peek("ETag") does not look.
+	hdrETag         = []byte("Etag")
 	hdrIfNoneMatch  = "If-None-Match"
 	hdrAcceptEnc    = "Accept-Encoding"
 	hdrVary         = []byte("Vary")

@@ -1,0 +1,467 @@
+package cssproxy
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttputil"
+	"go.uber.org/zap"
+)
+
+// fakeBackend answers lookups from a map; unit tests of Serve use it, the
+// real readers are covered against real servers in redis_test.go and
+// memcached_test.go.
+type fakeBackend struct {
+	mu      sync.Mutex
+	designs map[projectID][2][]byte // content, hash
+	err     error
+	delay   time.Duration
+	tracked bool
+	calls   atomic.Int64
+}
+
+func (f *fakeBackend) name() string      { return "fake" }
+func (f *fakeBackend) invalidates() bool { return f.tracked }
+func (f *fakeBackend) run(ctx context.Context) error {
+	<-ctx.Done()
+	return nil
+}
+
+func (f *fakeBackend) lookup(ctx context.Context, id projectID) ([]byte, []byte, error) {
+	f.calls.Add(1)
+	f.mu.Lock()
+	d, err, delay := f.designs[id], f.err, f.delay
+	f.mu.Unlock()
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		}
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return d[0], d[1], nil
+}
+
+func (f *fakeBackend) set(id string, css []byte, hash string) {
+	pid, ok := parseProjectID([]byte(id))
+	if !ok {
+		panic("bad test id " + id)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.designs == nil {
+		f.designs = map[projectID][2][]byte{}
+	}
+	f.designs[pid] = [2][]byte{css, []byte(hash)}
+}
+
+// fakeClock is set by the test; Now never moves by itself.
+type fakeClock struct{ ns atomic.Int64 }
+
+func (c *fakeClock) Now() time.Time           { return time.Unix(0, c.ns.Load()) }
+func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+// newFakeProxy is a Proxy built by New (config defaults, validation) with
+// its backend swapped for a fake.
+func newFakeProxy(t testing.TB, extra string) (*Proxy, *fakeBackend, *fakeClock) {
+	t.Helper()
+	clk := &fakeClock{}
+	clk.ns.Store(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).UnixNano())
+	p, err := New(testConfig(t, "memcached", "memcached://127.0.0.1:1", extra), Options{Logger: zap.NewNop(), Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb := &fakeBackend{}
+	p.backend = fb
+	return p, fb, clk
+}
+
+const (
+	tid   = "0b6e2a1c-7d3f-4e5a-9c8b-1f2e3d4c5b6a"
+	thash = "6749ae57306090f7074cca77afc8740e547552aea6c4dfdd7c852a97cfc1371b"
+)
+
+func TestServeHashedCSS(t *testing.T) {
+	p, fb, _ := newFakeProxy(t, "")
+	css := testCSS(tid, 12<<10)
+	fb.set(tid, css, thash)
+	ok, resp := serve(p, request{path: "/resources/" + tid + "/" + thash + ".css"})
+	if !ok {
+		t.Fatal("Serve = false, want true")
+	}
+	for k, want := range map[string]string{
+		"Content-Type":                "text/css; charset=UTF-8",
+		"Access-Control-Allow-Origin": "*",
+		"Cache-Control":               "max-age=31536000, public",
+		"Vary":                        "Accept-Encoding",
+	} {
+		if got := string(resp.Header.Peek(k)); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	if resp.StatusCode() != 200 || !bytes.Equal(resp.Body(), css) {
+		t.Errorf("got %d with %d bytes, want 200 with the CSS", resp.StatusCode(), len(resp.Body()))
+	}
+	if len(resp.Header.Peek("Content-Encoding")) != 0 {
+		t.Error("gzip sent to a client that did not ask for it")
+	}
+	if etag := resp.Header.Peek("ETag"); len(etag) < 3 || etag[0] != '"' {
+		t.Errorf("ETag = %q, want a strong tag", etag)
+	}
+}
+
+func TestServeGzip(t *testing.T) {
+	p, fb, _ := newFakeProxy(t, "")
+	css := testCSS(tid, 12<<10)
+	fb.set(tid, css, thash)
+	path := "/resources/" + tid + "/" + thash + ".css"
+	_, plain := serve(p, request{path: path})
+	for _, tc := range []struct {
+		ae   string
+		gzip bool
+	}{
+		{"gzip, deflate, br", true},
+		{"br;q=1.0, GZIP;q=0.5", true},
+		{"x-gzip", true},
+		{"*", true},
+		{"gzip;q=0", false},
+		{"gzip; q=0.000, br", false},
+		{"br", false},
+		{"", false},
+	} {
+		t.Run(tc.ae, func(t *testing.T) {
+			ok, resp := serve(p, request{path: path, header: map[string]string{"Accept-Encoding": tc.ae}})
+			if !ok {
+				t.Fatal("Serve = false")
+			}
+			isGzip := string(resp.Header.Peek("Content-Encoding")) == "gzip"
+			if isGzip != tc.gzip {
+				t.Fatalf("Accept-Encoding %q: gzip = %v, want %v", tc.ae, isGzip, tc.gzip)
+			}
+			if !isGzip {
+				return
+			}
+			zr, err := gzip.NewReader(bytes.NewReader(resp.Body()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(zr)
+			if err != nil || !bytes.Equal(got, css) {
+				t.Errorf("gunzip = %d bytes, %v, want the CSS", len(got), err)
+			}
+			if bytes.Equal(resp.Header.Peek("ETag"), plain.Header.Peek("ETag")) {
+				t.Error("gzip and identity share an ETag")
+			}
+		})
+	}
+}
+
+func TestServeSmallCSSHasNoGzip(t *testing.T) {
+	p, fb, _ := newFakeProxy(t, "")
+	fb.set(tid, []byte(".a{}"), thash)
+	ok, resp := serve(p, request{path: "/resources/" + tid + "/" + thash + ".css", header: map[string]string{"Accept-Encoding": "gzip"}})
+	if !ok || string(resp.Body()) != ".a{}" || len(resp.Header.Peek("Content-Encoding")) != 0 || len(resp.Header.Peek("Vary")) != 0 {
+		t.Errorf("ok=%v body %q encoding %q vary %q", ok, resp.Body(), resp.Header.Peek("Content-Encoding"), resp.Header.Peek("Vary"))
+	}
+}
+
+func TestServeIfNoneMatch(t *testing.T) {
+	p, fb, _ := newFakeProxy(t, "")
+	fb.set(tid, testCSS(tid, 4096), thash)
+	path := "/resources/" + tid + "/" + thash + ".css"
+	_, first := serve(p, request{path: path})
+	etag := string(first.Header.Peek("ETag"))
+	_, gz := serve(p, request{path: path, header: map[string]string{"Accept-Encoding": "gzip"}})
+	gzTag := string(gz.Header.Peek("ETag"))
+	for _, tc := range []struct {
+		name, inm string
+		want      int
+	}{
+		{"same tag", etag, 304},
+		{"weak form", "W/" + etag, 304},
+		{"in a list", `"nope", ` + etag, 304},
+		{"gzip tag", gzTag, 304},
+		{"star", "*", 304},
+		{"other tag", `"nope"`, 200},
+		{"garbage", `nope, "unterminated`, 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ok, resp := serve(p, request{path: path, header: map[string]string{"If-None-Match": tc.inm}})
+			if !ok || resp.StatusCode() != tc.want {
+				t.Fatalf("If-None-Match %q: %v %d, want %d", tc.inm, ok, resp.StatusCode(), tc.want)
+			}
+			if tc.want == 304 {
+				if len(resp.Body()) != 0 || string(resp.Header.Peek("ETag")) != etag ||
+					string(resp.Header.Peek("Cache-Control")) != "max-age=31536000, public" {
+					t.Errorf("304 body %d bytes, ETag %q, Cache-Control %q", len(resp.Body()), resp.Header.Peek("ETag"), resp.Header.Peek("Cache-Control"))
+				}
+			}
+		})
+	}
+	if s := p.Stats(); s.NotModified != 5 {
+		t.Errorf("Stats.NotModified = %d, want 5", s.NotModified)
+	}
+}
+
+func TestServeRedirect(t *testing.T) {
+	p, fb, _ := newFakeProxy(t, "")
+	fb.set(tid, []byte(".a{}"), thash)
+	for _, tc := range []struct {
+		scheme, host, prefix, want string
+	}{
+		{"https", "mosparo.example", "", "https://mosparo.example/resources/" + tid + "/" + thash + ".css"},
+		{"http", "10.0.0.1:8080", "/mosparo", "http://10.0.0.1:8080/mosparo/resources/" + tid + "/" + thash + ".css"},
+	} {
+		ok, resp := serve(p, request{path: "/resources/" + tid + ".css", scheme: tc.scheme, host: tc.host, prefix: tc.prefix})
+		if !ok || resp.StatusCode() != 307 {
+			t.Fatalf("Serve = %v %d, want true 307", ok, resp.StatusCode())
+		}
+		if got := string(resp.Header.Peek("Location")); got != tc.want {
+			t.Errorf("Location = %q, want %q", got, tc.want)
+		}
+		if got := string(resp.Header.Peek("Cache-Control")); got != "no-cache, public" {
+			t.Errorf("Cache-Control = %q, want %q", got, "no-cache, public")
+		}
+		if len(resp.Body()) != 0 {
+			t.Errorf("307 body %q, want none", resp.Body())
+		}
+	}
+}
+
+// TestServeDeclines lists what must go to a node, with the response left
+// untouched.
+func TestServeDeclines(t *testing.T) {
+	p, fb, _ := newFakeProxy(t, "")
+	fb.set(tid, []byte(".a{}"), thash)
+	other := "1c7f3b2d-8e4a-4f6b-ad9c-2a3b4c5d6e7f"
+	for _, tc := range []struct {
+		name   string
+		method string
+		path   string
+	}{
+		{"POST", "POST", "/resources/" + tid + "/" + thash + ".css"},
+		{"OPTIONS", "OPTIONS", "/resources/" + tid + ".css"},
+		{"hash mismatch", "GET", "/resources/" + tid + "/" + thash[1:] + "0.css"},
+		{"unknown project", "GET", "/resources/" + other + ".css"},
+		{"logo", "GET", "/resources/logo.svg"},
+		{"url route", "GET", "/resources/" + tid + "/url"},
+		{"upper-case uuid", "GET", "/resources/0B6E2A1C-7D3F-4E5A-9C8B-1F2E3D4C5B6A.css"},
+		{"empty hash", "GET", "/resources/" + tid + "/.css"},
+		{"nested", "GET", "/resources/" + tid + "/a/b.css"},
+		{"other path", "GET", "/api/v1/health/check"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var ctx fasthttp.RequestCtx
+			ctx.Request.Header.SetMethod(tc.method)
+			ctx.Request.SetRequestURI(tc.path)
+			ctx.Response.Header.Set("X-Untouched", "1")
+			if p.Serve(&ctx, []byte("https"), []byte("h"), nil) {
+				t.Fatal("Serve = true, want false")
+			}
+			if ctx.Response.StatusCode() != 200 || len(ctx.Response.Body()) != 0 ||
+				string(ctx.Response.Header.Peek("X-Untouched")) != "1" || len(ctx.Response.Header.Peek("Location")) != 0 {
+				t.Errorf("response touched: %s", ctx.Response.String())
+			}
+		})
+	}
+}
+
+func TestServeCorruptHashIsAMiss(t *testing.T) {
+	p, fb, _ := newFakeProxy(t, "")
+	// A hash that would inject a header must never reach Location.
+	fb.set(tid, []byte(".a{}"), "abc\r\nSet-Cookie: x=1")
+	if ok, _ := serve(p, request{path: "/resources/" + tid + ".css"}); ok {
+		t.Error("Serve = true for a hash with CR LF")
+	}
+	if s := p.Stats(); s.Errors != 1 || s.Misses != 1 {
+		t.Errorf("Stats = %+v, want 1 error, 1 miss", s)
+	}
+}
+
+func TestServeCollapsesConcurrentMisses(t *testing.T) {
+	p, fb, _ := newFakeProxy(t, "  timeout: 1s\n")
+	fb.set(tid, []byte(".a{}"), thash)
+	fb.delay = 50 * time.Millisecond
+	var wg sync.WaitGroup
+	var served atomic.Int64
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if ok, _ := serve(p, request{path: "/resources/" + tid + "/" + thash + ".css"}); ok {
+				served.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := fb.calls.Load(); n != 1 {
+		t.Errorf("lookups = %d, want 1 for 32 concurrent misses", n)
+	}
+	if served.Load() != 32 {
+		t.Errorf("served %d of 32", served.Load())
+	}
+}
+
+func TestServeRevalidatesInBackground(t *testing.T) {
+	p, fb, clk := newFakeProxy(t, "  revalidate_interval: 2s\n  max_stale: 10s\n")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- p.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	fb.set(tid, []byte(".a{}"), thash)
+	path := "/resources/" + tid + ".css"
+	serve(p, request{path: path})
+	fb.set(tid, []byte(".b{}"), "00ff")
+	clk.Advance(time.Second)
+	if _, resp := serve(p, request{path: path}); !bytes.HasSuffix(resp.Header.Peek("Location"), []byte(thash+".css")) {
+		t.Fatalf("fresh entry: Location %q, want the old hash", resp.Header.Peek("Location"))
+	}
+	if n := fb.calls.Load(); n != 1 {
+		t.Fatalf("lookups while fresh = %d, want 1", n)
+	}
+	clk.Advance(1500 * time.Millisecond)
+	// Stale: served at once from the old copy, refreshed in the background.
+	if ok, resp := serve(p, request{path: path}); !ok || !bytes.HasSuffix(resp.Header.Peek("Location"), []byte(thash+".css")) {
+		t.Fatalf("stale entry: ok=%v Location %q, want the old copy", ok, resp.Header.Peek("Location"))
+	}
+	waitFor(t, func() bool {
+		_, resp := serve(p, request{path: path})
+		return bytes.HasSuffix(resp.Header.Peek("Location"), []byte("/00ff.css"))
+	})
+	if n := fb.calls.Load(); n != 2 {
+		t.Errorf("lookups = %d, want 2 (one background revalidation)", n)
+	}
+}
+
+func TestServeStaleBeyondMaxStaleFallsThrough(t *testing.T) {
+	p, fb, clk := newFakeProxy(t, "  revalidate_interval: 1s\n  max_stale: 5s\n  breaker: {failures: 1, cooldown: 1m}\n")
+	fb.set(tid, []byte(".a{}"), thash)
+	path := "/resources/" + tid + "/" + thash + ".css"
+	serve(p, request{path: path})
+	fb.mu.Lock()
+	fb.err = errors.New("connection refused")
+	fb.mu.Unlock()
+	clk.Advance(3 * time.Second) // stale, within max_stale: still served
+	if ok, _ := serve(p, request{path: path}); !ok {
+		t.Error("stale within max_stale: Serve = false, want true")
+	}
+	clk.Advance(4 * time.Second) // past 1s + 5s
+	if ok, _ := serve(p, request{path: path}); ok {
+		t.Error("past max_stale with the cache down: Serve = true, want false")
+	}
+	if s := p.Stats(); s.Breaker != "open" {
+		t.Errorf("breaker = %s, want open", s.Breaker)
+	}
+}
+
+func TestServeSlowCacheBoundedByTimeout(t *testing.T) {
+	p, fb, _ := newFakeProxy(t, "  timeout: 10ms\n")
+	fb.set(tid, []byte(".a{}"), thash)
+	fb.delay = time.Second
+	start := time.Now()
+	if ok, _ := serve(p, request{path: "/resources/" + tid + ".css"}); ok {
+		t.Error("Serve = true with a cache slower than the timeout")
+	}
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Errorf("Serve took %s with a 10ms timeout", d)
+	}
+}
+
+// TestServeOverFastHTTP runs Serve inside a real fasthttp server, over an
+// in-memory connection kept alive across requests, with a fallback handler
+// standing in for the node, as the balancer wires it.
+func TestServeOverFastHTTP(t *testing.T) {
+	p, fb, _ := newFakeProxy(t, "")
+	css := testCSS(tid, 12<<10)
+	fb.set(tid, css, thash)
+	var fellThrough atomic.Int64
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		if p.Serve(ctx, []byte("https"), ctx.Host(), nil) {
+			return
+		}
+		fellThrough.Add(1)
+		ctx.SetStatusCode(404)
+		ctx.SetBodyString("from node")
+	}}
+	pc := fasthttputil.NewPipeConns()
+	client := pc.Conn1()
+	done := make(chan error, 1)
+	go func() { done <- srv.ServeConn(pc.Conn2()) }()
+	defer func() {
+		client.Close()
+		<-done
+	}()
+	br, bw := bufio.NewReader(client), bufio.NewWriter(client)
+
+	do := func(method, path string, hdr ...string) *fasthttp.Response {
+		t.Helper()
+		var req fasthttp.Request
+		resp := &fasthttp.Response{}
+		req.Header.SetMethod(method)
+		req.SetRequestURI(path)
+		req.Header.SetHost("lb.example")
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		if err := req.Write(bw); err != nil {
+			t.Fatalf("%s %s: write: %v", method, path, err)
+		}
+		if err := bw.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		resp.SkipBody = method == fasthttp.MethodHead
+		if err := resp.Read(br); err != nil {
+			t.Fatalf("%s %s: read: %v", method, path, err)
+		}
+		return resp
+	}
+	hashed := "/resources/" + tid + "/" + thash + ".css"
+	if r := do("GET", hashed); r.StatusCode() != 200 || !bytes.Equal(r.Body(), css) {
+		t.Errorf("GET hashed = %d, %d bytes", r.StatusCode(), len(r.Body()))
+	}
+	if r := do("HEAD", hashed); r.StatusCode() != 200 || len(r.Body()) != 0 || r.Header.ContentLength() != len(css) {
+		t.Errorf("HEAD hashed = %d, body %d, Content-Length %d, want 200, 0, %d", r.StatusCode(), len(r.Body()), r.Header.ContentLength(), len(css))
+	}
+	if r := do("GET", "/resources/"+tid+".css"); r.StatusCode() != 307 ||
+		string(r.Header.Peek("Location")) != "https://lb.example"+hashed {
+		t.Errorf("GET unhashed = %d Location %q", r.StatusCode(), r.Header.Peek("Location"))
+	}
+	if r := do("GET", "/resources/"+tid+"/0000.css"); r.StatusCode() != 404 || string(r.Body()) != "from node" {
+		t.Errorf("mismatch = %d %q, want the node's answer", r.StatusCode(), r.Body())
+	}
+	if r := do("GET", hashed, "Accept-Encoding", "gzip"); string(r.Header.Peek("Content-Encoding")) != "gzip" {
+		t.Error("gzip not negotiated over the wire")
+	}
+	// The next request on the same connection must not inherit anything
+	// from the gzip answer.
+	if r := do("GET", "/other"); r.StatusCode() != 404 || len(r.Header.Peek("Content-Encoding")) != 0 {
+		t.Errorf("fallback after a gzip answer: %d, Content-Encoding %q", r.StatusCode(), r.Header.Peek("Content-Encoding"))
+	}
+	if fellThrough.Load() != 2 {
+		t.Errorf("fell through %d times, want 2", fellThrough.Load())
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
