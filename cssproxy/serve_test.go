@@ -70,7 +70,7 @@ func (f *fakeBackend) set(id string, css []byte, hash string) {
 // fakeClock is set by the test; Now never moves by itself.
 type fakeClock struct{ ns atomic.Int64 }
 
-func (c *fakeClock) Now() time.Time           { return time.Unix(0, c.ns.Load()) }
+func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
 func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 // newFakeProxy is a Proxy built by New (config defaults, validation) with
