@@ -61,8 +61,9 @@ func (n *Node) handle(ctx *fasthttp.RequestCtx, inc *incarnation) {
 		n.serveHealth(ctx, h)
 		return
 	}
-	if h == NotConfigured && r != routeSetup {
-		// SetupSubscriber: everything but setup (and health) goes to the wizard (FACTS 1.4).
+	if h == NotConfigured && r != routeSetup && r != routeNotFound {
+		// SetupSubscriber: every route but setup (and health) goes to the wizard (FACTS 1.4);
+		// a path no route matches fails in the router first, with 404.
 		redirect(ctx, fasthttp.StatusFound, pathSetup)
 		return
 	}

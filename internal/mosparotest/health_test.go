@@ -172,6 +172,9 @@ func TestHealthStatesRouting(t *testing.T) {
 	if r := postForm(t, n.URL()+"/api/v1/frontend/request-submit-token", pk); r.status != 302 || r.header.Get("Location") != "/setup/" {
 		t.Errorf("not configured: frontend POST = %d, want 302 /setup/", r.status)
 	}
+	if r := get(t, n.URL()+"/no/such/route"); r.status != 404 {
+		t.Errorf("not configured: unknown route = %d, want 404", r.status)
+	}
 	if r := get(t, n.URL()+"/build/mosparo-frontend.js"); r.status != 200 {
 		t.Errorf("not configured: static file = %d, want 200 (nginx serves it)", r.status)
 	}
