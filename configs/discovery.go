@@ -32,7 +32,9 @@ type Consul struct {
 	// setup traffic, like nodes[].admin). Default "mosparo-admin".
 	AdminTag string `yaml:"admin_tag"`
 	// Token is the ACL token, sent as X-Consul-Token; write ${CONSUL_TOKEN}.
-	// Never logged. Default: none (the agent's default token).
+	// It needs service:read on the service and node:read (and, with
+	// register, service:write on the LB's name). Never logged. Default:
+	// none (the agent's default token).
 	Token string `yaml:"token"`
 	// Datacenter to query. Default: the agent's own.
 	Datacenter string `yaml:"datacenter"`

@@ -160,19 +160,3 @@ func TestRegistrationDefaults(t *testing.T) {
 		}
 	}
 }
-
-func TestBackoff(t *testing.T) {
-	lo, hi := 100*time.Millisecond, 3*time.Second
-	for n := 1; n <= 12; n++ {
-		want := lo << (n - 1)
-		if n > 6 || want > hi {
-			want = hi
-		}
-		for range 50 {
-			d := backoff(n, lo, hi)
-			if d < lo || d > hi || d > want || d < want/2 {
-				t.Fatalf("backoff(%d) = %s, want within [%s, %s] and [lo, hi]", n, d, want/2, want)
-			}
-		}
-	}
-}

@@ -178,7 +178,7 @@ func (s *Source) Status() Status {
 // Run may be called once per Source.
 func (s *Source) Run(ctx context.Context) error {
 	if !s.running.CompareAndSwap(false, true) {
-		return errors.New("discovery: Run is already running")
+		return errors.New("discovery: Run was already called on this Source")
 	}
 	if s.cl == nil {
 		<-ctx.Done()
@@ -327,3 +327,6 @@ func defaultID(name, hostname string) string {
 	}
 	return name + "-" + cleanName(strings.ToLower(hostname))
 }
+
+// Interface guards.
+var _ Clock = systemClock{}

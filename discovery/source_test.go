@@ -158,20 +158,16 @@ func TestStaticOnly(t *testing.T) {
 	}
 }
 
-func TestRunTwiceFails(t *testing.T) {
+func TestRunOnlyOnce(t *testing.T) {
 	s, _ := New(configs.Discovery{}, nil, Options{})
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- s.Run(ctx) }()
-	for !s.running.Load() {
-		// Run sets running before anything else; this spins at most a
-		// goroutine start.
+	cancel()
+	if err := s.Run(ctx); err != nil {
+		t.Fatalf("first Run = %v", err)
 	}
 	if err := s.Run(ctx); err == nil {
 		t.Errorf("second Run = nil, want an error")
 	}
-	cancel()
-	<-done
 }
 
 func TestNewRejects(t *testing.T) {
@@ -494,5 +490,21 @@ func TestUpdatesOnlyOnChange(t *testing.T) {
 	h.until("the new index", func() bool { return h.src.Status().LastIndex == idx })
 	if n := len(h.src.Updates()); n != 0 {
 		t.Errorf("Updates signalled for an unchanged set")
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	lo, hi := 100*time.Millisecond, 3*time.Second
+	for n := 1; n <= 12; n++ {
+		want := lo << (n - 1)
+		if n > 6 || want > hi {
+			want = hi
+		}
+		for range 50 {
+			d := backoff(n, lo, hi)
+			if d < lo || d > hi || d > want || d < want/2 {
+				t.Fatalf("backoff(%d) = %s, want within [%s, %s] and [lo, hi]", n, d, want/2, want)
+			}
+		}
 	}
 }

@@ -12,6 +12,8 @@
 //     /v1/catalog/service/<name> with X-Consul-Index and the other headers,
 //     blocking on index+wait, returning at wait plus up to wait/16 of jitter
 //     with the same index when nothing changed, 400 on a malformed index;
+//   - filter=Checks.Status (==|!=) <status>, matching if any check matches
+//     (the trap FACTS.md records); other filters are refused with a 400;
 //   - an optional ACL token (X-Consul-Token) and a request log, so tests can
 //     assert what a client sent and count its requests;
 //   - Stop and Start on the same address, and Reset to send the index backwards.
