@@ -134,6 +134,19 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 				w.errorf(n, path, "%q is negative", n.Value)
 			}
 		}
+	case t.Kind() == reflect.Int:
+		// yaml.v3 would silently truncate 0.5 to 0; a weight or a port is a whole number.
+		if _, err := strconv.ParseInt(n.Value, 10, 64); n.Kind != yaml.ScalarNode || err != nil {
+			w.errorf(n, path, "want a whole number, got %s", kindName(n))
+		}
+	case t.Kind() == reflect.Bool:
+		if n.Kind != yaml.ScalarNode || (n.Value != "true" && n.Value != "false") {
+			w.errorf(n, path, "want true or false, got %s", kindName(n))
+		}
+	case t.Kind() == reflect.String:
+		if n.Kind != yaml.ScalarNode {
+			w.errorf(n, path, "want a string, got %s", kindName(n))
+		}
 	case t.Kind() == reflect.Struct:
 		w.walkStruct(n, t, path)
 	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
