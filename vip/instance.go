@@ -222,6 +222,9 @@ loop:
 				in.lim.warn(in.log, "addrs:"+r.from.String(), "advert lists other virtual addresses than ours",
 					zap.Stringer("from", r.from), zap.Any("addresses", r.a.Addresses))
 			}
+			if r.a.Priority == 0 && in.m.State() == Backup {
+				in.log.Info("backup received priority 0 advert; taking over after skew time", zap.Stringer("from", r.from))
+			}
 			ex.do(in.m.Step(Event{Kind: EventAdvert, From: r.from, Priority: r.a.Priority, Interval: r.a.MaxAdvertInterval.Duration()}, in.now()))
 		case <-timer.C:
 			ex.do(in.m.Step(Event{Kind: EventTimer}, in.now()))

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -110,7 +109,7 @@ func (n *lb) waitState(want string, d time.Duration) time.Duration {
 
 func (n *lb) stop() {
 	n.t.Helper()
-	n.proc.Signal(syscall.SIGTERM)
+	n.proc.Terminate()
 	if err := n.proc.Wait(5 * time.Second); err != nil {
 		n.t.Fatalf("helper in %s after SIGTERM: %v", n.host.Name, err)
 	}
@@ -169,7 +168,9 @@ func TestNetnsElectionFailoverHandover(t *testing.T) {
 	// within its Master_Down_Interval and its GARPs move the client.
 	lbA.proc.Crash()
 	took := netnstest.Eventually(t, 2*time.Second, "B takes over after A's crash", holds(b, vip4test))
-	if limit := MasterDownInterval(100, testAdvert, 3) + 100*time.Millisecond; took > limit {
+	// 500 ms of slack for a loaded CI machine; a backup not adopting the
+	// master's interval would need 3.6 s.
+	if limit := MasterDownInterval(100, testAdvert, 3) + 500*time.Millisecond; took > limit {
 		t.Errorf("takeover after crash took %s, want at most %s", took, limit)
 	}
 	lbB.waitState("MASTER", time.Second)
@@ -184,12 +185,9 @@ func TestNetnsElectionFailoverHandover(t *testing.T) {
 	clientReaches(t, c, vip4test, a, 2*time.Second)
 
 	// Graceful stop: priority 0, B takes over after Skew_Time.
-	start := time.Now()
 	lbA.stop()
-	netnstest.Eventually(t, time.Second, "B takes over after A's graceful stop", holds(b, vip4test))
-	if took := time.Since(start); took > 500*time.Millisecond {
-		t.Errorf("handover after graceful stop took %s, want well under the 361 ms Master_Down_Interval plus margin", took)
-	}
+	netnstest.Eventually(t, 2*time.Second, "B takes over after A's graceful stop", holds(b, vip4test))
+	wantLog(t, lbB.proc, "backup received priority 0 advert")
 	if a.HasAddr("eth0", vip4test) {
 		t.Error("A kept the VIP after a graceful stop")
 	}
@@ -342,4 +340,95 @@ func TestNetnsVIPDeletedIsRestored(t *testing.T) {
 	if holds(a, vip4test)() || holds(a, netip.MustParseAddr("10.99.0.20"))() {
 		t.Error("VIPs left after a graceful stop")
 	}
+}
+
+// TestNetnsKeepalivedInterop runs keepalived 2.2 as the peer in both roles,
+// in multicast and unicast mode: each side accepts the other's adverts (no
+// takeover while the other is master), and failover works both ways.
+func TestNetnsKeepalivedInterop(t *testing.T) {
+	netnstest.Require(t)
+	netnstest.RequireKeepalived(t)
+	for _, unicast := range []bool{false, true} {
+		for _, kaMaster := range []bool{true, false} {
+			name := fmt.Sprintf("unicast=%v/keepalived_master=%v", unicast, kaMaster)
+			t.Run(name, func(t *testing.T) { keepalivedInterop(t, unicast, kaMaster) })
+		}
+	}
+}
+
+func keepalivedInterop(t *testing.T, unicast, kaMaster bool) {
+	l := newLab4(t)
+	a, b, c := l.Hosts["a"], l.Hosts["b"], l.Hosts["c"]
+	// a runs keepalived, b runs our LB.
+	kaPrio, lbPrio := 100, 150
+	if kaMaster {
+		kaPrio, lbPrio = 150, 100
+	}
+	ka := netnstest.KeepalivedInstance{Name: "VI_1", Interface: "eth0", VRID: 51, Priority: kaPrio,
+		AdvertInterval: testAdvert, VIPs: []string{"10.99.0.10/24"}}
+	var extra []string
+	if unicast {
+		ka.UnicastSrc, ka.UnicastPeers = "10.99.0.11", []string{"10.99.0.12"}
+		extra = []string{"unicast_peers: [10.99.0.11]"}
+	}
+	startKA := func() *netnstest.Keepalived { return netnstest.StartKeepalived(t, a.NS, ka.Config()) }
+	kproc := startKA()
+	lbB := startLB(t, b, instanceYAML(lbPrio, []string{"10.99.0.10/24"}, extra...))
+
+	master, backup := b, a
+	if kaMaster {
+		master, backup = a, b
+	}
+	t.Logf("elected %s in %s", master.Name, waitOnly(t, 4*time.Second, vip4test, master, backup))
+	// Stable: the backup accepts the master's adverts for several MDIs.
+	netnstest.Never(t, 1200*time.Millisecond, "the backup took over: it does not accept the master's adverts", holds(backup, vip4test))
+	cstart := time.Now()
+	clientReaches(t, c, vip4test, master, 2*time.Second)
+	t.Logf("client reaches master in %s", time.Since(cstart))
+
+	// Crash the master; the other takes over and the client follows.
+	crash := func() {
+		if kaMaster {
+			kproc.Crash()
+		} else {
+			lbB.proc.Crash()
+		}
+	}
+	restart := func() {
+		if kaMaster {
+			kproc = startKA()
+		} else {
+			lbB.start()
+		}
+	}
+	crash()
+	t.Logf("takeover after crash in %s", netnstest.Eventually(t, 2*time.Second, backup.Name+" takes over after the master's crash", holds(backup, vip4test)))
+	clientReaches(t, c, vip4test, backup, 2*time.Second)
+
+	// The master comes back, removes its stale VIP and preempts.
+	restart()
+	t.Logf("preempted after restart in %s", waitOnly(t, 4*time.Second, vip4test, master, backup))
+	cstart = time.Now()
+	clientReaches(t, c, vip4test, master, 2*time.Second)
+	t.Logf("client reaches master in %s", time.Since(cstart))
+
+	// Graceful stop: each side sends priority 0 and understands the other's.
+	if kaMaster {
+		kproc.Terminate()
+	} else {
+		lbB.stop()
+	}
+	netnstest.Eventually(t, 2*time.Second, backup.Name+" takes over after a graceful stop", holds(backup, vip4test))
+	if kaMaster {
+		wantLog(t, lbB.proc, "backup received priority 0 advert")
+	} else {
+		wantLog(t, kproc.Proc, "Backup received priority 0 advertisement")
+	}
+	clientReaches(t, c, vip4test, backup, 2*time.Second)
+}
+
+// wantLog waits briefly for msg in p's output.
+func wantLog(t *testing.T, p *netnstest.Proc, msg string) {
+	t.Helper()
+	netnstest.Eventually(t, 2*time.Second, fmt.Sprintf("log %q", msg), func() bool { return strings.Contains(p.Out.String(), msg) })
 }

@@ -188,6 +188,12 @@ func (p *Proc) Signal(sig syscall.Signal) {
 	syscall.Kill(-p.Pid(), sig)
 }
 
+// Terminate sends SIGTERM to the process alone (keepalived's parent then
+// stops its children itself, as under systemd).
+func (p *Proc) Terminate() {
+	p.Cmd.Process.Signal(syscall.SIGTERM)
+}
+
 // Crash freezes the whole group, then SIGKILLs it: no process gets a chance
 // to clean up, and a supervising parent cannot respawn a child (FACTS 6).
 func (p *Proc) Crash() {
