@@ -31,6 +31,7 @@ type Server struct {
 	deps Deps
 	mux  *http.ServeMux
 	ln   net.Listener
+	ui   *statusPage // the web page at / and its CSRF value (page.go)
 }
 
 // New prepares the admin server; Listen binds it.
@@ -38,7 +39,9 @@ func New(cfg configs.Admin, deps Deps) *Server {
 	if deps.Logger == nil {
 		deps.Logger = zap.NewNop()
 	}
-	s := &Server{cfg: cfg, deps: deps, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, deps: deps, mux: http.NewServeMux(), ui: newStatusPage()}
+	s.mux.HandleFunc("GET /{$}", s.page)
+	s.mux.HandleFunc("GET /assets/", s.asset)
 	s.mux.HandleFunc("GET /status", s.status)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
@@ -95,6 +98,10 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Server) nodeAction(w http.ResponseWriter, r *http.Request) {
+	if err := s.checkWrite(r); err != nil {
+		writeJSON(w, http.StatusForbidden, map[string]any{"error": true, "errorMessage": err.Error()})
+		return
+	}
 	if !s.authorized(r) {
 		writeJSON(w, http.StatusUnauthorized, map[string]any{"error": true, "errorMessage": "a valid admin token is required"})
 		return
