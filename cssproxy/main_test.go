@@ -44,6 +44,17 @@ func testHash(seed int) string {
 // DesignHelper write path through Debian's php-symfony-cache.
 func writeDesign(t *testing.T, adapter, dsn, marshaller, id, hash string, css []byte, phpFlags ...string) {
 	t.Helper()
+	runWriter(t, phpFlags, adapter, dsn, marshaller, id, hash, css)
+}
+
+// clearAndWriteDesign is writeDesign after $cache->clear().
+func clearAndWriteDesign(t *testing.T, adapter, dsn, marshaller, id, hash string, css []byte) {
+	t.Helper()
+	runWriter(t, nil, adapter, dsn, marshaller, id, hash, css, "clear")
+}
+
+func runWriter(t *testing.T, phpFlags []string, adapter, dsn, marshaller, id, hash string, css []byte, tail ...string) {
+	t.Helper()
 	cachetest.Need(t, "php")
 	f := filepath.Join(t.TempDir(), "design.css")
 	if err := os.WriteFile(f, css, 0o600); err != nil {
@@ -52,6 +63,7 @@ func writeDesign(t *testing.T, adapter, dsn, marshaller, id, hash string, css []
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	args := append(append([]string{}, phpFlags...), "testdata/write_design.php", adapter, dsn, marshaller, id, hash, f)
+	args = append(args, tail...)
 	out, err := exec.CommandContext(ctx, "php", args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("php write_design.php %s %s: %v\n%s", adapter, marshaller, err, out)

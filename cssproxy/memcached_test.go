@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/mosparo-lb/mosparo-lb/internal/cachetest"
 )
@@ -118,4 +120,61 @@ func TestMemcachedOutageCostsNothing(t *testing.T) {
 		writeDesign(t, "memcached", dsn, "php", id, hashes[i], testCSS(id, 3000))
 	}
 	outageLoad(t, p, srv, hashes, "3c7f3b2d-8e4a-4f6b-ad9c-%012x")
+}
+
+// TestMemcachedNamespaceClear: PHP's clear() moves the namespace version
+// under ":", orphaning every earlier key; the proxy must follow it.
+func TestMemcachedNamespaceClear(t *testing.T) {
+	srv := cachetest.StartMemcached(t)
+	dsn := "memcached://" + srv.Addr
+	p := startProxy(t, testConfig(t, "memcached", dsn, "  revalidate_interval: 50ms\n"), Options{})
+	id := "4c7f3b2d-8e4a-4f6b-ad9c-2a3b4c5d6e7f"
+	css1, css2 := testCSS(id, 3000), testCSS(id+"y", 3000)
+	writeDesign(t, "memcached", dsn, "php", id, testHash(1), css1)
+	if ok, _ := serve(p, request{path: "/resources/" + id + "/" + testHash(1) + ".css"}); !ok {
+		t.Fatal("first read missed")
+	}
+	clearAndWriteDesign(t, "memcached", dsn, "php", id, testHash(2), css2)
+	waitFor(t, func() bool {
+		ok, resp := serve(p, request{path: "/resources/" + id + "/" + testHash(2) + ".css"})
+		return ok && bytes.Equal(resp.Body(), css2)
+	})
+}
+
+// TestMemcachedCorruptValueIsAMiss stores bytes php-memcached would never
+// write under the real key: a miss, one error, one log line, no panic.
+func TestMemcachedCorruptValueIsAMiss(t *testing.T) {
+	srv := cachetest.StartMemcached(t)
+	dsn := "memcached://" + srv.Addr
+	core, logs := observer.New(zap.WarnLevel)
+	p := startProxy(t, testConfig(t, "memcached", dsn, ""), Options{Logger: zap.New(core)})
+	id := "5c7f3b2d-8e4a-4f6b-ad9c-2a3b4c5d6e7f"
+	writeDesign(t, "memcached", dsn, "igbinary", id, testHash(1), testCSS(id, 3000))
+	raw := memcache.New(srv.Addr)
+	defer raw.Close()
+	ns, err := raw.Get(memcachedNamespaceKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nsv, err := decodePHPString(ns.Value, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// FastLZ flags, a length claiming 4 GiB, garbage after it.
+	bad := &memcache.Item{Key: string(nsv) + "design_" + id + "_content", Flags: 0x50, Value: []byte{0xff, 0xff, 0xff, 0xff, 0x1f, 'x'}}
+	if err := raw.Set(bad); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := serve(p, request{path: "/resources/" + id + "/" + testHash(1) + ".css"}); ok {
+		t.Error("Serve = true for a corrupt value")
+	}
+	if ok, _ := serve(p, request{path: "/resources/" + id + ".css"}); ok {
+		t.Error("Serve(unhashed) = true for a corrupt value")
+	}
+	if s := p.Stats(); s.Errors != 1 || s.Misses != 2 {
+		t.Errorf("Stats = %+v, want 1 error and 2 misses", s)
+	}
+	if n := logs.FilterMessage("undecodable css cache value").Len(); n != 1 {
+		t.Errorf("%d log lines for the corrupt value, want 1", n)
+	}
 }

@@ -173,3 +173,26 @@ func outageLoad(t *testing.T, p *Proxy, srv *cachetest.Server, hashes []string, 
 		t.Error("nothing was answered at the edge")
 	}
 }
+
+// TestRedisWithoutTracking: client_tracking off revalidates on the
+// interval like memcached; also covers a database index in the URL.
+func TestRedisWithoutTracking(t *testing.T) {
+	srv := cachetest.StartRedis(t)
+	dsn := "redis://" + srv.Addr + "/2"
+	p := startProxy(t, testConfig(t, "redis", dsn, "  client_tracking: false\n  revalidate_interval: 50ms\n"), Options{})
+	waitConnected(t, p)
+	if p.backend.invalidates() {
+		t.Fatal("tracking on although configured off")
+	}
+	id := "6c7f3b2d-8e4a-4f6b-ad9c-2a3b4c5d6e7f"
+	writeDesign(t, "redis", dsn, "php", id, testHash(1), testCSS(id, 2500))
+	if ok, _ := serve(p, request{path: "/resources/" + id + "/" + testHash(1) + ".css"}); !ok {
+		t.Fatal("first read missed")
+	}
+	css2 := testCSS(id+"z", 2500)
+	writeDesign(t, "redis", dsn, "php", id, testHash(2), css2)
+	waitFor(t, func() bool {
+		ok, resp := serve(p, request{path: "/resources/" + id + "/" + testHash(2) + ".css"})
+		return ok && bytes.Equal(resp.Body(), css2)
+	})
+}

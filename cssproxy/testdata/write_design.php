@@ -5,13 +5,15 @@
 // namespace '', lifetime 0), then DesignHelper's getItem()->set()/save()
 // for design_<uuid>_content and design_<uuid>_hash.
 //
-// Usage: php write_design.php ADAPTER DSN MARSHALLER UUID HASH CSS_FILE
+// Usage: php write_design.php ADAPTER DSN MARSHALLER UUID HASH CSS_FILE [clear]
 //   ADAPTER     redis | memcached
 //   MARSHALLER  igbinary (default DefaultMarshaller, as on Debian) |
 //               php (new DefaultMarshaller(false), as in the Docker images)
 // memcached compression follows php.ini; pass
 // -d memcached.compression_type=zlib to switch from FastLZ.
-// Prints the namespace version in use (memcached) or "-" and exits 0.
+// With "clear", $cache->clear() runs first (memcached: a new namespace
+// version, orphaning every earlier key; FACTS 5.4).
+// Prints "ok" and exits 0 once a fresh adapter reads the content back.
 
 require_once '/usr/share/php/Symfony/Component/Cache/autoload.php';
 
@@ -19,11 +21,12 @@ use Symfony\Component\Cache\Adapter\MemcachedAdapter;
 use Symfony\Component\Cache\Adapter\RedisAdapter;
 use Symfony\Component\Cache\Marshaller\DefaultMarshaller;
 
-if ($argc !== 7) {
-    fwrite(STDERR, "usage: write_design.php ADAPTER DSN MARSHALLER UUID HASH CSS_FILE\n");
+if ($argc !== 7 && !($argc === 8 && $argv[7] === 'clear')) {
+    fwrite(STDERR, "usage: write_design.php ADAPTER DSN MARSHALLER UUID HASH CSS_FILE [clear]\n");
     exit(2);
 }
 [, $adapterName, $dsn, $marshallerName, $uuid, $hash, $cssFile] = $argv;
+$clear = $argc === 8;
 
 $css = file_get_contents($cssFile);
 if ($css === false) {
@@ -51,6 +54,11 @@ switch ($adapterName) {
     default:
         fwrite(STDERR, "unknown adapter $adapterName\n");
         exit(2);
+}
+
+if ($clear && !$cache->clear()) {
+    fwrite(STDERR, "clear failed\n");
+    exit(1);
 }
 
 foreach (['design_'.$uuid.'_content' => $css, 'design_'.$uuid.'_hash' => $hash] as $key => $value) {
