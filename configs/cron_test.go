@@ -146,3 +146,20 @@ func TestCronKeyNotInProblems(t *testing.T) {
 		}
 	}
 }
+
+// TestCronEmbeddedFilesRefs keeps the reference and demo files valid once
+// Config.validate runs validateCronRefs.
+func TestCronEmbeddedFilesRefs(t *testing.T) {
+	env := func(k string) (string, bool) { return "set-by-test-" + k, true }
+	for name, b := range map[string][]byte{"mosparo-lb.yaml": Reference(), "demo.yaml": Demo()} {
+		c, err := Parse(name, b, env)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var v validator
+		c.validateCronRefs(&v)
+		if len(v.problems) > 0 {
+			t.Errorf("%s: %v", name, v.problems)
+		}
+	}
+}

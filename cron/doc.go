@@ -62,6 +62,33 @@
 // The key is a secret: it lives only in the request target, never in logs,
 // Status or errors (error texts are scrubbed of it).
 //
+// # Wiring
+//
+// cmd/daemon code, outside this package, decides the Leader from
+// configs.Config.CronMode and adapts health (and vip) to Nodes and Leader:
+//
+//	mode, instance := cfg.CronMode()
+//	var leader cron.Leader // nil with standalone: always
+//	switch mode {
+//	case configs.CronModeVRRP:
+//		leader = cron.LeaderFunc(func() bool { return vips.IsMaster(instance) })
+//	case configs.CronModeConsul:
+//		lock, _ := cron.NewConsulLock(cron.ConsulLockOptions{Address: ..., Token: ...,
+//			Key: cfg.Cron.ConsulLock, Holder: hostname, Logger: log})
+//		leader = lock // and run lock.Run(ctx) beside the runner
+//	}
+//	nodes := cron.NodesFunc(func() []cron.Candidate {
+//		// one Candidate per checker.Snapshot() entry, Up: s.State == health.Up,
+//		// Host from the node's host: setting
+//	})
+//	r, err := cron.New(cfg.Cron, cron.Options{Logger: log.Named("cron"),
+//		Leader: leader, LeaderName: mode + " " + instance, Nodes: nodes})
+//	go r.Run(ctx) // Status() for /status and metrics
+//
+// A test with two LBs (VRRP in network namespaces) needs nothing else: two
+// Runners with cron.interval of a second or two, Options.Poll shorter, and
+// emulated nodes counting calls.
+//
 // # Runner
 //
 // Runner.Run owns one timer and makes the calls synchronously, so there is

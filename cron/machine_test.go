@@ -66,7 +66,7 @@ func TestMachineLateTickNoBurst(t *testing.T) {
 	if d := m.Step(late, EventTick); !d.Call {
 		t.Fatal("late tick made no call")
 	}
-	if d := m.Step(late, EventTick); d.Call {
+	if d := m.Step(late, EventTick); d.Call || !m.Busy() {
 		t.Fatal("second call while the first is out")
 	}
 	d := m.Step(late, EventDone)

@@ -586,3 +586,15 @@ func TestNew(t *testing.T) {
 		t.Errorf("Leadership = %q, want standalone", st.Leadership)
 	}
 }
+
+func TestStatusJSON(t *testing.T) {
+	st := Status{Enabled: true, Runner: true, Outcome: BadKey, Code: 401, Node: "node1", Outcomes: map[string]uint64{"bad_key": 1}}
+	b, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"enabled":true,"runner":true,"node":"node1","code":401,"duration_ns":0,"outcome":"bad_key","calls":0,"outcomes":{"bad_key":1}}`
+	if string(b) != want {
+		t.Errorf("json = %s\nwant   %s", b, want)
+	}
+}
