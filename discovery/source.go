@@ -44,6 +44,12 @@ type Options struct {
 	AdminListen string
 	// Hostname builds the default registration ID; "" asks os.Hostname.
 	Hostname string
+	// Previous is the Source this one replaces on a reload. When both
+	// watch the same service the same way, the new Source starts with the
+	// Consul instances the old one last saw (merged with the new static
+	// nodes) instead of the static nodes alone, so a reload does not drop
+	// Consul nodes until the first answer. Previous may still be running.
+	Previous *Source
 }
 
 // Status is discovery's part of /status. It is a snapshot; JSON-ready.
@@ -88,8 +94,10 @@ type Source struct {
 	running  atomic.Bool
 	snapshot atomic.Pointer[[]Node]
 
-	mu     sync.Mutex
-	status Status
+	mu       sync.Mutex
+	status   Status
+	insts    []instance // the last answered Consul instances
+	answered bool       // insts holds an answer (own or inherited)
 }
 
 // New builds a Source from the discovery section and the static nodes.
@@ -141,6 +149,9 @@ func New(cfg configs.Discovery, static []configs.Node, opts Options) (*Source, e
 	}
 	s.cl = &client{http: hc, base: scheme + "://" + c.Address, token: c.Token, dc: c.Datacenter, service: c.Service, tags: c.Tags}
 	s.status = Status{Consul: true, Service: c.Service, StaticNodes: len(s.static)}
+	if p := opts.Previous; p != nil {
+		s.inherit(p)
+	}
 	if c.Register != nil {
 		r, err := newRegistrar(*c.Register, s.cl, opts, s.clock, s.log, c.BackoffMin.D(), c.BackoffMax.D())
 		if err != nil {
@@ -149,6 +160,31 @@ func New(cfg configs.Discovery, static []configs.Node, opts Options) (*Source, e
 		s.reg = r
 	}
 	return s, nil
+}
+
+// inherit seeds the set from the previous Source's last answer if it
+// watched the same thing.
+func (s *Source) inherit(p *Source) {
+	if p.cfg == nil || !sameWatch(p.cfg, s.cfg) {
+		return
+	}
+	p.mu.Lock()
+	insts, ok := slices.Clone(p.insts), p.answered
+	p.mu.Unlock()
+	if !ok {
+		return
+	}
+	merged, skipped := mergeNodes(s.static, insts, s.cfg.AdminTag)
+	s.snapshot.Store(&merged)
+	s.insts, s.answered = insts, true
+	s.status.ConsulNodes = len(merged) - len(s.static)
+	s.status.Skipped = skipped
+}
+
+// sameWatch reports whether two configurations ask Consul the same question.
+func sameWatch(a, b *configs.Consul) bool {
+	return a.Address == b.Address && a.Scheme == b.Scheme && a.Service == b.Service &&
+		slices.Equal(a.Tags, b.Tags) && a.Datacenter == b.Datacenter && a.Token == b.Token
 }
 
 // Nodes returns the current merged set: static nodes in file order, then
@@ -275,6 +311,7 @@ func (s *Source) apply(ans answer) {
 	s.status.LastSuccess = s.clock.Now()
 	s.status.ConsulNodes = len(merged) - len(s.static)
 	s.status.Skipped = skipped
+	s.insts, s.answered = ans.insts, true
 	old := *s.snapshot.Load()
 	changed := !slices.Equal(old, merged)
 	if changed {

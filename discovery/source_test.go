@@ -508,3 +508,34 @@ func TestBackoff(t *testing.T) {
 		}
 	}
 }
+
+// A Source built on a reload starts with the Consul nodes its predecessor
+// saw, merged with the new static nodes, when it watches the same service.
+func TestPreviousSeedsReload(t *testing.T) {
+	a := startAgent(t, consultest.Options{})
+	h := run(t, a, consulCfg(a), staticCfg)
+	h.register("m-1", consultest.Passing)
+	h.nodes(st + " m-1=127.0.0.1:8051/100@consul")
+
+	static2 := []configs.Node{{Name: "node9", Address: "10.0.0.19:80", Weight: 5}}
+	s2, err := New(configs.Discovery{Consul: consulCfg(a)}, static2, Options{Previous: h.src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := show(s2.Nodes()), "node9=10.0.0.19:80/5@static m-1=127.0.0.1:8051/100@consul"; got != want {
+		t.Errorf("seeded Nodes = %s, want %s", got, want)
+	}
+	if got := s2.Status(); got.Healthy || got.ConsulNodes != 1 {
+		t.Errorf("seeded Status = %+v, want 1 consul node, not yet healthy (no own answer)", got)
+	}
+
+	other := consulCfg(a)
+	other.Service = "other"
+	s3, err := New(configs.Discovery{Consul: other}, static2, Options{Previous: h.src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := show(s3.Nodes()); got != "node9=10.0.0.19:80/5@static" {
+		t.Errorf("Nodes for another service = %s, want the static node only", got)
+	}
+}
