@@ -138,8 +138,10 @@ func normalizeForwardedIP(b []byte) []byte {
 	} else if len(b) > 0 && b[0] == '[' {
 		if i := bytes.IndexByte(b[1:], ']'); i >= 0 {
 			b = b[1 : i+1]
+		} else if len(b) >= 2 {
+			b = b[1 : len(b)-1] // substr($ip, 1, false - 1): PHP drops the last byte
 		} else {
-			b = b[1 : len(b)-1]
+			b = nil
 		}
 	}
 	return b
