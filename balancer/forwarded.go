@@ -99,3 +99,34 @@ func (f *forwarder) stripOtherForwarded(h *fasthttp.RequestHeader) {
 		h.DelBytes(k)
 	}
 }
+
+// clientFacing is the scheme, host and path prefix the client used, as
+// mosparo would derive them for an absolute URL (FACTS 4, 5.3): from a
+// trusted proxy's X-Forwarded-Proto/-Host/-Prefix, otherwise from this
+// connection, the Host header and edge.forwarded_prefix. The slices alias
+// the request headers and are valid until they change.
+func (f *forwarder) clientFacing(h *fasthttp.RequestHeader, peer netip.Addr, tls bool) (scheme, host, prefix []byte) {
+	scheme, host, prefix = strHTTP, h.Host(), f.prefix
+	if tls {
+		scheme = strHTTPS
+	}
+	if !f.isTrusted(peer) {
+		return scheme, host, prefix
+	}
+	if v := h.Peek("X-Forwarded-Proto"); len(v) > 0 {
+		if i := bytes.IndexByte(v, ','); i >= 0 {
+			v = v[:i]
+		}
+		scheme = bytes.TrimSpace(v)
+	}
+	if v := h.Peek("X-Forwarded-Host"); len(v) > 0 {
+		if i := bytes.IndexByte(v, ','); i >= 0 {
+			v = v[:i]
+		}
+		host = bytes.TrimSpace(v)
+	}
+	if v := h.Peek("X-Forwarded-Prefix"); len(v) > 0 {
+		prefix = v
+	}
+	return scheme, host, prefix
+}

@@ -61,11 +61,8 @@ func (rt *Runtime) serve(ctx *fasthttp.RequestCtx, st *reqState, class Class, pe
 		o.status = fasthttp.StatusForbidden
 		return o
 	case class == Resources && rt.deps.CSS != nil && (ctx.IsGet() || ctx.IsHead()):
-		scheme := strHTTP
-		if ctx.IsTLS() {
-			scheme = strHTTPS
-		}
-		if rt.deps.CSS.Serve(ctx, scheme, ctx.Host(), rt.fwd.prefix) {
+		scheme, host, prefix := rt.fwd.clientFacing(&ctx.Request.Header, peer, ctx.IsTLS())
+		if rt.deps.CSS.Serve(ctx, scheme, host, prefix) {
 			o.status = ctx.Response.StatusCode()
 			return o
 		}

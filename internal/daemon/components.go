@@ -8,6 +8,7 @@ import (
 
 	"github.com/mosparo-lb/mosparo-lb/balancer"
 	"github.com/mosparo-lb/mosparo-lb/configs"
+	"github.com/mosparo-lb/mosparo-lb/cssproxy"
 	"github.com/mosparo-lb/mosparo-lb/health"
 	"go.uber.org/zap"
 )
@@ -26,13 +27,29 @@ type components struct {
 	checker *health.Checker
 	stopHC  context.CancelFunc
 	changed chan struct{}
+
+	csscfg  configs.CSSCache
+	css     *cssproxy.Proxy // nil when css_cache.backend is empty
+	stopCSS context.CancelFunc
 }
 
 func newComponents(cfg *configs.Config, log *zap.Logger) (*components, error) {
 	c := &components{log: log, static: cfg.Nodes, hcfg: cfg.Health, changed: make(chan struct{}, 1)}
 	c.checker = c.newChecker(cfg.Health)
 	c.syncTargets()
+	var err error
+	if c.css, err = c.newCSS(cfg.CSSCache); err != nil {
+		return nil, err
+	}
+	c.csscfg = cfg.CSSCache
 	return c, nil
+}
+
+func (c *components) newCSS(cc configs.CSSCache) (*cssproxy.Proxy, error) {
+	if cc.Backend == "" {
+		return nil, nil
+	}
+	return cssproxy.New(cc, cssproxy.Options{Logger: c.log.Named("cssproxy")})
 }
 
 func (c *components) newChecker(h configs.Health) *health.Checker {
@@ -45,6 +62,9 @@ func (c *components) start(ctx context.Context, wg *sync.WaitGroup) {
 	defer c.mu.Unlock()
 	c.ctx, c.wg = ctx, wg
 	c.stopHC = c.spawn("health", c.checker.Run)
+	if c.css != nil {
+		c.stopCSS = c.spawn("cssproxy", c.css.Run)
+	}
 }
 
 // spawn runs f in its own child context; the returned func stops it.
@@ -66,6 +86,20 @@ func (c *components) spawn(name string, f func(context.Context) error) context.C
 func (c *components) reconfigure(cfg *configs.Config) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if !reflect.DeepEqual(c.csscfg, cfg.CSSCache) {
+		css, err := c.newCSS(cfg.CSSCache)
+		if err != nil {
+			return err
+		}
+		if c.stopCSS != nil {
+			c.stopCSS()
+			c.stopCSS = nil
+		}
+		c.css, c.csscfg = css, cfg.CSSCache
+		if css != nil && c.ctx != nil {
+			c.stopCSS = c.spawn("cssproxy", css.Run)
+		}
+	}
 	c.static = cfg.Nodes
 	if !reflect.DeepEqual(c.hcfg, cfg.Health) {
 		old := c.checker
@@ -118,7 +152,14 @@ func (c *components) healthSource() balancer.HealthSource {
 	return healthSource{c.checker}
 }
 
-func (c *components) edgeCache() balancer.EdgeCache { return nil }
+func (c *components) edgeCache() balancer.EdgeCache {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.css == nil {
+		return nil
+	}
+	return c.css
+}
 
 func (c *components) poolHealthy() bool {
 	c.mu.Lock()
@@ -126,7 +167,13 @@ func (c *components) poolHealthy() bool {
 	return c.checker.PoolHealthy()
 }
 
-func (c *components) addStatus(st map[string]any) {}
+func (c *components) addStatus(st map[string]any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.css != nil {
+		st["css_cache"] = c.css.Stats()
+	}
+}
 
 // setNodeState applies an operator action from the admin API or CLI.
 func (c *components) setNodeState(name, action string) error {
