@@ -72,6 +72,17 @@ func newEntry(id projectID, content, hash []byte, now time.Time) (*entry, error)
 	return e, nil
 }
 
+// renewed returns a copy of a positive entry with a new fetch time, for a
+// revalidation that found the same bytes. The slices are shared: they are
+// immutable.
+func (e *entry) renewed(now time.Time) *entry {
+	return &entry{
+		id: e.id, found: true, hash: e.hash, body: e.body, gzip: e.gzip,
+		etag: e.etag, etagGzip: e.etagGzip, location: e.location, size: e.size,
+		fetched: now,
+	}
+}
+
 // newMissEntry remembers that the project has no usable CSS in the cache.
 func newMissEntry(id projectID, now time.Time) *entry {
 	return &entry{id: id, fetched: now, size: entryOverhead}

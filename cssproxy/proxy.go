@@ -1,6 +1,7 @@
 package cssproxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -291,6 +292,11 @@ func (p *Proxy) fetch(id projectID) *entry {
 	p.recordSuccess()
 	if content == nil {
 		return newMissEntry(id, now)
+	}
+	if old := p.store.get(id); old != nil && old.found && bytes.Equal(old.hash, hash) && bytes.Equal(old.body, content) {
+		// Revalidated and unchanged (the common case with memcached): keep
+		// the gzip form and ETags instead of computing them again.
+		return old.renewed(now)
 	}
 	e, err := newEntry(id, content, hash, now)
 	if err != nil {

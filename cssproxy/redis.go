@@ -110,7 +110,12 @@ func (b *redisBackend) run(ctx context.Context) error {
 			c.Close()
 			return nil
 		}
-		b.log.Warn("css cache unreachable", zap.String("backend", "redis"), zap.Error(err))
+		// Warn once per outage, then keep retrying quietly.
+		lvl := zap.DebugLevel
+		if wait == redisReconnectMin {
+			lvl = zap.WarnLevel
+		}
+		b.log.Log(lvl, "css cache unreachable", zap.String("backend", "redis"), zap.Error(err))
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():

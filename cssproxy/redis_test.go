@@ -196,3 +196,27 @@ func TestRedisWithoutTracking(t *testing.T) {
 		return ok && bytes.Equal(resp.Body(), css2)
 	})
 }
+
+// TestRedisDownAtStart: the balancer may start before Redis; requests fall
+// through until Run connects, then hit.
+func TestRedisDownAtStart(t *testing.T) {
+	srv := cachetest.StartRedis(t)
+	srv.Stop()
+	dsn := "redis://" + srv.Addr
+	p := startProxy(t, testConfig(t, "redis", dsn, ""), Options{})
+	id := "7c7f3b2d-8e4a-4f6b-ad9c-2a3b4c5d6e7f"
+	start := time.Now()
+	if ok, _ := serve(p, request{path: "/resources/" + id + ".css"}); ok {
+		t.Error("Serve = true with Redis down")
+	}
+	if d := time.Since(start); d > outageSlow {
+		t.Errorf("Serve took %s with Redis down", d)
+	}
+	srv.Start()
+	waitConnected(t, p)
+	writeDesign(t, "redis", dsn, "igbinary", id, testHash(1), testCSS(id, 1000))
+	waitFor(t, func() bool {
+		ok, _ := serve(p, request{path: "/resources/" + id + ".css"})
+		return ok
+	})
+}

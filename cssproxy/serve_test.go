@@ -465,3 +465,21 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestRevalidationUnchangedReusesEntryWork: re-reading the same bytes must
+// not gzip and hash the CSS again (memcached revalidates every interval).
+func TestRevalidationUnchangedReusesEntryWork(t *testing.T) {
+	p, fb, clk := newFakeProxy(t, "  revalidate_interval: 1s\n")
+	fb.set(tid, testCSS(tid, 12<<10), thash)
+	id, _ := parseProjectID([]byte(tid))
+	first := p.load(id)
+	clk.Advance(2 * time.Second)
+	fb.set(tid, testCSS(tid, 12<<10), thash) // same bytes, new slice
+	second := p.load(id)
+	if second == first || !second.fetched.After(first.fetched) {
+		t.Fatal("revalidation did not produce a renewed entry")
+	}
+	if &second.gzip[0] != &first.gzip[0] || &second.etag[0] != &first.etag[0] {
+		t.Error("unchanged content was compressed and hashed again")
+	}
+}
