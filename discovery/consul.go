@@ -196,17 +196,18 @@ func (c *client) health(ctx context.Context, index uint64, wait time.Duration) (
 		q.Set("index", strconv.FormatUint(index, 10))
 		q.Set("wait", strconv.FormatInt(wait.Milliseconds(), 10)+"ms")
 	}
-	resp, body, err := c.do(ctx, http.MethodGet, "/v1/health/service/"+url.PathEscape(c.service)+"?"+q.Encode(), nil)
+	path := "/v1/health/service/" + url.PathEscape(c.service)
+	resp, body, err := c.do(ctx, http.MethodGet, path+"?"+q.Encode(), nil)
 	if err != nil {
 		return answer{}, err
 	}
 	idx, err := strconv.ParseUint(resp.Header.Get("X-Consul-Index"), 10, 64)
 	if err != nil {
-		return answer{}, ErrNoIndex
+		return answer{}, fmt.Errorf("consul GET %s: %w", path, ErrNoIndex)
 	}
 	insts, skipped, err := parseHealth(body)
 	if err != nil {
-		return answer{}, err
+		return answer{}, fmt.Errorf("consul GET %s: %w", path, err)
 	}
 	return answer{insts: insts, skipped: skipped, index: idx}, nil
 }

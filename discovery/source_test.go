@@ -539,3 +539,29 @@ func TestPreviousSeedsReload(t *testing.T) {
 		t.Errorf("Nodes for another service = %s, want the static node only", got)
 	}
 }
+
+// An answer without X-Consul-Index cannot be followed by a blocking query;
+// it is an error (with backoff), not a tight loop.
+func TestAnswerWithoutIndexIsAnError(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`[]`)) }))
+	defer srv.Close()
+	clk := newTestClock()
+	cfg := &configs.Consul{Address: strings.TrimPrefix(srv.URL, "http://"), Scheme: "http", Service: "m",
+		Wait: configs.Duration(time.Minute), BackoffMin: configs.Duration(time.Hour), BackoffMax: configs.Duration(time.Hour)}
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	s, err := New(configs.Discovery{Consul: cfg}, staticCfg, Options{Clock: clk, HTTPClient: &http.Client{Transport: tr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Run(ctx) }()
+	<-clk.waits // the backoff after the failed query
+	got := s.Status()
+	cancel()
+	<-done
+	if got.Healthy || !strings.Contains(got.LastError, "X-Consul-Index") || show(s.Nodes()) != st {
+		t.Errorf("Status = %+v, nodes %s; want unhealthy with the index error and the static set", got, show(s.Nodes()))
+	}
+}
