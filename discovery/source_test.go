@@ -557,7 +557,11 @@ func TestAnswerWithoutIndexIsAnError(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- s.Run(ctx) }()
-	<-clk.waits // the backoff after the failed query
+	select {
+	case <-clk.waits: // the backoff after the failed query
+	case <-time.After(10 * time.Second):
+		t.Fatal("no backoff after a failed query")
+	}
 	got := s.Status()
 	cancel()
 	<-done
