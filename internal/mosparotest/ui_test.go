@@ -71,3 +71,44 @@ func TestSetupSecureCookieBehindTLSProxy(t *testing.T) {
 		t.Errorf("Set-Cookie %q behind trusted https proxy, want secure", sc)
 	}
 }
+
+func TestStaticAndAdmin(t *testing.T) {
+	n := startNode(t, Options{})
+	r := get(t, n.URL()+"/")
+	if r.status != 302 || r.header.Get("Location") != "/project/" {
+		t.Errorf("/ = %d %q, want 302 /project/", r.status, r.header.Get("Location"))
+	}
+	r = get(t, n.URL()+"/login")
+	if r.status != 200 || len(r.body) < 1800 || len(r.body) > 2600 || !strings.Contains(r.header.Get("Set-Cookie"), "PHPSESSID=") {
+		t.Errorf("/login = %d, %d bytes, Set-Cookie %q; want 200, about 2 KiB, a session cookie", r.status, len(r.body), r.header.Get("Set-Cookie"))
+	}
+	if r := get(t, n.URL()+"/login", "Cookie: PHPSESSID=abc"); r.header.Get("Set-Cookie") != "" {
+		t.Errorf("/login with a session sets %q, want no cookie", r.header.Get("Set-Cookie"))
+	}
+	for path, ct := range map[string]string{
+		"/build/mosparo-frontend.js": "application/javascript", "/favicon.ico": "image/x-icon", "/robots.txt": "text/plain",
+	} {
+		r := get(t, n.URL()+path)
+		if r.status != 200 || r.header.Get("Content-Type") != ct || r.header.Get("Cache-Control") != "max-age=315360000" {
+			t.Errorf("GET %s = %d %q %q", path, r.status, r.header.Get("Content-Type"), r.header.Get("Cache-Control"))
+		}
+		if r2 := get(t, n.URL()+path, "If-None-Match: "+r.header.Get("ETag")); r2.status != 304 {
+			t.Errorf("GET %s If-None-Match = %d, want 304", path, r2.status)
+		}
+	}
+	if r := get(t, n.URL()+"/build/nope.js"); r.status != 404 {
+		t.Errorf("unknown build file = %d, want 404", r.status)
+	}
+	if r := get(t, n.URL()+"/no/such/page", "Accept: application/json"); r.status != 404 || !strings.HasPrefix(r.body, `{"error":true`) {
+		t.Errorf("unknown page with json accept = %d %s", r.status, r.body)
+	}
+	if got := n.Count("static"); got != 7 {
+		t.Errorf("Count(static) = %d, want 7", got)
+	}
+	if got := n.Count("admin"); got != 3 {
+		t.Errorf("Count(admin) = %d, want 3", got)
+	}
+	if got := n.Count("nope"); got != -1 {
+		t.Errorf("Count(nope) = %d, want -1", got)
+	}
+}
