@@ -31,6 +31,7 @@ func run() error {
 	allow := flag.String("health-allow-list", "127.0.0.1,::1", `MOSPARO_HEALTH_ALLOW_LIST ("" allows everyone)`)
 	trusted := flag.String("trusted-proxies", "127.0.0.1,REMOTE_ADDR", "TRUSTED_PROXIES (comma-separated)")
 	cronKey := flag.String("cron-key", mosparotest.DemoCronKey, "webCronJobSecretKey")
+	delay := flag.Duration("delay", 0, "delay every answer by this much")
 	verbose := flag.Bool("v", false, "log at debug level")
 	flag.Parse()
 
@@ -62,6 +63,7 @@ func run() error {
 		return err
 	}
 	node.SetHealth(h)
+	node.SetDelay(*delay)
 	logger.Sugar().Infow("mosparo node emulator running", "url", node.URL(), "name", node.Name(), "health", h.String())
 
 	sig := make(chan os.Signal, 1)
