@@ -215,4 +215,4 @@ func (n *Node) serveStoreMetadata(ctx *fasthttp.RequestCtx) {
 	serveJSON(ctx, fasthttp.StatusOK, jsonStored)
 }
 
-var jsonStatistic = []byte(`{"result":true,"data":{"numberOfValidSubmissions":0,"numberOfSpamSubmissions":0,"numbers":[]}}`)
+var jsonStatistic = []byte(`{"result":true,"data":{"numberOfValidSubmissions":0,"numberOfSpamSubmissions":0,"numbersByDate":[]}}`)
