@@ -125,9 +125,6 @@ func (h Health) String() string {
 	return fmt.Sprintf("Health(%d)", int32(h))
 }
 
-// ErrClosed is returned by Node methods that need a listening node.
-var ErrClosed = errors.New("mosparotest: node closed")
-
 // Node is one running emulated mosparo node. Its methods are safe for concurrent use. A Node
 // must be closed with Close; it can be brought back with Restart.
 type Node struct {

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"strconv"
+	"strings"
 
 	"github.com/valyala/fasthttp"
 )
@@ -38,6 +39,43 @@ func HMACHex(key, msg string) string {
 // AuthorizationHeader returns the value clients send: "Basic base64(publicKey:signature)".
 func AuthorizationHeader(publicKey, signature string) string {
 	return "Basic " + base64.StdEncoding.EncodeToString([]byte(publicKey+":"+signature))
+}
+
+// SignJSON returns the signature an official client computes for a JSON request body: the body
+// decoded and re-encoded with PHP's toJson rules (FACTS 8.1), so it is also what the node
+// expects for that body.
+func SignJSON(privateKey, apiEndpoint string, body []byte) (string, error) {
+	v, err := phpJSONDecode(body)
+	if err != nil {
+		return "", err
+	}
+	return Sign(privateKey, apiEndpoint, phpToJSON(nil, &v)), nil
+}
+
+// VerifyRequest builds what the PHP client sends to /api/v1/verification/verify for a
+// submission whose browser form had fields (name -> raw value) and got validationToken from
+// check-form-data: the JSON body, the Authorization header value, and the
+// verificationSignature a valid answer must carry (FACTS 8.1).
+func VerifyRequest(publicKey, privateKey, submitToken, validationToken string, fields map[string]string) (body []byte, authorization, verificationSignature string) {
+	prepared := phpArr()
+	for _, k := range sortedKeys(fields) {
+		sum := sha256.Sum256([]byte(strings.ReplaceAll(fields[k], "\r\n", "\n")))
+		prepared.set(strings.TrimSuffix(k, "[]"), phpStr(hex.EncodeToString(sum[:])))
+	}
+	key := []byte(privateKey)
+	validationSig := hex.EncodeToString(hmacSHA256(key, []byte(validationToken)))
+	formSig := hex.EncodeToString(hmacSHA256(key, phpToJSON(nil, &prepared)))
+	data := phpArr()
+	data.set("submitToken", phpStr(submitToken))
+	data.set("validationSignature", phpStr(validationSig))
+	data.set("formSignature", phpStr(formSig))
+	data.set("formData", prepared)
+	body, _ = appendPHPJSON(nil, &data)
+	if len(prepared.keys) == 0 {
+		body = phpToJSON(nil, &data) // an empty formData must go out as {} like the clients send it
+	}
+	sig := Sign(privateKey, endpointVerify, phpToJSON(nil, &data))
+	return body, AuthorizationHeader(publicKey, sig), HMACHex(privateKey, validationSig+formSig)
 }
 
 func hmacSHA256(key []byte, parts ...[]byte) []byte {

@@ -147,3 +147,23 @@ func TestStatisticSignedQuery(t *testing.T) {
 		t.Errorf("statistic without Basic prefix = %d, want 200", r.status)
 	}
 }
+
+func TestVerifyRequestHelper(t *testing.T) {
+	fields := map[string]string{"email": "a/b@example.com", "name": "John"}
+	body, auth, vsig := VerifyRequest(DemoPublicKey, DemoPrivateKey, "SUBMITTOKEN_example", "VALIDATIONTOKEN_example", fields)
+	if want := verifyBody("SUBMITTOKEN_example", vecValidationSig, vecFormSig, fields); string(body) != want {
+		t.Errorf("body = %s, want %s", body, want)
+	}
+	if want := AuthorizationHeader(DemoPublicKey, vecRequestSig); auth != want {
+		t.Errorf("authorization = %s, want %s", auth, want)
+	}
+	if vsig != vecVerificationSig {
+		t.Errorf("verificationSignature = %s, want %s", vsig, vecVerificationSig)
+	}
+	if sig, err := SignJSON(DemoPrivateKey, endpointVerify, body); err != nil || sig != vecRequestSig {
+		t.Errorf("SignJSON = %s, %v; want %s", sig, err, vecRequestSig)
+	}
+	if _, err := SignJSON(DemoPrivateKey, endpointVerify, []byte("nope")); err == nil {
+		t.Error("SignJSON(invalid json) succeeded")
+	}
+}
