@@ -1,0 +1,298 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The three capabilities configs/mosparo-lb.service grants, as setpriv
+// names them and as bits of /proc/PID/status (linux/capability.h).
+const (
+	capsForSetpriv = "+net_admin,+net_raw,+net_bind_service"
+	capsMask       = 1<<10 | 1<<12 | 1<<13 // CAP_NET_BIND_SERVICE, CAP_NET_ADMIN, CAP_NET_RAW
+	nobodyID       = "65534"
+)
+
+// TestRunsUnprivilegedWithThreeCapabilities runs the real binary the way the
+// systemd unit does: as an unprivileged user whose only capabilities are
+// CAP_NET_ADMIN, CAP_NET_RAW and CAP_NET_BIND_SERVICE (ambient, so they
+// survive exec, and the bounding set cut to them). It must bind a port
+// below 1024 and balance a request to emulated mosparo nodes. A control run
+// without the capabilities must fail to bind, proving the test measures
+// the capability and not a lax sysctl.
+func TestRunsUnprivilegedWithThreeCapabilities(t *testing.T) {
+	if os.Geteuid() != 0 {
+		msg := "SKIPPED: this test must run as root to start mosparo-lb as uid 65534 with only " +
+			"CAP_NET_ADMIN, CAP_NET_RAW, CAP_NET_BIND_SERVICE; running without root proves nothing about the systemd unit"
+		if os.Getenv("MOSPARO_LB_REQUIRE_ROOT_TESTS") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Fatalf("setpriv (util-linux) is needed: %v", err)
+	}
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_unprivileged_port_start"); err == nil {
+		if v, _ := strconv.Atoi(strings.TrimSpace(string(b))); v <= 80 {
+			t.Skipf("SKIPPED: net.ipv4.ip_unprivileged_port_start is %d, so binding a low port needs no capability here", v)
+		}
+	}
+
+	dir := capsWorldReadableDir(t)
+	lb := filepath.Join(dir, "mosparo-lb")
+	node := filepath.Join(dir, "mosparo-node")
+	capsGoBuild(t, lb, ".")
+	capsGoBuild(t, node, "../mosparo-node")
+
+	// Two emulated mosparo nodes (run as root: they are not under test).
+	var nodesYAML strings.Builder
+	for _, name := range []string{"c1", "c2"} {
+		addr := capsFreeAddr(t, 1024, 65535)
+		capsStart(t, nil, node, "-addr", addr, "-name", name)
+		capsWaitTCP(t, addr)
+		fmt.Fprintf(&nodesYAML, "  - {name: %s, address: %q}\n", name, addr)
+	}
+
+	public := capsFreeAddr(t, 81, 1023) // privileged: needs CAP_NET_BIND_SERVICE
+	adminAddr := capsFreeAddr(t, 1024, 65535)
+	cfg := filepath.Join(dir, "mosparo-lb.yaml")
+	yaml := fmt.Sprintf(`listen:
+  - address: %q
+nodes:
+%shealth: {interval: 1s, fast_interval: 100ms, timeout: 900ms, rise: 1, fall: 2}
+admin: {listen: %q}
+log: {level: info, format: json, access_log: false}
+`, public, nodesYAML.String(), adminAddr)
+	if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	asNobody := []string{"--reuid=" + nobodyID, "--regid=" + nobodyID, "--clear-groups"}
+
+	t.Run("without capabilities the low port is refused", func(t *testing.T) {
+		args := append(append([]string{}, asNobody...), "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--", lb, "run", "-config", cfg)
+		var out capsBuffer
+		cmd := exec.Command(setpriv, args...)
+		cmd.Stdout, cmd.Stderr = &out, &out
+		done := make(chan error, 1)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || !strings.Contains(out.String(), "permission denied") {
+				t.Errorf("mosparo-lb without capabilities exited with %v, output:\n%s\nwant a permission denied bind error", err, out.String())
+			}
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+			t.Fatalf("mosparo-lb without capabilities kept running on %s; the control is void:\n%s", public, out.String())
+		}
+	})
+
+	args := append(append([]string{}, asNobody...),
+		"--inh-caps=-all,"+capsForSetpriv, "--ambient-caps=-all,"+capsForSetpriv, "--bounding-set=-all,"+capsForSetpriv,
+		"--", lb, "run", "-config", cfg)
+	var out capsBuffer
+	lbProc := capsStart(t, &out, setpriv, args...)
+
+	// setpriv execs mosparo-lb in place, so the pid is the LB's own.
+	status := capsWaitStatus(t, lbProc.cmd.Process.Pid, &out)
+	for _, want := range []string{"Uid:\t" + nobodyID, "Gid:\t" + nobodyID} {
+		if !strings.Contains(status, want) {
+			t.Errorf("/proc/PID/status lacks %q:\n%s", want, status)
+		}
+	}
+	for _, field := range []string{"CapEff", "CapPrm", "CapBnd", "CapAmb"} {
+		if got := capsField(status, field); got != capsMask {
+			t.Errorf("%s = %#x, want %#x (exactly NET_ADMIN, NET_RAW, NET_BIND_SERVICE)", field, got, capsMask)
+		}
+	}
+
+	// A request on the low port reaches a node through the LB.
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := client.Get("http://" + public + "/")
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			node := resp.Header.Get("X-Mosparo-Node")
+			if resp.StatusCode < 500 && (node == "c1" || node == "c2") {
+				t.Logf("GET http://%s/ as uid %s: %d from node %s", public, nobodyID, resp.StatusCode, node)
+				break
+			}
+			err = fmt.Errorf("status %d, X-Mosparo-Node %q", resp.StatusCode, node)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no request went through %s in 20s (last: %v); LB output:\n%s", public, err, out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// A graceful stop still works without root.
+	if err := lbProc.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-lbProc.done:
+		if lbProc.err != nil {
+			t.Errorf("mosparo-lb exited with %v after SIGTERM:\n%s", lbProc.err, out.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Errorf("mosparo-lb did not stop within 20s of SIGTERM:\n%s", out.String())
+	}
+}
+
+// capsWorldReadableDir is a temporary directory uid 65534 can traverse
+// (t.TempDir and its parent are 0700, owned by root).
+func capsWorldReadableDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "mosparo-lb-caps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func capsGoBuild(t *testing.T, out, pkg string) {
+	t.Helper()
+	// go test puts its own GOROOT/bin first on the test's PATH.
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+}
+
+// capsFreeAddr finds a free loopback port in [lo, hi] by binding it (we are
+// root, so low ports work here).
+func capsFreeAddr(t *testing.T, lo, hi int) string {
+	t.Helper()
+	if lo >= 1024 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		return ln.Addr().String()
+	}
+	for p := lo; p <= hi; p++ {
+		addr := "127.0.0.1:" + strconv.Itoa(p)
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			ln.Close()
+			return addr
+		}
+	}
+	t.Fatalf("no free loopback port in %d..%d", lo, hi)
+	return ""
+}
+
+// capsProc is a started child and the result of its one Wait.
+type capsProc struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited
+	err  error         // Wait's result, valid after done
+}
+
+// capsStart runs a process in its own group, killed (group and all) when
+// the test ends.
+func capsStart(t *testing.T, out io.Writer, name string, args ...string) *capsProc {
+	t.Helper()
+	p := &capsProc{cmd: exec.Command(name, args...), done: make(chan struct{})}
+	if out != nil {
+		p.cmd.Stdout, p.cmd.Stderr = out, out
+	}
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	})
+	return p
+}
+
+func capsWaitTCP(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not listening after 10s: %v", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// capsWaitStatus returns /proc/PID/status once the process is the LB
+// itself (setpriv has exec'd it).
+func capsWaitStatus(t *testing.T, pid int, out *capsBuffer) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err == nil && strings.Contains(string(b), "Name:\tmosparo-lb") {
+			return string(b)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d is not mosparo-lb after 10s (%v); output:\n%s", pid, err, out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func capsField(status, name string) uint64 {
+	sc := bufio.NewScanner(strings.NewReader(status))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+":\t"); ok {
+			n, _ := strconv.ParseUint(v, 16, 64)
+			return n
+		}
+	}
+	return 1 << 63 // absent: never equal to a real mask
+}
+
+// capsBuffer collects a child's output safely while it runs.
+type capsBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (c *capsBuffer) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.b.Write(p)
+}
+
+func (c *capsBuffer) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.b.String()
+}
