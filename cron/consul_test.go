@@ -214,8 +214,11 @@ func TestConsulLockOneHolder(t *testing.T) {
 	eventually(t, "B to give up without Consul", func() bool { return !b.IsLeader() })
 	f.setDown(false)
 	eventually(t, "B to hold the lock again", b.IsLeader)
-	if f.token != "tok" {
-		t.Errorf("token sent = %q, want tok", f.token)
+	f.mu.Lock()
+	token := f.token
+	f.mu.Unlock()
+	if token != "tok" {
+		t.Errorf("token sent = %q, want tok", token)
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -261,6 +263,7 @@ func TestRunnerAnswers(t *testing.T) {
 		name   string
 		force  int  // SetCronAnswer
 		off    bool // CronDisabled
+		health mosparotest.Health
 		key    string
 		want   Outcome
 		code   int
@@ -274,6 +277,7 @@ func TestRunnerAnswers(t *testing.T) {
 		{name: "401 real check", key: "wrong", want: BadKey, code: 401, level: zapcore.ErrorLevel, inText: "Administration > Cron jobs"},
 		{name: "403 inactive", off: true, want: Inactive, code: 403, level: zapcore.ErrorLevel, inText: "webCronJobActive"},
 		{name: "500", force: 500, want: ServerError, code: 500, level: zapcore.WarnLevel, inText: "not retried"},
+		{name: "302 not installed", health: mosparotest.NotConfigured, want: Unexpected, code: 302, level: zapcore.WarnLevel, inText: "/setup/"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -286,6 +290,9 @@ func TestRunnerAnswers(t *testing.T) {
 				}
 				t.Cleanup(func() { n.Close() })
 				n.SetCronAnswer(tt.force)
+				if tt.health != 0 {
+					n.SetHealth(tt.health)
+				}
 				c.nodes = append(c.nodes, n)
 				c.up[i].Store(true)
 			}
@@ -326,6 +333,37 @@ func TestRunnerAnswers(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRunnerDenied: mosparo's access-denied page (the LB's address is not
+// on the web cron allow list, FACTS 6.1 check 1) is told apart from the
+// plain "403 Forbidden" of an inactive web cron.
+func TestRunnerDenied(t *testing.T) {
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Content-Type", "text/html; charset=UTF-8")
+		w.WriteHeader(http.StatusForbidden)
+		fmt.Fprint(w, "<!DOCTYPE html><html><head><title>Access denied</title></head><body>...</body></html>")
+	}))
+	defer srv.Close()
+	clock := newClock()
+	nodes := NodesFunc(func() []Candidate {
+		return []Candidate{{Name: "node1", Address: strings.TrimPrefix(srv.URL, "http://"), Up: true}}
+	})
+	r, logs := newRunner(t, cronConfig(time.Minute), Options{Now: clock.Now, Nodes: nodes, Leader: LeaderFunc(func() bool { return true })})
+	r.step(t.Context())
+	for range 3 * 6 {
+		clock.Add(10 * time.Second)
+		r.step(t.Context())
+	}
+	st := r.Status()
+	if calls.Load() != 3 || st.Outcome != Denied || st.Code != 403 || !strings.Contains(st.Message, "allow list") {
+		t.Errorf("%d calls, Status = %+v, want 3 calls denied", calls.Load(), st)
+	}
+	if logs.FilterMessage("web cron refused by mosparo").Len() != 3 {
+		t.Error("refusals not logged as errors")
 	}
 }
 
@@ -494,7 +532,7 @@ func TestRunnerRun(t *testing.T) {
 		t.Errorf("second Run = %v, want ErrRunning", err)
 	}
 	leader.Store(false)
-	time.Sleep(50 * time.Millisecond) // a poll period or a call in flight
+	time.Sleep(150 * time.Millisecond) // a poll period or a call in flight
 	n := c.total()
 	time.Sleep(300 * time.Millisecond)
 	if got := c.total(); got != n {
