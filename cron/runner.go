@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -145,6 +146,15 @@ type Runner struct {
 // New checks cfg and opts and reads cron.key_file. A disabled cron gives a
 // Runner whose Run only waits for its context and whose Status says so.
 func New(cfg configs.Cron, opts Options) (*Runner, error) {
+	if isNil(opts.Leader) {
+		opts.Leader = nil
+	}
+	if isNil(opts.Nodes) {
+		opts.Nodes = nil
+	}
+	if isNil(opts.Caller) {
+		opts.Caller = nil
+	}
 	r := &Runner{
 		log:    opts.Logger,
 		now:    opts.Now,
@@ -414,6 +424,20 @@ type redactedError struct {
 
 func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.err }
+
+// isNil reports whether an interface holds nothing or a nil pointer, func
+// or map, so a typed nil from the wiring (a nil *ConsulLock) counts as
+// unset instead of panicking at the first call.
+func isNil(v any) bool {
+	if v == nil {
+		return true
+	}
+	switch rv := reflect.ValueOf(v); rv.Kind() {
+	case reflect.Pointer, reflect.Func, reflect.Map, reflect.Interface, reflect.Slice, reflect.Chan:
+		return rv.IsNil()
+	}
+	return false
+}
 
 // Interface guards.
 var (

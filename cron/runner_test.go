@@ -601,6 +601,8 @@ func TestNew(t *testing.T) {
 		{"standalone needs no leader", with(func(c *configs.Cron) { c.Standalone = true }), Options{Nodes: nodes}, nil},
 		{"no leader", cronConfig(time.Minute), Options{Nodes: nodes}, ErrNoLeader},
 		{"no nodes", cronConfig(time.Minute), Options{Leader: leader}, ErrNoNodes},
+		{"typed nil leader", cronConfig(time.Minute), Options{Nodes: nodes, Leader: (*ConsulLock)(nil)}, ErrNoLeader},
+		{"nil func nodes", cronConfig(time.Minute), Options{Leader: leader, Nodes: NodesFunc(nil)}, ErrNoNodes},
 		{"no key", with(func(c *configs.Cron) { c.Key = "" }), Options{Nodes: nodes, Leader: leader}, ErrNoKey},
 		{"key file", with(func(c *configs.Cron) { c.Key, c.KeyFile = "", keyFile }), Options{Nodes: nodes, Leader: leader}, nil},
 		{"missing key file", with(func(c *configs.Cron) { c.Key, c.KeyFile = "", filepath.Join(dir, "nope") }), Options{Nodes: nodes, Leader: leader}, os.ErrNotExist},
