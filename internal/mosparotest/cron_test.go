@@ -68,7 +68,7 @@ func TestCronChecksInOrder(t *testing.T) {
 // TestCronBusy: a run in progress blocks others with 429 once a schedule exists (FACTS 6.1).
 func TestCronBusy(t *testing.T) {
 	clock := &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-	n := startNode(t, Options{Now: clock.Now, CronDuration: 300 * time.Millisecond})
+	n := startNode(t, Options{Now: clock.Now, CronDuration: time.Second})
 	u := n.URL() + "/cron-jobs/execute?key=" + DemoCronKey
 	if r := get(t, u); r.status != 200 {
 		t.Fatalf("first run = %d", r.status)
