@@ -23,6 +23,8 @@ type Deps struct {
 	// SetNodeState applies an operator state ("drain", "maintenance",
 	// "ready") to a node by name; nil disables the write endpoints.
 	SetNodeState func(name, state string) error
+	// Metrics, when set, is served on GET /metrics.
+	Metrics *Metrics
 }
 
 // Server is the admin HTTP listener.
@@ -48,6 +50,9 @@ func New(cfg configs.Admin, deps Deps) *Server {
 		fmt.Fprintln(w, "ok")
 	})
 	s.mux.HandleFunc("POST /nodes/{name}/{action}", s.nodeAction)
+	if deps.Metrics != nil {
+		s.mux.Handle("GET /metrics", deps.Metrics.Handler())
+	}
 	return s
 }
 

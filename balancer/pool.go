@@ -27,6 +27,7 @@ type upstream struct {
 	hash   uint64
 	hc     *fasthttp.HostClient
 	health NodeHealth
+	rec    RequestRecorder // nil without metrics
 
 	inflight atomic.Int64
 	requests atomic.Uint64

@@ -46,6 +46,13 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	st := statePool.Get().(*reqState)
 	o := rt.serve(ctx, st, class, peer, path, start)
 	statePool.Put(st)
+	if rt.noNode != nil {
+		rec := rt.noNode
+		if o.node != nil {
+			rec = o.node.rec
+		}
+		rec.Observe(o.class, o.status, time.Since(start), o.retries)
+	}
 	if rt.deps.AccessLog != nil {
 		rt.accessLog(ctx, o, peer, start)
 	}

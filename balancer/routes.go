@@ -16,13 +16,14 @@ const (
 	Health                 // /api/v1/health/check (1.1)
 	Cron                   // /cron-jobs/execute (6.1)
 	Setup                  // /setup/*, /upgrade/* (2.8)
-	numClasses
+	// NumClasses is the number of route classes.
+	NumClasses
 )
 
-var classNames = [numClasses]string{"admin", "frontend", "api", "resources", "static", "health", "cron", "setup"}
+var classNames = [NumClasses]string{"admin", "frontend", "api", "resources", "static", "health", "cron", "setup"}
 
 func (c Class) String() string {
-	if c < numClasses {
+	if c < NumClasses {
 		return classNames[c]
 	}
 	return "invalid"

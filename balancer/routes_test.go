@@ -49,7 +49,7 @@ func TestClassify(t *testing.T) {
 }
 
 func TestParseClass(t *testing.T) {
-	for c := Class(0); c < numClasses; c++ {
+	for c := Class(0); c < NumClasses; c++ {
 		got, ok := ParseClass(c.String())
 		if !ok || got != c {
 			t.Errorf("ParseClass(%q) = %v, %v; want %v, true", c.String(), got, ok, c)

@@ -32,12 +32,25 @@ type EdgeCache interface {
 	Serve(ctx *fasthttp.RequestCtx, scheme, host, prefix []byte) bool
 }
 
+// Metrics records per-request metrics. Node is called once per node when a
+// runtime is built ("" for requests no node answered); the recorder it
+// returns is called on every request and must not allocate.
+type Metrics interface {
+	Node(name string) RequestRecorder
+}
+
+// RequestRecorder records one finished request.
+type RequestRecorder interface {
+	Observe(class Class, status int, d time.Duration, retries int)
+}
+
 // Deps are what a runtime is built with besides the configuration.
 type Deps struct {
 	Logger    *zap.Logger // required
 	AccessLog *zap.Logger // nil disables the access log
 	Health    HealthSource
 	CSS       EdgeCache
+	Metrics   Metrics // nil records nothing
 	// Dial opens connections to nodes; nil uses TCP with timeouts.connect.
 	Dial func(addr string, timeout time.Duration) (net.Conn, error)
 }
@@ -47,7 +60,7 @@ type Deps struct {
 type Runtime struct {
 	cfg         *configs.Config
 	nodes       []*upstream
-	pools       [numClasses]*pool
+	pools       [NumClasses]*pool
 	fwd         forwarder
 	allowHealth []netip.Prefix
 	allowCron   []netip.Prefix
@@ -55,6 +68,7 @@ type Runtime struct {
 	timeout     time.Duration
 	certs       [][]tls.Certificate // per listener index; nil for plain HTTP
 	deps        Deps
+	noNode      RequestRecorder // requests answered by the LB itself
 }
 
 // NewRuntime builds a runtime; it reads TLS certificate files, so a reload
@@ -88,7 +102,13 @@ func NewRuntime(cfg *configs.Config, nodes []NodeSpec, deps Deps) (*Runtime, err
 	for _, n := range nodes {
 		rt.nodes = append(rt.nodes, rt.newUpstream(n))
 	}
-	for c := Class(0); c < numClasses; c++ {
+	if deps.Metrics != nil {
+		rt.noNode = deps.Metrics.Node("")
+		for _, u := range rt.nodes {
+			u.rec = deps.Metrics.Node(u.name)
+		}
+	}
+	for c := Class(0); c < NumClasses; c++ {
 		rt.pools[c] = rt.newPool(c)
 	}
 	for _, l := range cfg.Listen {

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"sync"
 
+	"github.com/mosparo-lb/mosparo-lb/admin"
 	"github.com/mosparo-lb/mosparo-lb/balancer"
 	"github.com/mosparo-lb/mosparo-lb/configs"
 	"github.com/mosparo-lb/mosparo-lb/cssproxy"
@@ -219,4 +220,28 @@ func (h healthSource) NodeHealth(addr string) balancer.NodeHealth {
 		return n
 	}
 	return nil
+}
+
+// gauges collects the scrape-time metrics of every component.
+func (c *components) gauges(stats []balancer.NodeStat) admin.Gauges {
+	c.mu.Lock()
+	snap := c.checker.Snapshot()
+	healthy := c.checker.PoolHealthy()
+	css := c.css
+	c.mu.Unlock()
+	inflight := map[string]int64{}
+	for _, s := range stats {
+		inflight[s.Address] = s.InFlight
+	}
+	g := admin.Gauges{PoolHealthy: healthy}
+	for _, ns := range snap {
+		g.Nodes = append(g.Nodes, admin.NodeGauge{Name: ns.Name, State: ns.State.String(), InFlight: inflight[ns.Address],
+			Ejections: ns.Ejections, Weight: ns.EffectiveWeight})
+	}
+	if css != nil {
+		st := css.Stats()
+		g.CSS = &admin.CSSGauge{Hits: st.Hits - st.Redirects - st.NotModified, Redirects: st.Redirects, NotModified: st.NotModified, Misses: st.Misses,
+			Errors: st.Errors, Entries: int64(st.Entries), Bytes: int64(st.Bytes)}
+	}
+	return g
 }

@@ -40,12 +40,14 @@ type Daemon struct {
 	cfg    *configs.Config
 	srv    *balancer.Server
 	admin  *admin.Server
-	comps  *components
-	reload reloadStatus
+	comps   *components
+	reload  reloadStatus
+	metrics *admin.Metrics
 }
 
 type reloadStatus struct {
 	Count     int       `json:"count"`
+	Failures  int       `json:"failures"`
 	Last      time.Time `json:"last,omitzero"`
 	LastError string    `json:"last_error,omitempty"`
 }
@@ -73,6 +75,7 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	d.metrics = admin.NewMetrics(d.gauges)
 	rt, err := d.buildRuntime(cfg)
 	if err != nil {
 		return nil, err
@@ -82,7 +85,7 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	if cfg.Admin.Listen != "off" {
-		d.admin = admin.New(cfg.Admin, admin.Deps{Logger: d.log.Named("admin"), Status: d.Status, SetNodeState: d.comps.setNodeState})
+		d.admin = admin.New(cfg.Admin, admin.Deps{Logger: d.log.Named("admin"), Status: d.Status, SetNodeState: d.comps.setNodeState, Metrics: d.metrics})
 		if err := d.admin.Listen(); err != nil {
 			return nil, err
 		}
@@ -108,6 +111,7 @@ func (d *Daemon) buildRuntime(cfg *configs.Config) (*balancer.Runtime, error) {
 		AccessLog: d.loggers.Access,
 		Health:    d.comps.healthSource(),
 		CSS:       d.comps.edgeCache(),
+		Metrics:   d.metrics,
 	})
 }
 
@@ -222,6 +226,7 @@ func (d *Daemon) Reload(ctx context.Context) error {
 		}
 	}
 	if err != nil {
+		d.reload.Failures++
 		d.reload.LastError = err.Error()
 		d.log.Error("reload rejected; the previous configuration keeps running", zap.Error(err))
 		return err
@@ -247,4 +252,14 @@ func (d *Daemon) Status() any {
 	}
 	d.comps.addStatus(st)
 	return st
+}
+
+// gauges is what /metrics reads of the components at scrape time.
+func (d *Daemon) gauges() admin.Gauges {
+	d.mu.Lock()
+	rl := d.reload
+	d.mu.Unlock()
+	g := d.comps.gauges(d.srv.NodeStats())
+	g.Reloads, g.ReloadFailures = uint64(rl.Count), uint64(rl.Failures)
+	return g
 }

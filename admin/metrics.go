@@ -1,0 +1,225 @@
+package admin
+
+import (
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mosparo-lb/mosparo-lb/balancer"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Gauges are the values read at scrape time from the other components.
+type Gauges struct {
+	PoolHealthy    bool
+	Nodes          []NodeGauge
+	VRRP           []VRRPGauge
+	CSS            *CSSGauge // nil without css_cache
+	Cron           *CronGauge
+	Reloads        uint64
+	ReloadFailures uint64
+}
+
+// NodeGauge is one node's health state and counters.
+type NodeGauge struct {
+	Name      string
+	State     string
+	InFlight  int64
+	Ejections int
+	Weight    int
+}
+
+// VRRPGauge is one VRRP instance.
+type VRRPGauge struct {
+	Instance    string
+	State       string
+	Priority    int
+	Transitions uint64
+}
+
+// CSSGauge are the edge CSS cache's counters.
+type CSSGauge struct {
+	Hits, Redirects, NotModified, Misses, Errors uint64
+	Entries, Bytes                               int64
+}
+
+// CronGauge are the web cron's counters by outcome.
+type CronGauge struct {
+	Runs map[string]uint64
+}
+
+// Metrics is the Prometheus side of mosparo-lb: per-request counters and
+// histograms recorded by the balancer, and the state of every other
+// component collected at scrape time. Names start with mosparo_lb_.
+type Metrics struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	retries  *prometheus.CounterVec
+	gauges   func() Gauges
+}
+
+// NewMetrics registers every family; gauges is called on each scrape.
+func NewMetrics(gauges func() Gauges) *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mosparo_lb_requests_total",
+			Help: "Requests answered, by mosparo route class, node (empty when the LB answered itself) and status code.",
+		}, []string{"route", "node", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "mosparo_lb_request_duration_seconds",
+			Help:    "Time from reading a request to having its answer, by route class.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"route"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mosparo_lb_retries_total",
+			Help: "Attempts on another node after a failure, by route class.",
+		}, []string{"route"}),
+		gauges: gauges,
+	}
+	m.reg.MustRegister(m.requests, m.duration, m.retries, (*stateCollector)(m),
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves /metrics.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// Node returns the per-request recorder of one node ("" = the LB itself).
+func (m *Metrics) Node(name string) balancer.RequestRecorder {
+	r := &nodeRecorder{m: m, node: name}
+	empty := map[int]prometheus.Counter{}
+	r.codes.Store(&empty)
+	for c := balancer.Class(0); c < balancer.NumClasses; c++ {
+		r.hist[c] = m.duration.WithLabelValues(c.String())
+		r.retry[c] = m.retries.WithLabelValues(c.String())
+	}
+	return r
+}
+
+// nodeRecorder caches resolved series so Observe allocates nothing once a
+// (class, code) pair has been seen: the counter map is copy-on-write.
+type nodeRecorder struct {
+	m     *Metrics
+	node  string
+	mu    sync.Mutex
+	codes atomic.Pointer[map[int]prometheus.Counter]
+	hist  [balancer.NumClasses]prometheus.Observer
+	retry [balancer.NumClasses]prometheus.Counter
+}
+
+func (r *nodeRecorder) Observe(class balancer.Class, status int, d time.Duration, retries int) {
+	if class >= balancer.NumClasses {
+		return
+	}
+	key := int(class)<<16 | status&0xffff
+	c, ok := (*r.codes.Load())[key]
+	if !ok {
+		c = r.counter(class, status, key)
+	}
+	c.Inc()
+	r.hist[class].Observe(d.Seconds())
+	if retries > 0 {
+		r.retry[class].Add(float64(retries))
+	}
+}
+
+func (r *nodeRecorder) counter(class balancer.Class, status, key int) prometheus.Counter {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := *r.codes.Load()
+	if c, ok := old[key]; ok {
+		return c
+	}
+	c := r.m.requests.WithLabelValues(class.String(), r.node, strconv.Itoa(status))
+	next := make(map[int]prometheus.Counter, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	next[key] = c
+	r.codes.Store(&next)
+	return c
+}
+
+// stateCollector turns Gauges into metrics at scrape time.
+type stateCollector Metrics
+
+var (
+	descPool        = prometheus.NewDesc("mosparo_lb_pool_healthy", "1 while at least one node is up (the VRRP tracking signal).", nil, nil)
+	descNodeState   = prometheus.NewDesc("mosparo_lb_node_state", "1 for the node's current state (up, down, draining, setup, maintenance).", []string{"node", "state"}, nil)
+	descNodeFlight  = prometheus.NewDesc("mosparo_lb_node_in_flight", "Requests in flight to the node.", []string{"node"}, nil)
+	descNodeEject   = prometheus.NewDesc("mosparo_lb_node_ejections_total", "Passive ejections of the node since it was added.", []string{"node"}, nil)
+	descNodeWeight  = prometheus.NewDesc("mosparo_lb_node_effective_weight", "The node's weight as balanced now (lower during slow start).", []string{"node"}, nil)
+	descVRRPState   = prometheus.NewDesc("mosparo_lb_vrrp_state", "1 for the VRRP instance's current state.", []string{"instance", "state"}, nil)
+	descVRRPPrio    = prometheus.NewDesc("mosparo_lb_vrrp_priority", "The VRRP instance's effective priority.", []string{"instance"}, nil)
+	descVRRPTrans   = prometheus.NewDesc("mosparo_lb_vrrp_transitions_total", "State transitions of the VRRP instance.", []string{"instance"}, nil)
+	descCSS         = prometheus.NewDesc("mosparo_lb_css_cache_requests_total", "Edge CSS lookups by result (hit, redirect, not_modified, miss, error).", []string{"result"}, nil)
+	descCSSEntries  = prometheus.NewDesc("mosparo_lb_css_cache_entries", "Entries held in the local CSS cache.", nil, nil)
+	descCSSBytes    = prometheus.NewDesc("mosparo_lb_css_cache_bytes", "Bytes held in the local CSS cache.", nil, nil)
+	descCron        = prometheus.NewDesc("mosparo_lb_cron_runs_total", "Web cron calls by outcome.", []string{"outcome"}, nil)
+	descReloads     = prometheus.NewDesc("mosparo_lb_config_reloads_total", "Configuration reloads attempted.", nil, nil)
+	descReloadFails = prometheus.NewDesc("mosparo_lb_config_reload_failures_total", "Configuration reloads rejected.", nil, nil)
+	nodeStates      = []string{"up", "down", "draining", "setup", "maintenance"}
+	vrrpStates      = []string{"INIT", "BACKUP", "MASTER", "FAULT"}
+)
+
+func (s *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descPool, descNodeState, descNodeFlight, descNodeEject, descNodeWeight,
+		descVRRPState, descVRRPPrio, descVRRPTrans, descCSS, descCSSEntries, descCSSBytes, descCron, descReloads, descReloadFails} {
+		ch <- d
+	}
+}
+
+func (s *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	if s.gauges == nil {
+		return
+	}
+	g := s.gauges()
+	ch <- prometheus.MustNewConstMetric(descPool, prometheus.GaugeValue, b2f(g.PoolHealthy))
+	for _, n := range g.Nodes {
+		for _, st := range nodeStates {
+			ch <- prometheus.MustNewConstMetric(descNodeState, prometheus.GaugeValue, b2f(n.State == st), n.Name, st)
+		}
+		ch <- prometheus.MustNewConstMetric(descNodeFlight, prometheus.GaugeValue, float64(n.InFlight), n.Name)
+		ch <- prometheus.MustNewConstMetric(descNodeEject, prometheus.CounterValue, float64(n.Ejections), n.Name)
+		ch <- prometheus.MustNewConstMetric(descNodeWeight, prometheus.GaugeValue, float64(n.Weight), n.Name)
+	}
+	for _, v := range g.VRRP {
+		for _, st := range vrrpStates {
+			ch <- prometheus.MustNewConstMetric(descVRRPState, prometheus.GaugeValue, b2f(v.State == st), v.Instance, st)
+		}
+		ch <- prometheus.MustNewConstMetric(descVRRPPrio, prometheus.GaugeValue, float64(v.Priority), v.Instance)
+		ch <- prometheus.MustNewConstMetric(descVRRPTrans, prometheus.CounterValue, float64(v.Transitions), v.Instance)
+	}
+	if c := g.CSS; c != nil {
+		for _, r := range []struct {
+			name string
+			v    uint64
+		}{{"hit", c.Hits}, {"redirect", c.Redirects}, {"not_modified", c.NotModified}, {"miss", c.Misses}, {"error", c.Errors}} {
+			ch <- prometheus.MustNewConstMetric(descCSS, prometheus.CounterValue, float64(r.v), r.name)
+		}
+		ch <- prometheus.MustNewConstMetric(descCSSEntries, prometheus.GaugeValue, float64(c.Entries))
+		ch <- prometheus.MustNewConstMetric(descCSSBytes, prometheus.GaugeValue, float64(c.Bytes))
+	}
+	if c := g.Cron; c != nil {
+		for outcome, n := range c.Runs {
+			ch <- prometheus.MustNewConstMetric(descCron, prometheus.CounterValue, float64(n), outcome)
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(descReloads, prometheus.CounterValue, float64(g.Reloads))
+	ch <- prometheus.MustNewConstMetric(descReloadFails, prometheus.CounterValue, float64(g.ReloadFailures))
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
