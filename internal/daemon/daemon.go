@@ -36,10 +36,10 @@ type Daemon struct {
 	log     *zap.Logger
 	started time.Time
 
-	mu     sync.Mutex // serializes reloads and rebuilds
-	cfg    *configs.Config
-	srv    *balancer.Server
-	admin  *admin.Server
+	mu      sync.Mutex // serializes reloads and rebuilds
+	cfg     *configs.Config
+	srv     *balancer.Server
+	admin   *admin.Server
 	comps   *components
 	reload  reloadStatus
 	metrics *admin.Metrics
