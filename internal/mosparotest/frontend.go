@@ -18,9 +18,9 @@ var (
 	jsonStored           = []byte(`{"result":true}`)
 )
 
-// frontendMessages is a shortened version of the translated messages mosparo returns with a
-// submit token.
-const frontendMessages = `"messages":{"label":"I accept that the form entries are checked for spam and stored encrypted for 14 days.","accessibilityCheckingData":"We're checking your data. Please wait.","accessibilityDataValid":"Your data are valid. You can submit the form.","errorGotNoToken":"mosparo returned no submit token.","errorInternalError":"An error occurred. Please try again.","errorNoSubmitTokenAvailable":"No submit token available. Validation of your data impossible.","errorSpamDetected":"Your data got catched by our spam protection.","errorLockedOut":"You are locked out. Please try again after %datetime%","errorDelay":"Your request was delayed. Please wait for %seconds% seconds.","hpLeaveEmpty":"Leave this field blank"}`
+// frontendMessages stands in for the translated UI texts mosparo sends with a submit token
+// (wording of the emulator, not mosparo's).
+const frontendMessages = `"messages":{"label":"Check my entries for spam (emulated node).","accessibilityCheckingData":"Checking the entries.","accessibilityDataValid":"The entries are valid.","errorGotNoToken":"No submit token received.","errorInternalError":"Internal error, try again.","errorSpamDetected":"The entries look like spam.","errorLockedOut":"Locked out until %datetime%.","errorDelay":"Delayed for %seconds% seconds."}`
 
 // serveFrontend answers the three frontend API routes (FACTS 2.1). The project comes from the
 // POST body's publicKey (ProjectSubscriber, any method matches): missing 400, unknown 403;
