@@ -15,16 +15,12 @@ var (
 <html>
     <head>
         <meta charset="UTF-8" />
-        <meta name="robots" content="noindex,nofollow,noarchive" />
-        <title>An Error Occurred: Internal Server Error</title>
+        <meta name="robots" content="noindex,nofollow" />
+        <title>500 Internal Server Error</title>
     </head>
     <body>
-        <div class="container">
-            <h1>Oops! An Error Occurred</h1>
-            <h2>The server returned a "500 Internal Server Error".</h2>
-            <p>Something is broken. Please let us know what you were doing when this error occurred.
-            We will fix it as soon as possible. Sorry for any inconvenience caused.</p>
-        </div>
+        <h1>Internal Server Error</h1>
+        <p>The emulated mosparo node failed to handle this request (HTTP 500).</p>
     </body>
 </html>
 `)
