@@ -36,8 +36,9 @@
 //  3. One call at a time; any answer, error or timeout counts as the run of
 //     that interval: no retry on another node, because a 5xx or a timeout
 //     may have left jobs running there.
-//  4. When no node is up, the run is retried every min(interval, 10s) and
-//     made as soon as a node is up; that is still one call per interval.
+//  4. When no node is up, or none accepts a connection, nothing reached a
+//     node, so the run is retried every min(interval, 10s) and made as
+//     soon as one is; that is still one call per interval.
 //
 // # Node choice (choose.go)
 //

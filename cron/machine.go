@@ -20,8 +20,9 @@ const (
 	// EventDone: the call asked for by the last Decision.Call ended, with
 	// any answer or error: the next one is an interval from now.
 	EventDone
-	// EventNoNode: the call asked for could not be made because no node
-	// was up; the machine retries soon instead of waiting an interval.
+	// EventNoNode: the call asked for reached no node (none was up, or
+	// none accepted a connection), so nothing can be running; the machine
+	// retries soon instead of waiting an interval.
 	EventNoNode
 )
 

@@ -111,7 +111,7 @@ func (o Outcome) Explain() string {
 	case Failed:
 		return "the connection broke after the call was sent; tried again at the next interval"
 	case Unreachable:
-		return "no up node accepted a connection; tried again at the next interval"
+		return "no up node accepted a connection; tried again in a few seconds"
 	case Unexpected:
 		return "unexpected answer; is the node installed (a 302 to /setup/) and is the address the node's own web server?"
 	case NoNode:

@@ -310,10 +310,10 @@ func (r *Runner) run(ctx context.Context) {
 	res := result{start: r.now()}
 	cands := Choose(r.nodes.Candidates(), r.cfg.PreferredNode)
 	res.outcome = NoNode
-	for _, c := range cands {
+	for i, c := range cands {
 		res.node = c
 		res.code, res.outcome, res.err = r.call(ctx, c)
-		if res.outcome != Unreachable || ctx.Err() != nil {
+		if res.outcome != Unreachable || ctx.Err() != nil || i == len(cands)-1 {
 			break
 		}
 		// Nothing reached that node, so another may run the jobs now.
@@ -322,7 +322,8 @@ func (r *Runner) run(ctx context.Context) {
 	end := r.now()
 	res.duration = end.Sub(res.start)
 	ev := EventDone
-	if res.outcome == NoNode {
+	if res.outcome == NoNode || res.outcome == Unreachable {
+		// No node got the call: nothing can be running, so retry soon.
 		ev = EventNoNode
 	}
 	r.mu.Lock()
@@ -380,7 +381,7 @@ func (r *Runner) record(res result, next time.Time) {
 }
 
 // logResult logs a run: errors with their fix, fine outcomes at info, and
-// "no node up" only when it starts, not at every retry.
+// "no node up" or "none reachable" only when it starts, not at every retry.
 func (r *Runner) logResult(res result, prev Outcome) {
 	fields := []zap.Field{
 		zap.String("node", res.node.Name),
@@ -394,8 +395,9 @@ func (r *Runner) logResult(res result, prev Outcome) {
 	switch o := res.outcome; {
 	case o.OK():
 		r.log.Info("web cron called", fields...)
-	case o == NoNode && prev == NoNode:
-		r.log.Debug("web cron waits for an up node")
+	case (o == NoNode || o == Unreachable) && o == prev:
+		// Retried every few seconds: log when it starts, not every time.
+		r.log.Debug("web cron still waits for a node", fields...)
 	case o.ConfigError():
 		r.log.Error("web cron refused by mosparo", append(fields, zap.String("fix", o.Explain()))...)
 	default:

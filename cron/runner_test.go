@@ -253,6 +253,23 @@ func TestRunnerNodeDownMovesNextCall(t *testing.T) {
 	if len(at) != 1 || c.calls()[2] != 2 {
 		t.Errorf("node3 back: %d calls, node3 has %d, want one more", len(at), c.calls()[2])
 	}
+
+	// Every "up" node refuses connections: nothing reached a node, so the
+	// run is retried every 10s, not after an interval, and logged once.
+	c.up[0].Store(true)
+	for _, n := range c.nodes {
+		n.Close()
+	}
+	calls := r.Status().Calls
+	// Due a minute after the last call, then retried at +70s, +80s, +90s.
+	advance(ctx, clock, c, 9, 10*time.Second, r)
+	st = r.Status()
+	if st.Outcome != Unreachable || st.Outcomes["unreachable"] != 4 || st.Calls != calls {
+		t.Errorf("all refused: Status = %+v, want 4 unreachable runs and still %d calls", st, calls)
+	}
+	if n := logs.FilterMessage("web cron failed").FilterField(zap.Stringer("outcome", Unreachable)).Len(); n != 1 {
+		t.Errorf("unreachable warning logged %d times, want once", n)
+	}
 }
 
 // TestRunnerAnswers drives every answer of FACTS 6.1: each is reported in
