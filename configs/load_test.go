@@ -132,7 +132,7 @@ func TestProblems(t *testing.T) {
 func TestEnvExpansion(t *testing.T) {
 	env := map[string]string{"TOKEN": "s3cret", "PORT": "8443", "INJECT": "x}\nlisten: [{address: \":1\"}]"}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
-	c, err := Parse("t.yaml", []byte(`
+	_, err := Parse("t.yaml", []byte(`
 listen: [{address: "127.0.0.1:${PORT}"}]
 admin: {listen: "127.0.0.1:9090", token: "${TOKEN}"}
 edge: {forwarded_prefix: "${PREFIX:-/mosparo}"}
@@ -143,7 +143,7 @@ nodes: [{name: "${INJECT}", address: "10.0.0.1:80"}]
 	if err == nil || !strings.Contains(err.Error(), "may not contain") {
 		t.Fatalf("Parse = %v; want only the injected node name rejected as a name", err)
 	}
-	c, err = Parse("t.yaml", []byte(`
+	c, err := Parse("t.yaml", []byte(`
 listen: [{address: "127.0.0.1:${PORT}"}]
 admin: {listen: "127.0.0.1:9090", token: "${TOKEN}"}
 edge: {forwarded_prefix: "${PREFIX:-/mosparo}"}
