@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"sync"
 	"time"
 
@@ -114,8 +113,8 @@ func (c *Checker) probe(ctx context.Context, j probeJob, results chan<- probeRes
 
 // errReason words a failed probe for /status.
 func (c *Checker) errReason(err error) string {
-	var ne net.Error
-	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+	var te interface{ Timeout() bool }
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &te) && te.Timeout() {
 		return fmt.Sprintf("no answer within health.timeout (%s): %v", c.p.timeout, err)
 	}
 	return err.Error()

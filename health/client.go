@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -89,9 +90,14 @@ func (c HTTPClient) Get(ctx context.Context, address, host, path string) (int, [
 
 // ctxErr prefers the context's error: after a timeout closes the
 // connection, "use of closed network connection" would hide the cause.
+// The connection's deadline may fire a moment before the context's own
+// timer, so a passed deadline counts as the context's too.
 func ctxErr(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("%w (%v)", ctx.Err(), err)
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
 	}
 	return err
 }
