@@ -655,3 +655,53 @@ func TestStatusJSON(t *testing.T) {
 		t.Errorf("json = %s\nwant   %s", b, want)
 	}
 }
+
+// TestRunnerRunFailover is the two-LB shape of the netns VRRP test, on the
+// real clock with Run: only the leader calls; after a failover the new
+// leader calls and the old one stops.
+func TestRunnerRunFailover(t *testing.T) {
+	c := startCluster(t, &fakeClock{t: time.Now()}, 2)
+	var la, lb flag
+	cfg := cronConfig(100 * time.Millisecond)
+	a, _ := newRunner(t, cfg, Options{Nodes: c, Leader: &la, Poll: 10 * time.Millisecond})
+	b, _ := newRunner(t, cfg, Options{Nodes: c, Leader: &lb, Poll: 10 * time.Millisecond})
+	ctx, cancel := context.WithCancel(t.Context())
+	errs := make(chan error, 2)
+	go func() { errs <- a.Run(ctx) }()
+	go func() { errs <- b.Run(ctx) }()
+	stop := func() {
+		cancel()
+		for range 2 {
+			if err := <-errs; err != nil {
+				t.Errorf("Run = %v", err)
+			}
+		}
+	}
+	defer func() {
+		if ctx.Err() == nil {
+			stop()
+		}
+	}()
+
+	la.Store(true)
+	eventually(t, "A to call twice", func() bool { return a.Status().Calls >= 2 })
+	if n := b.Status().Calls; n != 0 {
+		t.Fatalf("follower B made %d calls", n)
+	}
+	// Failover: A loses the VIP, B gets it.
+	la.Store(false)
+	lb.Store(true)
+	eventually(t, "B to call twice", func() bool { return b.Status().Calls >= 2 })
+	stopped := a.Status().Calls
+	time.Sleep(300 * time.Millisecond)
+	if n := a.Status().Calls; n != stopped {
+		t.Errorf("old leader A made %d calls after the failover", n-stopped)
+	}
+	if st := a.Status(); st.Runner || !st.NextRun.IsZero() {
+		t.Errorf("A status after failover: runner %v, next run %s", st.Runner, st.NextRun)
+	}
+	stop()
+	if total := c.total(); total != int64(a.Status().Calls+b.Status().Calls) {
+		t.Errorf("nodes saw %d calls, runners made %d", total, a.Status().Calls+b.Status().Calls)
+	}
+}
