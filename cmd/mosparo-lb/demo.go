@@ -21,8 +21,11 @@ func cmdDemo(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	// One shared database, like a real cluster's: a submit token issued by
+	// one node is known to the others (FACTS 2.1).
+	db := mosparotest.NewDatabase()
 	for _, dn := range demoNodes {
-		n, err := mosparotest.Start(mosparotest.Options{Name: dn.name, Addr: dn.addr})
+		n, err := mosparotest.Start(mosparotest.Options{Name: dn.name, Addr: dn.addr, Database: db})
 		if err != nil {
 			return fmt.Errorf("demo: start emulated node %s: %w", dn.name, err)
 		}

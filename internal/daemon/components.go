@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"os"
 	"reflect"
 	"sync"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/mosparo-lb/mosparo-lb/balancer"
 	"github.com/mosparo-lb/mosparo-lb/configs"
 	"github.com/mosparo-lb/mosparo-lb/cssproxy"
+	"github.com/mosparo-lb/mosparo-lb/discovery"
 	"github.com/mosparo-lb/mosparo-lb/health"
 	"go.uber.org/zap"
 )
@@ -20,14 +22,15 @@ import (
 type components struct {
 	log *zap.Logger
 
-	mu      sync.Mutex
-	ctx     context.Context // set by start; nil before
-	wg      *sync.WaitGroup
-	static  []configs.Node
-	hcfg    configs.Health
-	checker *health.Checker
-	stopHC  context.CancelFunc
-	changed chan struct{}
+	mu       sync.Mutex
+	ctx      context.Context // set by start; nil before
+	wg       *sync.WaitGroup
+	disc     *discovery.Source
+	stopDisc context.CancelFunc
+	hcfg     configs.Health
+	checker  *health.Checker
+	stopHC   context.CancelFunc
+	changed  chan struct{}
 
 	csscfg  configs.CSSCache
 	css     *cssproxy.Proxy // nil when css_cache.backend is empty
@@ -35,15 +38,44 @@ type components struct {
 }
 
 func newComponents(cfg *configs.Config, log *zap.Logger) (*components, error) {
-	c := &components{log: log, static: cfg.Nodes, hcfg: cfg.Health, changed: make(chan struct{}, 1)}
+	c := &components{log: log, hcfg: cfg.Health, changed: make(chan struct{}, 1)}
+	var err error
+	if c.disc, err = c.newDiscovery(cfg, nil); err != nil {
+		return nil, err
+	}
 	c.checker = c.newChecker(cfg.Health)
 	c.syncTargets()
-	var err error
 	if c.css, err = c.newCSS(cfg.CSSCache); err != nil {
 		return nil, err
 	}
 	c.csscfg = cfg.CSSCache
 	return c, nil
+}
+
+func (c *components) newDiscovery(cfg *configs.Config, prev *discovery.Source) (*discovery.Source, error) {
+	host, _ := os.Hostname()
+	return discovery.New(cfg.Discovery, cfg.Nodes, discovery.Options{
+		Logger: c.log.Named("discovery"), AdminListen: cfg.Admin.Listen, Hostname: host, Previous: prev,
+	})
+}
+
+// watchDiscovery forwards the source's updates to the rebuild loop.
+func (c *components) watchDiscovery(src *discovery.Source) func(context.Context) error {
+	return func(ctx context.Context) error {
+		errc := make(chan error, 1)
+		go func() { errc <- src.Run(ctx) }()
+		for {
+			select {
+			case err := <-errc:
+				return err
+			case <-src.Updates():
+				select {
+				case c.changed <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}
 }
 
 func (c *components) newCSS(cc configs.CSSCache) (*cssproxy.Proxy, error) {
@@ -63,6 +95,7 @@ func (c *components) start(ctx context.Context, wg *sync.WaitGroup) {
 	defer c.mu.Unlock()
 	c.ctx, c.wg = ctx, wg
 	c.stopHC = c.spawn("health", c.checker.Run)
+	c.stopDisc = c.spawn("discovery", c.watchDiscovery(c.disc))
 	if c.css != nil {
 		c.stopCSS = c.spawn("cssproxy", c.css.Run)
 	}
@@ -101,7 +134,17 @@ func (c *components) reconfigure(cfg *configs.Config) error {
 			c.stopCSS = c.spawn("cssproxy", css.Run)
 		}
 	}
-	c.static = cfg.Nodes
+	disc, err := c.newDiscovery(cfg, c.disc)
+	if err != nil {
+		return err
+	}
+	if c.stopDisc != nil {
+		c.stopDisc()
+	}
+	c.disc = disc
+	if c.ctx != nil {
+		c.stopDisc = c.spawn("discovery", c.watchDiscovery(disc))
+	}
 	if !reflect.DeepEqual(c.hcfg, cfg.Health) {
 		old := c.checker
 		c.checker = c.newChecker(cfg.Health)
@@ -123,8 +166,9 @@ func (c *components) reconfigure(cfg *configs.Config) error {
 func (c *components) nodeSpecs() []balancer.NodeSpec {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]balancer.NodeSpec, 0, len(c.static))
-	for _, n := range c.static {
+	nodes := c.disc.Nodes()
+	out := make([]balancer.NodeSpec, 0, len(nodes))
+	for _, n := range nodes {
 		out = append(out, balancer.NodeSpec{Name: n.Name, Address: n.Address, Weight: n.Weight, Admin: n.Admin})
 	}
 	return out
@@ -140,8 +184,9 @@ func (c *components) syncTargets() {
 }
 
 func (c *components) syncTargetsLocked() {
-	ts := make([]health.Target, 0, len(c.static))
-	for _, n := range c.static {
+	nodes := c.disc.Nodes()
+	ts := make([]health.Target, 0, len(nodes))
+	for _, n := range nodes {
 		ts = append(ts, health.Target{Name: n.Name, Address: n.Address, Host: n.Host, Weight: n.Weight, Admin: n.Admin})
 	}
 	c.checker.SetTargets(ts)
@@ -174,6 +219,7 @@ func (c *components) addStatus(st map[string]any) {
 	if c.css != nil {
 		st["css_cache"] = c.css.Stats()
 	}
+	st["discovery"] = c.disc.Status()
 }
 
 // setNodeState applies an operator action from the admin API or CLI.
