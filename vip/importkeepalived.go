@@ -1,0 +1,450 @@
+package vip
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/mosparo-lb/mosparo-lb/configs"
+)
+
+// Limits of the keepalived.conf reader: a real file is a few KiB.
+const (
+	maxImportBytes = 1 << 20
+	maxImportDepth = 16
+)
+
+// ErrKeepalivedSyntax is wrapped by ImportKeepalived for unbalanced braces,
+// unterminated quotes and oversized input.
+var ErrKeepalivedSyntax = errors.New("vip: keepalived.conf syntax")
+
+// ImportKeepalived turns the vrrp_instance blocks of a keepalived.conf into
+// the `vrrp:` section of mosparo-lb's YAML. Everything that cannot be carried
+// over exactly (VRRPv2, authentication, scripts, sync groups, virtual MACs,
+// LVS, unknown keywords...) is listed in warnings, with its line; nothing is
+// dropped silently. `include` is not followed.
+func ImportKeepalived(r io.Reader) (yamlText []byte, warnings []string, err error) {
+	b, err := io.ReadAll(io.LimitReader(r, maxImportBytes+1))
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(b) > maxImportBytes {
+		return nil, nil, fmt.Errorf("%w: file larger than %d bytes", ErrKeepalivedSyntax, maxImportBytes)
+	}
+	toks, err := kaTokenize(string(b))
+	if err != nil {
+		return nil, nil, err
+	}
+	p := &kaParser{toks: toks}
+	root, err := p.items(0)
+	if err != nil {
+		return nil, nil, err
+	}
+	im := &kaImporter{version: 2}
+	im.run(root)
+	out, err := yaml.Marshal(struct {
+		VRRP configs.VRRP `yaml:"vrrp"`
+	}{im.cfg})
+	if err != nil {
+		return nil, nil, err
+	}
+	return out, im.warnings, nil
+}
+
+// kaToken is a word, "{", "}" or a newline ("\n").
+type kaToken struct {
+	s    string
+	line int
+}
+
+// kaTokenize splits like keepalived: whitespace-separated words, "#" or "!"
+// starting a comment, double quotes grouping words, braces as own tokens.
+func kaTokenize(s string) ([]kaToken, error) {
+	var toks []kaToken
+	sc := bufio.NewScanner(strings.NewReader(s))
+	sc.Buffer(make([]byte, 64*1024), maxImportBytes)
+	line := 0
+	for sc.Scan() {
+		line++
+		text := sc.Text()
+		for i := 0; i < len(text); {
+			c := text[i]
+			switch {
+			case c == ' ' || c == '\t' || c == '\r':
+				i++
+			case c == '#' || c == '!':
+				i = len(text)
+			case c == '{' || c == '}':
+				toks = append(toks, kaToken{string(c), line})
+				i++
+			case c == '"':
+				j := strings.IndexByte(text[i+1:], '"')
+				if j < 0 {
+					return nil, fmt.Errorf("%w: line %d: unterminated quote", ErrKeepalivedSyntax, line)
+				}
+				toks = append(toks, kaToken{text[i+1 : i+1+j], line})
+				i += j + 2
+			default:
+				j := i
+				for j < len(text) && !strings.ContainsRune(" \t\r{}\"#!", rune(text[j])) {
+					j++
+				}
+				toks = append(toks, kaToken{text[i:j], line})
+				i = j
+			}
+		}
+		toks = append(toks, kaToken{"\n", line})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrKeepalivedSyntax, err)
+	}
+	return toks, nil
+}
+
+// kaNode is one statement: a keyword, its arguments and an optional block.
+type kaNode struct {
+	key      string
+	args     []string
+	children []*kaNode
+	block    bool
+	line     int
+}
+
+type kaParser struct {
+	toks []kaToken
+	pos  int
+}
+
+func (p *kaParser) items(depth int) ([]*kaNode, error) {
+	if depth > maxImportDepth {
+		return nil, fmt.Errorf("%w: blocks nested deeper than %d", ErrKeepalivedSyntax, maxImportDepth)
+	}
+	var out []*kaNode
+	var cur *kaNode
+	for p.pos < len(p.toks) {
+		t := p.toks[p.pos]
+		p.pos++
+		switch t.s {
+		case "\n":
+			cur = nil
+		case "}":
+			if depth == 0 {
+				return nil, fmt.Errorf("%w: line %d: unexpected }", ErrKeepalivedSyntax, t.line)
+			}
+			return out, nil
+		case "{":
+			if cur == nil { // a block on its own: attach to an empty statement
+				cur = &kaNode{line: t.line}
+				out = append(out, cur)
+			}
+			kids, err := p.items(depth + 1)
+			if err != nil {
+				return nil, err
+			}
+			cur.children = append(cur.children, kids...)
+			cur.block = true
+			cur = nil
+		default:
+			if cur == nil {
+				cur = &kaNode{key: t.s, line: t.line}
+				out = append(out, cur)
+			} else {
+				cur.args = append(cur.args, t.s)
+			}
+		}
+	}
+	if depth > 0 {
+		return nil, fmt.Errorf("%w: missing }", ErrKeepalivedSyntax)
+	}
+	return out, nil
+}
+
+// kaImporter maps the parsed file onto configs.VRRP.
+type kaImporter struct {
+	cfg      configs.VRRP
+	warnings []string
+	version  int
+	// global_defs GARP defaults (keepalived's vrrp_garp_*).
+	garp configs.VRRPGARP
+}
+
+func (im *kaImporter) warn(n *kaNode, format string, args ...any) {
+	im.warnings = append(im.warnings, fmt.Sprintf("line %d: %s", n.line, fmt.Sprintf(format, args...)))
+}
+
+func (im *kaImporter) run(root []*kaNode) {
+	// global_defs first: it sets defaults for every instance.
+	for _, n := range root {
+		if n.key == "global_defs" {
+			im.globalDefs(n)
+		}
+	}
+	for _, n := range root {
+		switch n.key {
+		case "global_defs":
+		case "vrrp_instance":
+			im.instance(n)
+		case "vrrp_sync_group":
+			im.warn(n, "vrrp_sync_group %s: instances are run independently; give them the same priorities and tracking so they move together", strings.Join(n.args, " "))
+		case "vrrp_script":
+			im.warn(n, "vrrp_script %s is not carried over: mosparo-lb tracks its own node pool (track_pool) and links (track_interfaces)", strings.Join(n.args, " "))
+		case "include":
+			im.warn(n, "include %s is not followed; import that file separately", strings.Join(n.args, " "))
+		case "virtual_server", "virtual_server_group", "real_server":
+			im.warn(n, "%s (LVS) ignored: mosparo-lb balances HTTP itself", n.key)
+		default:
+			im.warn(n, "%s ignored", n.key)
+		}
+	}
+	if len(im.cfg.Instances) == 0 {
+		im.warnings = append(im.warnings, "no vrrp_instance found")
+	}
+}
+
+func (im *kaImporter) globalDefs(g *kaNode) {
+	for _, n := range g.children {
+		switch n.key {
+		case "vrrp_version":
+			if v, ok := im.intArg(n, 2, 3); ok {
+				im.version = v
+			}
+		case "vrrp_garp_master_delay":
+			if d, ok := im.seconds(n, 0, 3600); ok {
+				dd := configs.Duration(d)
+				im.garp.Delay = &dd
+			}
+		case "vrrp_garp_master_repeat":
+			im.garp.Repeat, _ = im.intArg(n, 1, 100)
+		case "vrrp_garp_master_refresh":
+			if d, ok := im.seconds(n, 0, 86400); ok {
+				im.garp.Refresh = configs.Duration(d)
+			}
+		case "vrrp_garp_master_refresh_repeat":
+			im.garp.RefreshRepeat, _ = im.intArg(n, 1, 100)
+		case "vrrp_garp_interval", "vrrp_gna_interval":
+			if d, ok := im.seconds(n, 0, 1); ok {
+				im.garp.Interval = configs.Duration(d)
+			}
+		case "vrrp_strict":
+			im.warn(n, "vrrp_strict ignored: mosparo-lb always accepts traffic to its VIPs and installs no firewall rules")
+		case "router_id", "script_user", "enable_script_security", "max_auto_priority", "vrrp_skip_check_adv_addr",
+			"notification_email", "notification_email_from", "smtp_server", "smtp_connect_timeout":
+			// Nothing VRRP-relevant to carry over.
+		default:
+			im.warn(n, "global_defs %s ignored", n.key)
+		}
+	}
+}
+
+func (im *kaImporter) instance(blk *kaNode) {
+	in := configs.VRRPInstance{GARP: im.garp}
+	if len(blk.args) > 0 {
+		in.Name = blk.args[0]
+	} else {
+		im.warn(blk, "vrrp_instance without a name")
+	}
+	if !blk.block {
+		im.warn(blk, "vrrp_instance %s has no { } block", in.Name)
+	}
+	version := im.version
+	var trackWeights []int
+	for _, n := range blk.children {
+		switch n.key {
+		case "state":
+			if s := strings.ToUpper(im.arg(n)); s == "MASTER" || s == "BACKUP" {
+				in.State = s
+			} else {
+				im.warn(n, "state %q ignored; use MASTER or BACKUP", s)
+			}
+		case "interface":
+			in.Interface = im.arg(n)
+		case "virtual_router_id":
+			in.VirtualRouterID, _ = im.intArg(n, 1, 255)
+		case "priority":
+			in.Priority, _ = im.intArg(n, 1, 255)
+		case "advert_int":
+			if d, ok := im.seconds(n, 0.01, 40.95); ok {
+				in.AdvertInterval = configs.Duration(d)
+			}
+		case "version":
+			version, _ = im.intArg(n, 2, 3)
+		case "nopreempt":
+			in.Nopreempt = true
+		case "preempt":
+		case "preempt_delay":
+			if d, ok := im.seconds(n, 0, 1000); ok {
+				in.PreemptDelay = configs.Duration(d)
+			}
+		case "down_timer_adverts":
+			in.DownTimerAdverts, _ = im.intArg(n, 1, 100)
+		case "virtual_ipaddress":
+			in.VirtualIPs = append(in.VirtualIPs, im.vips(n)...)
+		case "virtual_ipaddress_excluded":
+			im.warn(n, "virtual_ipaddress_excluded merged into virtual_ips: mosparo-lb lists every VIP in its adverts (keepalived peers only log the difference)")
+			in.VirtualIPs = append(in.VirtualIPs, im.vips(n)...)
+		case "unicast_src_ip":
+			in.UnicastSrcIP = im.arg(n)
+		case "unicast_peer":
+			for _, p := range n.children {
+				in.UnicastPeers = append(in.UnicastPeers, p.key)
+				if len(p.args) > 0 {
+					im.warn(p, "unicast peer %s: %s ignored", p.key, strings.Join(p.args, " "))
+				}
+			}
+		case "garp_master_delay":
+			if d, ok := im.seconds(n, 0, 3600); ok {
+				dd := configs.Duration(d)
+				in.GARP.Delay = &dd
+			}
+		case "garp_master_repeat":
+			in.GARP.Repeat, _ = im.intArg(n, 1, 100)
+		case "garp_master_refresh":
+			if d, ok := im.seconds(n, 0, 86400); ok {
+				in.GARP.Refresh = configs.Duration(d)
+			}
+		case "garp_master_refresh_repeat":
+			in.GARP.RefreshRepeat, _ = im.intArg(n, 1, 100)
+		case "lower_prio_no_advert":
+			in.LowerPrioNoAdvert = len(n.args) == 0 || n.args[0] != "false"
+		case "higher_prio_send_advert":
+			v := len(n.args) == 0 || n.args[0] != "false"
+			in.HigherPrioSendAdvert = &v
+		case "track_interface":
+			for _, t := range n.children {
+				ti := configs.VRRPTrackInterface{Name: t.key}
+				if len(t.args) >= 2 && t.args[0] == "weight" {
+					w, err := strconv.Atoi(t.args[1])
+					switch {
+					case err != nil || w < -253 || w > 253:
+						im.warn(t, "track_interface %s: weight %q is not -253..253; tracked as FAULT", t.key, t.args[1])
+					case w < 0:
+						ti.Weight = -w
+					case w > 0:
+						// keepalived adds w while up; we subtract w while down: same
+						// relative effect with the base priority raised by w.
+						ti.Weight = w
+						trackWeights = append(trackWeights, w)
+					}
+				}
+				in.TrackInterfaces = append(in.TrackInterfaces, ti)
+			}
+		case "notify":
+			in.Notify.Script = im.script(n)
+		case "notify_master":
+			in.Notify.Master = im.script(n)
+		case "notify_backup":
+			in.Notify.Backup = im.script(n)
+		case "notify_fault":
+			in.Notify.Fault = im.script(n)
+		case "notify_stop":
+			in.Notify.Stop = im.script(n)
+		case "track_script":
+			im.warn(n, "track_script ignored: the LB's own pool health (track_pool, default on) lowers the priority instead")
+		case "authentication":
+			im.warn(n, "authentication ignored: VRRPv3 has none")
+		case "use_vmac", "vmac_xmit_base":
+			im.warn(n, "%s ignored: the VIPs go on the real interface with the real MAC, announced by gratuitous ARP (keepalived's default)", n.key)
+		case "accept":
+		case "no_accept":
+			im.warn(n, "no_accept ignored: the LB must accept traffic to its VIPs")
+		case "smtp_alert", "debug", "dont_track_primary", "native_ipv6":
+		default:
+			im.warn(n, "%s in vrrp_instance %s ignored", n.key, in.Name)
+		}
+	}
+	if version != 3 {
+		im.warn(blk, "vrrp_instance %s spoke VRRPv2 (keepalived's default); mosparo-lb speaks VRRPv3 only: set vrrp_version 3 on every keepalived peer of VRID %d, or switch them all together", in.Name, in.VirtualRouterID)
+	}
+	if len(trackWeights) > 0 && in.Priority > 0 {
+		sum := 0
+		for _, w := range trackWeights {
+			sum += w
+		}
+		p := min(in.Priority+sum, 254)
+		im.warn(blk, "vrrp_instance %s: positive track_interface weights became priority %d (was %d) lowered by each weight while its link is down", in.Name, p, in.Priority)
+		in.Priority = p
+	}
+	if len(in.VirtualIPs) == 0 {
+		im.warn(blk, "vrrp_instance %s has no virtual_ipaddress", in.Name)
+	}
+	im.cfg.Instances = append(im.cfg.Instances, in)
+}
+
+// vips reads a virtual_ipaddress block: "ADDR[/LEN] [dev X] [label Y] ...".
+func (im *kaImporter) vips(blk *kaNode) []string {
+	var out []string
+	for _, n := range blk.children {
+		if _, err := netip.ParsePrefix(n.key); err != nil {
+			if _, err := netip.ParseAddr(n.key); err != nil {
+				im.warn(n, "virtual address %q is not an address; skipped", n.key)
+				continue
+			}
+		}
+		s := n.key
+		for i := 0; i < len(n.args); i++ {
+			switch opt := n.args[i]; opt {
+			case "dev", "label":
+				if i+1 < len(n.args) {
+					s += " " + opt + " " + n.args[i+1]
+					i++
+				}
+			case "brd", "broadcast", "scope", "metric", "preferred_lft", "peer":
+				im.warn(n, "virtual address %s: %s ignored", n.key, opt)
+				i++ // its value
+			default:
+				im.warn(n, "virtual address %s: %s ignored", n.key, opt)
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func (im *kaImporter) arg(n *kaNode) string {
+	if len(n.args) == 0 {
+		im.warn(n, "%s needs a value", n.key)
+		return ""
+	}
+	return n.args[0]
+}
+
+func (im *kaImporter) intArg(n *kaNode, lo, hi int) (int, bool) {
+	s := im.arg(n)
+	v, err := strconv.Atoi(s)
+	if s != "" && (err != nil || v < lo || v > hi) {
+		im.warn(n, "%s %q is not %d..%d; ignored", n.key, s, lo, hi)
+		return 0, false
+	}
+	return v, err == nil
+}
+
+// seconds reads keepalived's decimal seconds, rounded to the centisecond.
+func (im *kaImporter) seconds(n *kaNode, lo, hi float64) (time.Duration, bool) {
+	s := im.arg(n)
+	v, err := strconv.ParseFloat(s, 64)
+	if s != "" && (err != nil || math.IsNaN(v) || v < lo || v > hi) {
+		im.warn(n, "%s %q is not %g..%g seconds; ignored", n.key, s, lo, hi)
+		return 0, false
+	}
+	return time.Duration(math.Round(v*100)) * 10 * time.Millisecond, err == nil
+}
+
+func (im *kaImporter) script(n *kaNode) string {
+	s := strings.Join(n.args, " ")
+	if s == "" {
+		im.warn(n, "%s needs a script", n.key)
+	} else if !strings.HasPrefix(s, "/") {
+		im.warn(n, "%s %q: mosparo-lb runs no shell and needs an absolute path", n.key, s)
+	} else if strings.ContainsAny(s, "'\"$`|;&<>") {
+		im.warn(n, "%s %q: mosparo-lb runs no shell; quotes and shell syntax are passed literally", n.key, s)
+	}
+	return s
+}

@@ -1,0 +1,205 @@
+package vip
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/mosparo-lb/mosparo-lb/configs"
+)
+
+const sampleKeepalived = `! Configuration File for keepalived
+global_defs {
+   router_id LB1
+   vrrp_version 3
+   vrrp_garp_master_refresh 60
+   enable_script_security
+}
+
+vrrp_script chk_haproxy {
+    script "/usr/bin/killall -0 haproxy"
+    interval 2
+    weight 2
+}
+
+vrrp_instance VI_1 {
+    state MASTER
+    interface eth0
+    virtual_router_id 51
+    priority 150
+    advert_int 0.1   # sub-second, v3 only
+    nopreempt
+    preempt_delay 5
+    unicast_src_ip 10.0.0.11
+    unicast_peer {
+        10.0.0.12
+        10.0.0.13 min_ttl 250
+    }
+    authentication {
+        auth_type PASS
+        auth_pass secret
+    }
+    virtual_ipaddress {
+        192.0.2.10/24 dev eth0 label eth0:vip
+        192.0.2.11 brd 192.0.2.255 scope global
+    }
+    track_interface {
+        eth1
+        eth2 weight -20
+        eth3 weight 10
+    }
+    track_script {
+        chk_haproxy
+    }
+    garp_master_delay 2
+    garp_master_repeat 3
+    notify "/etc/keepalived/notify.sh"
+    notify_master /usr/local/bin/became-master
+    use_vmac
+}
+
+vrrp_instance VI_6 {
+    interface eth0
+    virtual_router_id 52
+    virtual_ipaddress { 2001:db8::10/64 }
+}
+
+virtual_server 192.0.2.10 80 {
+    real_server 10.0.0.1 80 { weight 1 }
+}
+`
+
+func TestImportKeepalived(t *testing.T) {
+	y, warnings, err := ImportKeepalived(strings.NewReader(sampleKeepalived))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := configs.Parse("imported.yaml", y, func(string) (string, bool) { return "", false })
+	if err != nil && !strings.Contains(err.Error(), "nopreempt") {
+		t.Fatalf("imported YAML does not load: %v\n%s", err, y)
+	}
+	// state MASTER + nopreempt is refused by validation, as by keepalived;
+	// check the values with the state fixed.
+	fixed := strings.Replace(string(y), "state: MASTER", "state: BACKUP", 1)
+	c, err = configs.Parse("imported.yaml", []byte(fixed), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatalf("imported YAML does not load: %v\n%s", err, y)
+	}
+	in := c.VRRP.Instances[0]
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"name", in.Name, "VI_1"},
+		{"interface", in.Interface, "eth0"},
+		{"vrid", in.VirtualRouterID, 51},
+		{"priority (150 + positive weight 10)", in.Priority, 160},
+		{"advert", in.AdvertInterval.D().String(), "100ms"},
+		{"nopreempt", in.Nopreempt, true},
+		{"preempt_delay", in.PreemptDelay.D().String(), "5s"},
+		{"unicast_src_ip", in.UnicastSrcIP, "10.0.0.11"},
+		{"peers", strings.Join(in.UnicastPeers, ","), "10.0.0.12,10.0.0.13"},
+		{"vips", strings.Join(in.VirtualIPs, ","), "192.0.2.10/24 dev eth0 label eth0:vip,192.0.2.11"},
+		{"tracks", len(in.TrackInterfaces), 3},
+		{"track fault", in.TrackInterfaces[0].Weight, 0},
+		{"track -20", in.TrackInterfaces[1].Weight, 20},
+		{"track +10", in.TrackInterfaces[2].Weight, 10},
+		{"garp delay", in.GARP.Delay.D().String(), "2s"},
+		{"garp repeat", in.GARP.Repeat, 3},
+		{"garp refresh (global)", in.GARP.Refresh.D().String(), "1m0s"},
+		{"notify", in.Notify.Script, "/etc/keepalived/notify.sh"},
+		{"notify master", in.Notify.Master, "/usr/local/bin/became-master"},
+		{"v6 vips", strings.Join(c.VRRP.Instances[1].VirtualIPs, ","), "2001:db8::10/64"},
+		{"v6 defaults priority", c.VRRP.Instances[1].Priority, 100},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("%s = %v, want %v", ch.name, ch.got, ch.want)
+		}
+	}
+	all := strings.Join(warnings, "\n")
+	for _, w := range []string{"vrrp_script chk_haproxy", "authentication ignored", "track_script ignored", "use_vmac ignored",
+		"brd ignored", "scope ignored", "min_ttl 250 ignored", "virtual_server (LVS) ignored", "priority 160 (was 150)"} {
+		if !strings.Contains(all, w) {
+			t.Errorf("warnings lack %q:\n%s", w, all)
+		}
+	}
+	if strings.Contains(all, "VRRPv2") {
+		t.Errorf("vrrp_version 3 given, yet warned about VRRPv2:\n%s", all)
+	}
+}
+
+func TestImportKeepalivedWarnings(t *testing.T) {
+	tests := []struct {
+		name, conf, want string
+	}{
+		{"v2 default", "vrrp_instance X { interface eth0\n virtual_router_id 1\n virtual_ipaddress {\n 10.0.0.1\n}\n}", "spoke VRRPv2"},
+		{"instance version 3", "vrrp_instance X {\n version 3\n interface eth0\n virtual_router_id 1\n}", "no virtual_ipaddress"},
+		{"sync group", "vrrp_sync_group G {\n group {\n X\n }\n}", "run independently"},
+		{"include", "include /etc/keepalived/conf.d/*.conf", "not followed"},
+		{"bad vrid", "vrrp_instance X {\n virtual_router_id 300\n}", `virtual_router_id "300" is not 1..255`},
+		{"bad advert", "vrrp_instance X {\n advert_int fast\n}", `advert_int "fast"`},
+		{"unknown", "vrrp_instance X {\n frobnicate yes\n}", "frobnicate in vrrp_instance X ignored"},
+		{"relative notify", "vrrp_instance X {\n notify notify.sh\n}", "absolute path"},
+		{"nothing", "# empty\n", "no vrrp_instance found"},
+		{"bad vip", "vrrp_instance X {\n virtual_ipaddress {\n nope\n }\n}", `"nope" is not an address`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, w, err := ImportKeepalived(strings.NewReader(tt.conf))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(strings.Join(w, "\n"), tt.want) {
+				t.Errorf("warnings %q lack %q", w, tt.want)
+			}
+		})
+	}
+}
+
+func TestImportKeepalivedSyntaxErrors(t *testing.T) {
+	for _, conf := range []string{
+		"vrrp_instance X {\n",
+		"}\n",
+		"vrrp_instance X {\n notify \"/bin/x\n}",
+		strings.Repeat("a {", maxImportDepth+2),
+		strings.Repeat("#", maxImportBytes+1),
+	} {
+		if _, _, err := ImportKeepalived(strings.NewReader(conf)); !errors.Is(err, ErrKeepalivedSyntax) {
+			t.Errorf("ImportKeepalived(%.40q) error %v, want ErrKeepalivedSyntax", conf, err)
+		}
+	}
+}
+
+// FuzzImportKeepalived: any input is either refused with an error or gives
+// YAML that the config loader can read (validation errors are fine).
+func FuzzImportKeepalived(f *testing.F) {
+	f.Add(sampleKeepalived)
+	f.Add("vrrp_instance X { virtual_ipaddress { 10.0.0.1/24 dev eth0 label eth0:1 } }")
+	f.Add("vrrp_instance {{}}")
+	f.Add("vrrp_instance X {\n advert_int 1e309\n preempt_delay -0\n}")
+	f.Add("\"")
+	f.Fuzz(func(t *testing.T, conf string) {
+		y, _, err := ImportKeepalived(strings.NewReader(conf))
+		if err != nil {
+			return
+		}
+		_, err = configs.Parse("fuzz.yaml", y, func(string) (string, bool) { return "", false })
+		var ce *configs.Error
+		if err != nil && !errors.As(err, &ce) {
+			t.Fatalf("imported YAML is not a config file: %v\n%s", err, y)
+		}
+		for _, p := range ceProblems(ce) {
+			if strings.HasPrefix(p.Msg, "YAML syntax") || strings.Contains(p.Msg, "unknown key") {
+				t.Fatalf("imported YAML broken: %v\n%s", p, y)
+			}
+		}
+	})
+}
+
+func ceProblems(e *configs.Error) []configs.Problem {
+	if e == nil {
+		return nil
+	}
+	return e.Problems
+}
