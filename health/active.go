@@ -95,15 +95,16 @@ func (c *Checker) due(now time.Time, jobs []probeJob) ([]probeJob, time.Time) {
 // probe runs one check and hands the verdict to Run's loop.
 func (c *Checker) probe(ctx context.Context, j probeJob, results chan<- probeResult, wg *sync.WaitGroup) {
 	defer wg.Done()
-	pctx, cancel := context.WithTimeout(ctx, c.p.timeout)
+	p := c.params()
+	pctx, cancel := context.WithTimeout(ctx, p.timeout)
 	started := c.now()
-	status, body, err := c.client.Get(pctx, j.address, j.host, c.p.path)
+	status, body, err := c.client.Get(pctx, j.address, j.host, p.path)
 	cancel()
 	r := probeResult{n: j.n, started: started, ended: c.now()}
 	if err != nil {
-		r.v, r.reason = Down, clean(c.errReason(err))
+		r.v, r.reason = Down, clean(errReason(err, p.timeout))
 	} else {
-		r.v, r.reason = judge(status, body, c.p.trustBypassed)
+		r.v, r.reason = judge(status, body, p.trustBypassed)
 	}
 	select {
 	case results <- r:
@@ -112,10 +113,10 @@ func (c *Checker) probe(ctx context.Context, j probeJob, results chan<- probeRes
 }
 
 // errReason words a failed probe for /status.
-func (c *Checker) errReason(err error) string {
+func errReason(err error, timeout time.Duration) string {
 	var te interface{ Timeout() bool }
 	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &te) && te.Timeout() {
-		return fmt.Sprintf("no answer within health.timeout (%s): %v", c.p.timeout, err)
+		return fmt.Sprintf("no answer within health.timeout (%s): %v", timeout, err)
 	}
 	return err.Error()
 }
@@ -131,9 +132,10 @@ func (c *Checker) apply(r probeResult) {
 	if n.removed {
 		return
 	}
+	p := c.params()
 	old := n.m.effective()
-	n.m.probed(&c.p, r.v, r.reason, r.started, r.ended)
-	n.m.nextProbe = r.started.Add(jittered(n.m.delay(&c.p), c.p.jitter, c.rnd))
+	n.m.probed(p, r.v, r.reason, r.started, r.ended)
+	n.m.nextProbe = r.started.Add(jittered(n.m.delay(p), p.jitter, c.rnd))
 	c.publish(n, old, r.ended)
 }
 

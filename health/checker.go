@@ -40,7 +40,7 @@ type Options struct {
 // states through SetOperatorState. Create it with New; it is safe for
 // concurrent use.
 type Checker struct {
-	p      params
+	cfg    atomic.Pointer[params] // replaced whole by Reconfigure
 	log    *zap.Logger
 	now    func() time.Time
 	client ProbeClient
@@ -59,8 +59,8 @@ type Checker struct {
 // New returns a Checker for cfg (defaults applied to unset fields) with no
 // nodes; call SetTargets, then Run.
 func New(cfg configs.Health, opts Options) *Checker {
+	p := newParams(cfg)
 	c := &Checker{
-		p:       newParams(cfg),
 		log:     opts.Logger,
 		now:     opts.Now,
 		client:  opts.Client,
@@ -69,6 +69,7 @@ func New(cfg configs.Health, opts Options) *Checker {
 		wake:    make(chan struct{}, 1),
 		changed: make(chan struct{}, 1),
 	}
+	c.cfg.Store(&p)
 	if c.log == nil {
 		c.log = zap.NewNop()
 	}
@@ -83,6 +84,30 @@ func New(cfg configs.Health, opts Options) *Checker {
 		c.rnd = rand.Int64N
 	}
 	return c
+}
+
+// params returns the configuration in force; callers read it once per
+// event so one event never mixes two configurations.
+func (c *Checker) params() *params { return c.cfg.Load() }
+
+// Reconfigure applies a new health: section on reload without losing any
+// node's state, counters, ejection, ramp or operator state. Schedules move
+// to the new intervals at the latest one new delay from now; passive
+// failure counts start again from zero.
+func (c *Checker) Reconfigure(cfg configs.Health) {
+	p := newParams(cfg)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cfg.Store(&p)
+	now := c.now()
+	for _, n := range c.nodes {
+		n.fails.Store(0)
+		if next := now.Add(jittered(n.m.delay(&p), p.jitter, c.rnd)); next.Before(n.m.nextProbe) {
+			n.m.nextProbe = next
+		}
+	}
+	c.log.Info("health configuration replaced")
+	c.poke()
 }
 
 // SetTargets replaces the node set (on start, reload and discovery
@@ -183,7 +208,7 @@ func (c *Checker) Changed() <-chan struct{} { return c.changed }
 // publish stores n's effective state after an event that started from
 // old, logs and signals a change. Caller holds c.mu.
 func (c *Checker) publish(n *Node, old State, now time.Time) {
-	changed := n.m.settle(&c.p, old, now)
+	changed := n.m.settle(c.params(), old, now)
 	n.publish()
 	if !changed {
 		return

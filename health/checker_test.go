@@ -62,7 +62,7 @@ func drain(ch <-chan struct{}) bool {
 
 func TestNewDefaults(t *testing.T) {
 	c := New(configs.Health{}, Options{})
-	p := c.p
+	p := *c.params()
 	if p.path != configs.DefaultHealthPath || p.interval != 2*time.Second || p.fast != 500*time.Millisecond ||
 		p.down != 2*time.Second || p.timeout != time.Second || p.rise != 2 || p.fall != 2 ||
 		p.jitter != 200*time.Millisecond || p.slowStart != 30*time.Second || p.failures != 5 ||
@@ -331,5 +331,42 @@ func TestSnapshot(t *testing.T) {
 	}
 	if s[1].Reason != "not checked yet" || !s[1].LastCheck.IsZero() {
 		t.Errorf("unchecked node: %+v", s[1])
+	}
+}
+
+func TestReconfigureKeepsState(t *testing.T) {
+	clk := newClock()
+	c := newTestChecker(t, clk, testConfig(), "a", "b", "c")
+	a := c.Node("a:80")
+	verdict(t, c, clk, "a:80", Up)
+	verdict(t, c, clk, "b:80", Up)
+	if err := c.SetOperatorState("b", Maintenance); err != nil {
+		t.Fatal(err)
+	}
+	a.Observe(ServerError, clk.Now().UnixNano())
+	a.Observe(ServerError, clk.Now().UnixNano())
+
+	cfg := testConfig()
+	cfg.Interval = configs.Duration(10 * time.Second)
+	one := 1
+	cfg.Passive.ConsecutiveFailures = &one
+	c.Reconfigure(cfg)
+	if c.Node("a:80") != a || a.State() != Up || c.Node("b:80").State() != Maintenance {
+		t.Fatalf("after Reconfigure: a %v b %v", a.State(), c.Node("b:80").State())
+	}
+	if a.fails.Load() != 0 {
+		t.Errorf("passive count not reset: %d", a.fails.Load())
+	}
+	// The new threshold is in force: one failure ejects.
+	a.Observe(ConnectFailure, clk.Now().UnixNano())
+	if a.State() != Down {
+		t.Errorf("after one failure with consecutive_failures 1: %v", a.State())
+	}
+	verdict(t, c, clk, "a:80", Up)
+	c.mu.Lock()
+	d := a.m.nextProbe.Sub(clk.Now())
+	c.mu.Unlock()
+	if d != 10*time.Second {
+		t.Errorf("next check in %v, want the new interval 10s", d)
 	}
 }

@@ -65,7 +65,7 @@ func (n *Node) Weight(now int64) int {
 	if State(n.state.Load()) != Up {
 		return int(w)
 	}
-	return int(rampWeight(w, n.rampFrom.Load(), now, int64(n.c.p.slowStart)))
+	return int(rampWeight(w, n.rampFrom.Load(), now, int64(n.c.params().slowStart)))
 }
 
 // Observe feeds the outcome of one proxied request to passive detection:
@@ -80,7 +80,7 @@ func (n *Node) Observe(o Outcome, now int64) {
 			n.fails.Store(0)
 		}
 	case ConnectFailure, ServerError, Timeout:
-		th := n.c.p.failures
+		th := n.c.params().failures
 		if th == 0 {
 			return
 		}

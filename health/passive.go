@@ -42,6 +42,7 @@ func (c *Checker) trip(n *Node, now time.Time) {
 	if n.removed || old == Down || old == Maintenance {
 		return
 	}
+	p := c.params()
 	ejected, othersUp := 0, 0
 	for _, o := range c.nodes {
 		if o.m.ejected() {
@@ -51,18 +52,18 @@ func (c *Checker) trip(n *Node, now time.Time) {
 			othersUp++
 		}
 	}
-	if next := now.Add(c.p.fast); next.Before(n.m.nextProbe) {
+	if next := now.Add(p.fast); next.Before(n.m.nextProbe) {
 		n.m.nextProbe = next
 	}
 	c.poke()
-	if !ejectionAllowed(len(c.nodes), ejected, othersUp, c.p.maxEjectPct) {
+	if !ejectionAllowed(len(c.nodes), ejected, othersUp, p.maxEjectPct) {
 		n.m.tripped = true
 		c.log.Warn("passive ejection refused", zap.String("node", n.target.Name),
 			zap.Int("ejected", ejected), zap.Int("others_up", othersUp))
 		return
 	}
-	n.m.eject(&c.p, now)
-	c.log.Warn("node ejected", zap.String("node", n.target.Name), zap.Int("failures", c.p.failures),
+	n.m.eject(p, now)
+	c.log.Warn("node ejected", zap.String("node", n.target.Name), zap.Int("failures", p.failures),
 		zap.Time("until", n.m.ejectedUntil), zap.Int("ejections", n.m.ejections))
 	c.publish(n, old, now)
 }

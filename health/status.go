@@ -48,6 +48,7 @@ func (c *Checker) Snapshot() []NodeStatus {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
+	p := c.params()
 	out := make([]NodeStatus, 0, len(c.nodes))
 	for _, n := range c.nodes {
 		m := &n.m
@@ -69,11 +70,11 @@ func (c *Checker) Snapshot() []NodeStatus {
 			EjectedUntil:    m.ejectedUntil,
 			Weight:          int(n.weight.Load()),
 			EffectiveWeight: n.Weight(now.UnixNano()),
-			SlowStart:       rampProgress(n.rampFrom.Load(), now.UnixNano(), int64(c.p.slowStart)),
+			SlowStart:       rampProgress(n.rampFrom.Load(), now.UnixNano(), int64(p.slowStart)),
 		}
 		if m.ejected() {
 			s.Reason = fmt.Sprintf("ejected by passive detection until %s (%d failed requests in a row); last check: %s",
-				m.ejectedUntil.Format(time.RFC3339), c.p.failures, m.reason)
+				m.ejectedUntil.Format(time.RFC3339), p.failures, m.reason)
 		}
 		out = append(out, s)
 	}
