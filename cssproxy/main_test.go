@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,8 +72,13 @@ func runWriter(t *testing.T, phpFlags []string, adapter, dsn, marshaller, id, ha
 }
 
 // testConfig is a css_cache section with the loader's defaults applied.
+// Unless extra sets one, the lookup timeout is raised from 25ms to 500ms:
+// tests that are not about timeouts must not flake on a loaded CI machine.
 func testConfig(t testing.TB, backend, url string, extra string) configs.CSSCache {
 	t.Helper()
+	if !strings.Contains(extra, "timeout:") {
+		extra += "  timeout: 500ms\n"
+	}
 	y := fmt.Sprintf("css_cache:\n  backend: %s\n  url: %s\n%s", backend, url, extra)
 	c, err := configs.Parse("test.yaml", []byte(y), func(string) (string, bool) { return "", false })
 	if err != nil {

@@ -128,3 +128,6 @@ func (b *memcachedBackend) decode(it *memcache.Item, maxLen int) ([]byte, error)
 	}
 	return decodePHPString(v, maxLen)
 }
+
+// Interface guards.
+var _ backend = (*memcachedBackend)(nil)

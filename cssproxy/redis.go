@@ -166,3 +166,6 @@ func (b *redisBackend) lookup(ctx context.Context, id projectID) (content, hash 
 	}
 	return content, hash, nil
 }
+
+// Interface guards.
+var _ backend = (*redisBackend)(nil)
