@@ -5,10 +5,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mosparo-lb/mosparo-lb/internal/leaktest"
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// The emulated mosparo nodes are fasthttp servers, whose package-level
+// janitors are not ours.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, leaktest.Options()...) }
 
 // fakeClock is an injected clock the tests move by hand.
 type fakeClock struct {
