@@ -752,10 +752,11 @@ func (c *cdpConn) evalAwait(t *testing.T, expr string) string {
 	return string(v)
 }
 
-// waitJS polls a boolean expression until it holds (10 s at most).
+// waitJS polls a boolean expression until it holds (20 s at most: the
+// whole suite may be loading both cores).
 func (c *cdpConn) waitJS(t *testing.T, expr string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	var last string
 	for time.Now().Before(deadline) {
 		v, err := c.eval(t, "(() => { try { return !!("+expr+"); } catch (e) { return false; } })()", false)

@@ -46,10 +46,11 @@ func TestRunsUnprivilegedWithThreeCapabilities(t *testing.T) {
 	if err != nil {
 		t.Fatalf("setpriv (util-linux) is needed: %v", err)
 	}
+	// Containers often lower this sysctl, which makes low ports free for
+	// all; the capability checks below still hold, only the control is void.
+	unprivStart := 1024
 	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_unprivileged_port_start"); err == nil {
-		if v, _ := strconv.Atoi(strings.TrimSpace(string(b))); v <= 80 {
-			t.Skipf("SKIPPED: net.ipv4.ip_unprivileged_port_start is %d, so binding a low port needs no capability here", v)
-		}
+		unprivStart, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 	}
 
 	dir := capsWorldReadableDir(t)
@@ -84,6 +85,9 @@ log: {level: info, format: json, access_log: false}
 	asNobody := []string{"--reuid=" + nobodyID, "--regid=" + nobodyID, "--clear-groups"}
 
 	t.Run("without capabilities the low port is refused", func(t *testing.T) {
+		if port, _ := strconv.Atoi(public[strings.LastIndex(public, ":")+1:]); port >= unprivStart {
+			t.Skipf("SKIPPED: net.ipv4.ip_unprivileged_port_start is %d here, so port %d needs no capability", unprivStart, port)
+		}
 		args := append(append([]string{}, asNobody...), "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--", lb, "run", "-config", cfg)
 		var out capsBuffer
 		cmd := exec.Command(setpriv, args...)
