@@ -35,10 +35,19 @@ func (c *Checker) Run(ctx context.Context) error {
 	if !c.running.CompareAndSwap(false, true) {
 		return errors.New("health: Run is already running")
 	}
-	defer c.running.Store(false)
 	results := make(chan probeResult)
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer func() {
+		wg.Wait()
+		// Results of probes cut short by ctx were dropped: free their
+		// nodes, or a later Run would never check them again.
+		c.mu.Lock()
+		for _, n := range c.nodes {
+			n.inFlight = false
+		}
+		c.mu.Unlock()
+		c.running.Store(false)
+	}()
 	timer := time.NewTimer(maxSleep)
 	defer timer.Stop()
 	var jobs []probeJob

@@ -1,7 +1,9 @@
 package health
 
 import (
+	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -331,6 +333,20 @@ func TestSnapshot(t *testing.T) {
 	}
 	if s[1].Reason != "not checked yet" || !s[1].LastCheck.IsZero() {
 		t.Errorf("unchecked node: %+v", s[1])
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"name":"a"`, `"state":"down"`, `"health":"down"`, `"check_latency_ns":12000000`, `"consecutive_fail":1`, `"slow_start_progress":1`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("JSON %s lacks %s", b, want)
+		}
+	}
+	for _, absent := range []string{`"operator"`, `"ejected_until"`} {
+		if strings.Contains(string(b), absent) {
+			t.Errorf("JSON %s has %s, which is unset", b, absent)
+		}
 	}
 }
 
