@@ -91,7 +91,8 @@ func (n *Node) Observe(o Outcome, now int64) {
 	}
 }
 
-// publishRamp stores the ramp start before the state, so a reader that
+// publish copies the machine to the atomics the hot path reads. The ramp
+// start is stored before the state, so a reader that
 // sees Up never pairs it with a stale ramp.
 func (n *Node) publish() {
 	var from int64
