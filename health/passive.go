@@ -57,9 +57,13 @@ func (c *Checker) trip(n *Node, now time.Time) {
 	}
 	c.poke()
 	if !ejectionAllowed(len(c.nodes), ejected, othersUp, p.maxEjectPct) {
+		// Log once per suspicion: under heavy failing traffic a refused
+		// trip repeats every few requests until the next check.
+		if !n.m.tripped {
+			c.log.Warn("passive ejection refused", zap.String("node", n.target.Name),
+				zap.Int("ejected", ejected), zap.Int("others_up", othersUp))
+		}
 		n.m.tripped = true
-		c.log.Warn("passive ejection refused", zap.String("node", n.target.Name),
-			zap.Int("ejected", ejected), zap.Int("others_up", othersUp))
 		return
 	}
 	n.m.eject(p, now)
