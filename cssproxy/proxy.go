@@ -31,7 +31,8 @@ type Clock interface {
 	Now() time.Time
 }
 
-// Options are the dependencies of a Proxy.
+// Options are the dependencies of a Proxy; the zero value logs nothing and
+// uses the system clock.
 type Options struct {
 	// Logger receives connection changes, breaker transitions and one line
 	// per corrupt value. Nil means no logging. The caller names it.
@@ -79,9 +80,10 @@ type backend interface {
 	run(ctx context.Context) error
 }
 
-// Proxy answers /resources CSS requests from the shared cache. Create it
-// with New, start Run, and call Serve from the request handler. Its
-// methods are safe for concurrent use.
+// Proxy answers /resources CSS requests from the shared cache. The zero
+// value is not usable: create it with New, start Run, and call Serve from
+// the request handler. Its methods are safe for concurrent use. A Proxy
+// belongs to one configuration; a reload builds a new one (cold cache).
 type Proxy struct {
 	backend    backend
 	store      *store
