@@ -281,6 +281,8 @@
       showMessage('Token forgotten.', false);
     });
     $('token-button').addEventListener('click', () => showTokenForm(''));
+    // Without admin.token the API takes writes from loopback as they are.
+    $('token-button').hidden = !tokenRequired;
     if (tokenRequired && !getToken()) $('token-form').hidden = false;
     refresh();
   }
