@@ -230,21 +230,20 @@ func (p *Proxy) refreshLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case id := <-p.refresh:
-			f, leader := p.store.begin(id)
-			if !leader {
-				// A request is already looking it up.
-				continue
-			}
-			e := p.fetch(id)
-			p.store.finish(id, f, e)
-			if e == nil {
-				// Failed: keep serving the old copy (up to max_stale) and
-				// let a later request schedule another try.
-				if old := p.store.get(id); old != nil {
-					old.refreshing.Store(false)
-				}
-			}
+			p.revalidateOne(id)
 		}
+	}
+}
+
+// revalidateOne re-reads one stale entry (or joins a request already doing
+// so). On failure the old copy stays, served up to max_stale, and its flag
+// is cleared so a later request can schedule another try.
+func (p *Proxy) revalidateOne(id projectID) {
+	if p.load(id) != nil {
+		return // a new entry (with a clear flag) replaced the old one
+	}
+	if old := p.store.get(id); old != nil {
+		old.refreshing.Store(false)
 	}
 }
 

@@ -483,3 +483,37 @@ func TestRevalidationUnchangedReusesEntryWork(t *testing.T) {
 		t.Error("unchanged content was compressed and hashed again")
 	}
 }
+
+// TestServeFailedRevalidationRetried: a background re-read that fails
+// keeps the old copy and lets a later request schedule another one.
+func TestServeFailedRevalidationRetried(t *testing.T) {
+	p, fb, clk := newFakeProxy(t, "  revalidate_interval: 1s\n  max_stale: 1m\n")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- p.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	fb.set(tid, []byte(".a{}"), thash)
+	path := "/resources/" + tid + ".css"
+	serve(p, request{path: path})
+	fb.mu.Lock()
+	fb.err = errors.New("timeout")
+	fb.mu.Unlock()
+	clk.Advance(2 * time.Second)
+	if ok, _ := serve(p, request{path: path}); !ok {
+		t.Fatal("stale copy not served while the cache fails")
+	}
+	waitFor(t, func() bool { return fb.calls.Load() == 2 })
+	id, _ := parseProjectID([]byte(tid))
+	waitFor(t, func() bool { e := p.store.get(id); return e != nil && !e.refreshing.Load() })
+
+	fb.mu.Lock()
+	fb.err = nil
+	fb.mu.Unlock()
+	fb.set(tid, []byte(".b{}"), "00ff")
+	serve(p, request{path: path}) // schedules the retry
+	waitFor(t, func() bool {
+		_, resp := serve(p, request{path: path})
+		return bytes.HasSuffix(resp.Header.Peek("Location"), []byte("/00ff.css"))
+	})
+}
