@@ -89,6 +89,7 @@ func (c *Config) validate(v *validator) {
 	c.CSSCache.validate(v, "css_cache")
 	c.VRRP.validate(v, "vrrp")
 	c.Cron.validate(v, "cron")
+	c.validateCronRefs(v)
 }
 
 func (c *Config) validateListen(v *validator) {

@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/mosparo-lb/mosparo-lb/vip"
 )
 
 func cmdStatus(args []string) error {
@@ -61,5 +63,21 @@ func adminCall(method, addr, path, token string) error {
 }
 
 func cmdImportKeepalived(args []string) error {
-	return fmt.Errorf("import-keepalived: not available in this build yet")
+	if len(args) != 1 {
+		return fmt.Errorf("usage: mosparo-lb import-keepalived /etc/keepalived/keepalived.conf")
+	}
+	f, err := os.Open(args[0])
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	out, warnings, err := vip.ImportKeepalived(f)
+	if err != nil {
+		return fmt.Errorf("import-keepalived: %w", err)
+	}
+	for _, w := range warnings {
+		fmt.Fprintln(os.Stderr, "warning:", w)
+	}
+	_, err = os.Stdout.Write(out)
+	return err
 }

@@ -10,9 +10,11 @@ import (
 	"github.com/mosparo-lb/mosparo-lb/admin"
 	"github.com/mosparo-lb/mosparo-lb/balancer"
 	"github.com/mosparo-lb/mosparo-lb/configs"
+	"github.com/mosparo-lb/mosparo-lb/cron"
 	"github.com/mosparo-lb/mosparo-lb/cssproxy"
 	"github.com/mosparo-lb/mosparo-lb/discovery"
 	"github.com/mosparo-lb/mosparo-lb/health"
+	"github.com/mosparo-lb/mosparo-lb/vip"
 	"go.uber.org/zap"
 )
 
@@ -20,46 +22,160 @@ import (
 // under its own child context so a reload can replace one without touching
 // the others.
 type components struct {
-	log *zap.Logger
+	log     *zap.Logger
+	changed chan struct{} // node set changed: rebuild the runtime
 
-	mu       sync.Mutex
-	ctx      context.Context // set by start; nil before
-	wg       *sync.WaitGroup
+	mu   sync.Mutex
+	ctx  context.Context // set by start; nil before
+	wg   *sync.WaitGroup
+	cfg  *configs.Config // the configuration the components run with
+	host string
+
 	disc     *discovery.Source
-	stopDisc context.CancelFunc
-	hcfg     configs.Health
+	stopDisc func()
 	checker  *health.Checker
-	stopHC   context.CancelFunc
-	changed  chan struct{}
-
-	csscfg  configs.CSSCache
-	css     *cssproxy.Proxy // nil when css_cache.backend is empty
-	stopCSS context.CancelFunc
+	stopHC   func()
+	css      *cssproxy.Proxy // nil when css_cache.backend is empty
+	stopCSS  func()
+	vips     *vip.Manager // nil without vrrp.instances
+	stopVIP  func()
+	cron     *cron.Runner // nil when cron is disabled
+	lock     *cron.ConsulLock
+	stopCron func()
 }
 
 func newComponents(cfg *configs.Config, log *zap.Logger) (*components, error) {
-	c := &components{log: log, hcfg: cfg.Health, changed: make(chan struct{}, 1)}
+	c := &components{log: log, changed: make(chan struct{}, 1), cfg: cfg}
+	c.host, _ = os.Hostname()
 	var err error
 	if c.disc, err = c.newDiscovery(cfg, nil); err != nil {
 		return nil, err
 	}
 	c.checker = c.newChecker(cfg.Health)
-	c.syncTargets()
+	c.syncTargetsLocked()
 	if c.css, err = c.newCSS(cfg.CSSCache); err != nil {
 		return nil, err
 	}
-	c.csscfg = cfg.CSSCache
+	if len(cfg.VRRP.Instances) > 0 {
+		c.vips, err = vip.New(cfg.VRRP, vip.Options{Logger: log.Named("vip"), PoolHealthy: c.checker.PoolHealthy})
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := c.newCron(cfg); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
 func (c *components) newDiscovery(cfg *configs.Config, prev *discovery.Source) (*discovery.Source, error) {
-	host, _ := os.Hostname()
 	return discovery.New(cfg.Discovery, cfg.Nodes, discovery.Options{
-		Logger: c.log.Named("discovery"), AdminListen: cfg.Admin.Listen, Hostname: host, Previous: prev,
+		Logger: c.log, AdminListen: cfg.Admin.Listen, Hostname: c.host, Previous: prev,
 	})
 }
 
-// watchDiscovery forwards the source's updates to the rebuild loop.
+func (c *components) newChecker(h configs.Health) *health.Checker {
+	return health.New(h, health.Options{Logger: c.log})
+}
+
+func (c *components) newCSS(cc configs.CSSCache) (*cssproxy.Proxy, error) {
+	if cc.Backend == "" {
+		return nil, nil
+	}
+	return cssproxy.New(cc, cssproxy.Options{Logger: c.log.Named("cssproxy")})
+}
+
+// newCron builds the web-cron runner and what decides whether this LB runs
+// it: the VRRP master of an instance, a Consul lock, or nothing (standalone).
+func (c *components) newCron(cfg *configs.Config) error {
+	c.cron, c.lock = nil, nil
+	if !cfg.Cron.Enabled {
+		return nil
+	}
+	mode, instance := cfg.CronMode()
+	var leader cron.Leader
+	switch mode {
+	case configs.CronModeVRRP:
+		vips := c.vips
+		leader = cron.LeaderFunc(func() bool { return vips != nil && vips.IsMaster(instance) })
+	case configs.CronModeConsul:
+		cc := cfg.Discovery.Consul
+		lock, err := cron.NewConsulLock(cron.ConsulLockOptions{Address: cc.Address, Scheme: cc.Scheme, Token: cc.Token,
+			Datacenter: cc.Datacenter, Key: cfg.Cron.ConsulLock, Holder: c.host, Logger: c.log.Named("cron")})
+		if err != nil {
+			return err
+		}
+		c.lock, leader = lock, lock
+	}
+	r, err := cron.New(cfg.Cron, cron.Options{Logger: c.log.Named("cron"), Leader: leader,
+		LeaderName: mode + " " + instance, Nodes: cron.NodesFunc(c.cronCandidates)})
+	if err != nil {
+		return err
+	}
+	c.cron = r
+	return nil
+}
+
+// cronCandidates are the nodes as the cron sees them: health's state plus
+// each node's host: setting.
+func (c *components) cronCandidates() []cron.Candidate {
+	c.mu.Lock()
+	snap := c.checker.Snapshot()
+	hosts := map[string]string{}
+	for _, n := range c.disc.Nodes() {
+		hosts[n.Address] = n.Host
+	}
+	c.mu.Unlock()
+	out := make([]cron.Candidate, 0, len(snap))
+	for _, s := range snap {
+		out = append(out, cron.Candidate{Name: s.Name, Address: s.Address, Host: hosts[s.Address], Admin: s.Admin, Up: s.State == health.Up})
+	}
+	return out
+}
+
+// start launches every component under ctx; wg tracks them.
+func (c *components) start(ctx context.Context, wg *sync.WaitGroup) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ctx, c.wg = ctx, wg
+	c.stopHC = c.spawn("health", c.checker.Run)
+	c.stopDisc = c.spawn("discovery", c.watchDiscovery(c.disc))
+	if c.css != nil {
+		c.stopCSS = c.spawn("cssproxy", c.css.Run)
+	}
+	if c.vips != nil {
+		c.stopVIP = c.spawn("vip", c.vips.Run)
+	}
+	c.startCron()
+}
+
+func (c *components) startCron() {
+	if c.lock != nil {
+		stopLock := c.spawn("cron lock", c.lock.Run)
+		stopRunner := c.spawn("cron", c.cron.Run)
+		c.stopCron = func() { stopRunner(); stopLock() }
+	} else if c.cron != nil {
+		c.stopCron = c.spawn("cron", c.cron.Run)
+	}
+}
+
+// spawn runs f in its own child context; the returned func stops it and
+// waits until it has returned.
+func (c *components) spawn(name string, f func(context.Context) error) func() {
+	ctx, cancel := context.WithCancel(c.ctx)
+	done := make(chan struct{})
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer close(done)
+		if err := f(ctx); err != nil && ctx.Err() == nil {
+			c.log.Error("component stopped", zap.String("component", name), zap.Error(err))
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// watchDiscovery runs the source and forwards its updates to the rebuild loop.
 func (c *components) watchDiscovery(src *discovery.Source) func(context.Context) error {
 	return func(ctx context.Context) error {
 		errc := make(chan error, 1)
@@ -78,89 +194,87 @@ func (c *components) watchDiscovery(src *discovery.Source) func(context.Context)
 	}
 }
 
-func (c *components) newCSS(cc configs.CSSCache) (*cssproxy.Proxy, error) {
-	if cc.Backend == "" {
-		return nil, nil
-	}
-	return cssproxy.New(cc, cssproxy.Options{Logger: c.log.Named("cssproxy")})
-}
-
-func (c *components) newChecker(h configs.Health) *health.Checker {
-	return health.New(h, health.Options{Logger: c.log})
-}
-
-// start launches every component under ctx; wg tracks them.
-func (c *components) start(ctx context.Context, wg *sync.WaitGroup) {
+// releaseVIPs stops VRRP first on shutdown: a priority-0 advert lets the
+// peer take over within Skew_Time while this LB still finishes its
+// in-flight requests.
+func (c *components) releaseVIPs() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.ctx, c.wg = ctx, wg
-	c.stopHC = c.spawn("health", c.checker.Run)
-	c.stopDisc = c.spawn("discovery", c.watchDiscovery(c.disc))
-	if c.css != nil {
-		c.stopCSS = c.spawn("cssproxy", c.css.Run)
+	stop := c.stopVIP
+	c.stopVIP = nil
+	c.mu.Unlock()
+	if stop != nil {
+		stop()
 	}
 }
 
-// spawn runs f in its own child context; the returned func stops it.
-func (c *components) spawn(name string, f func(context.Context) error) context.CancelFunc {
-	ctx, cancel := context.WithCancel(c.ctx)
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		if err := f(ctx); err != nil && ctx.Err() == nil {
-			c.log.Error("component stopped", zap.String("component", name), zap.Error(err))
-		}
-	}()
-	return cancel
-}
-
-// reconfigure applies a new configuration to the components. The health
-// checker is replaced only when the health: section changed, and then the
-// operators' drain and maintenance states carry over.
-func (c *components) reconfigure(cfg *configs.Config) error {
+// reconfigure applies a new configuration to the components. Each one is
+// replaced only when its section changed. VRRP changes need a restart
+// (replacing instances would drop the VIP); that is reported, not hidden.
+func (c *components) reconfigure(cfg *configs.Config) (warnings []string, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !reflect.DeepEqual(c.csscfg, cfg.CSSCache) {
-		css, err := c.newCSS(cfg.CSSCache)
-		if err != nil {
-			return err
-		}
-		if c.stopCSS != nil {
-			c.stopCSS()
-			c.stopCSS = nil
-		}
-		c.css, c.csscfg = css, cfg.CSSCache
-		if css != nil && c.ctx != nil {
-			c.stopCSS = c.spawn("cssproxy", css.Run)
+	old := c.cfg
+	var css *cssproxy.Proxy
+	cssChanged := !reflect.DeepEqual(old.CSSCache, cfg.CSSCache)
+	if cssChanged {
+		if css, err = c.newCSS(cfg.CSSCache); err != nil {
+			return nil, err
 		}
 	}
 	disc, err := c.newDiscovery(cfg, c.disc)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if c.stopDisc != nil {
-		c.stopDisc()
+	if !reflect.DeepEqual(old.VRRP, cfg.VRRP) {
+		warnings = append(warnings, "vrrp: changes take effect after a restart; the running instances are kept")
 	}
+	cronChanged := !reflect.DeepEqual(old.Cron, cfg.Cron) || !reflect.DeepEqual(old.Discovery, cfg.Discovery)
+	// Everything that can fail has been built; now swap.
+	c.swap(&c.stopDisc, "discovery", c.watchDiscovery(disc))
 	c.disc = disc
-	if c.ctx != nil {
-		c.stopDisc = c.spawn("discovery", c.watchDiscovery(disc))
+	if cssChanged {
+		c.css = css
+		if css != nil {
+			c.swap(&c.stopCSS, "cssproxy", css.Run)
+		} else {
+			c.swap(&c.stopCSS, "", nil)
+		}
 	}
-	if !reflect.DeepEqual(c.hcfg, cfg.Health) {
-		old := c.checker
+	if !reflect.DeepEqual(old.Health, cfg.Health) {
+		prev := c.checker
 		c.checker = c.newChecker(cfg.Health)
-		c.hcfg = cfg.Health
 		c.syncTargetsLocked()
-		for _, ns := range old.Snapshot() {
+		for _, ns := range prev.Snapshot() {
 			if ns.Operator != 0 {
 				_ = c.checker.SetOperatorState(ns.Name, ns.Operator)
 			}
 		}
-		if c.ctx != nil {
-			c.stopHC()
-			c.stopHC = c.spawn("health", c.checker.Run)
+		c.swap(&c.stopHC, "health", c.checker.Run)
+	}
+	if cronChanged {
+		if c.stopCron != nil {
+			c.stopCron()
+			c.stopCron = nil
+		}
+		if err := c.newCron(cfg); err != nil {
+			warnings = append(warnings, "cron: "+err.Error())
+		} else if c.ctx != nil {
+			c.startCron()
 		}
 	}
-	return nil
+	c.cfg = cfg
+	return warnings, nil
+}
+
+// swap stops what *stop runs and starts f in its place (nil f: nothing).
+func (c *components) swap(stop *func(), name string, f func(context.Context) error) {
+	if *stop != nil {
+		(*stop)()
+		*stop = nil
+	}
+	if f != nil && c.ctx != nil {
+		*stop = c.spawn(name, f)
+	}
 }
 
 func (c *components) nodeSpecs() []balancer.NodeSpec {
@@ -220,6 +334,12 @@ func (c *components) addStatus(st map[string]any) {
 		st["css_cache"] = c.css.Stats()
 	}
 	st["discovery"] = c.disc.Status()
+	if c.vips != nil {
+		st["vrrp"] = c.vips.Status()
+	}
+	if c.cron != nil {
+		st["cron"] = c.cron.Status()
+	}
 }
 
 // setNodeState applies an operator action from the admin API or CLI.
@@ -257,23 +377,12 @@ func (c *components) nodeStatus(stats []balancer.NodeStat) any {
 	return out
 }
 
-// healthSource adapts the checker to the balancer's view, mapping an
-// unknown address to a nil interface rather than a typed nil pointer.
-type healthSource struct{ c *health.Checker }
-
-func (h healthSource) NodeHealth(addr string) balancer.NodeHealth {
-	if n := h.c.Node(addr); n != nil {
-		return n
-	}
-	return nil
-}
-
 // gauges collects the scrape-time metrics of every component.
 func (c *components) gauges(stats []balancer.NodeStat) admin.Gauges {
 	c.mu.Lock()
 	snap := c.checker.Snapshot()
 	healthy := c.checker.PoolHealthy()
-	css := c.css
+	css, vips, cr := c.css, c.vips, c.cron
 	c.mu.Unlock()
 	inflight := map[string]int64{}
 	for _, s := range stats {
@@ -286,8 +395,31 @@ func (c *components) gauges(stats []balancer.NodeStat) admin.Gauges {
 	}
 	if css != nil {
 		st := css.Stats()
-		g.CSS = &admin.CSSGauge{Hits: st.Hits - st.Redirects - st.NotModified, Redirects: st.Redirects, NotModified: st.NotModified, Misses: st.Misses,
-			Errors: st.Errors, Entries: int64(st.Entries), Bytes: int64(st.Bytes)}
+		g.CSS = &admin.CSSGauge{Hits: st.Hits - st.Redirects - st.NotModified, Redirects: st.Redirects, NotModified: st.NotModified,
+			Misses: st.Misses, Errors: st.Errors, Entries: int64(st.Entries), Bytes: st.Bytes}
+	}
+	if vips != nil {
+		for _, in := range vips.Status() {
+			g.VRRP = append(g.VRRP, admin.VRRPGauge{Instance: in.Name, State: in.State, Priority: in.EffectivePriority, Transitions: uint64(in.Transitions)})
+		}
+	}
+	if cr != nil {
+		runs := map[string]uint64{}
+		for outcome, n := range cr.Status().Outcomes {
+			runs[outcome] = uint64(n)
+		}
+		g.Cron = &admin.CronGauge{Runs: runs}
 	}
 	return g
+}
+
+// healthSource adapts the checker to the balancer's view, mapping an
+// unknown address to a nil interface rather than a typed nil pointer.
+type healthSource struct{ c *health.Checker }
+
+func (h healthSource) NodeHealth(addr string) balancer.NodeHealth {
+	if n := h.c.Node(addr); n != nil {
+		return n
+	}
+	return nil
 }

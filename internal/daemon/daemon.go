@@ -152,18 +152,23 @@ func (d *Daemon) Run(ctx context.Context) error {
 	run("rebuild", d.rebuildLoop)
 	d.log.Info("mosparo-lb running", zap.Strings("listen", d.srv.Addrs()), zap.String("admin", d.AdminAddr()), zap.String("version", d.opts.Version))
 
-	sctx, scancel := context.WithCancel(ctx)
+	sctx, scancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer scancel()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- d.srv.Serve(sctx) }()
 	var err error
 	select {
+	case <-ctx.Done():
 	case err = <-serveErr:
+		scancel()
 	case err = <-errc:
 		// A component failing hard takes the process down with a clear error
 		// rather than serving half a product.
 		d.log.Error("stopping after component failure", zap.Error(err))
 	}
+	// Hand the VIP over first (priority 0), then let in-flight requests
+	// finish: new connections reach the peer as soon as it takes over.
+	d.comps.releaseVIPs()
 	if sctx.Err() == nil {
 		// Serve has not been told to stop yet.
 		scancel()
@@ -218,7 +223,11 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	d.reload.Last = time.Now()
 	cfg, err := d.load()
 	if err == nil {
-		err = d.comps.reconfigure(cfg)
+		var warnings []string
+		warnings, err = d.comps.reconfigure(cfg)
+		for _, w := range warnings {
+			d.log.Warn("reload", zap.String("warning", w))
+		}
 	}
 	if err == nil {
 		if err = d.rebuild(cfg); err == nil {
