@@ -93,6 +93,13 @@ func memcachedKey(nsVersion []byte, key string) (string, error) {
 			}
 		}
 	}
+	for _, c := range b {
+		// What the text protocol still cannot carry can only come from a
+		// corrupt namespace version; refuse it as such, not as an I/O error.
+		if c <= ' ' || c == 0x7f {
+			return "", fmt.Errorf("%w: namespace version has byte %#x", ErrCorrupt, c)
+		}
+	}
 	if len(b) > 250 {
 		return "", fmt.Errorf("%w: namespace version makes key %d bytes long", ErrCorrupt, len(b))
 	}

@@ -50,6 +50,7 @@ func TestMemcachedKey(t *testing.T) {
 		{"h2kJa:", "design_0b6e2a1c-7d3f-4e5a-9c8b-1f2e3d4c5b6a_content", "h2kJa:design_0b6e2a1c-7d3f-4e5a-9c8b-1f2e3d4c5b6a_content", true},
 		// Symfony's strtr(" \n\r\t\v\f\0", "@()\{}/").
 		{"a b\n", "\r\t\v\f\x00", "a@b()\\{}/", true},
+		{"ab\x01", "design_x", "", false},
 		{string(make([]byte, 240)), "design_0b6e2a1c-7d3f-4e5a-9c8b-1f2e3d4c5b6a_hash", "", false},
 	} {
 		got, err := memcachedKey([]byte(tc.ns), tc.key)
