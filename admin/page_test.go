@@ -323,11 +323,15 @@ func TestStatusPageRendersEverySection(t *testing.T) {
 	}
 	ts, _ := newAdmin(t, "", func() any {
 		return map[string]any{
-			"nodes": []map[string]any{{"name": "a", "address": "10.0.0.1:80", "state": "down", "health": "down", "reason": "connect refused", "check_latency_ns": 1500000}},
+			"nodes": []map[string]any{
+				{"name": "a", "address": "10.0.0.1:80", "state": "down", "health": "down", "reason": "connect refused", "check_latency_ns": 1500000},
+				// Names and reasons can come from Consul or a node's answer.
+				{"name": `<img src=x onerror="document.title='pwned'">`, "address": "10.0.0.2:80", "state": "up", "reason": "<b>bold</b>"},
+			},
 			"vrrp": map[string]any{"instances": []map[string]any{
 				{"name": "VI_1", "state": "MASTER", "priority": 150, "virtual_ips": []string{"192.0.2.10/24"}, "transitions": 3},
 			}},
-			"css_cache": map[string]any{"backend": "redis", "hits": 42, "misses": 1, "healthy": true},
+			"css_cache": map[string]any{"backend": "redis", "hits": 42, "misses": 1, "healthy": true, "<script>x</script>": "<i>v</i>"},
 			"cron":      map[string]any{"enabled": true, "last_run": "2026-01-02T03:04:05Z", "last_node": "a", "last_status": 200},
 			"pool_ok":   false,
 			"version":   "test",
@@ -336,7 +340,14 @@ func TestStatusPageRendersEverySection(t *testing.T) {
 	b := startChromium(t)
 	p := b.page
 	p.call(t, "Page.navigate", map[string]any{"url": ts.URL + "/"})
-	p.waitJS(t, `document.querySelectorAll('#nodes tbody tr').length === 1`)
+	p.waitJS(t, `document.querySelectorAll('#nodes tbody tr').length === 2`)
+	// Everything from /status is text, never markup.
+	if n := p.evalString(t, `String(document.querySelectorAll('main img, main b, main i, main script').length) + ' ' + document.title`); n != "0 mosparo-lb status" {
+		t.Errorf("markup from /status was rendered: %s (elements, title)", n)
+	}
+	if got := p.evalString(t, `document.querySelector('#nodes').innerText`); !strings.Contains(got, "<img src=x") || !strings.Contains(got, "<b>bold</b>") {
+		t.Errorf("hostile node name and reason not shown as text: %q", got)
+	}
 	for sel, want := range map[string]string{
 		"#section-vrrp":      "MASTER",
 		"#section-css_cache": "redis",
