@@ -13,6 +13,8 @@ import (
 // must not allocate.
 type NodeHealth interface {
 	State() health.State
+	// Operator is the operator's Maintenance or Draining, else Up.
+	Operator() health.State
 	Weight(now int64) int
 	Observe(o health.Outcome, now int64)
 }
@@ -96,6 +98,11 @@ func (p *pool) fill(c *candidates, tried uint64, now int64, finalize bool) {
 		if u.health != nil {
 			st = u.health.State()
 			w = u.health.Weight(now)
+			if st == health.Draining && u.health.Operator() == health.Draining {
+				// An operator's drain: no new requests at all (in-flight
+				// ones finish), unlike mosparo's own update draining.
+				st = health.Maintenance
+			}
 		}
 		c.weights[i] = int32(w)
 		if tried&(1<<uint(i)) != 0 {

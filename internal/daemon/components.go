@@ -241,15 +241,8 @@ func (c *components) reconfigure(cfg *configs.Config) (warnings []string, err er
 		}
 	}
 	if !reflect.DeepEqual(old.Health, cfg.Health) {
-		prev := c.checker
-		c.checker = c.newChecker(cfg.Health)
-		c.syncTargetsLocked()
-		for _, ns := range prev.Snapshot() {
-			if ns.Operator != 0 {
-				_ = c.checker.SetOperatorState(ns.Name, ns.Operator)
-			}
-		}
-		c.swap(&c.stopHC, "health", c.checker.Run)
+		// Every node keeps its state, ejection and operator drain.
+		c.checker.Reconfigure(cfg.Health)
 	}
 	if cronChanged {
 		if c.stopCron != nil {

@@ -208,3 +208,36 @@ func TestOperatorDrainSurvivesReload(t *testing.T) {
 		t.Error("status does not show the maintenance state")
 	}
 }
+
+func TestOperatorDrainFinishesInFlightAndTakesNoNewRequests(t *testing.T) {
+	nodes := startNodes(t, 2)
+	c := startCluster(t, nodes, "balancing: {policy: round_robin}\n")
+	nodes[1].SetDelay(400 * time.Millisecond)
+	res := make(chan string, 4)
+	for i := 0; i < 4; i++ { // round robin: two of these are in flight on n2
+		go func() {
+			code, node, _ := do(t, &fasthttp.Client{}, "GET", c.lb+"/robots.txt", "")
+			res <- fmt.Sprintf("%s:%d", node, code)
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := c.d.comps.setNodeState("n2", "drain"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 4; i++ {
+		if r := <-res; !strings.HasSuffix(r, ":200") {
+			t.Errorf("request in flight during drain: %s, want 200", r)
+		}
+	}
+	if got := spread(t, c, "POST", "/api/v1/frontend/request-submit-token", frontendForm, 8); got["n1:200"] != 8 {
+		t.Errorf("after drain: %v, want every new request on n1", got)
+	}
+	if err := c.d.comps.setNodeState("n2", "ready"); err != nil {
+		t.Fatal(err)
+	}
+	nodes[1].SetDelay(0)
+	waitState(t, c, "n2", "up")
+	if got := spread(t, c, "GET", "/robots.txt", "", 8); got["n2:200"] == 0 {
+		t.Errorf("after ready: %v, want n2 back in rotation", got)
+	}
+}

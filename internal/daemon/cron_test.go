@@ -1,0 +1,52 @@
+package daemon
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mosparo-lb/mosparo-lb/internal/mosparotest"
+)
+
+// TestStandaloneCronRunsOnOneNode: through the whole daemon, the web cron
+// reaches exactly one node per interval, and moves when that node goes down.
+func TestStandaloneCronRunsOnOneNode(t *testing.T) {
+	nodes := startNodes(t, 3)
+	for _, n := range nodes {
+		n.SetCronAnswer(200)
+	}
+	c := startCluster(t, nodes, fmt.Sprintf("cron: {enabled: true, standalone: true, key: %q, interval: 2s, timeout: 1s}\n", mosparotest.DemoCronKey))
+	calls := func() (total int64, per []int64) {
+		for _, n := range nodes {
+			v := n.Count("cron")
+			per = append(per, v)
+			total += v
+		}
+		return
+	}
+	// A new runner waits one interval before its first call (no double run
+	// after a takeover), then calls once per interval.
+	time.Sleep(7 * time.Second)
+	total, per := calls()
+	if total < 2 || total > 3 { // first call after one interval, then every 2s
+		t.Errorf("cron calls after 7s at 2s interval = %d %v, want 2..3", total, per)
+	}
+	if per[0] != total {
+		t.Errorf("calls per node %v: want all on the admin node n1", per)
+	}
+	nodes[0].Close()
+	waitState(t, c, "n1", "down")
+	before := total
+	time.Sleep(4500 * time.Millisecond)
+	total, per = calls()
+	if total <= before || per[0] != before {
+		t.Errorf("after n1 went down calls = %v (before %d), want new calls on another node", per, before)
+	}
+	if per[1] > 0 && per[2] > 0 {
+		t.Errorf("calls spread over n2 and n3 %v; want one stable node", per)
+	}
+	if st := fmt.Sprint(c.d.Status()); !strings.Contains(st, "cron") || strings.Contains(st, mosparotest.DemoCronKey) {
+		t.Errorf("status must show the cron and never its key: %s", st)
+	}
+}
