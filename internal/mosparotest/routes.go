@@ -88,7 +88,7 @@ func classify(path []byte) route {
 		return routeCron
 	case "/__echo":
 		return routeEcho
-	case "/__sleep", "/__status":
+	case "/__sleep", "/__status", "/__counts":
 		return routeTest
 	case "/favicon.ico", "/robots.txt":
 		return routeStatic

@@ -94,6 +94,19 @@ func rawHeaderLines(raw []byte) []EchoHeader {
 // (that status with a short body; N outside 200..599 gives 400).
 func (n *Node) serveTest(ctx *fasthttp.RequestCtx, inc *incarnation, path []byte) {
 	args := ctx.QueryArgs()
+	if string(path) == "/__counts" {
+		// The per-route counters as JSON, for tests that run the node in
+		// another process or network namespace.
+		counts := make(map[string]int64, len(routeNames))
+		for _, name := range routeNames {
+			counts[name] = n.Count(name)
+		}
+		b, _ := json.Marshal(counts)
+		ctx.SetStatusCode(fasthttp.StatusOK)
+		ctx.Response.Header.SetContentType("application/json")
+		ctx.Response.SetBody(b)
+		return
+	}
 	if string(path) == "/__sleep" {
 		ms, _ := strconv.Atoi(string(args.Peek("ms")))
 		if ms > 0 && !sleep(time.Duration(ms)*time.Millisecond, inc.stop) {
