@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -161,4 +163,72 @@ func serve(p *Proxy, r request) (bool, *fasthttp.Response) {
 	resp := &fasthttp.Response{}
 	ctx.Response.CopyTo(resp)
 	return ok, resp
+}
+
+// outageLoad runs requests from 4 goroutines, kills the server half-way,
+// restarts it, and checks that no request hung: each either got its answer
+// or was declined (the balancer then asks a node). The bound is loose
+// (outageSlow) because CI machines are shared and a starved scheduler is
+// not the proxy's fault; a hang on a dead connection would take seconds.
+// Each goroutine pauses briefly between requests so the test measures the
+// proxy, not four busy loops on two cores.
+const outageSlow = time.Second
+
+func outageLoad(t *testing.T, p *Proxy, srv *cachetest.Server, hashes []string, idFmt string) {
+	t.Helper()
+	var (
+		stop     atomic.Bool
+		slow     atomic.Int64
+		answered atomic.Int64
+		declined atomic.Int64
+		worst    atomic.Int64
+		wg       sync.WaitGroup
+	)
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; !stop.Load(); i++ {
+				n := i % len(hashes)
+				path := fmt.Sprintf("/resources/"+idFmt+"/%s.css", n, hashes[n])
+				start := time.Now()
+				ok, _ := serve(p, request{path: path})
+				d := time.Since(start)
+				if d > outageSlow {
+					slow.Add(1)
+				}
+				for {
+					old := worst.Load()
+					if int64(d) <= old || worst.CompareAndSwap(old, int64(d)) {
+						break
+					}
+				}
+				if ok {
+					answered.Add(1)
+				} else {
+					declined.Add(1)
+				}
+				time.Sleep(50 * time.Microsecond)
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	srv.Stop()
+	time.Sleep(700 * time.Millisecond)
+	during := declined.Load()
+	srv.Start()
+	time.Sleep(300 * time.Millisecond)
+	stop.Store(true)
+	wg.Wait()
+	t.Logf("answered %d, declined %d (fell through to a node), worst %s, stats %+v",
+		answered.Load(), declined.Load(), time.Duration(worst.Load()), p.Stats())
+	if slow.Load() > 0 {
+		t.Errorf("%d requests took over %s during the outage", slow.Load(), outageSlow)
+	}
+	if during == 0 && p.Stats().Errors == 0 {
+		t.Error("the outage was not noticed at all")
+	}
+	if answered.Load() == 0 {
+		t.Error("nothing was answered at the edge")
+	}
 }
