@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"net/netip"
+	"unsafe"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -10,7 +11,10 @@ import (
 
 // accessLog writes the one line per request DESIGN.md asks for: route
 // class, node, status, duration, retries and client IP.
-func (rt *Runtime) accessLog(ctx *fasthttp.RequestCtx, o outcome, peer netip.Addr, start time.Time) {
+// The fields live in the pooled reqState and the client address is
+// formatted into its scratch buffer, so a line costs no allocation; zap
+// encodes synchronously, before the state goes back to the pool.
+func (rt *Runtime) accessLog(ctx *fasthttp.RequestCtx, st *reqState, o outcome, peer netip.Addr, start time.Time) {
 	ce := rt.deps.AccessLog.Check(zap.InfoLevel, "request")
 	if ce == nil {
 		return
@@ -19,14 +23,27 @@ func (rt *Runtime) accessLog(ctx *fasthttp.RequestCtx, o outcome, peer netip.Add
 	if o.node != nil {
 		node = o.node.name
 	}
-	ce.Write(
-		zap.String("route", o.class.String()),
-		zap.String("node", node),
-		zap.Int("status", o.status),
-		zap.Duration("duration", time.Since(start)),
-		zap.Int("retries", o.retries),
-		zap.Stringer("client", peer),
-		zap.ByteString("method", ctx.Method()),
-		zap.ByteString("path", ctx.Path()),
-	)
+	st.addr = peer.AppendTo(st.addr[:0])
+	f := &st.fields
+	f[0] = zap.String("route", o.class.String())
+	f[1] = zap.String("node", node)
+	f[2] = zap.Int("status", o.status)
+	f[3] = zap.Duration("duration", time.Since(start))
+	f[4] = zap.Int("retries", o.retries)
+	f[5] = zap.String("client", unsafeString(st.addr))
+	f[6] = zap.String("method", unsafeString(ctx.Method()))
+	f[7] = zap.String("path", unsafeString(ctx.Path()))
+	ce.Write(f[:]...)
+	*f = [len(f)]zap.Field{} // drop references into the request
+}
+
+// unsafeString views b as a string without copying. Only for the
+// synchronous log write above: the bytes do not change while zap encodes
+// them, and the fields are cleared before the buffers are reused.
+// (zap.ByteString would box the slice: one allocation per field.)
+func unsafeString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }

@@ -3,8 +3,12 @@
 package balancer
 
 import (
+	"io"
 	"strings"
 	"testing"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // The per-request path allocates nothing in steady state (STYLE 6): classify,
@@ -31,6 +35,12 @@ func TestProxyAllocations(t *testing.T) {
 			}
 			if a := testing.AllocsPerRun(1000, func() { l.once() }); a != 0 {
 				t.Errorf("%s: %.2f allocs per request, want 0", tt.name, a)
+			}
+			enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
+			l.srv.rt.Load().deps.AccessLog = zap.New(zapcore.NewCore(enc, zapcore.AddSync(io.Discard), zapcore.InfoLevel))
+			l.once()
+			if a := testing.AllocsPerRun(1000, func() { l.once() }); a != 0 {
+				t.Errorf("%s with the access log: %.2f allocs per request, want 0", tt.name, a)
 			}
 		})
 	}

@@ -19,6 +19,8 @@ type reqState struct {
 	cand    candidates
 	weights [maxPoolNodes]int32
 	buf     []byte
+	addr    []byte
+	fields  [8]zap.Field
 }
 
 var statePool = sync.Pool{New: func() any { return new(reqState) }}
@@ -45,6 +47,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	peer := peerAddr(ctx)
 	st := statePool.Get().(*reqState)
 	o := rt.serve(ctx, st, class, peer, path, start)
+	if rt.deps.AccessLog != nil {
+		rt.accessLog(ctx, st, o, peer, start)
+	}
 	statePool.Put(st)
 	if rt.noNode != nil {
 		rec := rt.noNode
@@ -52,9 +57,6 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			rec = o.node.rec
 		}
 		rec.Observe(o.class, o.status, time.Since(start), o.retries)
-	}
-	if rt.deps.AccessLog != nil {
-		rt.accessLog(ctx, o, peer, start)
 	}
 }
 
