@@ -2,8 +2,8 @@ package balancer
 
 import (
 	"net/netip"
-	"unsafe"
 	"time"
+	"unsafe"
 
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
