@@ -36,7 +36,10 @@ type CSSCache struct {
 	MaxValueBytes int `yaml:"max_value_bytes"`
 	// RevalidateInterval is how long a locally held entry is served before it
 	// is re-read in the background: always with memcached, and with Redis
-	// when ClientTracking is off. Default 2s.
+	// when ClientTracking is off. With tracking it is the PING period of the
+	// idle Redis connection instead, bounding how long a silently lost
+	// connection (and the invalidations it would carry) goes unnoticed
+	// before the local copy is dropped. Default 2s.
 	RevalidateInterval Duration `yaml:"revalidate_interval"`
 	// MaxStale is how long past RevalidateInterval an entry may still be
 	// served while re-reading it fails (cache down); older entries fall

@@ -165,8 +165,9 @@ func serve(p *Proxy, r request) (bool, *fasthttp.Response) {
 	return ok, resp
 }
 
-// outageLoad runs requests from 4 goroutines, kills the server half-way,
-// restarts it, and checks that no request hung: each either got its answer
+// outageLoad runs requests from 4 goroutines, takes the cache down for
+// outage (down/up: kill and restart, or freeze and thaw), and checks that
+// no request hung: each either got its answer
 // or was declined (the balancer then asks a node). The bound is loose
 // (outageSlow) because CI machines are shared and a starved scheduler is
 // not the proxy's fault; a hang on a dead connection would take seconds.
@@ -174,7 +175,7 @@ func serve(p *Proxy, r request) (bool, *fasthttp.Response) {
 // proxy, not four busy loops on two cores.
 const outageSlow = time.Second
 
-func outageLoad(t *testing.T, p *Proxy, srv *cachetest.Server, hashes []string, idFmt string) {
+func outageLoad(t *testing.T, p *Proxy, hashes []string, idFmt string, outage time.Duration, down, up func()) {
 	t.Helper()
 	var (
 		stop     atomic.Bool
@@ -213,10 +214,10 @@ func outageLoad(t *testing.T, p *Proxy, srv *cachetest.Server, hashes []string, 
 		}()
 	}
 	time.Sleep(200 * time.Millisecond)
-	srv.Stop()
-	time.Sleep(700 * time.Millisecond)
+	down()
+	time.Sleep(outage)
 	during := declined.Load()
-	srv.Start()
+	up()
 	time.Sleep(300 * time.Millisecond)
 	stop.Store(true)
 	wg.Wait()

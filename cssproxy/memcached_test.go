@@ -119,7 +119,7 @@ func TestMemcachedOutageCostsNothing(t *testing.T) {
 		hashes[i] = testHash(i)
 		writeDesign(t, "memcached", dsn, "php", id, hashes[i], testCSS(id, 3000))
 	}
-	outageLoad(t, p, srv, hashes, "3c7f3b2d-8e4a-4f6b-ad9c-%012x")
+	outageLoad(t, p, hashes, "3c7f3b2d-8e4a-4f6b-ad9c-%012x", 700*time.Millisecond, srv.Stop, srv.Start)
 }
 
 // TestMemcachedNamespaceClear: PHP's clear() moves the namespace version
@@ -177,4 +177,24 @@ func TestMemcachedCorruptValueIsAMiss(t *testing.T) {
 	if n := logs.FilterMessage("undecodable css cache value").Len(); n != 1 {
 		t.Errorf("%d log lines for the corrupt value, want 1", n)
 	}
+}
+
+// TestMemcachedHungCostsNothing freezes memcached (SIGSTOP) longer than
+// outageSlow; see TestRedisHungCostsNothing.
+func TestMemcachedHungCostsNothing(t *testing.T) {
+	srv := cachetest.StartMemcached(t)
+	dsn := "memcached://" + srv.Addr
+	p := startProxy(t, testConfig(t, "memcached", dsn,
+		"  timeout: 25ms\n  revalidate_interval: 50ms\n  max_stale: 200ms\n  breaker: {failures: 2, cooldown: 200ms}\n"), Options{})
+	hashes := make([]string, 10)
+	for i := range hashes {
+		id := fmt.Sprintf("9c7f3b2d-8e4a-4f6b-ad9c-%012x", i)
+		hashes[i] = testHash(i)
+		writeDesign(t, "memcached", dsn, "igbinary", id, hashes[i], testCSS(id, 3000))
+	}
+	outageLoad(t, p, hashes, "9c7f3b2d-8e4a-4f6b-ad9c-%012x", 2*outageSlow, srv.Pause, srv.Resume)
+	waitFor(t, func() bool {
+		ok, _ := serve(p, request{path: fmt.Sprintf("/resources/9c7f3b2d-8e4a-4f6b-ad9c-%012x.css", 0)})
+		return ok
+	})
 }

@@ -129,8 +129,10 @@ func New(cfg configs.CSSCache, opts Options) (*Proxy, error) {
 	switch cfg.Backend {
 	case "redis":
 		tracking := cfg.ClientTracking == nil || *cfg.ClientTracking
-		b, err := newRedisBackend(cfg.URL, p.timeout, tracking, cfg.MaxValueBytes, redisCacheTTL,
-			log, p.store.invalidate, p.store.invalidateAll)
+		b, err := newRedisBackend(cfg.URL, redisSettings{
+			timeout: p.timeout, ping: p.revalidate, tracking: tracking,
+			maxValue: cfg.MaxValueBytes, ttl: redisCacheTTL,
+		}, log, p.store.invalidate, p.store.invalidateAll)
 		if err != nil {
 			return nil, fmt.Errorf("cssproxy: %w", err)
 		}

@@ -43,21 +43,34 @@ type redisBackend struct {
 	tracking atomic.Bool
 }
 
+// redisSettings are the knobs of a redisBackend, taken from css_cache.
+type redisSettings struct {
+	timeout  time.Duration // one lookup, dial included
+	ping     time.Duration // idle-connection PING period (revalidate_interval)
+	tracking bool
+	maxValue int
+	ttl      time.Duration
+}
+
 // newRedisBackend parses url; the connection is made by run, so a Redis
 // that is down when the balancer starts is only a cold cache.
-func newRedisBackend(url string, timeout time.Duration, tracking bool, maxValue int, ttl time.Duration,
-	log *zap.Logger, invalidate func(id projectID), invalidateAll func()) (*redisBackend, error) {
+func newRedisBackend(url string, s redisSettings, log *zap.Logger,
+	invalidate func(id projectID), invalidateAll func()) (*redisBackend, error) {
 	opt, err := rueidis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("css_cache.url: %w", err)
 	}
-	opt.Dialer = net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
-	opt.ConnWriteTimeout = max(timeout, 100*time.Millisecond)
-	// Retrying a read inside a request would only multiply the timeout; the
-	// request goes to a node instead.
+	// rueidis PINGs an idle connection every Dialer.KeepAlive and drops it
+	// when no answer comes within ConnWriteTimeout; dropping it flushes
+	// the local copy (OnInvalidations(nil)). Hits are served locally, so
+	// the connection is usually idle: without a short period a silently
+	// lost connection (a partition, a hung server) would go unnoticed, and
+	// with it every invalidation, for as long as the OS keep-alive takes.
+	opt.Dialer = net.Dialer{Timeout: s.timeout, KeepAlive: s.ping}
+	opt.ConnWriteTimeout = max(10*s.timeout, 250*time.Millisecond)
 	opt.DisableRetry = true
 	opt.ForceSingleClient = true
-	opt.DisableCache = !tracking
+	opt.DisableCache = !s.tracking
 	opt.CacheSizeEachConn = redisCacheBytes
 	opt.OnInvalidations = func(msgs []rueidis.RedisMessage) {
 		if msgs == nil {
@@ -76,8 +89,8 @@ func newRedisBackend(url string, timeout time.Duration, tracking bool, maxValue 
 			}
 		}
 	}
-	b := &redisBackend{opt: opt, log: log, maxValue: maxValue, ttl: ttl}
-	b.tracking.Store(tracking)
+	b := &redisBackend{opt: opt, log: log, maxValue: s.maxValue, ttl: s.ttl}
+	b.tracking.Store(s.tracking)
 	return b, nil
 }
 

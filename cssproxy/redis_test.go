@@ -101,7 +101,7 @@ func TestRedisOutageCostsNothing(t *testing.T) {
 		hashes[i] = testHash(i)
 		writeDesign(t, "redis", dsn, "igbinary", id, hashes[i], testCSS(id, 3000))
 	}
-	outageLoad(t, p, srv, hashes, "2c7f3b2d-8e4a-4f6b-ad9c-%012x")
+	outageLoad(t, p, hashes, "2c7f3b2d-8e4a-4f6b-ad9c-%012x", 700*time.Millisecond, srv.Stop, srv.Start)
 }
 
 // TestRedisWithoutTracking: client_tracking off revalidates on the
@@ -147,6 +147,30 @@ func TestRedisDownAtStart(t *testing.T) {
 	writeDesign(t, "redis", dsn, "igbinary", id, testHash(1), testCSS(id, 1000))
 	waitFor(t, func() bool {
 		ok, _ := serve(p, request{path: "/resources/" + id + ".css"})
+		return ok
+	})
+}
+
+// TestRedisHungCostsNothing freezes redis-server (SIGSTOP) longer than
+// outageSlow: connections stay open and silent, so only the lookup
+// timeout and the breaker keep requests from hanging with it.
+func TestRedisHungCostsNothing(t *testing.T) {
+	srv := cachetest.StartRedis(t)
+	dsn := "redis://" + srv.Addr
+	// revalidate_interval is also the PING period that notices the silent
+	// connection and flushes what can no longer be invalidated.
+	p := startProxy(t, testConfig(t, "redis", dsn, "  timeout: 25ms\n  revalidate_interval: 200ms\n  breaker: {failures: 2, cooldown: 200ms}\n"), Options{})
+	waitConnected(t, p)
+	hashes := make([]string, 10)
+	for i := range hashes {
+		id := fmt.Sprintf("8c7f3b2d-8e4a-4f6b-ad9c-%012x", i)
+		hashes[i] = testHash(i)
+		writeDesign(t, "redis", dsn, "php", id, hashes[i], testCSS(id, 3000))
+	}
+	outageLoad(t, p, hashes, "8c7f3b2d-8e4a-4f6b-ad9c-%012x", 2*outageSlow, srv.Pause, srv.Resume)
+	// Thawed with its data: answers come back once reconnected.
+	waitFor(t, func() bool {
+		ok, _ := serve(p, request{path: fmt.Sprintf("/resources/8c7f3b2d-8e4a-4f6b-ad9c-%012x.css", 0)})
 		return ok
 	})
 }

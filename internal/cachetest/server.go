@@ -115,6 +115,25 @@ func (s *Server) Stop() {
 	s.stopLocked()
 }
 
+// Pause freezes the process (SIGSTOP): connections stay open but nothing
+// answers, the way a hung or overloaded cache behaves. Resume undoes it.
+func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
+
+// Resume lets a paused process continue (SIGCONT).
+func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		s.t.Fatalf("%s is not running", s.name)
+	}
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("signal %s: %v", s.name, err)
+	}
+}
+
 func (s *Server) stopLocked() {
 	if s.cmd == nil {
 		return

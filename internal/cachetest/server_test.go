@@ -48,6 +48,21 @@ func TestStartStopRestart(t *testing.T) {
 			if got := roundTrip(t, s.Addr, tc.cmd); !strings.HasPrefix(got, tc.want) {
 				t.Fatalf("%s = %q, want %q", tc.cmd, got, tc.want)
 			}
+			s.Pause()
+			c, err := net.DialTimeout("tcp", s.Addr, time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = c.SetDeadline(time.Now().Add(200 * time.Millisecond))
+			_, _ = c.Write([]byte(tc.cmd + "\r\n"))
+			if _, err := c.Read(make([]byte, 16)); err == nil {
+				t.Error("a paused server answered")
+			}
+			c.Close()
+			s.Resume()
+			if got := roundTrip(t, s.Addr, tc.cmd); !strings.HasPrefix(got, tc.want) {
+				t.Fatalf("after resume %s = %q, want %q", tc.cmd, got, tc.want)
+			}
 			s.Stop()
 			if c, err := net.DialTimeout("tcp", s.Addr, 200*time.Millisecond); err == nil {
 				c.Close()
