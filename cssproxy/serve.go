@@ -45,7 +45,9 @@ var (
 // It returns false without touching the response whenever it cannot
 // answer as mosparo would (another path or method, keys absent, hash
 // mismatch, corrupt value, cache unavailable); the caller then forwards the
-// request to a node unchanged. A miss waits at most css_cache.timeout.
+// request to a node unchanged. A miss waits for one lookup, bounded by
+// css_cache.timeout (memcached: per network operation); concurrent misses
+// for one project share it; with the breaker open it waits for nothing.
 // Nothing of ctx or of the argument slices is kept after it returns.
 func (p *Proxy) Serve(ctx *fasthttp.RequestCtx, scheme, host, prefix []byte) bool {
 	method := ctx.Method()
