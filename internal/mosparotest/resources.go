@@ -63,7 +63,8 @@ func CSSHash(css []byte) string {
 }
 
 var (
-	ctCSS         = []byte("text/css")
+	// Symfony's Response::prepare() appends the charset to text/* types.
+	ctCSS         = []byte("text/css; charset=UTF-8")
 	ctSVG         = []byte("image/svg+xml")
 	valueMaxAge   = []byte("max-age=31536000, public")
 	text404       = []byte("404 Not Found")

@@ -22,7 +22,7 @@ func TestResourcesCSS(t *testing.T) {
 		t.Fatalf("hashed css = %d (%d bytes), want 200 with the CSS", r.status, len(r.body))
 	}
 	for name, want := range map[string]string{
-		"Content-Type": "text/css", "Access-Control-Allow-Origin": "*", "Cache-Control": "max-age=31536000, public",
+		"Content-Type": "text/css; charset=UTF-8", "Access-Control-Allow-Origin": "*", "Cache-Control": "max-age=31536000, public",
 	} {
 		if got := r.header.Get(name); got != want {
 			t.Errorf("hashed css %s = %q, want %q", name, got, want)
