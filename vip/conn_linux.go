@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"time"
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
@@ -183,7 +182,5 @@ func (c *rawConn) recv() (*Advertisement, netip.Addr, error) {
 	}
 	return a, src, nil
 }
-
-func (c *rawConn) setReadDeadline(t time.Time) error { return c.pc.SetReadDeadline(t) }
 
 func (c *rawConn) close() error { return c.pc.Close() }

@@ -66,17 +66,55 @@ func (an *announcer) announce(ctx context.Context, rounds int, interval time.Dur
 	return errors.Join(errs...)
 }
 
+// prepare opens the sockets ahead of the first takeover, where it can (an
+// ARP client needs an IPv4 address on the device, NDP a link-local one), so
+// that a takeover does not pay for it; failures are retried at announce time.
+func (an *announcer) prepare() {
+	for _, v := range an.vips {
+		if v.prefix.Addr().Is4() {
+			an.arpClient(v.dev)
+		} else {
+			an.ndpConn(v.dev)
+		}
+	}
+}
+
+func (an *announcer) arpClient(dev string) (*arp.Client, error) {
+	if c := an.arp[dev]; c != nil {
+		return c, nil
+	}
+	ifi, err := net.InterfaceByName(dev)
+	if err != nil {
+		return nil, err
+	}
+	c, err := arp.Dial(ifi)
+	if err != nil {
+		return nil, fmt.Errorf("arp on %s: %w", dev, err)
+	}
+	an.arp[dev] = c
+	return c, nil
+}
+
+func (an *announcer) ndpConn(dev string) (*ndp.Conn, *net.Interface, error) {
+	ifi, err := net.InterfaceByName(dev)
+	if err != nil {
+		return nil, nil, err
+	}
+	if c := an.ndp[dev]; c != nil {
+		return c, ifi, nil
+	}
+	c, _, err := ndp.Listen(ifi, ndp.LinkLocal)
+	if err != nil {
+		return nil, nil, fmt.Errorf("ndp on %s: %w", dev, err)
+	}
+	an.ndp[dev] = c
+	return c, ifi, nil
+}
+
 func (an *announcer) garp(v vipAddr) error {
-	c := an.arp[v.dev]
-	if c == nil {
-		ifi, err := net.InterfaceByName(v.dev)
-		if err != nil {
-			return err
-		}
-		if c, err = arp.Dial(ifi); err != nil {
-			return fmt.Errorf("arp on %s: %w", v.dev, err)
-		}
-		an.arp[v.dev] = c
+	c, err := an.arpClient(v.dev)
+	if err != nil {
+		return err
 	}
 	ip := v.prefix.Addr()
 	// ARP request, sender = target = VIP, broadcast (FACTS 1.6, as keepalived).
@@ -93,16 +131,9 @@ func (an *announcer) garp(v vipAddr) error {
 var allNodes = netip.MustParseAddr("ff02::1")
 
 func (an *announcer) unsolicitedNA(v vipAddr) error {
-	c := an.ndp[v.dev]
-	ifi, err := net.InterfaceByName(v.dev)
+	c, ifi, err := an.ndpConn(v.dev)
 	if err != nil {
 		return err
-	}
-	if c == nil {
-		if c, _, err = ndp.Listen(ifi, ndp.LinkLocal); err != nil {
-			return fmt.Errorf("ndp on %s: %w", v.dev, err)
-		}
-		an.ndp[v.dev] = c
 	}
 	na := &ndp.NeighborAdvertisement{
 		// Router as the host forwards (keepalived #200); a plain LB host is no router.

@@ -74,14 +74,14 @@ func TestImportKeepalived(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := configs.Parse("imported.yaml", y, func(string) (string, bool) { return "", false })
+	_, err = configs.Parse("imported.yaml", y, func(string) (string, bool) { return "", false })
 	if err != nil && !strings.Contains(err.Error(), "nopreempt") {
 		t.Fatalf("imported YAML does not load: %v\n%s", err, y)
 	}
 	// state MASTER + nopreempt is refused by validation, as by keepalived;
 	// check the values with the state fixed.
 	fixed := strings.Replace(string(y), "state: MASTER", "state: BACKUP", 1)
-	c, err = configs.Parse("imported.yaml", []byte(fixed), func(string) (string, bool) { return "", false })
+	c, err := configs.Parse("imported.yaml", []byte(fixed), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatalf("imported YAML does not load: %v\n%s", err, y)
 	}

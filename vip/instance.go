@@ -171,6 +171,7 @@ func (in *instance) run(ctx context.Context) error {
 	wg.Go(func() { nt.run(notifyCtx) })
 
 	ann := newAnnouncer(in.vips)
+	ann.prepare()
 	garpReq := make(chan garpJob, 4)
 	garpCtx, stopGARP := context.WithCancel(ctx)
 	wg.Go(func() { in.garpWorker(garpCtx, ann, garpReq) })

@@ -27,14 +27,26 @@ import (
 	"time"
 )
 
+// RequireEnv, set to 1 (CI does), turns every skip of these helpers into a
+// failure: on CI a missing root or keepalived must not pass silently.
+const RequireEnv = "MOSPARO_LB_REQUIRE_ROOT_TESTS"
+
+func skip(t testing.TB, msg string) {
+	t.Helper()
+	if os.Getenv(RequireEnv) == "1" {
+		t.Fatal(msg + " (" + RequireEnv + "=1)")
+	}
+	t.Skip(msg)
+}
+
 // Require skips t unless it runs as root on Linux with `ip` available.
 func Require(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root for network namespaces")
+		skip(t, "needs root for network namespaces")
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2's ip command")
+		skip(t, "needs iproute2's ip command")
 	}
 }
 
@@ -373,7 +385,7 @@ const KeepalivedPath = "/usr/sbin/keepalived"
 func RequireKeepalived(t testing.TB) {
 	t.Helper()
 	if _, err := os.Stat(KeepalivedPath); err != nil {
-		t.Skip("needs keepalived (apt-get install keepalived)")
+		skip(t, "needs keepalived (apt-get install keepalived)")
 	}
 }
 

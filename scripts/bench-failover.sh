@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# bench-failover.sh: client-visible VRRP failover of mosparo-lb's vip package
+# versus keepalived, in network namespaces (vrrp/FACTS.md section 5 method).
+#
+# Topology: namespaces A (10.99.0.11, priority 150), B (10.99.0.12, priority
+# 100) and a client C (10.99.0.100) on a Linux bridge (STP and multicast
+# snooping off); VIP 10.99.0.10/24, VRID 51, VRRPv3 multicast, both nodes
+# start as BACKUP. For each implementation and advert interval (1 s, 100 ms):
+#   crash:    SIGSTOP + SIGKILL of A's processes and A's link down (host loss)
+#   graceful: SIGTERM to A (priority-0 advert, then B takes over after Skew_Time)
+# while C pings the VIP every 10 ms; the outage is the largest gap between
+# two replies. mosparo-lb is the vip test binary in helper mode (the same
+# Manager the product runs). Needs root, iproute2, ping, keepalived, go.
+#
+# Usage: scripts/bench-failover.sh [RUNS]   (default 3 runs per cell)
+# Optional filters: ADVERTS="1 0.1" IMPLS="mosparo-lb keepalived" SCENARIOS="crash graceful".
+# Bounded: every wait has a deadline, the whole script a 15-minute cap, and
+# an EXIT trap kills what it started and deletes its namespaces.
+set -euo pipefail
+
+RUNS=${1:-${RUNS:-3}}
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || { echo "RUNS must be a positive number" >&2; exit 2; }
+[[ $(id -u) == 0 ]] || { echo "needs root (network namespaces)" >&2; exit 2; }
+for c in ip ping go; do command -v $c >/dev/null || { echo "needs $c" >&2; exit 2; }; done
+KEEPALIVED=${KEEPALIVED:-/usr/sbin/keepalived}
+[[ -x $KEEPALIVED ]] || { echo "needs keepalived at $KEEPALIVED (apt-get install keepalived)" >&2; exit 2; }
+
+cd "$(dirname "$0")/.."
+TMP=$(mktemp -d /tmp/bench-failover.XXXXXX)
+P="bf$$"                     # namespace prefix
+NS_SW=$P-sw NS_A=$P-a NS_B=$P-b NS_C=$P-c
+VIP=10.99.0.10
+PGIDS=()                     # process groups we started
+
+cleanup() {
+	set +e
+	for g in "${PGIDS[@]}"; do kill -KILL -- -"$g" 2>/dev/null; done
+	for ns in $NS_A $NS_B $NS_C $NS_SW; do
+		for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
+		ip netns del "$ns" 2>/dev/null
+	done
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+# Hard cap on the whole run.
+( sleep 900; echo "bench-failover: 15 minute cap reached" >&2; kill -TERM $$ ) 2>/dev/null &
+WATCHDOG=$!
+trap 'kill $WATCHDOG 2>/dev/null; cleanup' EXIT
+trap 'exit 143' TERM INT
+
+echo "building the vip helper binary..." >&2
+go test -c -o "$TMP/vip.test" ./vip
+
+# --- lab -------------------------------------------------------------------
+for ns in $NS_SW $NS_A $NS_B $NS_C; do
+	ip netns add "$ns"
+	ip -n "$ns" link set lo up
+done
+ip -n $NS_SW link add br0 type bridge stp_state 0 mcast_snooping 0 forward_delay 0
+ip -n $NS_SW link set br0 up
+i=0
+for pair in "$NS_A 10.99.0.11" "$NS_B 10.99.0.12" "$NS_C 10.99.0.100"; do
+	set -- $pair
+	ip link add eth0 netns "$1" type veth peer name p$i netns $NS_SW
+	ip -n $NS_SW link set p$i master br0 up
+	ip -n "$1" addr add "$2/24" dev eth0
+	ip -n "$1" link set eth0 up
+	i=$((i + 1))
+done
+
+now_ms() { local t=$EPOCHREALTIME; echo $(( ${t/./} / 1000 )); }
+
+# wait_until DEADLINE_MS CMD...: poll CMD every 10 ms until it succeeds.
+wait_until() {
+	local limit=$(( $(now_ms) + $1 )); shift
+	until "$@"; do
+		(( $(now_ms) < limit )) || return 1
+		sleep 0.01
+	done
+}
+has_vip() { ip -n "$1" -o addr show dev eth0 | grep -q " $VIP/"; }
+lacks_vip() { ! has_vip "$1"; }
+
+# start_node IMPL NS PRIO ADVERT_S: starts in its own process group (setsid
+# without a fork: the script has no job control), sets NODE to its pid = pgid.
+start_node() {
+	local impl=$1 ns=$2 prio=$3 adv=$4 dir=$TMP/$2
+	mkdir -p "$dir"
+	rm -f "$dir"/*.pid # stale pid files of a killed keepalived (pids get reused)
+	if [[ $impl == mosparo-lb ]]; then
+		cat >"$dir/lb.yaml" <<-EOF
+		admin: {listen: "off"}
+		vrrp:
+		  instances:
+		    - {name: VI_1, interface: eth0, virtual_router_id: 51, priority: $prio,
+		       advert_interval: ${adv}s, virtual_ips: ["$VIP/24"]}
+		EOF
+		VIP_TEST_HELPER_CONFIG=$dir/lb.yaml setsid ip netns exec "$ns" "$TMP/vip.test" -test.run='^$' \
+			>"$dir/log" 2>&1 &
+	else
+		cat >"$dir/keepalived.conf" <<-EOF
+		global_defs {
+		  vrrp_version 3
+		  router_id $ns
+		}
+		vrrp_instance VI_1 {
+		  state BACKUP
+		  interface eth0
+		  virtual_router_id 51
+		  priority $prio
+		  advert_int $adv
+		  virtual_ipaddress {
+		    $VIP/24
+		  }
+		}
+		EOF
+		setsid ip netns exec "$ns" "$KEEPALIVED" --dont-fork --log-console --no-syslog --vrrp \
+			--use-file "$dir/keepalived.conf" --pid "$dir/k.pid" --vrrp_pid "$dir/v.pid" \
+			--checkers_pid "$dir/c.pid" >"$dir/log" 2>&1 &
+	fi
+	NODE=$!
+	disown $NODE # no "Killed" job notices; cleanup kills by pgid
+	PGIDS+=($NODE)
+}
+
+stop_group() { kill -KILL -- -"$1" 2>/dev/null || true; }
+# gone PID...: none of the pids runs any more (zombies count as gone, FACTS 6).
+gone() {
+	local p
+	for p; do
+		[[ -e /proc/$p/status ]] && ! grep -q '^State:.*Z' /proc/$p/status && return 1
+	done
+	return 0
+}
+
+# outage PINGLOG T0_MS: largest gap (ms) between replies from 1 s before t0 on.
+outage() {
+	awk -v t0="$2" '
+		/bytes from/ { gsub(/[\[\]]/, "", $1); t = $1 * 1000
+			if (t < t0 - 1000) next
+			if (prev && t - prev > gap) gap = t - prev
+			prev = t }
+		END { printf "%d\n", gap }' "$1"
+}
+
+# one_run IMPL ADVERT SCENARIO: sets OUTAGE (ms).
+one_run() {
+	local impl=$1 adv=$2 scen=$3 a b ping t0
+	ip -n $NS_A link set eth0 up
+	ip -n $NS_A addr del $VIP/24 dev eth0 2>/dev/null || true
+	ip -n $NS_B addr del $VIP/24 dev eth0 2>/dev/null || true
+	start_node "$impl" $NS_A 150 "$adv"; a=$NODE
+	wait_until 8000 has_vip $NS_A || { echo "A never became master" >&2; return 1; }
+	start_node "$impl" $NS_B 100 "$adv"; b=$NODE
+	# B settles as backup: a few adverts, and it must not hold the VIP.
+	sleep "$(awk -v a="$adv" 'BEGIN { print 3 * a + 0.5 }')"
+	lacks_vip $NS_B || { echo "B holds the VIP while A is master" >&2; return 1; }
+	ip -n $NS_C neigh flush all
+	ip netns exec $NS_C ping -c 1 -W 1 $VIP >/dev/null
+	ping=$TMP/ping.log
+	ip netns exec $NS_C ping -D -n -i 0.01 -W 1 $VIP >"$ping" 2>&1 &
+	local pingpid=$!
+	sleep "$(awk -v a="$adv" 'BEGIN { print 1.5 * a + 0.3 }')"
+	t0=$(now_ms)
+	if [[ $scen == crash ]]; then
+		kill -STOP -- -"$a"; kill -KILL -- -"$a"
+		ip -n $NS_A link set eth0 down
+	else
+		kill -TERM "$a"
+	fi
+	wait_until 10000 has_vip $NS_B || { echo "B never took over" >&2; kill $pingpid; return 1; }
+	sleep 1
+	kill $pingpid 2>/dev/null; wait $pingpid 2>/dev/null || true
+	stop_group "$a"; stop_group "$b"
+	wait_until 5000 gone "$a" "$b" || true
+	OUTAGE=$(outage "$ping" "$t0")
+}
+
+# RFC 5798 bound for the backup (priority 100): crash Master_Down_Interval,
+# graceful Skew_Time (after the priority-0 advert).
+rfc_bound() { awk -v a="$1" -v s="$2" 'BEGIN { skew = 156 * a / 256 * 1000
+	printf "%d\n", (s == "crash") ? 3 * a * 1000 + skew : skew }'; }
+
+results=$TMP/results
+: >"$results"
+for adv in ${ADVERTS:-1 0.1}; do
+	for impl in ${IMPLS:-mosparo-lb keepalived}; do
+		for scen in ${SCENARIOS:-crash graceful}; do
+			vals=()
+			for ((r = 1; r <= RUNS; r++)); do
+				one_run $impl $adv $scen || { echo "run failed: $impl $adv $scen" >&2; cat "$TMP"/$NS_A/log "$TMP"/$NS_B/log >&2 || true; exit 1; }
+				vals+=("$OUTAGE")
+				echo "$impl advert ${adv}s $scen run $r: outage ${OUTAGE} ms" >&2
+			done
+			echo "$impl ${adv} $scen $(rfc_bound $adv $scen) ${vals[*]}" >>"$results"
+		done
+	done
+done
+
+printf '\nClient outage (largest gap between ping replies, 10 ms probes), %d runs per cell, ms\n\n' "$RUNS"
+printf '| %-10s | %-6s | %-8s | %-17s | %-14s | %s\n' implementation advert scenario "outage min/avg/max" "RFC bound (B)" runs
+printf '|%s|%s|%s|%s|%s|%s\n' ------------ -------- ---------- ------------------- ---------------- ------
+while read -r impl adv scen bound vals; do
+	awk -v impl="$impl" -v adv="$adv" -v scen="$scen" -v bound="$bound" -v vals="$vals" 'BEGIN {
+		n = split(vals, v, " "); min = 1e9; max = 0; sum = 0
+		for (i = 1; i <= n; i++) { x = v[i] + 0; sum += x; if (x < min) min = x; if (x > max) max = x }
+		printf "| %-10s | %-6s | %-8s | %5d / %5d / %5d | %-14s | %s\n", impl, adv "s", scen, min, sum / n, max,
+			(scen == "crash" ? "MDI " : "skew ") bound, vals }'
+done <"$results"
+cat <<'EOF'
+
+crash: SIGSTOP+SIGKILL of A's processes and A's link down; the outage lies in
+[MDI - advert, MDI] depending on where in the advert cycle A died.
+graceful: SIGTERM to A; outage = priority-0 send delay + Skew_Time + GARP.
+EOF
