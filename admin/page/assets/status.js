@@ -118,14 +118,19 @@
   // scalar renders one value, choosing a format from its key and type.
   function scalar(key, v) {
     if (v === null || v === undefined || v === '') return '—';
-    if (typeof v === 'boolean') return badge(v ? 'yes' : 'no', v ? 'ok' : 'error');
+    if (typeof v === 'boolean') {
+      // Red only where false is bad news (healthy: false), not for flags
+      // such as consul: false.
+      const judged = /(^|_)(ok|healthy|up|reachable|connected|runner)$/.test(key);
+      return badge(v ? 'yes' : 'no', judged ? (v ? 'ok' : 'error') : 'flag');
+    }
     if (typeof v === 'number') {
       if (/_ns$/.test(key)) return fmtDuration(v);
       if (/progress$/.test(key)) return Math.round(v * 100) + ' %';
       return v.toLocaleString();
     }
     if (typeof v === 'string') {
-      if (/(^|_)(state|status|role|health)$/.test(key)) return badge(v);
+      if (/(^|_)(state|status|role|health|breaker|outcome)$/.test(key)) return badge(v);
       if (ISO_TIME.test(v)) return fmtTime(v);
     }
     return String(v);
