@@ -1,0 +1,303 @@
+#!/usr/bin/env bash
+# scripts/bench.sh: mosparo-lb vs HAProxy vs nginx on loopback, with wrk
+# (issue 2, "Performance"; method and results in docs/benchmarks.md).
+#
+# Starts three emulated mosparo nodes (bin/mosparo-node), then for each
+# workload starts mosparo-lb, haproxy and nginx afresh, warms each up and
+# loads them INTERLEAVED (round 1: lb, haproxy, nginx; round 2 starts one
+# further along: haproxy, nginx, lb; ...), so drift on a shared machine hits
+# all three alike. Prints one table per workload: median req/s, p50, p99, proxy
+# CPU microseconds per request (utime+stime of every process and thread of the
+# proxy), peak RSS (VmHWM summed over the proxy's processes), and mosparo-lb's
+# ratio to the best peer.
+#
+# Run by `make bench` after `make build`. Knobs (environment):
+#   BENCH_DURATION=10   seconds per measured wrk run
+#   BENCH_ROUNDS=3      interleaved rounds per workload (median taken; >= 2)
+#   BENCH_WARMUP=2      seconds of unmeasured load per proxy before round 1
+#   BENCH_THREADS=1 BENCH_CONNS=32   wrk -t / -c
+#   BENCH_POLICY=round_robin         or least_conn (all three proxies alike)
+#   BENCH_PIN=split     split: proxy on CPU 0, wrk and nodes on CPU 1;
+#                       none: no pinning (everything shares both CPUs)
+#   BENCH_LB_GOMAXPROCS=<CPUs>  GOMAXPROCS of mosparo-lb; default the machine's CPU
+#                       count, what Go picks unpinned, so it runs as many threads
+#                       as haproxy (nbthread 2) and nginx (2 workers) on CPU 0
+#                       (Go would pick 1 from the taskset mask); "" = Go's choice
+#   BENCH_WORKLOADS="login post css"  BENCH_PROXIES="mosparo-lb haproxy nginx"
+#   BENCH_PORT_BASE=18480  nodes on +1..+3, proxies on +10 (lb), +11, +12
+#   BENCH_NICE=-10      as root: scheduling priority of the whole benchmark (its
+#                       autogroup and processes) for the run, so other jobs on a
+#                       shared machine disturb it less; 0 leaves it alone
+#   BENCH_OUT=dir       keep the raw results (results.jsonl, report.md, configs)
+#   BENCH_PROFILE=dir   run mosparo-lb as scripts/bench/lbprof (same daemon code)
+#                       and write dir/cpu-<workload>.pprof (go tool pprof -top)
+#   BENCH_LB_BIN=path   the mosparo-lb binary to run (default bin/mosparo-lb)
+#   BENCH_LB_ALT=path   a second mosparo-lb binary (a change under test), loaded
+#                       as "mosparo-lb-alt" in the same interleaved rounds
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+DURATION=${BENCH_DURATION:-10}
+ROUNDS=${BENCH_ROUNDS:-3}
+WARMUP=${BENCH_WARMUP:-2}
+THREADS=${BENCH_THREADS:-1}
+CONNS=${BENCH_CONNS:-32}
+POLICY=${BENCH_POLICY:-round_robin}
+PIN=${BENCH_PIN:-split}
+WORKLOADS=${BENCH_WORKLOADS:-login post css}
+LB_ALT=${BENCH_LB_ALT:-}
+if [[ -n $LB_ALT ]]; then
+	PROXIES=${BENCH_PROXIES:-mosparo-lb mosparo-lb-alt haproxy nginx}
+else
+	PROXIES=${BENCH_PROXIES:-mosparo-lb haproxy nginx}
+fi
+BASE=${BENCH_PORT_BASE:-18480}
+LB_BIN=${BENCH_LB_BIN:-$ROOT/bin/mosparo-lb}
+NODE_BIN=$ROOT/bin/mosparo-node
+HELPER=$ROOT/scripts/bench/measure.py
+
+die() { echo "bench: $*" >&2; exit 1; }
+
+# Everything is bounded: the whole run gets a hard deadline (the trap below
+# still cleans up when timeout sends TERM), every wrk its own.
+n_workloads=$(wc -w <<<"$WORKLOADS")
+n_proxies=$(wc -w <<<"$PROXIES")
+budget=$(( n_workloads * n_proxies * (ROUNDS * (DURATION + 5) + WARMUP + 5) + n_workloads * 30 + 60 ))
+if [[ -z ${BENCH_INNER:-} ]]; then
+	BENCH_INNER=1 exec timeout -k 10 "$budget" "$0" "$@"
+fi
+
+for tool in wrk haproxy nginx curl python3 taskset; do
+	command -v "$tool" >/dev/null || die "$tool not found (apt-get install wrk haproxy nginx-light curl python3 util-linux)"
+done
+[[ -x $LB_BIN && -x $NODE_BIN ]] || die "run make build first ($LB_BIN, $NODE_BIN)"
+(( ROUNDS >= 2 )) || die "BENCH_ROUNDS must be at least 2"
+case $POLICY in
+round_robin) HAPROXY_POLICY=roundrobin NGINX_POLICY="" ;;
+least_conn) HAPROXY_POLICY=leastconn NGINX_POLICY="least_conn;" ;;
+*) die "BENCH_POLICY must be round_robin or least_conn" ;;
+esac
+NCPU=$(nproc)
+LB_ENV=(env)
+LB_GOMAXPROCS=${BENCH_LB_GOMAXPROCS-$NCPU}
+[[ -z $LB_GOMAXPROCS ]] || LB_ENV+=("GOMAXPROCS=$LB_GOMAXPROCS")
+case $PIN in
+split)
+	(( NCPU >= 2 )) || die "BENCH_PIN=split needs 2 CPUs"
+	PIN_PROXY=(taskset -c 0) PIN_LOAD=(taskset -c 1) ;;
+none) PIN_PROXY=() PIN_LOAD=() ;;
+*) die "BENCH_PIN must be split or none" ;;
+esac
+
+NICE=${BENCH_NICE:--10}
+OLD_AUTOGROUP_NICE=
+if [[ $NICE != 0 && $(id -u) == 0 ]]; then
+	# With sched_autogroup, CPU is shared between sessions first, so the
+	# session's autogroup gets the priority too; restored on exit.
+	if [[ -w /proc/self/autogroup ]]; then
+		OLD_AUTOGROUP_NICE=$(sed -n 's/.* nice //p' /proc/self/autogroup)
+		echo "$NICE" >/proc/self/autogroup 2>/dev/null || OLD_AUTOGROUP_NICE=
+	fi
+	renice -n "$NICE" -p $$ >/dev/null || true
+fi
+
+DIR=$(mktemp -d /tmp/mosparo-bench.XXXXXX)
+RESULTS=$DIR/results.jsonl
+PIDS=() # every process this script started, killed on exit
+
+stop_pid() { # TERM the process and its children (nginx workers), then KILL
+	local pid=$1 i
+	kill -0 "$pid" 2>/dev/null || return 0
+	pkill -TERM -P "$pid" 2>/dev/null || true
+	kill -TERM "$pid" 2>/dev/null || true
+	for i in $(seq 30); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	pkill -KILL -P "$pid" 2>/dev/null || true
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+	local rc=$? pid
+	trap - EXIT INT TERM
+	for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+	if [[ -n ${BENCH_OUT:-} && -d $DIR ]]; then
+		mkdir -p "$BENCH_OUT" && cp -r "$DIR"/. "$BENCH_OUT"/ && echo "bench: raw results in $BENCH_OUT" >&2
+	fi
+	rm -rf "$DIR"
+	[[ -z $OLD_AUTOGROUP_NICE ]] || echo "$OLD_AUTOGROUP_NICE" >/proc/self/autogroup 2>/dev/null || true
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'echo "bench: interrupted" >&2; exit 130' INT TERM
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() { # port pid name
+	local i
+	for i in $(seq 100); do
+		port_open "$1" && return 0
+		kill -0 "$2" 2>/dev/null || die "$3 exited at start; its log: $(tail -5 "$DIR/$3.log" 2>/dev/null)"
+		sleep 0.1
+	done
+	die "$3 did not listen on 127.0.0.1:$1 within 10s"
+}
+
+NODE_PORTS=($((BASE + 1)) $((BASE + 2)) $((BASE + 3)))
+declare -A PORT=([mosparo-lb]=$((BASE + 10)) [haproxy]=$((BASE + 11)) [nginx]=$((BASE + 12)) [mosparo-lb-alt]=$((BASE + 13)))
+for p in "${NODE_PORTS[@]}" "${PORT[@]}"; do
+	port_open "$p" && die "127.0.0.1:$p is in use; set BENCH_PORT_BASE"
+done
+
+render() { # template output
+	sed -e "s|@DIR@|$DIR|g" \
+		-e "s|@NODE1_PORT@|${NODE_PORTS[0]}|g" -e "s|@NODE2_PORT@|${NODE_PORTS[1]}|g" \
+		-e "s|@NODE3_PORT@|${NODE_PORTS[2]}|g" \
+		-e "s|@LB_PORT@|${PORT[mosparo-lb]}|g" -e "s|@HAPROXY_PORT@|${PORT[haproxy]}|g" \
+		-e "s|@NGINX_PORT@|${PORT[nginx]}|g" -e "s|@LB_POLICY@|$POLICY|g" \
+		-e "s|@HAPROXY_POLICY@|$HAPROXY_POLICY|g" -e "s|@NGINX_POLICY@|$NGINX_POLICY|g" \
+		"$1" >"$2"
+}
+render scripts/bench/mosparo-lb.yaml.in "$DIR/mosparo-lb.yaml"
+sed "s|127.0.0.1:${PORT[mosparo-lb]}\"|127.0.0.1:${PORT[mosparo-lb-alt]}\"|" "$DIR/mosparo-lb.yaml" >"$DIR/mosparo-lb-alt.yaml"
+render scripts/bench/haproxy.cfg.in "$DIR/haproxy.cfg"
+render scripts/bench/nginx.conf.in "$DIR/nginx.conf"
+"$LB_BIN" check -config "$DIR/mosparo-lb.yaml" >/dev/null || die "mosparo-lb rejects its config"
+PROFILE=${BENCH_PROFILE:-}
+command -v go >/dev/null || PATH=/usr/local/go/bin:$PATH
+if [[ -n $PROFILE ]]; then
+	mkdir -p "$PROFILE" && PROFILE=$(cd "$PROFILE" && pwd)
+	GOFLAGS=-trimpath go build -o "$DIR/lbprof" ./scripts/bench/lbprof || die "cannot build scripts/bench/lbprof"
+fi
+haproxy -c -q -f "$DIR/haproxy.cfg" || die "haproxy rejects its config"
+nginx -q -t -e "$DIR/nginx-error.log" -c "$DIR/nginx.conf" || die "nginx rejects its config"
+
+echo "== mosparo-lb vs haproxy vs nginx: $(date -u '+%Y-%m-%d %H:%M UTC'), $NCPU CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs)), $(uname -r)"
+echo "   $("$LB_BIN" version 2>/dev/null | head -1), $(haproxy -v | head -1 | cut -d' ' -f1-3), $(nginx -v 2>&1 | cut -d' ' -f3), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
+echo "   wrk -t$THREADS -c$CONNS -d${DURATION}s --latency; $ROUNDS interleaved rounds (median), ${WARMUP}s warm-up; policy $POLICY; pinning $PIN; mosparo-lb GOMAXPROCS=${LB_GOMAXPROCS:-default}; nice $NICE; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# --- nodes -------------------------------------------------------------------
+NODE_PIDS=()
+for i in 0 1 2; do
+	"${PIN_LOAD[@]}" "$NODE_BIN" -addr "127.0.0.1:${NODE_PORTS[$i]}" -name "n$((i + 1))" >"$DIR/node$((i + 1)).log" 2>&1 &
+	PIDS+=($!) NODE_PIDS+=($!)
+done
+for i in 0 1 2; do wait_port "${NODE_PORTS[$i]}" "${NODE_PIDS[$i]}" "node$((i + 1))"; done
+
+UUID=0b6e2a1c-7d3f-4e5a-9c8b-1f2e3d4c5b6a
+css_path=$(curl -s -o /dev/null -w '%{redirect_url}' "http://127.0.0.1:${NODE_PORTS[0]}/resources/$UUID.css" | sed 's|^http://[^/]*||')
+[[ $css_path == /resources/$UUID/*.css ]] || die "no hashed CSS URL from the node's 307 (got '$css_path')"
+
+declare -A WPATH=([login]=/login [post]=/api/v1/frontend/check-form-data [css]=$css_path)
+declare -A WARGS=([login]="" [post]="-s $ROOT/scripts/bench/check-form-data.lua" [css]="")
+declare -A WTITLE
+post_body=$(sed -n 's/^wrk.body = "\(.*\)"$/\1/p' scripts/bench/check-form-data.lua)
+
+# probe workload port: "status bytes" of one request, as wrk sends it
+probe() {
+	if [[ $1 == post ]]; then
+		curl -s -o /dev/null -w '%{http_code} %{size_download}' -H 'Content-Type: application/x-www-form-urlencoded' \
+			-H 'Origin: http://127.0.0.1' --data-binary "$post_body" "http://127.0.0.1:$2${WPATH[$1]}"
+	else
+		curl -s -o /dev/null -w '%{http_code} %{size_download}' "http://127.0.0.1:$2${WPATH[$1]}"
+	fi
+}
+for w in $WORKLOADS; do
+	[[ -n ${WPATH[$w]:-} ]] || die "unknown workload $w (login, post, css)"
+	read -r code size <<<"$(probe "$w" "${NODE_PORTS[0]}")"
+	[[ $code == 200 ]] || die "node answers $code to workload $w"
+	case $w in
+	login) WTITLE[$w]="GET /login ($size B HTML)" ;;
+	post) WTITLE[$w]="POST check-form-data (${#post_body} B form, $size B JSON answer)" ;;
+	css) WTITLE[$w]="GET hashed CSS ($size B)" ;;
+	esac
+done
+
+python3 - "$RESULTS" "$WORKLOADS" "$PROXIES" <<EOF
+import json, sys
+titles = {$(for w in $WORKLOADS; do printf '"%s": "%s", ' "$w" "${WTITLE[$w]}"; done)}
+with open(sys.argv[1], "w") as f:
+    f.write(json.dumps({"kind": "meta", "workloads": sys.argv[2].split(), "proxies": sys.argv[3].split(), "titles": titles}) + "\n")
+EOF
+
+# --- proxies -----------------------------------------------------------------
+declare -A PPID_OF
+start_proxy() {
+	local name=$1 pid
+	case $name in
+	mosparo-lb)
+		if [[ -n $PROFILE ]]; then
+			"${PIN_PROXY[@]}" "${LB_ENV[@]}" "$DIR/lbprof" -config "$DIR/mosparo-lb.yaml" -cpuprofile "$PROFILE/cpu-$w.pprof" >"$DIR/$name.log" 2>&1 &
+		else
+			"${PIN_PROXY[@]}" "${LB_ENV[@]}" "$LB_BIN" run -config "$DIR/mosparo-lb.yaml" >"$DIR/$name.log" 2>&1 &
+		fi ;;
+	mosparo-lb-alt)
+		[[ -x $LB_ALT ]] || die "BENCH_LB_ALT=$LB_ALT is not executable"
+		"${PIN_PROXY[@]}" "${LB_ENV[@]}" "$LB_ALT" run -config "$DIR/mosparo-lb-alt.yaml" >"$DIR/$name.log" 2>&1 & ;;
+	haproxy) "${PIN_PROXY[@]}" haproxy -db -f "$DIR/haproxy.cfg" >"$DIR/$name.log" 2>&1 & ;;
+	nginx) "${PIN_PROXY[@]}" nginx -e "$DIR/nginx-error.log" -c "$DIR/nginx.conf" >"$DIR/$name.log" 2>&1 & ;;
+	*) die "unknown proxy $name" ;;
+	esac
+	pid=$!
+	PIDS+=("$pid")
+	PPID_OF[$name]=$pid
+	wait_port "${PORT[$name]}" "$pid" "$name"
+}
+
+stop_proxy() {
+	local name=$1 pid=${PPID_OF[$1]} keep=() p
+	stop_pid "$pid"
+	for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
+	PIDS=("${keep[@]}")
+}
+
+node_args=()
+for p in "${NODE_PIDS[@]}"; do node_args+=(--node-pid "$p"); done
+
+load() { # workload proxy round seconds
+	local w=$1 name=$2 round=$3 secs=$4
+	# shellcheck disable=SC2086 # WARGS holds wrk options
+	python3 "$HELPER" run --out "$5" --proxy "$name" --workload "$w" --round "$round" \
+		--pid "${PPID_OF[$name]}" "${node_args[@]}" --timeout $((secs + 15)) -- \
+		"${PIN_LOAD[@]}" wrk -t"$THREADS" -c"$CONNS" -d"${secs}s" --latency ${WARGS[$w]} \
+		"http://127.0.0.1:${PORT[$name]}${WPATH[$w]}"
+}
+
+read -r -a proxy_list <<<"$PROXIES"
+failed=0
+for w in $WORKLOADS; do
+	echo
+	echo "-- ${WTITLE[$w]}"
+	for name in "${proxy_list[@]}"; do
+		start_proxy "$name"
+		# Every proxy must give the same answer as the node itself.
+		got=$(probe "$w" "${PORT[$name]}")
+		[[ $got == "$(probe "$w" "${NODE_PORTS[0]}")" ]] || die "$name answers '$got' to $w, the node '$(probe "$w" "${NODE_PORTS[0]}")'"
+	done
+	for name in "${proxy_list[@]}"; do
+		load "$w" "$name" 0 "$WARMUP" "$DIR/warmup.jsonl" >/dev/null || true
+	done
+	for ((r = 1; r <= ROUNDS; r++)); do
+		n=${#proxy_list[@]}
+		for ((k = 0; k < n; k++)); do
+			name=${proxy_list[$(((r - 1 + k) % n))]}
+			load "$w" "$name" "$r" "$DURATION" "$RESULTS" || failed=1
+		done
+	done
+	for name in "${proxy_list[@]}"; do
+		python3 "$HELPER" mem --out "$RESULTS" --proxy "$name" --workload "$w" --pid "${PPID_OF[$name]}"
+		stop_proxy "$name"
+	done
+done
+
+echo
+echo "== results (medians of $ROUNDS rounds; CPU us/req = proxy utime+stime / requests; peak RSS = VmHWM summed over the proxy's processes;"
+echo "   cores = CPU seconds per second of proxy / 3 nodes / wrk / everything else on the machine)"
+echo
+python3 "$HELPER" report "$RESULTS" || failed=1
+python3 "$HELPER" report --markdown "$RESULTS" >"$DIR/report.md" || true
+exit "$failed"
