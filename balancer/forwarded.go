@@ -59,10 +59,7 @@ func (f *forwarder) apply(h *fasthttp.RequestHeader, peer netip.Addr, tls bool, 
 			buf = append(buf, ", "...)
 		}
 	} else {
-		for _, k := range strippedHeaders {
-			h.Del(k)
-		}
-		f.stripOtherForwarded(h)
+		stripForwarded(h)
 	}
 	buf = peer.AppendTo(buf)
 	h.SetBytesV("X-Forwarded-For", buf)
@@ -86,13 +83,24 @@ func (f *forwarder) apply(h *fasthttp.RequestHeader, peer netip.Addr, tls bool, 
 
 var strXFF = []byte("X-Forwarded-For")
 
-// stripOtherForwarded removes X-Forwarded-* names not in the fixed list. It
-// allocates only when such a header is present, which honest clients never send.
-func (f *forwarder) stripOtherForwarded(h *fasthttp.RequestHeader) {
+var strippedIndex = newHeaderIndex(strippedHeaders)
+
+// stripForwarded removes a client's forwarding headers in one pass over the
+// request: the fixed list, and any other X-Forwarded-* name. It allocates
+// only for such other names, which honest clients never send.
+func stripForwarded(h *fasthttp.RequestHeader) {
+	var mask uint64
 	var extra [][]byte
 	for k := range h.All() {
-		if len(k) > len(xForwardedPrefix) && bytes.EqualFold(k[:len(xForwardedPrefix)], xForwardedPrefix) {
+		if i, ok := strippedIndex[string(k)]; ok {
+			mask |= 1 << i
+		} else if len(k) > len(xForwardedPrefix) && bytes.EqualFold(k[:len(xForwardedPrefix)], xForwardedPrefix) {
 			extra = append(extra, append([]byte(nil), k...))
+		}
+	}
+	for i, k := range strippedHeaders {
+		if mask&(1<<uint(i)) != 0 {
+			h.Del(k)
 		}
 	}
 	for _, k := range extra {

@@ -11,7 +11,8 @@ import (
 // direction. fasthttp forwards whatever it holds (PEERS 5.1), so they are
 // removed explicitly.
 var hopHeaders = []string{
-	"Connection",
+	"Connection", // first: removeHopByHop tests its bit
+
 	"Proxy-Connection", // non-standard, still sent by old clients
 	"Keep-Alive",
 	"Proxy-Authenticate",
@@ -29,11 +30,67 @@ type headerDeleter interface {
 	Del(key string)
 }
 
+// headerIndex maps canonical header names (fasthttp normalizes them) to
+// their position in a list, so one pass over a request finds which of the
+// list are present; most requests carry none, or only Connection.
+type headerIndex map[string]uint
+
+func newHeaderIndex(names []string) headerIndex {
+	m := make(headerIndex, len(names))
+	for i, n := range names {
+		m[n] = uint(i)
+	}
+	return m
+}
+
+// present returns the bit set of the names of x that h carries. It takes
+// the concrete header types: ranging over All() through an interface
+// allocates the iterator closures on every call.
+func present(x headerIndex, h headerDeleter) uint64 {
+	var mask uint64
+	switch h := h.(type) {
+	case *fasthttp.RequestHeader:
+		for k := range h.All() {
+			mask |= x.bit(k)
+		}
+	case *fasthttp.ResponseHeader:
+		for k := range h.All() {
+			mask |= x.bit(k)
+		}
+	}
+	return mask
+}
+
+func (x headerIndex) bit(k []byte) uint64 {
+	if i, ok := x[string(k)]; ok {
+		return 1 << i
+	}
+	return 0
+}
+
+var hopIndex = newHeaderIndex(hopHeaders)
+
 // removeHopByHop deletes the headers named in Connection first (RFC 9110
-// section 7.6.1), then the fixed list. fasthttp keeps the "close" part of
-// Connection as a flag; callers decide separately whether each side's
-// connection closes.
+// section 7.6.1), then those of the fixed list that are present. fasthttp
+// keeps the "close" part of Connection as a flag; callers decide separately
+// whether each side's connection closes.
 func removeHopByHop(h headerDeleter) {
+	mask := present(hopIndex, h)
+	if mask == 0 {
+		return
+	}
+	if mask&1 != 0 { // Connection
+		removeConnectionListed(h)
+	}
+	for i, k := range hopHeaders {
+		if mask&(1<<uint(i)) != 0 {
+			h.Del(k)
+		}
+	}
+}
+
+// removeConnectionListed deletes every header named in Connection.
+func removeConnectionListed(h headerDeleter) {
 	v := h.Peek("Connection")
 	for len(v) > 0 {
 		var tok []byte
@@ -46,9 +103,6 @@ func removeHopByHop(h headerDeleter) {
 		if len(tok) > 0 && !bytes.EqualFold(tok, strClose) && !bytes.EqualFold(tok, strKeepAlive) {
 			h.DelBytes(tok)
 		}
-	}
-	for _, k := range hopHeaders {
-		h.Del(k)
 	}
 }
 

@@ -70,13 +70,15 @@ func NewServer(rt *Runtime) *Server {
 	s.rt.Store(rt)
 	cfg := rt.cfg
 	s.srv = &fasthttp.Server{
-		Handler:                       s.handle,
-		ErrorHandler:                  serverError,
-		ReadTimeout:                   cfg.Timeouts.ClientRead.D(),
-		WriteTimeout:                  cfg.Timeouts.Request.D(),
-		IdleTimeout:                   cfg.Timeouts.Idle.D(),
-		MaxRequestBodySize:            cfg.Limits.MaxBodyBytes,
-		ReadBufferSize:                cfg.Limits.MaxHeaderBytes,
+		Handler:            s.handle,
+		ErrorHandler:       serverError,
+		ReadTimeout:        cfg.Timeouts.ClientRead.D(),
+		WriteTimeout:       cfg.Timeouts.Request.D(),
+		IdleTimeout:        cfg.Timeouts.Idle.D(),
+		MaxRequestBodySize: cfg.Limits.MaxBodyBytes,
+		ReadBufferSize:     cfg.Limits.MaxHeaderBytes,
+		// A 12 KiB CSS answer goes out in one write instead of three (docs/benchmarks.md).
+		WriteBufferSize:               32 << 10,
 		NoDefaultServerHeader:         true,
 		NoDefaultContentType:          true,
 		DisablePreParseMultipartForm:  true,
