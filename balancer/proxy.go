@@ -108,18 +108,13 @@ func (rt *Runtime) forward(ctx *fasthttp.RequestCtx, st *reqState, o *outcome, p
 	st.cand.key = key
 	var tried uint64
 	for attempt := 0; attempt <= rt.retries; attempt++ {
-		now := time.Now()
-		p.fill(&st.cand, tried, now.UnixNano(), finalize)
+		p.fill(&st.cand, tried, time.Now().UnixNano(), finalize)
 		i := rt.affinity(ctx, p, &st.cand)
 		if i < 0 {
 			i = p.sel.Select(&st.cand)
 		}
 		if i < 0 {
-			if o.node == nil {
-				writeError(ctx, o.class, fasthttp.StatusServiceUnavailable, bodyNoNode)
-				o.status = fasthttp.StatusServiceUnavailable
-			}
-			break
+			break // no node left to try
 		}
 		u := p.nodes[i]
 		tried |= 1 << uint(i)
@@ -133,42 +128,54 @@ func (rt *Runtime) forward(ctx *fasthttp.RequestCtx, st *reqState, o *outcome, p
 			return
 		}
 		u.failures.Add(1)
-		switch {
-		case isTimeout(err) && !neverReached(err):
-			u.observe(health.Timeout)
-			writeError(ctx, o.class, fasthttp.StatusGatewayTimeout, bodyTimeout)
-			o.status = fasthttp.StatusGatewayTimeout
-			rt.logUpstreamError(u, err)
-			finishClose(ctx, clientClose)
-			return
-		case neverReached(err):
-			u.observe(health.ConnectFailure)
-		default:
-			u.observe(health.ServerError)
-			if !idempotent {
-				// It may have reached the node: a second attempt could
-				// store a submission twice (PEERS 3, nginx since 1.9.13).
-				writeError(ctx, o.class, fasthttp.StatusBadGateway, bodyBadGateway)
-				o.status = fasthttp.StatusBadGateway
-				rt.logUpstreamError(u, err)
-				finishClose(ctx, clientClose)
-				return
-			}
-		}
 		rt.logUpstreamError(u, err)
-		resp.Reset()
+		code, retry := judge(u, err, idempotent)
 		if time.Now().After(deadline) {
-			writeError(ctx, o.class, fasthttp.StatusGatewayTimeout, bodyTimeout)
-			o.status = fasthttp.StatusGatewayTimeout
-			finishClose(ctx, clientClose)
+			code, retry = fasthttp.StatusGatewayTimeout, false
+		}
+		if !retry {
+			rt.fail(ctx, o, code, clientClose)
 			return
 		}
-		o.status = fasthttp.StatusBadGateway
+		resp.Reset()
 	}
-	if o.status == fasthttp.StatusBadGateway || o.status == 0 {
-		writeError(ctx, o.class, fasthttp.StatusBadGateway, bodyBadGateway)
-		o.status = fasthttp.StatusBadGateway
+	if o.node == nil {
+		rt.fail(ctx, o, fasthttp.StatusServiceUnavailable, clientClose)
+		return
 	}
+	rt.fail(ctx, o, fasthttp.StatusBadGateway, clientClose)
+}
+
+// judge reports an upstream failure to health and decides the answer and
+// whether another node may be tried (DESIGN.md step 6): a request that
+// never reached the node may always go elsewhere; one that may have reached
+// it only when its method is idempotent; a timeout never (the budget is spent).
+func judge(u *upstream, err error, idempotent bool) (code int, retry bool) {
+	switch {
+	case neverReached(err):
+		u.observe(health.ConnectFailure)
+		return fasthttp.StatusBadGateway, true
+	case isTimeout(err):
+		u.observe(health.Timeout)
+		return fasthttp.StatusGatewayTimeout, false
+	default:
+		// It may have reached the node: a second attempt could store a
+		// submission twice (PEERS 3, nginx since 1.9.13).
+		u.observe(health.ServerError)
+		return fasthttp.StatusBadGateway, idempotent
+	}
+}
+
+var errorBodies = map[int][]byte{
+	fasthttp.StatusBadGateway:         bodyBadGateway,
+	fasthttp.StatusServiceUnavailable: bodyNoNode,
+	fasthttp.StatusGatewayTimeout:     bodyTimeout,
+}
+
+// fail answers the client with the JSON error for code.
+func (rt *Runtime) fail(ctx *fasthttp.RequestCtx, o *outcome, code int, clientClose bool) {
+	writeError(ctx, o.class, code, errorBodies[code])
+	o.status = code
 	finishClose(ctx, clientClose)
 }
 
