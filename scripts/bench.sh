@@ -11,6 +11,15 @@
 # proxy), peak RSS (VmHWM summed over the proxy's processes), and mosparo-lb's
 # ratio to the best peer.
 #
+# Workloads: login (GET /login), post (POST check-form-data), css (GET of the
+# 12 KiB hashed CSS, proxied by all three), css-edge (the same URL, but
+# mosparo-lb answers it from its edge cache, issue 5; the peers proxy it as in
+# css), css-307 (GET /resources/<uuid>.css: mosparo-lb answers mosparo's 307 at
+# the edge, the peers proxy it to a node). For the two edge workloads the
+# script starts its own redis-server on loopback, seeds it with the node's CSS
+# exactly as mosparo stores it, and gives mosparo-lb the same config plus
+# css_cache (scripts/bench/css-cache.yaml.in).
+#
 # Run by `make bench` after `make build`. Knobs (environment):
 #   BENCH_DURATION=10   seconds per measured wrk run
 #   BENCH_ROUNDS=3      interleaved rounds per workload (median taken; >= 2)
@@ -23,8 +32,10 @@
 #                       count, what Go picks unpinned, so it runs as many threads
 #                       as haproxy (nbthread 2) and nginx (2 workers) on CPU 0
 #                       (Go would pick 1 from the taskset mask); "" = Go's choice
-#   BENCH_WORKLOADS="login post css"  BENCH_PROXIES="mosparo-lb haproxy nginx"
-#   BENCH_PORT_BASE=18480  nodes on +1..+3, proxies on +10 (lb), +11, +12
+#   BENCH_WORKLOADS="login post css css-edge css-307"
+#   BENCH_PROXIES="mosparo-lb haproxy nginx"
+#   BENCH_PORT_BASE=18480  nodes on +1..+3, proxies on +10 (lb), +11, +12,
+#                       (+13 mosparo-lb-alt), redis-server on +20
 #   BENCH_NICE=-10      as root: scheduling priority of the whole benchmark (its
 #                       autogroup and processes) for the run, so other jobs on a
 #                       shared machine disturb it less; 0 leaves it alone
@@ -46,7 +57,7 @@ THREADS=${BENCH_THREADS:-1}
 CONNS=${BENCH_CONNS:-32}
 POLICY=${BENCH_POLICY:-round_robin}
 PIN=${BENCH_PIN:-split}
-WORKLOADS=${BENCH_WORKLOADS:-login post css}
+WORKLOADS=${BENCH_WORKLOADS:-login post css css-edge css-307}
 LB_ALT=${BENCH_LB_ALT:-}
 if [[ -n $LB_ALT ]]; then
 	PROXIES=${BENCH_PROXIES:-mosparo-lb mosparo-lb-alt haproxy nginx}
@@ -73,6 +84,19 @@ for tool in wrk haproxy nginx curl python3 taskset; do
 	command -v "$tool" >/dev/null || die "$tool not found (apt-get install wrk haproxy nginx-light curl python3 util-linux)"
 done
 [[ -x $LB_BIN && -x $NODE_BIN ]] || die "run make build first ($LB_BIN, $NODE_BIN)"
+EDGE=0 # does any workload need the edge cache (and so redis)?
+for w in $WORKLOADS; do
+	case $w in
+	login | post | css) ;;
+	css-edge | css-307) EDGE=1 ;;
+	*) die "unknown workload $w (login, post, css, css-edge, css-307)" ;;
+	esac
+done
+if ((EDGE)); then
+	for tool in redis-server redis-cli; do
+		command -v "$tool" >/dev/null || die "$tool not found (apt-get install redis-server redis-tools)"
+	done
+fi
 (( ROUNDS >= 2 )) || die "BENCH_ROUNDS must be at least 2"
 case $POLICY in
 round_robin) HAPROXY_POLICY=roundrobin NGINX_POLICY="" ;;
@@ -149,7 +173,8 @@ wait_port() { # port pid name
 
 NODE_PORTS=($((BASE + 1)) $((BASE + 2)) $((BASE + 3)))
 declare -A PORT=([mosparo-lb]=$((BASE + 10)) [haproxy]=$((BASE + 11)) [nginx]=$((BASE + 12)) [mosparo-lb-alt]=$((BASE + 13)))
-for p in "${NODE_PORTS[@]}" "${PORT[@]}"; do
+REDIS_PORT=$((BASE + 20))
+for p in "${NODE_PORTS[@]}" "${PORT[@]}" $(((EDGE)) && echo "$REDIS_PORT"); do
 	port_open "$p" && die "127.0.0.1:$p is in use; set BENCH_PORT_BASE"
 done
 
@@ -160,13 +185,20 @@ render() { # template output
 		-e "s|@LB_PORT@|${PORT[mosparo-lb]}|g" -e "s|@HAPROXY_PORT@|${PORT[haproxy]}|g" \
 		-e "s|@NGINX_PORT@|${PORT[nginx]}|g" -e "s|@LB_POLICY@|$POLICY|g" \
 		-e "s|@HAPROXY_POLICY@|$HAPROXY_POLICY|g" -e "s|@NGINX_POLICY@|$NGINX_POLICY|g" \
+		-e "s|@REDIS_PORT@|$REDIS_PORT|g" \
 		"$1" >"$2"
 }
 render scripts/bench/mosparo-lb.yaml.in "$DIR/mosparo-lb.yaml"
-sed "s|127.0.0.1:${PORT[mosparo-lb]}\"|127.0.0.1:${PORT[mosparo-lb-alt]}\"|" "$DIR/mosparo-lb.yaml" >"$DIR/mosparo-lb-alt.yaml"
+# The edge workloads' config: the same file plus css_cache, nothing else.
+render scripts/bench/css-cache.yaml.in "$DIR/css-cache.yaml"
+cat "$DIR/mosparo-lb.yaml" "$DIR/css-cache.yaml" >"$DIR/mosparo-lb-edge.yaml"
+for c in mosparo-lb mosparo-lb-edge; do
+	sed "s|127.0.0.1:${PORT[mosparo-lb]}\"|127.0.0.1:${PORT[mosparo-lb-alt]}\"|" "$DIR/$c.yaml" >"$DIR/${c/mosparo-lb/mosparo-lb-alt}.yaml"
+done
 render scripts/bench/haproxy.cfg.in "$DIR/haproxy.cfg"
 render scripts/bench/nginx.conf.in "$DIR/nginx.conf"
 "$LB_BIN" check -config "$DIR/mosparo-lb.yaml" >/dev/null || die "mosparo-lb rejects its config"
+"$LB_BIN" check -config "$DIR/mosparo-lb-edge.yaml" >/dev/null || die "mosparo-lb rejects its edge config"
 PROFILE=${BENCH_PROFILE:-}
 command -v go >/dev/null || PATH=/usr/local/go/bin:$PATH
 if [[ -n $PROFILE ]]; then
@@ -189,39 +221,101 @@ done
 for i in 0 1 2; do wait_port "${NODE_PORTS[$i]}" "${NODE_PIDS[$i]}" "node$((i + 1))"; done
 
 UUID=0b6e2a1c-7d3f-4e5a-9c8b-1f2e3d4c5b6a
-css_path=$(curl -s -o /dev/null -w '%{redirect_url}' "http://127.0.0.1:${NODE_PORTS[0]}/resources/$UUID.css" | sed 's|^http://[^/]*||')
+NODE_URL=http://127.0.0.1:${NODE_PORTS[0]}
+css_path=$(curl -s -o /dev/null -w '%{redirect_url}' "$NODE_URL/resources/$UUID.css" | sed 's|^http://[^/]*||')
 [[ $css_path == /resources/$UUID/*.css ]] || die "no hashed CSS URL from the node's 307 (got '$css_path')"
+css_hash=${css_path##*/} css_hash=${css_hash%.css}
 
-declare -A WPATH=([login]=/login [post]=/api/v1/frontend/check-form-data [css]=$css_path)
-declare -A WARGS=([login]="" [post]="-s $ROOT/scripts/bench/check-form-data.lua" [css]="")
-declare -A WTITLE
+declare -A WPATH=([login]=/login [post]=/api/v1/frontend/check-form-data [css]=$css_path
+	[css-edge]=$css_path [css-307]=/resources/$UUID.css)
+declare -A WARGS=([login]="" [post]="-s $ROOT/scripts/bench/check-form-data.lua" [css]="" [css-edge]="" [css-307]="")
+# req/s ratio to the best peer that the issues ask for (2: >= 1.0, aim 1.2; 5: >= 1.7)
+declare -A WTARGET=([login]=1.0 [post]=1.0 [css]=1.0 [css-edge]=1.7 [css-307]=1.7)
+declare -A WTITLE WANSWER
 post_body=$(sed -n 's/^wrk.body = "\(.*\)"$/\1/p' scripts/bench/check-form-data.lua)
 
-# probe workload port: "status bytes" of one request, as wrk sends it
+# probe workload port [curl options]: one request as wrk sends it; prints
+# "status bytes", for css-307 "status location"
 probe() {
-	if [[ $1 == post ]]; then
+	local w=$1 port=$2
+	shift 2
+	case $w in
+	post)
 		curl -s -o /dev/null -w '%{http_code} %{size_download}' -H 'Content-Type: application/x-www-form-urlencoded' \
-			-H 'Origin: http://127.0.0.1' --data-binary "$post_body" "http://127.0.0.1:$2${WPATH[$1]}"
-	else
-		curl -s -o /dev/null -w '%{http_code} %{size_download}' "http://127.0.0.1:$2${WPATH[$1]}"
-	fi
+			-H 'Origin: http://127.0.0.1' --data-binary "$post_body" "$@" "http://127.0.0.1:$port${WPATH[$w]}" ;;
+	css-307) curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "$@" "http://127.0.0.1:$port${WPATH[$w]}" ;;
+	*) curl -s -o /dev/null -w '%{http_code} %{size_download}' "$@" "http://127.0.0.1:$port${WPATH[$w]}" ;;
+	esac
+}
+# expect workload port: the answer every proxy must give, the node's own; a
+# 307's absolute Location names the host the client asked (Host is kept and
+# X-Forwarded-Host set by every proxy), so it differs by port only.
+expect() {
+	if [[ $1 == css-307 ]]; then echo "307 http://127.0.0.1:$2$css_path"; else echo "${WANSWER[$1]}"; fi
 }
 for w in $WORKLOADS; do
-	[[ -n ${WPATH[$w]:-} ]] || die "unknown workload $w (login, post, css)"
 	read -r code size <<<"$(probe "$w" "${NODE_PORTS[0]}")"
-	[[ $code == 200 ]] || die "node answers $code to workload $w"
+	WANSWER[$w]="$code $size"
+	[[ "$code $size" == "$(expect "$w" "${NODE_PORTS[0]}")" && $code == "$([[ $w == css-307 ]] && echo 307 || echo 200)" ]] ||
+		die "node answers '$code $size' to workload $w, expected '$(expect "$w" "${NODE_PORTS[0]}")'"
 	case $w in
 	login) WTITLE[$w]="GET /login ($size B HTML)" ;;
 	post) WTITLE[$w]="POST check-form-data (${#post_body} B form, $size B JSON answer)" ;;
 	css) WTITLE[$w]="GET hashed CSS ($size B)" ;;
+	css-edge) WTITLE[$w]="GET hashed CSS ($size B): mosparo-lb from its edge cache, the peers via a node" ;;
+	css-307) WTITLE[$w]="GET /resources/<uuid>.css, 307: mosparo-lb at the edge, the peers via a node" ;;
 	esac
 done
 
+# --- redis, seeded as mosparo stores the prepared CSS (FACTS 5.2, 5.4) ---------
+if ((EDGE)); then
+	curl -s -o "$DIR/css.body" "$NODE_URL$css_path" || die "cannot fetch the node's CSS"
+	css_len=$(stat -c %s "$DIR/css.body")
+	# PHP serialize() of a string, as Symfony's DefaultMarshaller writes it
+	# without igbinary: s:<byte length>:"<bytes>";
+	{ printf 's:%d:"' "$css_len" && cat "$DIR/css.body" && printf '";'; } >"$DIR/css.content"
+	printf 's:%d:"%s";' "${#css_hash}" "$css_hash" >"$DIR/css.hash"
+	"${PIN_LOAD[@]}" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+		--daemonize no --dir "$DIR" >"$DIR/redis.log" 2>&1 &
+	PIDS+=($!)
+	wait_port "$REDIS_PORT" "$!" redis
+	rcli() { timeout 5 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
+	for part in content hash; do
+		key=design_${UUID}_$part
+		[[ $(rcli -x SET "$key" <"$DIR/css.$part") == OK ]] || die "redis SET $key failed"
+		[[ $(rcli STRLEN "$key") == "$(stat -c %s "$DIR/css.$part")" ]] || die "redis holds other bytes under $key"
+	done
+fi
+
+# via_node workload proxy port: check who answered. The nodes set
+# X-Mosparo-Node on every answer; mosparo-lb must answer the edge workloads
+# itself (no such header, for css-edge the node's exact bytes), everyone else
+# must have gone through a node.
+via_node() {
+	local w=$1 name=$2 port=$3 i
+	if [[ $name == mosparo-lb* && ($w == css-edge || $w == css-307) ]]; then
+		for i in $(seq 20); do # the first lookup may race the cache client's start
+			probe "$w" "$port" -D "$DIR/answer.hdr" >/dev/null
+			grep -qi '^X-Mosparo-Node:' "$DIR/answer.hdr" || break
+			((i < 20)) || die "$name sends $w to a node instead of answering from its edge cache; its log: $(tail -5 "$DIR/$name.log")"
+			sleep 0.1
+		done
+		if [[ $w == css-edge ]]; then
+			curl -s -o "$DIR/answer.body" "http://127.0.0.1:$port${WPATH[$w]}"
+			cmp -s "$DIR/answer.body" "$DIR/css.body" || die "$name's edge CSS differs from the node's bytes"
+		fi
+	else
+		probe "$w" "$port" -D "$DIR/answer.hdr" >/dev/null
+		grep -qi '^X-Mosparo-Node:' "$DIR/answer.hdr" || die "$name answered $w without a node"
+	fi
+}
 python3 - "$RESULTS" "$WORKLOADS" "$PROXIES" <<EOF
 import json, sys
 titles = {$(for w in $WORKLOADS; do printf '"%s": "%s", ' "$w" "${WTITLE[$w]}"; done)}
+targets = {$(for w in $WORKLOADS; do printf '"%s": %s, ' "$w" "${WTARGET[$w]}"; done)}
 with open(sys.argv[1], "w") as f:
-    f.write(json.dumps({"kind": "meta", "workloads": sys.argv[2].split(), "proxies": sys.argv[3].split(), "titles": titles}) + "\n")
+    f.write(json.dumps({"kind": "meta", "workloads": sys.argv[2].split(), "proxies": sys.argv[3].split(),
+                        "titles": titles, "targets": targets}) + "\n")
 EOF
 
 # --- proxies -----------------------------------------------------------------
@@ -231,13 +325,13 @@ start_proxy() {
 	case $name in
 	mosparo-lb)
 		if [[ -n $PROFILE ]]; then
-			"${PIN_PROXY[@]}" "${LB_ENV[@]}" "$DIR/lbprof" -config "$DIR/mosparo-lb.yaml" -cpuprofile "$PROFILE/cpu-$w.pprof" >"$DIR/$name.log" 2>&1 &
+			"${PIN_PROXY[@]}" "${LB_ENV[@]}" "$DIR/lbprof" -config "$DIR/$LB_CONF.yaml" -cpuprofile "$PROFILE/cpu-$w.pprof" >"$DIR/$name.log" 2>&1 &
 		else
-			"${PIN_PROXY[@]}" "${LB_ENV[@]}" "$LB_BIN" run -config "$DIR/mosparo-lb.yaml" >"$DIR/$name.log" 2>&1 &
+			"${PIN_PROXY[@]}" "${LB_ENV[@]}" "$LB_BIN" run -config "$DIR/$LB_CONF.yaml" >"$DIR/$name.log" 2>&1 &
 		fi ;;
 	mosparo-lb-alt)
 		[[ -x $LB_ALT ]] || die "BENCH_LB_ALT=$LB_ALT is not executable"
-		"${PIN_PROXY[@]}" "${LB_ENV[@]}" "$LB_ALT" run -config "$DIR/mosparo-lb-alt.yaml" >"$DIR/$name.log" 2>&1 & ;;
+		"${PIN_PROXY[@]}" "${LB_ENV[@]}" "$LB_ALT" run -config "$DIR/${LB_CONF/mosparo-lb/mosparo-lb-alt}.yaml" >"$DIR/$name.log" 2>&1 & ;;
 	haproxy) "${PIN_PROXY[@]}" haproxy -db -f "$DIR/haproxy.cfg" >"$DIR/$name.log" 2>&1 & ;;
 	nginx) "${PIN_PROXY[@]}" nginx -e "$DIR/nginx-error.log" -c "$DIR/nginx.conf" >"$DIR/$name.log" 2>&1 & ;;
 	*) die "unknown proxy $name" ;;
@@ -272,11 +366,14 @@ failed=0
 for w in $WORKLOADS; do
 	echo
 	echo "-- ${WTITLE[$w]}"
+	case $w in css-edge | css-307) LB_CONF=mosparo-lb-edge ;; *) LB_CONF=mosparo-lb ;; esac
 	for name in "${proxy_list[@]}"; do
 		start_proxy "$name"
-		# Every proxy must give the same answer as the node itself.
+		# Every proxy must give the same answer as the node itself, and
+		# mosparo-lb must answer the edge workloads without a node.
+		via_node "$w" "$name" "${PORT[$name]}"
 		got=$(probe "$w" "${PORT[$name]}")
-		[[ $got == "$(probe "$w" "${NODE_PORTS[0]}")" ]] || die "$name answers '$got' to $w, the node '$(probe "$w" "${NODE_PORTS[0]}")'"
+		[[ $got == "$(expect "$w" "${PORT[$name]}")" ]] || die "$name answers '$got' to $w, expected '$(expect "$w" "${PORT[$name]}")'"
 	done
 	for name in "${proxy_list[@]}"; do
 		load "$w" "$name" 0 "$WARMUP" "$DIR/warmup.jsonl" >/dev/null || true

@@ -302,7 +302,11 @@ def cmd_report(a):
             if not (lb["rps"] and peers):
                 continue
             best_rps, best = max(peers)
-            line = f"{mine} / best peer ({best}): req/s x{lb['rps'] / best_rps:.2f}"
+            ratio = lb["rps"] / best_rps
+            line = f"{mine} / best peer ({best}): req/s x{ratio:.2f}"
+            target = meta.get("targets", {}).get(w)
+            if target:
+                line += f" (target >= x{target:.1f}: {'met' if ratio >= target else 'NOT met'})"
             ng = rows.get("nginx")
             if ng and ng["cpu"] and lb["cpu"]:
                 line += f"; CPU/req vs nginx x{lb['cpu'] / ng['cpu']:.2f}"
