@@ -195,15 +195,19 @@ func tail(s string, n int) string {
 // Pid is the process id (`ip netns exec` execs, so it is the real one).
 func (p *Proc) Pid() int { return p.Cmd.Process.Pid }
 
-// Signal sends sig to the whole process group.
+// Signal sends sig to the whole process group while the leader runs. Once
+// it has exited its pid may be reused, so nothing is sent; what is left of
+// the group dies with the namespace (NS cleanup kills by namespace).
 func (p *Proc) Signal(sig syscall.Signal) {
-	syscall.Kill(-p.Pid(), sig)
+	if !p.Exited() {
+		syscall.Kill(-p.Pid(), sig)
+	}
 }
 
 // Terminate sends SIGTERM to the process alone (keepalived's parent then
 // stops its children itself, as under systemd).
 func (p *Proc) Terminate() {
-	p.Cmd.Process.Signal(syscall.SIGTERM)
+	p.Cmd.Process.Signal(syscall.SIGTERM) // os.Process refuses once waited for
 }
 
 // Crash freezes the whole group, then SIGKILLs it: no process gets a chance
