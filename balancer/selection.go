@@ -41,7 +41,8 @@ func NewSelector(policy string) Selector {
 	}
 }
 
-// RoundRobin takes eligible nodes in turn.
+// RoundRobin takes eligible nodes in turn. It counts over the eligible
+// nodes only, so a node that is out does not double its neighbour's share.
 type RoundRobin struct {
 	next atomic.Uint64
 }
@@ -51,9 +52,12 @@ func (r *RoundRobin) Select(c *candidates) int {
 	if c.mask == 0 {
 		return -1
 	}
-	n := len(c.nodes)
-	start := int(r.next.Add(1) % uint64(n))
-	return nextSet(c.mask, start, n)
+	k := int(r.next.Add(1) % uint64(bits.OnesCount64(c.mask)))
+	m := c.mask
+	for ; k > 0; k-- {
+		m &= m - 1
+	}
+	return bits.TrailingZeros64(m)
 }
 
 // LeastConn takes the node with the fewest in-flight requests relative to
@@ -135,21 +139,6 @@ func (ClientIPHash) Select(c *candidates) int {
 		}
 	}
 	return best
-}
-
-// nextSet returns the first set bit of mask at or after start, wrapping.
-func nextSet(mask uint64, start, n int) int {
-	if hi := mask >> uint(start); hi != 0 {
-		return start + bits.TrailingZeros64(hi)
-	}
-	if mask == 0 {
-		return -1
-	}
-	i := bits.TrailingZeros64(mask)
-	if i >= n {
-		return -1
-	}
-	return i
 }
 
 // mix64 is the splitmix64 finalizer: cheap and well distributed.

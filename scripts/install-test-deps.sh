@@ -18,6 +18,7 @@ check php php-cli php-symfony-cache php-redis php-memcached php-igbinary
 check ip iproute2
 check ping iputils-ping
 check arping arping
+check tcpdump tcpdump
 check chromium chromium
 if command -v php >/dev/null 2>&1; then
 	php -r 'exit(extension_loaded("redis") && extension_loaded("memcached") && extension_loaded("igbinary") ? 0 : 1);' \

@@ -1,0 +1,54 @@
+package balancer
+
+import (
+	"bufio"
+	"bytes"
+	"net/netip"
+	"testing"
+
+	"github.com/valyala/fasthttp"
+)
+
+// FuzzForwarding parses arbitrary request bytes the way the server does and
+// runs the header rules on them: no panic, no hop-by-hop header left, and an
+// untrusted client's X-Forwarded-For is exactly the peer.
+func FuzzForwarding(f *testing.F) {
+	f.Add([]byte("GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 127.0.0.1\r\n\r\n"), false)
+	f.Add([]byte("GET / HTTP/1.1\r\nHost: x\r\nConnection: close, X-Hop, ,, keep-alive\r\nX-Hop: 1\r\nTE: trailers\r\n\r\n"), false)
+	f.Add([]byte("POST /api/v1/frontend/check-form-data HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nX-Forwarded-Host: a,b\r\nX-Forwarded-Proto: https, http\r\n\r\nabc"), true)
+	f.Add([]byte("GET /cron-jobs/execute/ HTTP/1.0\r\nX-Forwarded-Foo: 1\r\nx-forwarded-for: 1.2.3.4\r\nX-FORWARDED-FOR: 5.6.7.8\r\n\r\n"), true)
+	f.Add([]byte("GET //api/v1/health/check/../check HTTP/1.1\r\nHost: [::1]:80\r\nConnection: Connection\r\n\r\n"), false)
+	fwd := &forwarder{trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, prefix: []byte("/mosparo")}
+	f.Fuzz(func(t *testing.T, raw []byte, trusted bool) {
+		var req fasthttp.Request
+		if err := req.Read(bufio.NewReader(bytes.NewReader(raw))); err != nil {
+			return
+		}
+		peer := netip.MustParseAddr("198.51.100.7")
+		if trusted {
+			peer = netip.MustParseAddr("10.1.2.3")
+		}
+		_ = Classify(req.URI().Path())
+		fwd.clientFacing(&req.Header, peer, false)
+		removeHopByHop(&req.Header)
+		req.Header.ResetConnectionClose()
+		fwd.apply(&req.Header, peer, false, nil)
+		for _, k := range hopHeaders {
+			if v := req.Header.Peek(k); len(v) > 0 {
+				t.Fatalf("hop-by-hop %s: %q survived", k, v)
+			}
+		}
+		if !trusted {
+			if got := string(req.Header.Peek("X-Forwarded-For")); got != peer.String() {
+				t.Fatalf("untrusted X-Forwarded-For = %q, want %q", got, peer)
+			}
+			if v := req.Header.Peek("Forwarded"); len(v) > 0 {
+				t.Fatalf("untrusted Forwarded survived: %q", v)
+			}
+		}
+		var out bytes.Buffer
+		if err := req.Write(bufio.NewWriter(&out)); err != nil {
+			return
+		}
+	})
+}
