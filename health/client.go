@@ -1,13 +1,10 @@
 package health
 
 import (
-	"bufio"
 	"context"
-	"fmt"
 	"net"
-	"time"
 
-	"github.com/valyala/fasthttp"
+	"github.com/mosparo-lb/mosparo-lb/internal/nodecall"
 )
 
 // ProbeClient sends one health probe. Implementations must return once ctx
@@ -39,67 +36,8 @@ type HTTPClient struct {
 // mosparo-lb", "Accept: application/json" (so a 404 comes back as JSON,
 // FACTS 1.1) and "Connection: close", nothing else.
 func (c HTTPClient) Get(ctx context.Context, address, host, path string) (int, []byte, error) {
-	dial := c.Dial
-	if dial == nil {
-		var d net.Dialer
-		dial = d.DialContext
-	}
-	conn, err := dial(ctx, "tcp", address)
-	if err != nil {
-		return 0, nil, fmt.Errorf("connect: %w", err)
-	}
-	defer conn.Close()
-	// Closing the connection is what interrupts a blocked read or write
-	// when ctx ends; the deadline alone would not follow a cancel.
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-	if dl, ok := ctx.Deadline(); ok {
-		if err := conn.SetDeadline(dl); err != nil {
-			return 0, nil, fmt.Errorf("set deadline: %w", err)
-		}
-	}
-
-	req := fasthttp.AcquireRequest()
-	defer fasthttp.ReleaseRequest(req)
-	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseResponse(resp)
-
-	req.Header.SetMethod(fasthttp.MethodGet)
-	req.Header.SetRequestURI(path)
-	if host == "" {
-		host = address
-	}
-	req.Header.SetHost(host)
-	req.Header.SetUserAgent("mosparo-lb")
-	req.Header.Set(fasthttp.HeaderAccept, "application/json")
-	req.SetConnectionClose()
-
-	bw := bufio.NewWriterSize(conn, 1024)
-	if err := req.Write(bw); err != nil {
-		return 0, nil, ctxErr(ctx, fmt.Errorf("write request: %w", err))
-	}
-	if err := bw.Flush(); err != nil {
-		return 0, nil, ctxErr(ctx, fmt.Errorf("write request: %w", err))
-	}
-	br := bufio.NewReaderSize(conn, 4096)
-	if err := resp.ReadLimitBody(br, maxProbeBody); err != nil {
-		return 0, nil, ctxErr(ctx, fmt.Errorf("read answer: %w", err))
-	}
-	return resp.StatusCode(), append([]byte(nil), resp.Body()...), nil
-}
-
-// ctxErr prefers the context's error: after a timeout closes the
-// connection, "use of closed network connection" would hide the cause.
-// The connection's deadline may fire a moment before the context's own
-// timer, so a passed deadline counts as the context's too.
-func ctxErr(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		return fmt.Errorf("%w (%v)", ctx.Err(), err)
-	}
-	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
-		return fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
-	}
-	return err
+	return nodecall.Get(ctx, nodecall.Request{Address: address, Host: host, Target: path,
+		Accept: "application/json", MaxBody: maxProbeBody, Dial: c.Dial})
 }
 
 // Interface guards.

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/mosparo-lb/mosparo-lb/internal/netnstest"
 	"io"
 	"net"
 	"net/http"
@@ -13,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -90,7 +90,7 @@ log: {level: info, format: json, access_log: false}
 			t.Skipf("SKIPPED: net.ipv4.ip_unprivileged_port_start is %d here, so port %d needs no capability", unprivStart, port)
 		}
 		args := append(append([]string{}, asNobody...), "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all", "--", lb, "run", "-config", cfg)
-		var out capsBuffer
+		var out netnstest.SyncBuffer
 		cmd := exec.Command(setpriv, args...)
 		cmd.Stdout, cmd.Stderr = &out, &out
 		done := make(chan error, 1)
@@ -118,7 +118,7 @@ log: {level: info, format: json, access_log: false}
 	// process may write to, and a watchdog armed at 1s.
 	notify := capsNotifySocket(t, filepath.Join(dir, "notify.sock"))
 	wired := capsWiredNotifications(t, lb)
-	var out capsBuffer
+	var out netnstest.SyncBuffer
 	lbProc := capsStart(t, &out, []string{"NOTIFY_SOCKET=" + notify.addr, "WATCHDOG_USEC=1000000"}, setpriv, args...)
 
 	// setpriv execs mosparo-lb in place, so the pid is the LB's own.
@@ -238,7 +238,7 @@ func capsNotifySocket(t *testing.T, path string) *capsNotify {
 
 // expect waits for a notification starting with want, skipping others
 // (watchdog pings arrive in between), and returns it.
-func (n *capsNotify) expect(t *testing.T, want string, out *capsBuffer) string {
+func (n *capsNotify) expect(t *testing.T, want string, out *netnstest.SyncBuffer) string {
 	t.Helper()
 	timeout := time.After(20 * time.Second)
 	var seen []string
@@ -375,7 +375,7 @@ func capsWaitTCP(t *testing.T, addr string) {
 
 // capsWaitStatus returns /proc/PID/status once the process is the LB
 // itself (setpriv has exec'd it).
-func capsWaitStatus(t *testing.T, pid int, out *capsBuffer) string {
+func capsWaitStatus(t *testing.T, pid int, out *netnstest.SyncBuffer) string {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -399,22 +399,4 @@ func capsField(status, name string) uint64 {
 		}
 	}
 	return 1 << 63 // absent: never equal to a real mask
-}
-
-// capsBuffer collects a child's output safely while it runs.
-type capsBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (c *capsBuffer) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.b.Write(p)
-}
-
-func (c *capsBuffer) String() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.b.String()
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"net/http"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mosparo-lb/mosparo-lb/internal/mosparotest"
+	"github.com/mosparo-lb/mosparo-lb/internal/netnstest"
 )
 
 var (
@@ -50,24 +50,6 @@ func buildBinary(t *testing.T) string {
 		t.Fatal(buildErr)
 	}
 	return builtBin
-}
-
-// lockedBuffer is an io.Writer safe to read while a process writes to it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func freeAddr(t *testing.T) string {
@@ -131,7 +113,7 @@ log: {level: info}
 	path := filepath.Join(t.TempDir(), "lb.yaml")
 	os.WriteFile(path, []byte(cfg("")), 0o600)
 	cmd := exec.Command(bin, "run", "-config", path)
-	var stderr lockedBuffer
+	var stderr netnstest.SyncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
