@@ -20,6 +20,7 @@ import (
 type haLab struct {
 	t      *testing.T
 	lab    *netnstest.Lab
+	dir    string // world-readable: lb2 runs as uid 65534
 	bin    string
 	node   string // mosparo-node binary
 	vip    netip.Addr
@@ -44,8 +45,10 @@ func buildNodeBinary(t *testing.T) string {
 
 func newHALab(t *testing.T) *haLab {
 	netnstest.Require(t)
-	h := &haLab{t: t, bin: buildBinary(t), node: buildNodeBinary(t), vip: netip.MustParseAddr(haVIP),
+	h := &haLab{t: t, dir: capsWorldReadableDir(t), node: buildNodeBinary(t), vip: netip.MustParseAddr(haVIP),
 		lbs: map[string]*netnstest.Proc{}, nodes: map[string]*netnstest.Proc{}, config: map[string]string{}}
+	h.bin = filepath.Join(h.dir, "mosparo-lb")
+	capsGoBuild(t, h.bin, ".")
 	h.lab = netnstest.NewLab(t,
 		netnstest.HostConfig{Name: "lb1", Addrs: []string{"10.99.7.11/24"}},
 		netnstest.HostConfig{Name: "lb2", Addrs: []string{"10.99.7.12/24"}},
@@ -90,12 +93,24 @@ func (h *haLab) startNode(name string, port int) {
 	h.nodes[name] = netnstest.Start(h.t, cmd)
 }
 
+// startLB runs lb1 as root and lb2 the way configs/mosparo-lb.service does:
+// as uid 65534 with only CAP_NET_ADMIN, CAP_NET_RAW and CAP_NET_BIND_SERVICE,
+// which must be enough for VRRP (raw sockets, netlink addresses, GARP) and
+// for binding port 80 on a VIP it does not hold yet.
 func (h *haLab) startLB(name string) {
-	path := filepath.Join(h.t.TempDir(), name+".yaml")
-	if err := os.WriteFile(path, []byte(h.config[name]), 0o600); err != nil {
+	path := filepath.Join(h.dir, name+".yaml")
+	if err := os.WriteFile(path, []byte(h.config[name]), 0o644); err != nil {
 		h.t.Fatal(err)
 	}
-	h.lbs[name] = netnstest.Start(h.t, h.lab.Hosts[name].Command(h.bin, "run", "-config", path))
+	args := []string{h.bin, "run", "-config", path}
+	if name == "lb2" {
+		args = append([]string{"--reuid=" + nobodyID, "--regid=" + nobodyID, "--clear-groups",
+			"--inh-caps=-all," + capsForSetpriv, "--ambient-caps=-all," + capsForSetpriv,
+			"--bounding-set=-all," + capsForSetpriv, "--"}, args...)
+		h.lbs[name] = netnstest.Start(h.t, h.lab.Hosts[name].Command("setpriv", args...))
+		return
+	}
+	h.lbs[name] = netnstest.Start(h.t, h.lab.Hosts[name].Command(args[0], args[1:]...))
 }
 
 func (h *haLab) holdsVIP(lb string) bool { return h.lab.Hosts[lb].HasAddr("eth0", h.vip) }
@@ -150,7 +165,8 @@ func (h *haLab) get(path string) (int, error) {
 	return code, nil
 }
 
-// TestTwoLBsShareAVIP drives two real mosparo-lb processes: election, the
+// TestTwoLBsShareAVIP drives two real mosparo-lb processes, the second one
+// unprivileged with the systemd unit's three capabilities: election, the
 // web cron on the master only, crash failover, preemption, tracking-driven
 // handover when one LB loses all its nodes, and a graceful handover.
 func TestTwoLBsShareAVIP(t *testing.T) {
@@ -158,6 +174,14 @@ func TestTwoLBsShareAVIP(t *testing.T) {
 	h.startLB("lb1")
 	h.startLB("lb2")
 	h.master("lb1", 5*time.Second)
+	// `ip netns exec` and setpriv exec in place: the pid is mosparo-lb's.
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", h.lbs["lb2"].Pid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(status), "\nUid:\t"+nobodyID+"\t") || capsField(string(status), "CapEff") != capsMask {
+		t.Fatalf("lb2 does not run as uid %s with exactly the three capabilities:\n%s", nobodyID, status)
+	}
 	if code, err := h.get("/robots.txt"); code != 200 {
 		t.Fatalf("client through the VIP = %d, %v", code, err)
 	}
@@ -166,6 +190,17 @@ func TestTwoLBsShareAVIP(t *testing.T) {
 	netnstest.Eventually(t, 6*time.Second, "lb1 calls the web cron", func() bool { return h.cronCalls("lb1") >= 2 })
 	if n := h.cronCalls("lb2"); n != 0 {
 		t.Errorf("the backup made %v web-cron calls, want 0", n)
+	}
+	// The VRRP and cron families of /metrics follow (issue 7).
+	metrics, err := h.lab.Hosts["lb1"].Run("curl", "-s", "-m", "2", "http://127.0.0.1:9090/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`mosparo_lb_vrrp_state{instance="VI_1",state="MASTER"} 1`, `mosparo_lb_vrrp_transitions_total{instance="VI_1"}`,
+		`mosparo_lb_vrrp_priority{instance="VI_1"} 150`, `mosparo_lb_cron_runs_total{outcome=`, `mosparo_lb_pool_healthy 1`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("lb1 /metrics lacks %s", want)
+		}
 	}
 
 	// Crash: lb2 takes over and starts the cron.
