@@ -14,7 +14,7 @@ import (
 // The fields live in the pooled reqState and the client address is
 // formatted into its scratch buffer, so a line costs no allocation; zap
 // encodes synchronously, before the state goes back to the pool.
-func (rt *Runtime) accessLog(ctx *fasthttp.RequestCtx, st *reqState, o outcome, peer netip.Addr, start time.Time) {
+func (rt *Runtime) accessLog(ctx *fasthttp.RequestCtx, st *reqState, o outcome, peer netip.Addr, took time.Duration) {
 	ce := rt.deps.AccessLog.Check(zap.InfoLevel, "request")
 	if ce == nil {
 		return
@@ -28,7 +28,7 @@ func (rt *Runtime) accessLog(ctx *fasthttp.RequestCtx, st *reqState, o outcome, 
 	f[0] = zap.String("route", o.class.String())
 	f[1] = zap.String("node", node)
 	f[2] = zap.Int("status", o.status)
-	f[3] = zap.Duration("duration", time.Since(start))
+	f[3] = zap.Duration("duration", took)
 	f[4] = zap.Int("retries", o.retries)
 	f[5] = zap.String("client", unsafeString(st.addr))
 	f[6] = zap.String("method", unsafeString(ctx.Method()))

@@ -47,8 +47,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	peer := peerAddr(ctx)
 	st := statePool.Get().(*reqState)
 	o := rt.serve(ctx, st, class, peer, path, start)
+	took := time.Since(start)
 	if rt.deps.AccessLog != nil {
-		rt.accessLog(ctx, st, o, peer, start)
+		rt.accessLog(ctx, st, o, peer, took)
 	}
 	statePool.Put(st)
 	if rt.noNode != nil {
@@ -56,7 +57,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		if o.node != nil {
 			rec = o.node.rec
 		}
-		rec.Observe(o.class, o.status, time.Since(start), o.retries)
+		rec.Observe(o.class, o.status, took, o.retries)
 	}
 }
 
@@ -107,8 +108,9 @@ func (rt *Runtime) forward(ctx *fasthttp.RequestCtx, st *reqState, o *outcome, p
 	st.cand.weights = &st.weights
 	st.cand.key = key
 	var tried uint64
+	now := start
 	for attempt := 0; attempt <= rt.retries; attempt++ {
-		p.fill(&st.cand, tried, time.Now().UnixNano(), finalize)
+		p.fill(&st.cand, tried, now.UnixNano(), finalize)
 		i := rt.affinity(ctx, p, &st.cand)
 		if i < 0 {
 			i = p.sel.Select(&st.cand)
@@ -123,14 +125,15 @@ func (rt *Runtime) forward(ctx *fasthttp.RequestCtx, st *reqState, o *outcome, p
 		u.requests.Add(1)
 		err := u.hc.DoDeadline(req, resp, deadline)
 		u.inflight.Add(-1)
+		now = time.Now()
 		if err == nil {
-			rt.finishResponse(ctx, u, o, clientClose)
+			rt.finishResponse(ctx, u, o, clientClose, now.UnixNano())
 			return
 		}
 		u.failures.Add(1)
 		rt.logUpstreamError(u, err)
-		code, retry := judge(u, err, idempotent)
-		if time.Now().After(deadline) {
+		code, retry := judge(u, err, idempotent, now.UnixNano())
+		if now.After(deadline) {
 			code, retry = fasthttp.StatusGatewayTimeout, false
 		}
 		if !retry {
@@ -150,18 +153,18 @@ func (rt *Runtime) forward(ctx *fasthttp.RequestCtx, st *reqState, o *outcome, p
 // whether another node may be tried (DESIGN.md step 6): a request that
 // never reached the node may always go elsewhere; one that may have reached
 // it only when its method is idempotent; a timeout never (the budget is spent).
-func judge(u *upstream, err error, idempotent bool) (code int, retry bool) {
+func judge(u *upstream, err error, idempotent bool, now int64) (code int, retry bool) {
 	switch {
 	case neverReached(err):
-		u.observe(health.ConnectFailure)
+		u.observe(health.ConnectFailure, now)
 		return fasthttp.StatusBadGateway, true
 	case isTimeout(err):
-		u.observe(health.Timeout)
+		u.observe(health.Timeout, now)
 		return fasthttp.StatusGatewayTimeout, false
 	default:
 		// It may have reached the node: a second attempt could store a
 		// submission twice (PEERS 3, nginx since 1.9.13).
-		u.observe(health.ServerError)
+		u.observe(health.ServerError, now)
 		return fasthttp.StatusBadGateway, idempotent
 	}
 }
@@ -180,14 +183,14 @@ func (rt *Runtime) fail(ctx *fasthttp.RequestCtx, o *outcome, code int, clientCl
 }
 
 // finishResponse cleans the node's answer for the client.
-func (rt *Runtime) finishResponse(ctx *fasthttp.RequestCtx, u *upstream, o *outcome, clientClose bool) {
+func (rt *Runtime) finishResponse(ctx *fasthttp.RequestCtx, u *upstream, o *outcome, clientClose bool, now int64) {
 	resp := &ctx.Response
 	o.status = resp.StatusCode()
 	if o.status >= 500 {
 		u.failures.Add(1)
-		u.observe(health.ServerError)
+		u.observe(health.ServerError, now)
 	} else {
-		u.observe(health.Success)
+		u.observe(health.Success, now)
 	}
 	removeHopByHop(&resp.Header)
 	// The node closing its side says nothing about the client's connection.
@@ -216,9 +219,9 @@ func finishClose(ctx *fasthttp.RequestCtx, clientClose bool) {
 	}
 }
 
-func (u *upstream) observe(o health.Outcome) {
+func (u *upstream) observe(o health.Outcome, now int64) {
 	if u.health != nil {
-		u.health.Observe(o, time.Now().UnixNano())
+		u.health.Observe(o, now)
 	}
 }
 
