@@ -127,9 +127,6 @@ func NewRuntime(cfg *configs.Config, nodes []NodeSpec, deps Deps) (*Runtime, err
 	return rt, nil
 }
 
-// Config returns the configuration the runtime was built from.
-func (rt *Runtime) Config() *configs.Config { return rt.cfg }
-
 func (rt *Runtime) newUpstream(n NodeSpec) *upstream {
 	u := &upstream{
 		name:   n.Name,

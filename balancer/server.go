@@ -89,9 +89,6 @@ func NewServer(rt *Runtime) *Server {
 	return s
 }
 
-// Runtime returns the runtime currently serving.
-func (s *Server) Runtime() *Runtime { return s.rt.Load() }
-
 // Swap makes rt serve every request from now on; requests already running
 // finish on the old one, whose idle upstream connections are then closed.
 // Listener addresses are fixed at start: a changed listen: section is
