@@ -363,7 +363,9 @@ func (m *Machine) takeOver(now time.Time) []Action {
 	if m.cfg.GARPRefresh > 0 {
 		m.refreshAt = now.Add(m.cfg.GARPRefresh)
 	}
-	acts := []Action{{Kind: ActionAddVIPs}, {Kind: ActionGARP}, {Kind: ActionSendAdvert, Priority: m.Priority()}}
+	// RFC 5798 6.4.1-2 order: the advert first, so backups stop counting
+	// down at once, then the addresses and the gratuitous ARPs.
+	acts := []Action{{Kind: ActionSendAdvert, Priority: m.Priority()}, {Kind: ActionAddVIPs}, {Kind: ActionGARP}}
 	return append(acts, m.become(Master, now)...)
 }
 

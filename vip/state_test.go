@@ -38,7 +38,7 @@ type step struct {
 
 var (
 	becomeMaster = func(p uint8) []Action {
-		return []Action{{Kind: ActionAddVIPs}, {Kind: ActionGARP}, {Kind: ActionSendAdvert, Priority: p}, {Kind: ActionNotify, State: Master, Priority: p}}
+		return []Action{{Kind: ActionSendAdvert, Priority: p}, {Kind: ActionAddVIPs}, {Kind: ActionGARP}, {Kind: ActionNotify, State: Master, Priority: p}}
 	}
 	notify = func(s State, p uint8) Action { return Action{Kind: ActionNotify, State: s, Priority: p} }
 	send   = func(p uint8) Action { return Action{Kind: ActionSendAdvert, Priority: p} }
