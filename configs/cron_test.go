@@ -7,8 +7,6 @@ import (
 	"time"
 )
 
-func noEnv(string) (string, bool) { return "", false }
-
 // parseCron parses doc and runs the cross-section cron checks too, which
 // Config.validate does once it calls validateCronRefs.
 func parseCron(t *testing.T, doc string) (*Config, []Problem) {

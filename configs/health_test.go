@@ -2,7 +2,6 @@ package configs
 
 import (
 	"errors"
-	"strings"
 	"testing"
 	"time"
 )
@@ -108,7 +107,7 @@ func TestHealthInvalid(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := parseHealth(t, tt.section+"\n")
-			healthWantProblem(t, err, tt.path, tt.msg)
+			wantProblem(t, err, tt.path, tt.msg)
 		})
 	}
 }
@@ -122,18 +121,4 @@ func TestHealthProblemPosition(t *testing.T) {
 	if p := e.Problems[0]; p.Line != 4 || p.Path != "health.fast_interval" {
 		t.Errorf("problem at line %d path %s, want line 4 health.fast_interval", p.Line, p.Path)
 	}
-}
-
-func healthWantProblem(t *testing.T, err error, path, msg string) {
-	t.Helper()
-	var e *Error
-	if !errors.As(err, &e) {
-		t.Fatalf("Parse error = %v, want a problem at %s", err, path)
-	}
-	for _, p := range e.Problems {
-		if p.Path == path && strings.Contains(p.Msg, msg) {
-			return
-		}
-	}
-	t.Errorf("no problem at %s containing %q in:\n%v", path, msg, err)
 }

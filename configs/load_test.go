@@ -7,10 +7,8 @@ import (
 	"time"
 )
 
-func noEnvironment(string) (string, bool) { return "", false }
-
 func TestDefaults(t *testing.T) {
-	c, err := Parse("t.yaml", []byte("nodes: [{name: n1, address: \"10.0.0.1:80\"}]\n"), noEnvironment)
+	c, err := Parse("t.yaml", []byte("nodes: [{name: n1, address: \"10.0.0.1:80\"}]\n"), noEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +39,7 @@ func TestDefaults(t *testing.T) {
 }
 
 func TestRetriesZeroIsKept(t *testing.T) {
-	c, err := Parse("t.yaml", []byte("balancing: {retries: 0}\n"), noEnvironment)
+	c, err := Parse("t.yaml", []byte("balancing: {retries: 0}\n"), noEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +106,7 @@ func TestProblems(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse("t.yaml", []byte(tt.yaml), noEnvironment)
+			_, err := Parse("t.yaml", []byte(tt.yaml), noEnv)
 			if tt.want == "" {
 				if err != nil {
 					t.Fatalf("Parse = %v, want no error", err)

@@ -199,17 +199,3 @@ func TestParseVirtualIP(t *testing.T) {
 		}
 	}
 }
-
-func wantProblem(t *testing.T, err error, path, msg string) {
-	t.Helper()
-	var e *Error
-	if !errors.As(err, &e) {
-		t.Fatalf("Parse error = %v, want a problem at %s", err, path)
-	}
-	for _, p := range e.Problems {
-		if p.Path == path && strings.Contains(p.Msg, msg) {
-			return
-		}
-	}
-	t.Errorf("no problem at %s containing %q in:\n%v", path, msg, err)
-}
