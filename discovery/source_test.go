@@ -305,14 +305,7 @@ func TestTightLoopIsRateLimited(t *testing.T) {
 	}))
 	defer srv.Close()
 	clk := newTestClock()
-	cfg := &configs.Consul{Address: strings.TrimPrefix(srv.URL, "http://"), Scheme: "http", Service: "m",
-		Wait: configs.Duration(time.Minute), BackoffMin: configs.Duration(time.Hour), BackoffMax: configs.Duration(time.Hour)}
-	tr := &http.Transport{}
-	defer tr.CloseIdleConnections()
-	s, err := New(configs.Discovery{Consul: cfg}, nil, Options{Clock: clk, HTTPClient: &http.Client{Transport: tr}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := stubSource(t, srv, nil, clk)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- s.Run(ctx) }()
@@ -546,14 +539,7 @@ func TestAnswerWithoutIndexIsAnError(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`[]`)) }))
 	defer srv.Close()
 	clk := newTestClock()
-	cfg := &configs.Consul{Address: strings.TrimPrefix(srv.URL, "http://"), Scheme: "http", Service: "m",
-		Wait: configs.Duration(time.Minute), BackoffMin: configs.Duration(time.Hour), BackoffMax: configs.Duration(time.Hour)}
-	tr := &http.Transport{}
-	defer tr.CloseIdleConnections()
-	s, err := New(configs.Discovery{Consul: cfg}, staticCfg, Options{Clock: clk, HTTPClient: &http.Client{Transport: tr}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := stubSource(t, srv, staticCfg, clk)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- s.Run(ctx) }()
@@ -568,4 +554,19 @@ func TestAnswerWithoutIndexIsAnError(t *testing.T) {
 	if got.Healthy || !strings.Contains(got.LastError, "X-Consul-Index") || show(s.Nodes()) != st {
 		t.Errorf("Status = %+v, nodes %s; want unhealthy with the index error and the static set", got, show(s.Nodes()))
 	}
+}
+
+// stubSource is a Source querying srv, a stand-in for the agent, with a
+// backoff of an hour: the test's clock decides when a retry may happen.
+func stubSource(t *testing.T, srv *httptest.Server, static []configs.Node, clk *testClock) *Source {
+	t.Helper()
+	cfg := &configs.Consul{Address: strings.TrimPrefix(srv.URL, "http://"), Scheme: "http", Service: "m",
+		Wait: configs.Duration(time.Minute), BackoffMin: configs.Duration(time.Hour), BackoffMax: configs.Duration(time.Hour)}
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	s, err := New(configs.Discovery{Consul: cfg}, static, Options{Clock: clk, HTTPClient: &http.Client{Transport: tr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
