@@ -38,9 +38,12 @@ type outcome struct {
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	rt := s.rt.Load()
-	if ln := listenerOf(ctx); ln != nil && !ln.tls && ln.index < len(rt.cfg.Listen) && rt.cfg.Listen[ln.index].RedirectHTTPS {
-		s.redirect(ctx, rt.cfg.Listen[ln.index].RedirectPort)
-		return
+	if wc := clientConn(ctx); wc != nil {
+		wc.handling()
+		if ln := wc.ln; !ln.tls && ln.index < len(rt.cfg.Listen) && rt.cfg.Listen[ln.index].RedirectHTTPS {
+			s.redirect(ctx, rt.cfg.Listen[ln.index].RedirectPort)
+			return
+		}
 	}
 	path := ctx.Path()
 	class := Classify(path)
@@ -104,7 +107,7 @@ func (rt *Runtime) forward(ctx *fasthttp.RequestCtx, st *reqState, o *outcome, p
 	p := rt.pools[o.class]
 	idempotent := isIdempotent(req.Header.Method())
 	finalize := o.class == Admin && isFinalize(path)
-	deadline := start.Add(rt.timeout)
+	deadline := start.Add(rt.timeout).UnixNano()
 	st.cand.weights = &st.weights
 	st.cand.key = key
 	var tried uint64
@@ -123,7 +126,7 @@ func (rt *Runtime) forward(ctx *fasthttp.RequestCtx, st *reqState, o *outcome, p
 		o.node, o.retries = u, attempt
 		u.inflight.Add(1)
 		u.requests.Add(1)
-		err := u.hc.DoDeadline(req, resp, deadline)
+		err := u.exchange(req, resp, deadline)
 		u.inflight.Add(-1)
 		now = time.Now()
 		if err == nil {
@@ -133,7 +136,7 @@ func (rt *Runtime) forward(ctx *fasthttp.RequestCtx, st *reqState, o *outcome, p
 		u.failures.Add(1)
 		rt.logUpstreamError(u, err)
 		code, retry := judge(u, err, idempotent, now.UnixNano())
-		if now.After(deadline) {
+		if now.UnixNano() >= deadline {
 			code, retry = fasthttp.StatusGatewayTimeout, false
 		}
 		if !retry {
@@ -141,6 +144,7 @@ func (rt *Runtime) forward(ctx *fasthttp.RequestCtx, st *reqState, o *outcome, p
 			return
 		}
 		resp.Reset()
+		resp.Header.SetNoDefaultContentType(true)
 	}
 	if o.node == nil {
 		rt.fail(ctx, o, fasthttp.StatusServiceUnavailable, clientClose)
@@ -282,14 +286,13 @@ func peerAddr(ctx *fasthttp.RequestCtx) netip.Addr {
 	return netip.IPv4Unspecified()
 }
 
-// listenerOf finds which configured listener accepted the connection.
-func listenerOf(ctx *fasthttp.RequestCtx) *listenerInfo {
+// clientConn finds the watched connection under ctx (nil when ctx was not
+// served from a Server's listener, as in some tests).
+func clientConn(ctx *fasthttp.RequestCtx) *watchedConn {
 	c := ctx.Conn()
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()
 	}
-	if t, ok := c.(*taggedConn); ok {
-		return t.ln
-	}
-	return nil
+	wc, _ := c.(*watchedConn)
+	return wc
 }

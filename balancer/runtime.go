@@ -65,7 +65,10 @@ type Runtime struct {
 	allowHealth []netip.Prefix
 	allowCron   []netip.Prefix
 	retries     int
-	timeout     time.Duration
+	timeout     time.Duration // timeouts.request
+	clientRead  time.Duration
+	idle        time.Duration
+	wd          *watchdog           // the adopting Server's; nil before NewServer or Swap
 	certs       [][]tls.Certificate // per listener index; nil for plain HTTP
 	deps        Deps
 	noNode      RequestRecorder // requests answered by the LB itself
@@ -81,10 +84,12 @@ func NewRuntime(cfg *configs.Config, nodes []NodeSpec, deps Deps) (*Runtime, err
 		return nil, fmt.Errorf("balancer: %d nodes; at most %d are supported", len(nodes), maxPoolNodes)
 	}
 	rt := &Runtime{
-		cfg:     cfg,
-		retries: *cfg.Balancing.Retries,
-		timeout: cfg.Timeouts.Request.D(),
-		deps:    deps,
+		cfg:        cfg,
+		retries:    *cfg.Balancing.Retries,
+		timeout:    cfg.Timeouts.Request.D(),
+		clientRead: cfg.Timeouts.ClientRead.D(),
+		idle:       cfg.Timeouts.Idle.D(),
+		deps:       deps,
 	}
 	var err error
 	if rt.fwd.trusted, err = prefixes(cfg.TrustedProxies); err != nil {
@@ -127,6 +132,9 @@ func NewRuntime(cfg *configs.Config, nodes []NodeSpec, deps Deps) (*Runtime, err
 	return rt, nil
 }
 
+// tick is the watchdog interval these timeouts need.
+func (rt *Runtime) tick() time.Duration { return tickFor(rt.timeout, rt.clientRead, rt.idle) }
+
 func (rt *Runtime) newUpstream(n NodeSpec) *upstream {
 	u := &upstream{
 		name:   n.Name,
@@ -151,6 +159,9 @@ func (rt *Runtime) newUpstream(n NodeSpec) *upstream {
 			if err != nil {
 				return nil, &dialError{err: err}
 			}
+			if rt.wd != nil {
+				return rt.wd.watch(&watchedConn{Conn: c}), nil
+			}
 			return c, nil
 		},
 		NoDefaultUserAgentHeader: true,
@@ -158,7 +169,6 @@ func (rt *Runtime) newUpstream(n NodeSpec) *upstream {
 		MaxIdleConnDuration:      rt.cfg.Timeouts.UpstreamIdle.D(),
 		ReadBufferSize:           16 << 10,
 		WriteBufferSize:          16 << 10,
-		MaxResponseBodySize:      64 << 20,
 		// Retries are ours: never a second attempt on the same node.
 		MaxIdemponentCallAttempts: 1,
 		RetryIfErr:                func(*fasthttp.Request, int, error) (bool, bool) { return false, false },

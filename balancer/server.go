@@ -24,6 +24,7 @@ type Server struct {
 	rt     atomic.Pointer[Runtime]
 	srv    *fasthttp.Server
 	logger *zap.Logger
+	wd     *watchdog // client and node connection timeouts (timeouts.go)
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -66,15 +67,16 @@ type listenerInfo struct {
 
 // NewServer prepares a server for rt; Listen binds it, Serve runs it.
 func NewServer(rt *Runtime) *Server {
-	s := &Server{logger: rt.deps.Logger}
+	s := &Server{logger: rt.deps.Logger, wd: newWatchdog(rt.tick())}
+	rt.wd = s.wd
 	s.rt.Store(rt)
 	cfg := rt.cfg
 	s.srv = &fasthttp.Server{
-		Handler:            s.handle,
-		ErrorHandler:       serverError,
-		ReadTimeout:        cfg.Timeouts.ClientRead.D(),
-		WriteTimeout:       cfg.Timeouts.Request.D(),
-		IdleTimeout:        cfg.Timeouts.Idle.D(),
+		Handler:      s.handle,
+		ErrorHandler: serverError,
+		// No ReadTimeout, WriteTimeout or IdleTimeout: the watchdog keeps
+		// them (timeouts.go), and ctx.Time is not used.
+		LazyRequestTime:    true,
 		MaxRequestBodySize: cfg.Limits.MaxBodyBytes,
 		ReadBufferSize:     cfg.Limits.MaxHeaderBytes,
 		// A 12 KiB CSS answer goes out in one write instead of three (docs/benchmarks.md).
@@ -94,6 +96,8 @@ func NewServer(rt *Runtime) *Server {
 // Listener addresses are fixed at start: a changed listen: section is
 // reported and needs a restart.
 func (s *Server) Swap(rt *Runtime) error {
+	rt.wd = s.wd
+	s.wd.setTick(rt.tick())
 	old := s.rt.Swap(rt)
 	var err error
 	if !sameListeners(old.cfg.Listen, rt.cfg.Listen) {
@@ -133,7 +137,7 @@ func (s *Server) Listen(ctx context.Context) error {
 			return fmt.Errorf("balancer: listen %s: %w", l.Address, err)
 		}
 		info := &listenerInfo{index: i, address: ln.Addr().String(), tls: l.TLS != nil}
-		var wrapped net.Listener = &taggedListener{Listener: ln, info: info}
+		var wrapped net.Listener = &watchingListener{Listener: ln, srv: s, info: info}
 		if l.TLS != nil {
 			wrapped = tls.NewListener(wrapped, s.tlsConfig(i))
 		}
@@ -165,6 +169,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	if len(lns) == 0 {
 		return errors.New("balancer: Serve before Listen")
 	}
+	wctx, stopWatchdog := context.WithCancel(context.Background())
+	defer stopWatchdog()
+	go s.wd.run(wctx)
 	errc := make(chan error, len(lns))
 	for _, ln := range lns {
 		go func(ln net.Listener) { errc <- s.srv.Serve(ln) }(ln)
@@ -269,23 +276,23 @@ func freebind(network, address string, c syscall.RawConn) error {
 	return serr
 }
 
-type taggedListener struct {
+// watchingListener hands out connections that remember their listener and
+// whose timeouts the server's watchdog keeps.
+type watchingListener struct {
 	net.Listener
+	srv  *Server
 	info *listenerInfo
 }
 
-func (l *taggedListener) Accept() (net.Conn, error) {
+func (l *watchingListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
-	return &taggedConn{Conn: c, ln: l.info}, nil
-}
-
-// taggedConn remembers its listener so a request knows where it came in.
-type taggedConn struct {
-	net.Conn
-	ln *listenerInfo
+	wc := l.srv.wd.watch(&watchedConn{Conn: c, srv: l.srv, ln: l.info})
+	// Like the rest of a request, its first byte is due within client_read.
+	wc.arm(l.srv.rt.Load().clientRead, limitRead)
+	return wc, nil
 }
 
 type fasthttpLogger struct{ l *zap.Logger }

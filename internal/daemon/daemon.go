@@ -76,7 +76,11 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.metrics = admin.NewMetrics(d.gauges)
+	if cfg.Admin.Listen != "off" {
+		// Without the admin listener nobody can read them (it is not
+		// started by a reload), so requests are not counted at all.
+		d.metrics = admin.NewMetrics(d.gauges)
+	}
 	rt, err := d.buildRuntime(cfg)
 	if err != nil {
 		return nil, err
@@ -107,13 +111,16 @@ func (d *Daemon) load() (*configs.Config, error) {
 
 // buildRuntime makes a data-plane runtime from cfg and the current node set.
 func (d *Daemon) buildRuntime(cfg *configs.Config) (*balancer.Runtime, error) {
-	return balancer.NewRuntime(cfg, d.comps.nodeSpecs(), balancer.Deps{
+	deps := balancer.Deps{
 		Logger:    d.log.Named("balancer"),
 		AccessLog: d.loggers.Access,
 		Health:    d.comps.healthSource(),
 		CSS:       d.comps.edgeCache(),
-		Metrics:   d.metrics,
-	})
+	}
+	if d.metrics != nil {
+		deps.Metrics = d.metrics
+	}
+	return balancer.NewRuntime(cfg, d.comps.nodeSpecs(), deps)
 }
 
 // Addrs are the bound public listener addresses.
