@@ -28,10 +28,12 @@
 #   BENCH_POLICY=round_robin         or least_conn (all three proxies alike)
 #   BENCH_PIN=split     split: proxy on CPU 0, wrk and nodes on CPU 1;
 #                       none: no pinning (everything shares both CPUs)
-#   BENCH_LB_GOMAXPROCS=<CPUs>  GOMAXPROCS of mosparo-lb; default the machine's CPU
-#                       count, what Go picks unpinned, so it runs as many threads
-#                       as haproxy (nbthread 2) and nginx (2 workers) on CPU 0
-#                       (Go would pick 1 from the taskset mask); "" = Go's choice
+#   BENCH_WORKERS=<CPUs> threads of execution of every proxy: haproxy nbthread,
+#                       nginx worker_processes, mosparo-lb GOMAXPROCS. Default the
+#                       machine's CPU count, what each runs with unpinned; 1 is
+#                       what suits the one CPU each gets with BENCH_PIN=split
+#   BENCH_LB_GOMAXPROCS=n  mosparo-lb alone (default BENCH_WORKERS); "" = Go's
+#                       choice (from the taskset mask: 1 under BENCH_PIN=split)
 #   BENCH_WORKLOADS="login post css css-edge css-307"
 #   BENCH_PROXIES="mosparo-lb haproxy nginx"
 #   BENCH_PORT_BASE=18480  nodes on +1..+3, proxies on +10 (lb), +11, +12,
@@ -105,7 +107,9 @@ least_conn) HAPROXY_POLICY=leastconn NGINX_POLICY="least_conn;" ;;
 esac
 NCPU=$(nproc)
 LB_ENV=(env)
-LB_GOMAXPROCS=${BENCH_LB_GOMAXPROCS-$NCPU}
+WORKERS=${BENCH_WORKERS:-$NCPU}
+[[ $WORKERS =~ ^[1-9][0-9]*$ ]] || die "BENCH_WORKERS must be a positive number"
+LB_GOMAXPROCS=${BENCH_LB_GOMAXPROCS-$WORKERS}
 [[ -z $LB_GOMAXPROCS ]] || LB_ENV+=("GOMAXPROCS=$LB_GOMAXPROCS")
 case $PIN in
 split)
@@ -185,7 +189,7 @@ render() { # template output
 		-e "s|@LB_PORT@|${PORT[mosparo-lb]}|g" -e "s|@HAPROXY_PORT@|${PORT[haproxy]}|g" \
 		-e "s|@NGINX_PORT@|${PORT[nginx]}|g" -e "s|@LB_POLICY@|$POLICY|g" \
 		-e "s|@HAPROXY_POLICY@|$HAPROXY_POLICY|g" -e "s|@NGINX_POLICY@|$NGINX_POLICY|g" \
-		-e "s|@REDIS_PORT@|$REDIS_PORT|g" \
+		-e "s|@REDIS_PORT@|$REDIS_PORT|g" -e "s|@WORKERS@|$WORKERS|g" \
 		"$1" >"$2"
 }
 render scripts/bench/mosparo-lb.yaml.in "$DIR/mosparo-lb.yaml"
@@ -210,7 +214,7 @@ nginx -q -t -e "$DIR/nginx-error.log" -c "$DIR/nginx.conf" || die "nginx rejects
 
 echo "== mosparo-lb vs haproxy vs nginx: $(date -u '+%Y-%m-%d %H:%M UTC'), $NCPU CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs)), $(uname -r)"
 echo "   $("$LB_BIN" version 2>/dev/null | head -1), $(haproxy -v | head -1 | cut -d' ' -f1-3), $(nginx -v 2>&1 | cut -d' ' -f3), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
-echo "   wrk -t$THREADS -c$CONNS -d${DURATION}s --latency; $ROUNDS interleaved rounds (median), ${WARMUP}s warm-up; policy $POLICY; pinning $PIN; mosparo-lb GOMAXPROCS=${LB_GOMAXPROCS:-default}; nice $NICE; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "   wrk -t$THREADS -c$CONNS -d${DURATION}s --latency; $ROUNDS interleaved rounds (median), ${WARMUP}s warm-up; policy $POLICY; pinning $PIN; $WORKERS workers (haproxy nbthread, nginx worker_processes), mosparo-lb GOMAXPROCS=${LB_GOMAXPROCS:-default}; nice $NICE; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # --- nodes -------------------------------------------------------------------
 NODE_PIDS=()
