@@ -37,7 +37,7 @@
 #   BENCH_WORKLOADS="login post css css-edge css-307"
 #   BENCH_PROXIES="mosparo-lb haproxy nginx"
 #   BENCH_PORT_BASE=18480  nodes on +1..+3, proxies on +10 (lb), +11, +12,
-#                       (+13 mosparo-lb-alt), redis-server on +20
+#                       (+13 mosparo-lb-alt, +14 fasthttp-min), redis-server on +20
 #   BENCH_NICE=-10      as root: scheduling priority of the whole benchmark (its
 #                       autogroup and processes) for the run, so other jobs on a
 #                       shared machine disturb it less; 0 leaves it alone
@@ -47,6 +47,10 @@
 #   BENCH_LB_BIN=path   the mosparo-lb binary to run (default bin/mosparo-lb)
 #   BENCH_LB_ALT=path   a second mosparo-lb binary (a change under test), loaded
 #                       as "mosparo-lb-alt" in the same interleaved rounds
+#   BENCH_MINPROXY=1    also load "fasthttp-min" (scripts/bench/minproxy: round
+#                       robin + HostClient.Do, nothing else; GOMAXPROCS as
+#                       mosparo-lb's), the floor of a fasthttp proxy on this
+#                       machine; a yardstick, not a peer in the ratios
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -66,6 +70,7 @@ if [[ -n $LB_ALT ]]; then
 else
 	PROXIES=${BENCH_PROXIES:-mosparo-lb haproxy nginx}
 fi
+[[ ${BENCH_MINPROXY:-0} == 0 || -n ${BENCH_PROXIES:-} ]] || PROXIES+=" fasthttp-min"
 BASE=${BENCH_PORT_BASE:-18480}
 LB_BIN=${BENCH_LB_BIN:-$ROOT/bin/mosparo-lb}
 NODE_BIN=$ROOT/bin/mosparo-node
@@ -176,7 +181,7 @@ wait_port() { # port pid name
 }
 
 NODE_PORTS=($((BASE + 1)) $((BASE + 2)) $((BASE + 3)))
-declare -A PORT=([mosparo-lb]=$((BASE + 10)) [haproxy]=$((BASE + 11)) [nginx]=$((BASE + 12)) [mosparo-lb-alt]=$((BASE + 13)))
+declare -A PORT=([mosparo-lb]=$((BASE + 10)) [haproxy]=$((BASE + 11)) [nginx]=$((BASE + 12)) [mosparo-lb-alt]=$((BASE + 13)) [fasthttp-min]=$((BASE + 14)))
 REDIS_PORT=$((BASE + 20))
 for p in "${NODE_PORTS[@]}" "${PORT[@]}" $(((EDGE)) && echo "$REDIS_PORT"); do
 	port_open "$p" && die "127.0.0.1:$p is in use; set BENCH_PORT_BASE"
@@ -208,6 +213,9 @@ command -v go >/dev/null || PATH=/usr/local/go/bin:$PATH
 if [[ -n $PROFILE ]]; then
 	mkdir -p "$PROFILE" && PROFILE=$(cd "$PROFILE" && pwd)
 	GOFLAGS=-trimpath go build -o "$DIR/lbprof" ./scripts/bench/lbprof || die "cannot build scripts/bench/lbprof"
+fi
+if [[ " $PROXIES " == *" fasthttp-min "* ]]; then
+	CGO_ENABLED=0 go build -trimpath -o "$DIR/minproxy" ./scripts/bench/minproxy || die "cannot build scripts/bench/minproxy"
 fi
 haproxy -c -q -f "$DIR/haproxy.cfg" || die "haproxy rejects its config"
 nginx -q -t -e "$DIR/nginx-error.log" -c "$DIR/nginx.conf" || die "nginx rejects its config"
@@ -338,6 +346,9 @@ start_proxy() {
 		"${PIN_PROXY[@]}" "${LB_ENV[@]}" "$LB_ALT" run -config "$DIR/${LB_CONF/mosparo-lb/mosparo-lb-alt}.yaml" >"$DIR/$name.log" 2>&1 & ;;
 	haproxy) "${PIN_PROXY[@]}" haproxy -db -f "$DIR/haproxy.cfg" >"$DIR/$name.log" 2>&1 & ;;
 	nginx) "${PIN_PROXY[@]}" nginx -e "$DIR/nginx-error.log" -c "$DIR/nginx.conf" >"$DIR/$name.log" 2>&1 & ;;
+	fasthttp-min)
+		"${PIN_PROXY[@]}" "${LB_ENV[@]}" "$DIR/minproxy" -listen "127.0.0.1:${PORT[$name]}" \
+			"127.0.0.1:${NODE_PORTS[0]}" "127.0.0.1:${NODE_PORTS[1]}" "127.0.0.1:${NODE_PORTS[2]}" >"$DIR/$name.log" 2>&1 & ;;
 	*) die "unknown proxy $name" ;;
 	esac
 	pid=$!

@@ -294,7 +294,8 @@ def cmd_report(a):
             out.append("  ".join(h.ljust(widths[i]) if i == 0 else h.rjust(widths[i]) for i, h in enumerate(head)))
             for row in table:
                 out.append("  ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(row)))
-        peers = [(rows[p]["rps"], p) for p in proxies if not p.startswith("mosparo-lb") and rows[p]["rps"]]
+        # fasthttp-min is a yardstick (the bare fasthttp proxy), not a peer.
+        peers = [(rows[p]["rps"], p) for p in proxies if p in ("haproxy", "nginx") and rows[p]["rps"]]
         if md:
             out.append("")
         for mine in (p for p in proxies if p.startswith("mosparo-lb")):
@@ -313,6 +314,9 @@ def cmd_report(a):
             hp = rows.get("haproxy")
             if hp and hp["cpu"] and lb["cpu"]:
                 line += f", vs haproxy x{lb['cpu'] / hp['cpu']:.2f}"
+            fm = rows.get("fasthttp-min")
+            if fm and fm["cpu"] and lb["cpu"]:
+                line += f", vs fasthttp-min x{lb['cpu'] / fm['cpu']:.2f}"
             out.append(line + ("  " if md else ""))
         out.append("")
     print("\n".join(out))
