@@ -62,26 +62,32 @@ func (f *forwarder) apply(h *fasthttp.RequestHeader, peer netip.Addr, tls bool, 
 		stripForwarded(h)
 	}
 	buf = peer.AppendTo(buf)
-	h.SetBytesV("X-Forwarded-For", buf)
+	// The names are canonical already: SetCanonical skips normalizing them.
+	h.SetCanonical(strXFF, buf)
 	if !trusted || len(h.Peek("X-Forwarded-Proto")) == 0 {
 		if tls {
-			h.Set("X-Forwarded-Proto", "https")
+			h.SetCanonical(strXFProto, strHTTPS)
 		} else {
-			h.Set("X-Forwarded-Proto", "http")
+			h.SetCanonical(strXFProto, strHTTP)
 		}
 	}
 	if !trusted || len(h.Peek("X-Forwarded-Host")) == 0 {
 		if host := h.Host(); len(host) > 0 {
-			h.SetBytesV("X-Forwarded-Host", host)
+			h.SetCanonical(strXFHost, host)
 		}
 	}
 	if len(f.prefix) > 0 && (!trusted || len(h.Peek("X-Forwarded-Prefix")) == 0) {
-		h.SetBytesV("X-Forwarded-Prefix", f.prefix)
+		h.SetCanonical(strXFPrefix, f.prefix)
 	}
 	return buf
 }
 
-var strXFF = []byte("X-Forwarded-For")
+var (
+	strXFF      = []byte("X-Forwarded-For")
+	strXFProto  = []byte("X-Forwarded-Proto")
+	strXFHost   = []byte("X-Forwarded-Host")
+	strXFPrefix = []byte("X-Forwarded-Prefix")
+)
 
 var strippedIndex = newHeaderIndex(strippedHeaders)
 
@@ -92,8 +98,8 @@ func stripForwarded(h *fasthttp.RequestHeader) {
 	var mask uint64
 	var extra [][]byte
 	for k := range h.All() {
-		if i, ok := strippedIndex[string(k)]; ok {
-			mask |= 1 << i
+		if b := strippedIndex.bit(k); b != 0 {
+			mask |= b
 		} else if len(k) > len(xForwardedPrefix) && bytes.EqualFold(k[:len(xForwardedPrefix)], xForwardedPrefix) {
 			extra = append(extra, append([]byte(nil), k...))
 		}

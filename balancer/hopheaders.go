@@ -30,23 +30,36 @@ type headerDeleter interface {
 	Del(key string)
 }
 
-// headerIndex maps canonical header names (fasthttp normalizes them) to
-// their position in a list, so one pass over a request finds which of the
-// list are present; most requests carry none, or only Connection.
-type headerIndex map[string]uint
+// headerIndex finds canonical header names (fasthttp normalizes them) in a
+// list by length, then bytes, so one pass over a request finds which of the
+// list are present; most requests carry none, or only Connection. A map
+// costs a hash of every header name; this, one length check for most.
+type headerIndex struct {
+	byLen [maxIndexedName + 1][]indexedName
+}
 
-func newHeaderIndex(names []string) headerIndex {
-	m := make(headerIndex, len(names))
+type indexedName struct {
+	name string
+	bit  uint64
+}
+
+const maxIndexedName = 31
+
+func newHeaderIndex(names []string) *headerIndex {
+	x := new(headerIndex)
 	for i, n := range names {
-		m[n] = uint(i)
+		if len(n) > maxIndexedName || i >= 64 {
+			panic("balancer: header index: " + n)
+		}
+		x.byLen[len(n)] = append(x.byLen[len(n)], indexedName{n, 1 << uint(i)})
 	}
-	return m
+	return x
 }
 
 // present returns the bit set of the names of x that h carries. It takes
 // the concrete header types: ranging over All() through an interface
 // allocates the iterator closures on every call.
-func present(x headerIndex, h headerDeleter) uint64 {
+func present(x *headerIndex, h headerDeleter) uint64 {
 	var mask uint64
 	switch h := h.(type) {
 	case *fasthttp.RequestHeader:
@@ -61,9 +74,15 @@ func present(x headerIndex, h headerDeleter) uint64 {
 	return mask
 }
 
-func (x headerIndex) bit(k []byte) uint64 {
-	if i, ok := x[string(k)]; ok {
-		return 1 << i
+// bit is the bit of k in the list, 0 when k is not in it.
+func (x *headerIndex) bit(k []byte) uint64 {
+	if len(k) >= len(x.byLen) {
+		return 0
+	}
+	for _, e := range x.byLen[len(k)] {
+		if string(k) == e.name {
+			return e.bit
+		}
 	}
 	return 0
 }

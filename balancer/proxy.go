@@ -38,18 +38,25 @@ type outcome struct {
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	rt := s.rt.Load()
+	var peer netip.Addr
 	if wc := clientConn(ctx); wc != nil {
 		wc.handling()
 		if ln := wc.ln; !ln.tls && ln.index < len(rt.cfg.Listen) && rt.cfg.Listen[ln.index].RedirectHTTPS {
 			s.redirect(ctx, rt.cfg.Listen[ln.index].RedirectPort)
 			return
 		}
+		peer = wc.peer
+	} else {
+		peer = peerAddr(ctx)
 	}
 	path := ctx.Path()
 	class := Classify(path)
-	peer := peerAddr(ctx)
 	st := statePool.Get().(*reqState)
 	o := rt.serve(ctx, st, class, peer, path, start)
+	if rt.deps.AccessLog == nil && rt.noNode == nil {
+		statePool.Put(st)
+		return
+	}
 	took := time.Since(start)
 	if rt.deps.AccessLog != nil {
 		rt.accessLog(ctx, st, o, peer, took)
@@ -96,7 +103,10 @@ func (rt *Runtime) forward(ctx *fasthttp.RequestCtx, st *reqState, o *outcome, p
 	req := &ctx.Request
 	resp := &ctx.Response
 	clientClose := req.Header.ConnectionClose()
-	key := rt.clientKey(req, peer)
+	var key uint64
+	if rt.hashClients {
+		key = rt.clientKey(req, peer)
+	}
 	isTLS := ctx.IsTLS()
 	removeHopByHop(&req.Header)
 	req.Header.ResetConnectionClose()
@@ -107,7 +117,7 @@ func (rt *Runtime) forward(ctx *fasthttp.RequestCtx, st *reqState, o *outcome, p
 	p := rt.pools[o.class]
 	idempotent := isIdempotent(req.Header.Method())
 	finalize := o.class == Admin && isFinalize(path)
-	deadline := start.Add(rt.timeout).UnixNano()
+	deadline := start.UnixNano() + int64(rt.timeout)
 	st.cand.weights = &st.weights
 	st.cand.key = key
 	var tried uint64
@@ -277,8 +287,10 @@ func isIdempotent(m []byte) bool {
 }
 
 // peerAddr is the TCP peer of the connection, without allocating.
-func peerAddr(ctx *fasthttp.RequestCtx) netip.Addr {
-	if ta, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
+func peerAddr(ctx *fasthttp.RequestCtx) netip.Addr { return tcpPeer(ctx.RemoteAddr()) }
+
+func tcpPeer(a net.Addr) netip.Addr {
+	if ta, ok := a.(*net.TCPAddr); ok {
 		if a, ok := netip.AddrFromSlice(ta.IP); ok {
 			return a.Unmap()
 		}

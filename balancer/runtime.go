@@ -65,6 +65,7 @@ type Runtime struct {
 	allowHealth []netip.Prefix
 	allowCron   []netip.Prefix
 	retries     int
+	hashClients bool          // the policy is client_ip_hash: requests need the client key
 	timeout     time.Duration // timeouts.request
 	clientRead  time.Duration
 	idle        time.Duration
@@ -84,12 +85,13 @@ func NewRuntime(cfg *configs.Config, nodes []NodeSpec, deps Deps) (*Runtime, err
 		return nil, fmt.Errorf("balancer: %d nodes; at most %d are supported", len(nodes), maxPoolNodes)
 	}
 	rt := &Runtime{
-		cfg:        cfg,
-		retries:    *cfg.Balancing.Retries,
-		timeout:    cfg.Timeouts.Request.D(),
-		clientRead: cfg.Timeouts.ClientRead.D(),
-		idle:       cfg.Timeouts.Idle.D(),
-		deps:       deps,
+		cfg:         cfg,
+		retries:     *cfg.Balancing.Retries,
+		hashClients: cfg.Balancing.Policy == "client_ip_hash",
+		timeout:     cfg.Timeouts.Request.D(),
+		clientRead:  cfg.Timeouts.ClientRead.D(),
+		idle:        cfg.Timeouts.Idle.D(),
+		deps:        deps,
 	}
 	var err error
 	if rt.fwd.trusted, err = prefixes(cfg.TrustedProxies); err != nil {

@@ -289,7 +289,7 @@ func (l *watchingListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	wc := l.srv.wd.watch(&watchedConn{Conn: c, srv: l.srv, ln: l.info})
+	wc := l.srv.wd.watch(&watchedConn{Conn: c, srv: l.srv, ln: l.info, peer: tcpPeer(c.RemoteAddr())})
 	// Like the rest of a request, its first byte is due within client_read.
 	wc.arm(l.srv.rt.Load().clientRead, limitRead)
 	return wc, nil

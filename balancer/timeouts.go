@@ -3,6 +3,7 @@ package balancer
 import (
 	"context"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -133,6 +134,7 @@ type watchedConn struct {
 	// Client connections only.
 	srv   *Server
 	ln    *listenerInfo
+	peer  netip.Addr // the client, read once
 	phase atomic.Int32
 }
 
