@@ -100,20 +100,26 @@ func TestTickFor(t *testing.T) {
 	}
 }
 
-// A client that stops halfway through its headers gets a 408 once
-// client_read has passed, not before, and its connection is closed.
-func TestSlowClientGets408(t *testing.T) {
-	n := startEcho(t, "n1")
-	_, addr := startLB(t, testConfig(t, `
-listen: [{address: "127.0.0.1:0"}]
-timeouts: {client_read: 300ms}
-`), nodesOf(n))
+// dialTimeoutsLB starts an LB with the given timeouts: section in front of
+// nodes and returns a connection to it, closed at the end of the test and
+// bounded to 5 s.
+func dialTimeoutsLB(t *testing.T, timeouts string, nodes []NodeSpec) net.Conn {
+	t.Helper()
+	_, addr := startLB(t, testConfig(t, "listen: [{address: \"127.0.0.1:0\"}]\ntimeouts: "+timeouts+"\n"), nodes)
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(5 * time.Second))
+	return c
+}
+
+// A client that stops halfway through its headers gets a 408 once
+// client_read has passed, not before, and its connection is closed.
+func TestSlowClientGets408(t *testing.T) {
+	n := startEcho(t, "n1")
+	c := dialTimeoutsLB(t, "{client_read: 300ms}", nodesOf(n))
 	start := time.Now()
 	if _, err := c.Write([]byte("GET /login HTTP/1.1\r\nHost: x\r\nUser-Agent: slow")); err != nil {
 		t.Fatal(err)
@@ -134,17 +140,7 @@ timeouts: {client_read: 300ms}
 // An idle keep-alive connection is closed after timeouts.idle, and a
 // request arriving before that is served on it.
 func TestIdleKeepAliveClosed(t *testing.T) {
-	n := startEcho(t, "n1")
-	_, addr := startLB(t, testConfig(t, `
-listen: [{address: "127.0.0.1:0"}]
-timeouts: {idle: 400ms}
-`), nodesOf(n))
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c := dialTimeoutsLB(t, "{idle: 400ms}", nodesOf(startEcho(t, "n1")))
 	br := bufio.NewReader(c)
 	get := func() error {
 		if _, err := c.Write([]byte("GET /login HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
@@ -184,15 +180,7 @@ func TestStalledReaderCutOff(t *testing.T) {
 		request string
 		whole   bool
 	}{{"500ms", false}, {"30s", true}} {
-		_, addr := startLB(t, testConfig(t, `
-listen: [{address: "127.0.0.1:0"}]
-timeouts: {request: `+tc.request+`}
-`), []NodeSpec{{Name: "big", Address: ln.Addr().String(), Weight: 100}})
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := dialTimeoutsLB(t, "{request: "+tc.request+"}", []NodeSpec{{Name: "big", Address: ln.Addr().String(), Weight: 100}})
 		if _, err := c.Write([]byte("GET /big HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
 			t.Fatal(err)
 		}
@@ -201,7 +189,7 @@ timeouts: {request: `+tc.request+`}
 		// means the LB stopped writing.
 		c.SetDeadline(time.Now().Add(3 * time.Second))
 		var resp fasthttp.Response
-		err = resp.Read(bufio.NewReader(c))
+		err := resp.Read(bufio.NewReader(c))
 		if whole := err == nil && len(resp.Body()) == len(body); whole != tc.whole {
 			t.Errorf("request %s: whole answer read = %v (%v), want %v", tc.request, whole, err, tc.whole)
 		}
