@@ -209,6 +209,26 @@ func (im *kaImporter) run(root []*kaNode) {
 	}
 }
 
+// garpMaster reads one garp_master_* option (the same in global_defs, with
+// a vrrp_ prefix, and in a vrrp_instance) into g.
+func (im *kaImporter) garpMaster(n *kaNode, key string, g *configs.VRRPGARP) {
+	switch key {
+	case "garp_master_delay":
+		if d, ok := im.seconds(n, 0, 3600); ok {
+			dd := configs.Duration(d)
+			g.Delay = &dd
+		}
+	case "garp_master_repeat":
+		g.Repeat, _ = im.intArg(n, 1, 100)
+	case "garp_master_refresh":
+		if d, ok := im.seconds(n, 0, 86400); ok {
+			g.Refresh = configs.Duration(d)
+		}
+	case "garp_master_refresh_repeat":
+		g.RefreshRepeat, _ = im.intArg(n, 1, 100)
+	}
+}
+
 func (im *kaImporter) globalDefs(g *kaNode) {
 	for _, n := range g.children {
 		switch n.key {
@@ -216,19 +236,8 @@ func (im *kaImporter) globalDefs(g *kaNode) {
 			if v, ok := im.intArg(n, 2, 3); ok {
 				im.version = v
 			}
-		case "vrrp_garp_master_delay":
-			if d, ok := im.seconds(n, 0, 3600); ok {
-				dd := configs.Duration(d)
-				im.garp.Delay = &dd
-			}
-		case "vrrp_garp_master_repeat":
-			im.garp.Repeat, _ = im.intArg(n, 1, 100)
-		case "vrrp_garp_master_refresh":
-			if d, ok := im.seconds(n, 0, 86400); ok {
-				im.garp.Refresh = configs.Duration(d)
-			}
-		case "vrrp_garp_master_refresh_repeat":
-			im.garp.RefreshRepeat, _ = im.intArg(n, 1, 100)
+		case "vrrp_garp_master_delay", "vrrp_garp_master_repeat", "vrrp_garp_master_refresh", "vrrp_garp_master_refresh_repeat":
+			im.garpMaster(n, strings.TrimPrefix(n.key, "vrrp_"), &im.garp)
 		case "vrrp_garp_interval", "vrrp_gna_interval":
 			if d, ok := im.seconds(n, 0, 1); ok {
 				im.garp.Interval = configs.Duration(d)
@@ -299,19 +308,8 @@ func (im *kaImporter) instance(blk *kaNode) {
 					im.warn(p, "unicast peer %s: %s ignored", p.key, strings.Join(p.args, " "))
 				}
 			}
-		case "garp_master_delay":
-			if d, ok := im.seconds(n, 0, 3600); ok {
-				dd := configs.Duration(d)
-				in.GARP.Delay = &dd
-			}
-		case "garp_master_repeat":
-			in.GARP.Repeat, _ = im.intArg(n, 1, 100)
-		case "garp_master_refresh":
-			if d, ok := im.seconds(n, 0, 86400); ok {
-				in.GARP.Refresh = configs.Duration(d)
-			}
-		case "garp_master_refresh_repeat":
-			in.GARP.RefreshRepeat, _ = im.intArg(n, 1, 100)
+		case "garp_master_delay", "garp_master_repeat", "garp_master_refresh", "garp_master_refresh_repeat":
+			im.garpMaster(n, n.key, &in.GARP)
 		case "lower_prio_no_advert":
 			in.LowerPrioNoAdvert = len(n.args) == 0 || n.args[0] != "false"
 		case "higher_prio_send_advert":

@@ -128,6 +128,50 @@ func do(t testing.TB, client *fasthttp.Client, method, url, body string) (int, s
 	return resp.StatusCode(), string(resp.Header.Peek("X-Mosparo-Node")), err
 }
 
+// load is client traffic against the LB for the tests that change things
+// under it: each of its workers sends up to max requests, what pick says,
+// until stop.
+type load struct {
+	stop          chan struct{}
+	wg            sync.WaitGroup
+	total, failed atomic.Int64
+	first         atomic.Value // the first failure
+}
+
+func startLoad(t *testing.T, c *cluster, workers, max int, pick func(worker int) (method, path, body string)) *load {
+	l := &load{stop: make(chan struct{})}
+	for w := 0; w < workers; w++ {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			cl := &fasthttp.Client{}
+			method, path, body := pick(w)
+			for i := 0; i < max; i++ {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				code, _, err := do(t, cl, method, c.lb+path, body)
+				l.total.Add(1)
+				if err != nil || code != 200 {
+					l.failed.Add(1)
+					l.first.CompareAndSwap(nil, fmt.Sprintf("%s %s = %d, %v", method, path, code, err))
+				}
+			}
+		}()
+	}
+	return l
+}
+
+// end stops the workers and waits for them.
+func (l *load) end() {
+	close(l.stop)
+	l.wg.Wait()
+}
+
+func getLogin(int) (method, path, body string) { return "GET", "/login", "" }
+
 func TestRouteClassesReachTheirPools(t *testing.T) {
 	nodes := startNodes(t, 3)
 	c := startCluster(t, nodes, `
@@ -173,35 +217,13 @@ func TestReloadUnderLoadLosesNothing(t *testing.T) {
 	nodes := startNodes(t, 3)
 	base := calm(testBase)
 	c := startClusterBase(t, base, nodes[:2], "balancing: {policy: least_conn}\n")
-	var failed, total atomic.Int64
-	var firstErr atomic.Value
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
 	form := "publicKey=" + mosparotest.DemoPublicKey + "&pageTitle=t&pageUrl=https%3A%2F%2Fexample.com%2F"
-	for w := 0; w < 6; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			cl := &fasthttp.Client{}
-			for i := 0; i < 5000; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				method, path, body := "GET", "/login", ""
-				if w%2 == 1 {
-					method, path, body = "POST", "/api/v1/frontend/request-submit-token", form
-				}
-				code, _, err := do(t, cl, method, c.lb+path, body)
-				total.Add(1)
-				if err != nil || code != 200 {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, fmt.Sprintf("%s %s = %d, %v", method, path, code, err))
-				}
-			}
-		}(w)
-	}
+	l := startLoad(t, c, 6, 5000, func(w int) (string, string, string) {
+		if w%2 == 1 {
+			return "POST", "/api/v1/frontend/request-submit-token", form
+		}
+		return getLogin(w)
+	})
 	policies := []string{"round_robin", "weighted", "client_ip_hash", "least_conn"}
 	for i := 0; i < 12; i++ {
 		time.Sleep(40 * time.Millisecond)
@@ -212,13 +234,12 @@ func TestReloadUnderLoadLosesNothing(t *testing.T) {
 		}
 	}
 	time.Sleep(50 * time.Millisecond)
-	close(stop)
-	wg.Wait()
-	if failed.Load() != 0 {
-		t.Errorf("%d of %d requests failed across 12 reloads; first: %v", failed.Load(), total.Load(), firstErr.Load())
+	l.end()
+	if l.failed.Load() != 0 {
+		t.Errorf("%d of %d requests failed across 12 reloads; first: %v", l.failed.Load(), l.total.Load(), l.first.Load())
 	}
-	if total.Load() < 100 {
-		t.Errorf("only %d requests ran; the load did not overlap the reloads", total.Load())
+	if l.total.Load() < 100 {
+		t.Errorf("only %d requests ran; the load did not overlap the reloads", l.total.Load())
 	}
 }
 

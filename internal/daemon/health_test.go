@@ -2,11 +2,10 @@ package daemon
 
 import (
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/cookiejar"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -104,30 +103,7 @@ func TestSetupNodesServeOnlySetupWithAffinity(t *testing.T) {
 func TestKilledNodeUnderLoadNoFailedIdempotentRequests(t *testing.T) {
 	nodes := startNodes(t, 3)
 	c := startCluster(t, nodes, "balancing: {policy: least_conn, retries: 2}\n")
-	var failed, total atomic.Int64
-	var firstErr atomic.Value
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := 0; w < 6; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			cl := &fasthttp.Client{}
-			for i := 0; i < 20000; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				code, _, err := do(t, cl, "GET", c.lb+"/login", "")
-				total.Add(1)
-				if err != nil || code != 200 {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, fmt.Sprintf("%d %v", code, err))
-				}
-			}
-		}()
-	}
+	l := startLoad(t, c, 6, 20000, getLogin)
 	time.Sleep(200 * time.Millisecond)
 	killed := time.Now()
 	nodes[1].Close()
@@ -135,10 +111,9 @@ func TestKilledNodeUnderLoadNoFailedIdempotentRequests(t *testing.T) {
 	waitState(t, c, "n2", "down")
 	out := time.Since(killed)
 	time.Sleep(300 * time.Millisecond)
-	close(stop)
-	wg.Wait()
-	if failed.Load() != 0 {
-		t.Errorf("%d of %d GETs failed while n2 died; first: %v", failed.Load(), total.Load(), firstErr.Load())
+	l.end()
+	if l.failed.Load() != 0 {
+		t.Errorf("%d of %d GETs failed while n2 died; first: %v", l.failed.Load(), l.total.Load(), l.first.Load())
 	}
 	if bound := 2*200*time.Millisecond + 150*time.Millisecond; out > bound {
 		t.Errorf("n2 marked down after %s, want within interval*fall+timeout (+slack) = %s", out, bound)
@@ -148,28 +123,7 @@ func TestKilledNodeUnderLoadNoFailedIdempotentRequests(t *testing.T) {
 func TestFlappingNodeCausesNoErrors(t *testing.T) {
 	nodes := startNodes(t, 2)
 	c := startCluster(t, nodes, "balancing: {policy: round_robin, retries: 2}\n")
-	var failed, total atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			cl := &fasthttp.Client{}
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				code, _, err := do(t, cl, "GET", c.lb+"/login", "")
-				total.Add(1)
-				if err != nil || code != 200 {
-					failed.Add(1)
-				}
-			}
-		}()
-	}
+	l := startLoad(t, c, 4, math.MaxInt, getLogin)
 	for i := 0; i < 8; i++ {
 		time.Sleep(60 * time.Millisecond)
 		if i%2 == 0 {
@@ -182,10 +136,9 @@ func TestFlappingNodeCausesNoErrors(t *testing.T) {
 			nodes[1].SetHealth(mosparotest.Connected)
 		}
 	}
-	close(stop)
-	wg.Wait()
-	if failed.Load() != 0 {
-		t.Errorf("%d of %d GETs failed with a flapping node", failed.Load(), total.Load())
+	l.end()
+	if l.failed.Load() != 0 {
+		t.Errorf("%d of %d GETs failed with a flapping node; first: %v", l.failed.Load(), l.total.Load(), l.first.Load())
 	}
 }
 
