@@ -42,9 +42,6 @@ func ParseClass(s string) (Class, bool) {
 var (
 	pFrontend   = []byte("/api/v1/frontend/")
 	pHealth     = []byte("/api/v1/health/check")
-	pVerify     = []byte("/api/v1/verification/")
-	pStatistic  = []byte("/api/v1/statistic/")
-	pRulePkg    = []byte("/api/v1/rule-package/")
 	pAPI        = []byte("/api/")
 	pResources  = []byte("/resources/")
 	pBuild      = []byte("/build/")
@@ -69,10 +66,9 @@ func Classify(path []byte) Class {
 			return Frontend
 		case bytes.Equal(path, pHealth) || hasSegmentPrefix(path, pHealth):
 			return Health
-		case bytes.HasPrefix(path, pVerify), bytes.HasPrefix(path, pStatistic), bytes.HasPrefix(path, pRulePkg):
-			return API
 		}
-		// Other /api/ paths do not exist in mosparo 1.5; the node answers 404.
+		// The verification, statistic and rule-package APIs; other /api/
+		// paths do not exist in mosparo 1.5, and the node answers 404.
 		return API
 	case bytes.HasPrefix(path, pResources):
 		return Resources
