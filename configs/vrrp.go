@@ -7,14 +7,15 @@ import (
 	"time"
 )
 
-// VRRP holds the VRRPv3 instances this LB takes part in (vrrp/FACTS.md).
+// VRRP holds the VRRP instances this LB takes part in (vrrp/FACTS.md).
 // No instance (the default) means no virtual IP is managed.
 type VRRP struct {
 	Instances []VRRPInstance `yaml:"instances,omitempty"`
 }
 
-// VRRPInstance is one virtual router (keepalived's vrrp_instance). Only
-// VRRPv3 is spoken (RFC 5798), on IPv4 or IPv6 as the virtual_ips say.
+// VRRPInstance is one virtual router (keepalived's vrrp_instance): VRRPv3
+// (RFC 5798) on IPv4 or IPv6 as the virtual_ips say, or VRRPv2 (RFC 3768,
+// IPv4 only) to replace one keepalived host of a v2 group at a time.
 type VRRPInstance struct {
 	// Name identifies the instance in logs, /status, notify arguments and
 	// IsMaster. Required, unique.
@@ -27,9 +28,23 @@ type VRRPInstance struct {
 	// Priority is 1..254 (higher wins) or 255 for the address owner, which
 	// takes over at once. Default 100.
 	Priority int `yaml:"priority,omitempty"`
+	// Version is the VRRP version spoken, 3 (RFC 5798) or 2 (RFC 3768,
+	// keepalived's default, IPv4 only); every router of the group must
+	// agree. Adverts of the other version are dropped and counted. Default 3.
+	Version int `yaml:"version,omitempty"`
 	// AdvertInterval between adverts while master: 10ms..40.95s in steps of
-	// 10ms (the wire unit is the centisecond). Default 1s.
+	// 10ms (the wire unit is the centisecond); with version 2 whole
+	// seconds, 1s..255s. Default 1s.
 	AdvertInterval Duration `yaml:"advert_interval,omitempty"`
+	// AuthType is VRRPv2's authentication: "" (none) or PASS, keepalived's
+	// simple text password. AH is refused. Default PASS when AuthPass is
+	// set, else none. Version 2 only.
+	AuthType string `yaml:"auth_type,omitempty"`
+	// AuthPass is the PASS password, 1..8 bytes (keepalived sends only the
+	// first 8 characters), usually "${ENV}". It travels in clear text on
+	// the link: it keeps routers of different groups apart, it is no
+	// security. Never logged nor shown in /status. Version 2 only.
+	AuthPass string `yaml:"auth_pass,omitempty"`
 	// State is the start-up hint, BACKUP or MASTER (keepalived's "state").
 	// Both wait Master_Down_Interval before taking over (RFC 5798 6.4.1);
 	// only priority 255 takes over at once. nopreempt and preempt_delay
@@ -129,6 +144,12 @@ type VRRPNotify struct {
 	Timeout Duration `yaml:"timeout,omitempty"`
 }
 
+// VRRP authentication types (version 2).
+const (
+	AuthTypeNone = ""
+	AuthTypePass = "PASS"
+)
+
 // Track pool modes.
 const (
 	TrackPoolWeight = "weight"
@@ -186,7 +207,11 @@ func (r *VRRP) defaults() {
 	for i := range r.Instances {
 		in := &r.Instances[i]
 		setInt(&in.Priority, 100)
+		setInt(&in.Version, 3)
 		setDuration(&in.AdvertInterval, "1s")
+		if in.AuthType == AuthTypeNone && in.AuthPass != "" {
+			in.AuthType = AuthTypePass
+		}
 		if in.State == "" {
 			in.State = "BACKUP"
 		}
@@ -240,10 +265,7 @@ func (r *VRRP) validate(v *validator, path string) {
 		if in.Priority < 1 || in.Priority > 255 {
 			v.Errorf(p+".priority", "must be 1..254, or 255 for the address owner; got %d", in.Priority)
 		}
-		ai := in.AdvertInterval.D()
-		if ai < 10*time.Millisecond || ai > 4095*10*time.Millisecond || ai%(10*time.Millisecond) != 0 {
-			v.Errorf(p+".advert_interval", "must be 10ms..40.95s in steps of 10ms, got %s", ai)
-		}
+		validateVersion(v, p, in)
 		switch in.State {
 		case "BACKUP", "MASTER":
 		default:
@@ -261,6 +283,9 @@ func (r *VRRP) validate(v *validator, path string) {
 			v.Errorf(p+".down_timer_adverts", "must be 1..100, got %d", in.DownTimerAdverts)
 		}
 		is6 := r.validateVIPs(v, p, in)
+		if is6 && in.Version == 2 {
+			v.Errorf(p+".version", "2 speaks IPv4 only (RFC 3768); use version 3 for IPv6 virtual_ips")
+		}
 		if len(in.VirtualIPs) > 0 && in.VirtualRouterID >= 1 && in.VirtualRouterID <= 255 {
 			k := key{in.Interface, in.VirtualRouterID, is6}
 			if other, ok := vrids[k]; ok {
@@ -329,6 +354,42 @@ func (r *VRRP) validate(v *validator, path string) {
 				v.Errorf(p+".notify."+h.key, "%q must start with an absolute path (no shell or PATH lookup)", h.cmd)
 			}
 		}
+	}
+}
+
+// validateVersion checks version, advert_interval, auth_type and auth_pass,
+// which depend on each other.
+func validateVersion(v *validator, p string, in *VRRPInstance) {
+	ai := in.AdvertInterval.D()
+	switch in.Version {
+	case 3:
+		if ai < 10*time.Millisecond || ai > 4095*10*time.Millisecond || ai%(10*time.Millisecond) != 0 {
+			v.Errorf(p+".advert_interval", "must be 10ms..40.95s in steps of 10ms, got %s", ai)
+		}
+		if in.AuthType != AuthTypeNone || in.AuthPass != "" {
+			v.Errorf(p+".auth_type", "VRRP version 3 has no authentication (RFC 5798); set version: 2 to speak with keepalived peers using auth_type PASS")
+		}
+		return
+	case 2:
+	default:
+		v.Errorf(p+".version", "must be 2 or 3, got %d", in.Version)
+		return
+	}
+	if ai < time.Second || ai > 255*time.Second || ai%time.Second != 0 {
+		v.Errorf(p+".advert_interval", "must be whole seconds 1s..255s with version 2 (RFC 3768 has no sub-second adverts), got %s", ai)
+	}
+	switch in.AuthType {
+	case AuthTypeNone:
+	case AuthTypePass:
+		if in.AuthPass == "" {
+			v.Errorf(p+".auth_pass", "is required with auth_type PASS: the group's password, e.g. ${VRRP_AUTH_PASS}")
+		} else if len(in.AuthPass) > 8 {
+			v.Errorf(p+".auth_pass", "is %d bytes; PASS carries at most 8 (keepalived uses only the first 8 characters of a longer one: write those)", len(in.AuthPass))
+		}
+	case "AH":
+		v.Errorf(p+".auth_type", "AH is not supported (keepalived's own documentation advises against it); use PASS or no authentication on every router of the group")
+	default:
+		v.Errorf(p+".auth_type", "%q is not valid; use PASS or leave it empty", in.AuthType)
 	}
 }
 

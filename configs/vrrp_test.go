@@ -24,6 +24,8 @@ func TestVRRPDefaults(t *testing.T) {
 		got, want any
 	}{
 		{"priority", in.Priority, 100},
+		{"version", in.Version, 3},
+		{"auth_type", in.AuthType, ""},
 		{"advert_interval", in.AdvertInterval.D(), time.Second},
 		{"state", in.State, "BACKUP"},
 		{"down_timer_adverts", in.DownTimerAdverts, 3},
@@ -109,12 +111,26 @@ func TestVRRPInvalid(t *testing.T) {
 		{"pool weight", "track_pool: {weight: 254}", "vrrp.instances[0].track_pool.weight", "1..253"},
 		{"notify relative", "notify: {script: notify.sh}", "vrrp.instances[0].notify.script", "absolute path"},
 		{"notify timeout", "notify: {timeout: 11m}", "vrrp.instances[0].notify.timeout", "100ms..10m"},
+		{"version 4", "version: 4", "vrrp.instances[0].version", "2 or 3"},
+		{"version 1", "version: 1", "vrrp.instances[0].version", "2 or 3"},
+		{"v2 sub-second", "version: 2, advert_interval: 100ms", "vrrp.instances[0].advert_interval", "whole seconds"},
+		{"v2 fraction", "version: 2, advert_interval: 1500ms", "vrrp.instances[0].advert_interval", "whole seconds"},
+		{"v2 too long", "version: 2, advert_interval: 256s", "vrrp.instances[0].advert_interval", "1s..255s"},
+		{"v2 ipv6", "version: 2", "vrrp.instances[0].version", "IPv4 only"},
+		{"v2 AH", "version: 2, auth_type: AH, auth_pass: x", "vrrp.instances[0].auth_type", "AH is not supported"},
+		{"v2 bad auth type", "version: 2, auth_type: md5", "vrrp.instances[0].auth_type", "PASS"},
+		{"v2 PASS without password", "version: 2, auth_type: PASS", "vrrp.instances[0].auth_pass", "required"},
+		{"v2 password too long", "version: 2, auth_pass: 123456789", "vrrp.instances[0].auth_pass", "at most 8"},
+		{"v3 auth", "auth_pass: secret", "vrrp.instances[0].auth_type", "no authentication"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := strings.Replace(base, "virtual_router_id: 51", "virtual_router_id: 51", 1)
-			if tt.name == "vrid zero" {
+			switch tt.name {
+			case "vrid zero":
 				b = strings.Replace(base, "virtual_router_id: 51", "virtual_router_id: 0", 1)
+			case "v2 ipv6":
+				b = strings.Replace(base, "192.0.2.10/24", "2001:db8::10", 1)
 			}
 			if tt.extra != "" {
 				b += ", " + tt.extra
@@ -197,5 +213,24 @@ func TestParseVirtualIP(t *testing.T) {
 		if v.Prefix.String() != tt.prefix || v.Dev != tt.dev || v.Label != tt.label {
 			t.Errorf("ParseVirtualIP(%q) = %v %q %q, want %s %q %q", tt.in, v.Prefix, v.Dev, v.Label, tt.prefix, tt.dev, tt.label)
 		}
+	}
+}
+
+func TestVRRPVersion2(t *testing.T) {
+	env := func(k string) (string, bool) { return map[string]string{"VRRP_AUTH_PASS": "secret12"}[k], k == "VRRP_AUTH_PASS" }
+	c, err := Parse("test.yaml", []byte(`vrrp:
+  instances:
+    - {name: VI_1, interface: eth0, virtual_router_id: 51, virtual_ips: ["192.0.2.10/24"], version: 2, advert_interval: 2s, auth_pass: "${VRRP_AUTH_PASS}"}
+    - {name: VI_2, interface: eth0, virtual_router_id: 52, virtual_ips: ["192.0.2.11/24"], version: 2}
+`), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := c.VRRP.Instances[0], c.VRRP.Instances[1]
+	if a.Version != 2 || a.AuthType != AuthTypePass || a.AuthPass != "secret12" || a.AdvertInterval.D() != 2*time.Second {
+		t.Errorf("VI_1 = version %d, auth %q %q, advert %s; want 2, PASS secret12, 2s", a.Version, a.AuthType, a.AuthPass, a.AdvertInterval.D())
+	}
+	if b.Version != 2 || b.AuthType != AuthTypeNone || b.AdvertInterval.D() != time.Second {
+		t.Errorf("VI_2 = version %d, auth %q, advert %s; want 2, none, 1s", b.Version, b.AuthType, b.AdvertInterval.D())
 	}
 }
