@@ -8,9 +8,10 @@ import (
 // protoVRRP is the IP protocol number (IPv4) / next header (IPv6) of VRRP.
 const protoVRRP = 112
 
-// Checksum returns the VRRPv3 checksum of msg as sent from src to dst: the
-// 16-bit one's complement of the one's complement sum of an IP pseudo-header
-// and msg (RFC 5798 5.2.8). The checksum field inside msg must be zero, or
+// Checksum returns the checksum of msg as sent from src to dst: the 16-bit
+// one's complement of the one's complement sum of an IP pseudo-header and
+// msg (RFC 5798 5.2.8), or of msg alone when it is version 2 (RFC 3768
+// 5.3.8: the version nibble of msg decides). The checksum field inside msg must be zero, or
 // the result is 0 exactly when a received message verifies.
 //
 // IPv4 uses src, dst, zero, protocol 112 and the VRRP length, as keepalived
@@ -19,12 +20,14 @@ const protoVRRP = 112
 // peer in unicast mode (FACTS 5, captured 0x18a1 vs 0x42fd).
 func Checksum(src, dst netip.Addr, msg []byte) uint16 {
 	var sum uint32
-	if src.Is4() {
+	switch {
+	case len(msg) > 0 && Version(msg[0]>>4) == Version2:
+	case src.Is4():
 		s, d := src.As4(), dst.As4()
 		sum = add(sum, s[:])
 		sum = add(sum, d[:])
 		sum += protoVRRP + uint32(len(msg))
-	} else {
+	default:
 		s, d := src.As16(), dst.As16()
 		sum = add(sum, s[:])
 		sum = add(sum, d[:])

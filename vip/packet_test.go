@@ -37,7 +37,7 @@ func TestDecodeKeepalivedCapture(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Decode(keepalived capture) error %v", err)
 	}
-	want := &Advertisement{VRID: 51, Priority: 150, MaxAdvertInterval: 100, Checksum: 0x42fd, Addresses: []netip.Addr{vip4}}
+	want := &Advertisement{Version: Version3, VRID: 51, Priority: 150, MaxAdvertInterval: 100, Checksum: 0x42fd, Addresses: []netip.Addr{vip4}}
 	if !reflect.DeepEqual(a, want) {
 		t.Errorf("Decode = %+v, want %+v", a, want)
 	}
@@ -87,7 +87,7 @@ func fold(s uint32) uint32 {
 
 func TestIPv6RoundTrip(t *testing.T) {
 	src := netip.MustParseAddr("fe80::1")
-	a := &Advertisement{VRID: 7, Priority: 200, MaxAdvertInterval: 10,
+	a := &Advertisement{Version: Version3, VRID: 7, Priority: 200, MaxAdvertInterval: 10,
 		Addresses: []netip.Addr{netip.MustParseAddr("fe80::7"), netip.MustParseAddr("2001:db8::7")}}
 	b, err := a.Encode(src, group6)
 	if err != nil {
@@ -121,7 +121,7 @@ func TestUnmarshalHostile(t *testing.T) {
 	}{
 		{"empty", "", io.ErrUnexpectedEOF},
 		{"short header", "313396010064", io.ErrUnexpectedEOF},
-		{"version 2", "21339601016442fd0a63000a", ErrVersion},
+		{"version 1", "11339601016442fd0a63000a", ErrVersion},
 		{"version 4", "41339601006442fd0a63000a", ErrVersion},
 		{"type 2", "32339601006442fd0a63000a", ErrType},
 		{"vrid 0", "31009601006442fd0a63000a", ErrVRID},
@@ -137,6 +137,17 @@ func TestUnmarshalHostile(t *testing.T) {
 		{"broadcast vip", "31339601006442fdffffffff", ErrAddress},
 		{"loopback v6", "31339601006442fd" + "00000000000000000000000000000001", ErrAddress},
 		{"v4-mapped v6", "31339601006442fd" + "00000000000000000000ffff0a63000a", ErrAddress},
+		// Version 2: 8 + 4*count + 8 bytes of authentication data, exactly.
+		{"v2 without auth data", "21339601010142fd0a63000a", io.ErrUnexpectedEOF},
+		{"v2 auth data short", "21339601010142fd0a63000a73656372657431", io.ErrUnexpectedEOF},
+		{"v2 trailing byte", "21339601010142fd0a63000a736563726574313200", ErrLength},
+		{"v2 IPv6 sized", "21339601010142fd" + "20010db8000000000000000000000010" + "7365637265743132", ErrLength},
+		{"v2 interval 0", "21339601010042fd0a63000a7365637265743132", ErrInterval},
+		{"v2 count 0", "21339600010142fd7365637265743132", ErrCount},
+		{"v2 vrid 0", "21009601010142fd0a63000a7365637265743132", ErrVRID},
+		{"v2 type 2", "22339601010142fd0a63000a7365637265743132", ErrType},
+		{"v2 multicast vip", "21339601010142fde00000127365637265743132", ErrAddress},
+		{"v2 count says 2", "21339602010142fd0a63000a7365637265743132", io.ErrUnexpectedEOF},
 	}
 	for _, tt := range tests {
 		var a Advertisement
@@ -168,6 +179,10 @@ func TestMarshalInvalid(t *testing.T) {
 		{"mixed", Advertisement{VRID: 1, MaxAdvertInterval: 1, Addresses: []netip.Addr{vip4, v6}}, ErrFamily},
 		{"zero addr", Advertisement{VRID: 1, MaxAdvertInterval: 1, Addresses: []netip.Addr{{}}}, ErrAddress},
 		{"too many", Advertisement{VRID: 1, MaxAdvertInterval: 1, Addresses: make([]netip.Addr, 256)}, ErrLength},
+		{"version 4", Advertisement{Version: 4, VRID: 1, MaxAdvertInterval: 1, Addresses: []netip.Addr{vip4}}, ErrVersion},
+		{"v2 sub-second", Advertisement{Version: Version2, VRID: 1, MaxAdvertInterval: 150, Addresses: []netip.Addr{vip4}}, ErrInterval},
+		{"v2 256 s", Advertisement{Version: Version2, VRID: 1, MaxAdvertInterval: 25600, Addresses: []netip.Addr{vip4}}, ErrInterval},
+		{"v2 IPv6", Advertisement{Version: Version2, VRID: 1, MaxAdvertInterval: 100, Addresses: []netip.Addr{v6}}, ErrFamily},
 	}
 	for _, tt := range tests {
 		if _, err := tt.a.MarshalBinary(); !errors.Is(err, tt.want) {
