@@ -180,6 +180,15 @@ func (c *rawConn) recv() (*Advertisement, netip.Addr, error) {
 	if a.VRID != c.cfg.vrid {
 		return drop("other VRID", nil)
 	}
+	if a.Version != c.cfg.version {
+		return drop(dropOtherVersion, fmt.Errorf("VRRPv%d advert, this instance speaks VRRPv%d", a.Version, c.cfg.version))
+	}
+	if a.Version == Version2 {
+		if de := c.cfg.acceptV2(a); de != nil {
+			de.From = src
+			return nil, src, de
+		}
+	}
 	return a, src, nil
 }
 

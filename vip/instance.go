@@ -36,6 +36,13 @@ type InstanceStatus struct {
 	VIPs                 []string  `json:"vips"`
 	Transitions          int       `json:"transitions"`
 	LastChange           time.Time `json:"last_change,omitzero"`
+	// Version is the VRRP version spoken (2 or 3).
+	Version int `json:"version"`
+	// OtherVersionAdverts counts adverts of our VRID in the other VRRP
+	// version (dropped: a peer speaking the wrong version), AuthFailures
+	// version 2 adverts with the wrong auth type or password (dropped).
+	OtherVersionAdverts uint64 `json:"other_version_adverts"`
+	AuthFailures        uint64 `json:"auth_failures"`
 }
 
 // instanceConn is what the runner needs of the advert socket.
@@ -61,9 +68,15 @@ type instance struct {
 	log  *zap.Logger
 	lim  *rateLimiter
 
+	version  Version
+	auth     AuthType
+	authData [authDataLen]byte
+
 	m       *Machine // only touched by the Run goroutine
 	status  atomic.Pointer[InstanceStatus]
 	holding atomic.Bool // VIPs added by us and not removed since
+
+	otherVersion, authFailures atomic.Uint64
 }
 
 func newInstance(c configs.VRRPInstance, opts Options) (*instance, error) {
@@ -102,7 +115,11 @@ func newInstance(c configs.VRRPInstance, opts Options) (*instance, error) {
 	if c.VirtualRouterID < 1 || c.VirtualRouterID > 255 || c.Priority < 1 || c.Priority > 255 {
 		return nil, fmt.Errorf("vip: instance %s: virtual_router_id or priority out of range", c.Name)
 	}
+	if err := in.setVersion(c); err != nil {
+		return nil, err
+	}
 	in.mcfg = MachineConfig{
+		Version:              in.version,
 		Priority:             uint8(c.Priority),
 		AdvertInterval:       ToCentiseconds(c.AdvertInterval.D()).Duration(),
 		Preempt:              !c.Nopreempt,
@@ -126,8 +143,46 @@ func newInstance(c configs.VRRPInstance, opts Options) (*instance, error) {
 	return in, nil
 }
 
-// Status is the last published snapshot.
-func (in *instance) Status() InstanceStatus { return *in.status.Load() }
+// setVersion takes the VRRP version and version 2's authentication from c
+// (validated by configs; checked again because a bad value here would put
+// a router on the wire that no peer understands).
+func (in *instance) setVersion(c configs.VRRPInstance) error {
+	switch c.Version {
+	case 0, 3:
+		in.version = Version3
+		if c.AuthType != configs.AuthTypeNone || c.AuthPass != "" {
+			return fmt.Errorf("vip: instance %s: VRRPv3 has no authentication", c.Name)
+		}
+		return nil
+	case 2:
+		in.version = Version2
+	default:
+		return fmt.Errorf("vip: instance %s: VRRP version %d; want 2 or 3", c.Name, c.Version)
+	}
+	if in.is6 {
+		return fmt.Errorf("vip: instance %s: VRRPv2 speaks IPv4 only", c.Name)
+	}
+	if d := c.AdvertInterval.D(); d%time.Second != 0 || d < time.Second || d > maxV2Seconds*time.Second {
+		return fmt.Errorf("vip: instance %s: VRRPv2 advert interval %s is not 1..255 whole seconds", c.Name, d)
+	}
+	switch {
+	case c.AuthType == configs.AuthTypePass || c.AuthType == configs.AuthTypeNone && c.AuthPass != "":
+		if c.AuthPass == "" || len(c.AuthPass) > authDataLen {
+			return fmt.Errorf("vip: instance %s: auth_pass must be 1..8 bytes", c.Name)
+		}
+		in.auth, in.authData = AuthPass, PassData(c.AuthPass)
+	case c.AuthType != configs.AuthTypeNone:
+		return fmt.Errorf("vip: instance %s: auth_type %q is not supported", c.Name, c.AuthType)
+	}
+	return nil
+}
+
+// Status is the last published snapshot with the live drop counters.
+func (in *instance) Status() InstanceStatus {
+	s := *in.status.Load()
+	s.OtherVersionAdverts, s.AuthFailures = in.otherVersion.Load(), in.authFailures.Load()
+	return s
+}
 
 func (in *instance) publish() {
 	m := in.m
@@ -135,7 +190,7 @@ func (in *instance) publish() {
 		Name: in.cfg.Name, Interface: in.cfg.Interface, VRID: in.cfg.VirtualRouterID,
 		State: m.State().String(), Priority: in.cfg.Priority, EffectivePriority: int(m.Priority()),
 		TrackPenalty: m.penalty, AdvertInterval: in.mcfg.AdvertInterval.String(),
-		MasterAdvertInterval: m.MasterAdverInterval().String(), Unicast: len(in.peers) > 0,
+		MasterAdvertInterval: m.MasterAdverInterval().String(), Unicast: len(in.peers) > 0, Version: int(in.version),
 		Transitions: m.Transitions(), LastChange: m.LastChange(),
 	}
 	if a := m.MasterAddr(); a.IsValid() {
@@ -296,18 +351,18 @@ func (in *instance) tryOpen() (instanceConn, error) {
 	}
 	in.mcfg.Addr = src
 	in.m = NewMachine(in.mcfg)
-	return openConn(connConfig{ifi: ifi, vrid: uint8(in.cfg.VirtualRouterID), src: src, peers: in.peers})
+	return openConn(connConfig{ifi: ifi, vrid: uint8(in.cfg.VirtualRouterID), src: src, peers: in.peers,
+		version: in.version, auth: in.auth, authData: in.authData, interval: ToCentiseconds(in.mcfg.AdvertInterval)})
 }
 
 func (in *instance) reader(ctx context.Context, conn instanceConn, out chan<- received) {
+	seenOtherVersion := map[netip.Addr]bool{}
 	for {
 		a, from, err := conn.recv()
 		if err != nil {
 			var de *DropError
 			if errors.As(err, &de) {
-				if de.Reason != "other VRID" && de.Reason != "own advert" && de.Reason != "other interface" {
-					in.lim.warn(in.log, "drop:"+de.Reason, "dropped a VRRP packet", zap.Stringer("from", de.From), zap.String("reason", de.Reason), zap.Error(de.Err))
-				}
+				in.dropped(de, seenOtherVersion)
 				continue
 			}
 			if ctx.Err() == nil {
@@ -321,6 +376,31 @@ func (in *instance) reader(ctx context.Context, conn instanceConn, out chan<- re
 			return
 		}
 	}
+}
+
+// maxOtherVersionSenders bounds the senders remembered for logging once.
+const maxOtherVersionSenders = 64
+
+// dropped counts and logs a dropped packet. A router of the other VRRP
+// version is logged once per sender (it will keep sending every interval);
+// authentication failures with rate limiting like any other drop.
+func (in *instance) dropped(de *DropError, seenOtherVersion map[netip.Addr]bool) {
+	switch de.Reason {
+	case "other VRID", "own advert", "other interface":
+		return
+	case dropOtherVersion:
+		in.otherVersion.Add(1)
+		if seenOtherVersion[de.From] || len(seenOtherVersion) >= maxOtherVersionSenders {
+			return
+		}
+		seenOtherVersion[de.From] = true
+		in.log.Warn("a router of our VRID speaks the other VRRP version; its adverts are dropped and counted (other_version_adverts), not taken for a peer: set the same version on every router of the group",
+			zap.Stringer("from", de.From), zap.Error(de.Err))
+		return
+	case dropAuth:
+		in.authFailures.Add(1)
+	}
+	in.lim.warn(in.log, "drop:"+de.Reason, "dropped a VRRP packet", zap.Stringer("from", de.From), zap.String("reason", de.Reason), zap.Error(de.Err))
 }
 
 // tracking computes the current penalty and fault from the pool and links.
@@ -383,8 +463,8 @@ func (ex *executor) do(acts []Action) {
 	for _, a := range acts {
 		switch a.Kind {
 		case ActionSendAdvert:
-			adv := &Advertisement{VRID: uint8(in.cfg.VirtualRouterID), Priority: a.Priority,
-				MaxAdvertInterval: ToCentiseconds(in.mcfg.AdvertInterval)}
+			adv := &Advertisement{Version: in.version, VRID: uint8(in.cfg.VirtualRouterID), Priority: a.Priority,
+				MaxAdvertInterval: ToCentiseconds(in.mcfg.AdvertInterval), AuthType: in.auth, AuthData: in.authData}
 			for _, v := range in.vips {
 				adv.Addresses = append(adv.Addresses, v.prefix.Addr())
 			}

@@ -32,6 +32,8 @@ func (s State) String() string {
 
 // MachineConfig is what the state machine needs of an instance.
 type MachineConfig struct {
+	// Version 2 takes Skew_Time in seconds (RFC 3768); 0 or 3 is RFC 5798.
+	Version Version
 	// Priority is the configured priority, 1..255 (255 = address owner).
 	Priority uint8
 	// AdvertInterval is our own Advertisement_Interval (whole centiseconds).
@@ -247,7 +249,7 @@ func (m *Machine) shutdown(now time.Time) []Action {
 func (m *Machine) backupAdvert(ev Event, now time.Time) []Action {
 	if ev.Priority == 0 {
 		// The master is leaving: take over after Skew_Time only.
-		m.downAt = now.Add(SkewTime(m.Priority(), m.masterAdverInt))
+		m.downAt = now.Add(m.skew())
 		return nil
 	}
 	m.master, m.masterPrio = ev.From, ev.Priority
@@ -377,7 +379,17 @@ func (m *Machine) toBackup(masterInterval time.Duration, now time.Time) []Action
 }
 
 func (m *Machine) mdi() time.Duration {
+	if m.cfg.Version == Version2 {
+		return time.Duration(m.cfg.DownTimerAdverts)*m.masterAdverInt + m.skew()
+	}
 	return MasterDownInterval(m.Priority(), m.masterAdverInt, m.cfg.DownTimerAdverts)
+}
+
+func (m *Machine) skew() time.Duration {
+	if m.cfg.Version == Version2 {
+		return SkewTimeV2(m.Priority())
+	}
+	return SkewTime(m.Priority(), m.masterAdverInt)
 }
 
 func (m *Machine) stopTimers() {

@@ -24,3 +24,7 @@ func MasterDownInterval(priority uint8, masterAdverInterval time.Duration, adver
 	}
 	return time.Duration(adverts)*masterAdverInterval + SkewTime(priority, masterAdverInterval)
 }
+
+// SkewTimeV2 is RFC 3768 6.1's Skew_Time, ((256 - Priority) / 256) seconds
+// whatever the advert interval (keepalived does the same for VRRPv2).
+func SkewTimeV2(priority uint8) time.Duration { return SkewTime(priority, time.Second) }

@@ -40,3 +40,34 @@ func TestTimersRFC(t *testing.T) {
 		t.Errorf("MasterDownInterval(100, 1s, 0) = %s, want the RFC default %s", got, want)
 	}
 }
+
+// TestTimersRFC3768 checks VRRPv2's Skew_Time, in seconds whatever the
+// interval, and the machine's Master_Down_Interval built from it.
+func TestTimersRFC3768(t *testing.T) {
+	tests := []struct {
+		prio     uint8
+		interval time.Duration
+		skew     time.Duration
+		mdi      time.Duration
+	}{
+		{100, time.Second, 609375 * time.Microsecond, 3609375 * time.Microsecond},
+		{150, 3 * time.Second, 414062500, 9414062500},
+		{254, 255 * time.Second, 7812500, 765007812500},
+		{1, 2 * time.Second, 996093750, 6996093750},
+	}
+	for _, tt := range tests {
+		if got := SkewTimeV2(tt.prio); got != tt.skew {
+			t.Errorf("SkewTimeV2(%d) = %d, want %d", tt.prio, got, tt.skew)
+		}
+		m := NewMachine(MachineConfig{Version: Version2, Priority: tt.prio, AdvertInterval: tt.interval})
+		t0 := time.Unix(1000, 0)
+		m.Step(Event{Kind: EventStartup}, t0)
+		if got := m.Deadline().Sub(t0); got != tt.mdi {
+			t.Errorf("v2 priority %d, %s: Master_Down_Interval = %d, want %d", tt.prio, tt.interval, got, tt.mdi)
+		}
+		m.Step(Event{Kind: EventAdvert, From: peerB, Priority: 0, Interval: tt.interval}, t0)
+		if got := m.Deadline().Sub(t0); got != tt.skew {
+			t.Errorf("v2 priority %d, %s: after priority 0 the down timer is %d, want Skew_Time %d", tt.prio, tt.interval, got, tt.skew)
+		}
+	}
+}
