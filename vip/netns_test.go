@@ -51,6 +51,10 @@ type lb struct {
 
 // instanceYAML is one vrrp instance; extra lines are appended (6 spaces indent).
 func instanceYAML(prio int, vips []string, extra ...string) string {
+	return instanceYAMLAdvert(prio, testAdvert, vips, extra...)
+}
+
+func instanceYAMLAdvert(prio int, advert time.Duration, vips []string, extra ...string) string {
 	q := make([]string, len(vips))
 	for i, v := range vips {
 		q[i] = fmt.Sprintf("%q", v)
@@ -64,7 +68,7 @@ vrrp:
       priority: %d
       advert_interval: %s
       virtual_ips: [%s]
-`, prio, testAdvert, strings.Join(q, ", "))
+`, prio, advert, strings.Join(q, ", "))
 	for _, e := range extra {
 		s += "      " + e + "\n"
 	}
@@ -90,16 +94,19 @@ func (n *lb) start() {
 	n.proc = netnstest.Start(n.t, cmd)
 }
 
-func (n *lb) state() string {
+func (n *lb) state() string { return n.instanceStatus().State }
+
+// instanceStatus is the helper's last written status of its only instance.
+func (n *lb) instanceStatus() InstanceStatus {
 	b, err := os.ReadFile(n.status)
 	if err != nil {
-		return ""
+		return InstanceStatus{}
 	}
 	var st []InstanceStatus
 	if json.Unmarshal(b, &st) != nil || len(st) == 0 {
-		return ""
+		return InstanceStatus{}
 	}
-	return st[0].State
+	return st[0]
 }
 
 func (n *lb) waitState(want string, d time.Duration) time.Duration {
@@ -351,75 +358,105 @@ func TestNetnsKeepalivedInterop(t *testing.T) {
 	for _, unicast := range []bool{false, true} {
 		for _, kaMaster := range []bool{true, false} {
 			name := fmt.Sprintf("unicast=%v/keepalived_master=%v", unicast, kaMaster)
-			t.Run(name, func(t *testing.T) { keepalivedInterop(t, unicast, kaMaster) })
+			t.Run(name, func(t *testing.T) {
+				keepalivedInterop(t, interopCase{unicast: unicast, kaMaster: kaMaster, version: 3, advert: testAdvert})
+			})
 		}
 	}
 }
 
-func keepalivedInterop(t *testing.T, unicast, kaMaster bool) {
+// interopCase is one keepalived interop run: the VRRP version, its PASS
+// password (version 2, "" = none) and the advert interval of both sides.
+type interopCase struct {
+	unicast, kaMaster bool
+	version           int
+	authPass          string
+	advert            time.Duration
+}
+
+func keepalivedInterop(t *testing.T, tc interopCase) {
 	l := newLab4(t)
 	a, b, c := l.Hosts["a"], l.Hosts["b"], l.Hosts["c"]
 	// a runs keepalived, b runs our LB.
 	kaPrio, lbPrio := 100, 150
-	if kaMaster {
+	if tc.kaMaster {
 		kaPrio, lbPrio = 150, 100
 	}
 	ka := netnstest.KeepalivedInstance{Name: "VI_1", Interface: "eth0", VRID: 51, Priority: kaPrio,
-		AdvertInterval: testAdvert, VIPs: []string{"10.99.0.10/24"}}
-	var extra []string
-	if unicast {
-		ka.UnicastSrc, ka.UnicastPeers = "10.99.0.11", []string{"10.99.0.12"}
-		extra = []string{"unicast_peers: [10.99.0.11]"}
+		AdvertInterval: tc.advert, VIPs: []string{"10.99.0.10/24"}, Version: tc.version, AuthPass: tc.authPass}
+	extra := []string{fmt.Sprintf("version: %d", tc.version)}
+	if tc.authPass != "" {
+		extra = append(extra, fmt.Sprintf("auth_pass: %q", tc.authPass))
 	}
+	if tc.unicast {
+		ka.UnicastSrc, ka.UnicastPeers = "10.99.0.11", []string{"10.99.0.12"}
+		extra = append(extra, "unicast_peers: [10.99.0.11]")
+	}
+	// Bounds: the backup's (priority 100) Master_Down_Interval and
+	// Skew_Time, plus generous slack for a loaded machine.
+	mdi, skew := MasterDownInterval(100, tc.advert, 3), SkewTime(100, tc.advert)
+	if tc.version == 2 {
+		skew = SkewTimeV2(100)
+	}
+	slack := max(tc.advert, 500*time.Millisecond)
 	startKA := func() *netnstest.Keepalived { return netnstest.StartKeepalived(t, a.NS, ka.Config()) }
 	kproc := startKA()
-	lbB := startLB(t, b, instanceYAML(lbPrio, []string{"10.99.0.10/24"}, extra...))
+	lbB := startLB(t, b, instanceYAMLAdvert(lbPrio, tc.advert, []string{"10.99.0.10/24"}, extra...))
 
 	master, backup := b, a
-	if kaMaster {
+	if tc.kaMaster {
 		master, backup = a, b
 	}
-	t.Logf("elected %s in %s", master.Name, waitOnly(t, 4*time.Second, vip4test, master, backup))
+	t.Logf("elected %s in %s", master.Name, waitOnly(t, 2*mdi+4*slack, vip4test, master, backup))
 	// Stable: the backup accepts the master's adverts for several MDIs.
-	netnstest.Never(t, 1200*time.Millisecond, "the backup took over: it does not accept the master's adverts", holds(backup, vip4test))
+	netnstest.Never(t, 2*mdi, "the backup took over: it does not accept the master's adverts", holds(backup, vip4test))
 	cstart := time.Now()
 	clientReaches(t, c, vip4test, master, 2*time.Second)
 	t.Logf("client reaches master in %s", time.Since(cstart))
 
-	// Crash the master; the other takes over and the client follows.
+	// Crash the master; the other takes over within its
+	// Master_Down_Interval and the client follows.
 	crash := func() {
-		if kaMaster {
+		if tc.kaMaster {
 			kproc.Crash()
 		} else {
 			lbB.proc.Crash()
 		}
 	}
 	restart := func() {
-		if kaMaster {
+		if tc.kaMaster {
 			kproc = startKA()
 		} else {
 			lbB.start()
 		}
 	}
 	crash()
-	t.Logf("takeover after crash in %s", netnstest.Eventually(t, 2*time.Second, backup.Name+" takes over after the master's crash", holds(backup, vip4test)))
+	took := netnstest.Eventually(t, mdi+4*slack, backup.Name+" takes over after the master's crash", holds(backup, vip4test))
+	t.Logf("takeover after crash in %s (Master_Down_Interval %s)", took, mdi)
+	if took > mdi+2*slack {
+		t.Errorf("takeover after crash took %s, want at most Master_Down_Interval %s + %s", took, mdi, 2*slack)
+	}
 	clientReaches(t, c, vip4test, backup, 2*time.Second)
 
 	// The master comes back, removes its stale VIP and preempts.
 	restart()
-	t.Logf("preempted after restart in %s", waitOnly(t, 4*time.Second, vip4test, master, backup))
+	t.Logf("preempted after restart in %s", waitOnly(t, 2*mdi+4*slack, vip4test, master, backup))
 	cstart = time.Now()
 	clientReaches(t, c, vip4test, master, 2*time.Second)
 	t.Logf("client reaches master in %s", time.Since(cstart))
 
 	// Graceful stop: each side sends priority 0 and understands the other's.
-	if kaMaster {
+	if tc.kaMaster {
 		kproc.Terminate()
 	} else {
 		lbB.stop()
 	}
-	netnstest.Eventually(t, 2*time.Second, backup.Name+" takes over after a graceful stop", holds(backup, vip4test))
-	if kaMaster {
+	took = netnstest.Eventually(t, skew+4*slack, backup.Name+" takes over after a graceful stop", holds(backup, vip4test))
+	t.Logf("takeover after graceful stop in %s (Skew_Time %s)", took, skew)
+	if took > skew+2*slack {
+		t.Errorf("takeover after graceful stop took %s, want at most Skew_Time %s + %s", took, skew, 2*slack)
+	}
+	if tc.kaMaster {
 		wantLog(t, lbB.proc, "backup received priority 0 advert")
 	} else {
 		wantLog(t, kproc.Proc, "Backup received priority 0 advertisement")

@@ -408,8 +408,12 @@ func StartKeepalived(t testing.TB, ns *NS, conf string) *Keepalived {
 	return &Keepalived{Proc: Start(t, cmd), Conf: path}
 }
 
-// KeepalivedInstance renders one VRRPv3 vrrp_instance plus global_defs.
+// KeepalivedInstance renders one vrrp_instance plus global_defs.
 type KeepalivedInstance struct {
+	// Version is vrrp_version, 2 or 3; 0 means 3.
+	Version int
+	// AuthPass, when set, adds authentication { auth_type PASS } (version 2).
+	AuthPass string
 	Name           string
 	Interface      string
 	VRID           int
@@ -424,11 +428,18 @@ type KeepalivedInstance struct {
 // Config renders a whole keepalived.conf for k.
 func (k KeepalivedInstance) Config() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "global_defs {\n  vrrp_version 3\n  router_id %s\n  script_user root\n}\n", k.Name)
+	version := k.Version
+	if version == 0 {
+		version = 3
+	}
+	fmt.Fprintf(&b, "global_defs {\n  vrrp_version %d\n  router_id %s\n  script_user root\n}\n", version, k.Name)
 	fmt.Fprintf(&b, "vrrp_instance %s {\n  state BACKUP\n  interface %s\n  virtual_router_id %d\n  priority %d\n  advert_int %s\n",
 		k.Name, k.Interface, k.VRID, k.Priority, strconv.FormatFloat(k.AdvertInterval.Seconds(), 'f', -1, 64))
 	if k.Nopreempt {
 		b.WriteString("  nopreempt\n")
+	}
+	if k.AuthPass != "" {
+		fmt.Fprintf(&b, "  authentication {\n    auth_type PASS\n    auth_pass %s\n  }\n", k.AuthPass)
 	}
 	if k.UnicastSrc != "" {
 		fmt.Fprintf(&b, "  unicast_src_ip %s\n", k.UnicastSrc)
