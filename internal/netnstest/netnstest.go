@@ -410,10 +410,6 @@ func StartKeepalived(t testing.TB, ns *NS, conf string) *Keepalived {
 
 // KeepalivedInstance renders one vrrp_instance plus global_defs.
 type KeepalivedInstance struct {
-	// Version is vrrp_version, 2 or 3; 0 means 3.
-	Version int
-	// AuthPass, when set, adds authentication { auth_type PASS } (version 2).
-	AuthPass string
 	Name           string
 	Interface      string
 	VRID           int
@@ -423,6 +419,11 @@ type KeepalivedInstance struct {
 	UnicastSrc     string
 	UnicastPeers   []string
 	Nopreempt      bool
+
+	// Version is vrrp_version, 2 or 3; 0 means 3.
+	Version int
+	// AuthPass, when set, adds authentication { auth_type PASS } (version 2).
+	AuthPass string
 }
 
 // Config renders a whole keepalived.conf for k.
