@@ -27,10 +27,12 @@ const (
 var ErrKeepalivedSyntax = errors.New("vip: keepalived.conf syntax")
 
 // ImportKeepalived turns the vrrp_instance blocks of a keepalived.conf into
-// the `vrrp:` section of mosparo-lb's YAML. Everything that cannot be carried
-// over exactly (VRRPv2, authentication, scripts, sync groups, virtual MACs,
-// LVS, unknown keywords...) is listed in warnings, with its line; nothing is
-// dropped silently. `include` is not followed.
+// the `vrrp:` section of mosparo-lb's YAML. VRRPv2 instances stay version 2,
+// a PASS auth_pass becomes an ${ENV} reference (the secret is never
+// printed; a warning names the variable to set). Everything that cannot be
+// carried over exactly (AH, scripts, sync groups, virtual MACs, LVS, unknown
+// keywords...) is listed in warnings, with its line; nothing is dropped
+// silently. `include` is not followed.
 func ImportKeepalived(r io.Reader) (yamlText []byte, warnings []string, err error) {
 	b, err := io.ReadAll(io.LimitReader(r, maxImportBytes+1))
 	if err != nil {
@@ -265,6 +267,7 @@ func (im *kaImporter) instance(blk *kaNode) {
 	}
 	version := im.version
 	var trackWeights []int
+	var auth *kaNode
 	for _, n := range blk.children {
 		switch n.key {
 		case "state":
@@ -280,11 +283,13 @@ func (im *kaImporter) instance(blk *kaNode) {
 		case "priority":
 			in.Priority, _ = im.intArg(n, 1, 255)
 		case "advert_int":
-			if d, ok := im.seconds(n, 0.01, 40.95); ok {
+			if d, ok := im.seconds(n, 0.01, 255); ok { // 40.95 s in v3, checked by the config loader
 				in.AdvertInterval = configs.Duration(d)
 			}
 		case "version":
-			version, _ = im.intArg(n, 2, 3)
+			if v, ok := im.intArg(n, 2, 3); ok {
+				version = v
+			}
 		case "nopreempt":
 			in.Nopreempt = true
 		case "preempt":
@@ -347,7 +352,7 @@ func (im *kaImporter) instance(blk *kaNode) {
 		case "track_script":
 			im.warn(n, "track_script ignored: the LB's own pool health (track_pool, default on) lowers the priority instead")
 		case "authentication":
-			im.warn(n, "authentication ignored: VRRPv3 has none")
+			auth = n
 		case "use_vmac", "vmac_xmit_base":
 			im.warn(n, "%s ignored: the VIPs go on the real interface with the real MAC, announced by gratuitous ARP (keepalived's default)", n.key)
 		case "accept":
@@ -358,9 +363,7 @@ func (im *kaImporter) instance(blk *kaNode) {
 			im.warn(n, "%s in vrrp_instance %s ignored", n.key, in.Name)
 		}
 	}
-	if version != 3 {
-		im.warn(blk, "vrrp_instance %s spoke VRRPv2 (keepalived's default); mosparo-lb speaks VRRPv3 only: set vrrp_version 3 on every keepalived peer of VRID %d, or switch them all together", in.Name, in.VirtualRouterID)
-	}
+	im.setVersion(blk, &in, version, auth)
 	if len(trackWeights) > 0 && in.Priority > 0 {
 		sum := 0
 		for _, w := range trackWeights {
@@ -374,6 +377,75 @@ func (im *kaImporter) instance(blk *kaNode) {
 		im.warn(blk, "vrrp_instance %s has no virtual_ipaddress", in.Name)
 	}
 	im.cfg.Instances = append(im.cfg.Instances, in)
+}
+
+// setVersion carries the instance's VRRP version over, and with version 2
+// its advert interval in whole seconds and its authentication.
+func (im *kaImporter) setVersion(blk *kaNode, in *configs.VRRPInstance, version int, auth *kaNode) {
+	in.Version = version
+	if version == 2 && len(in.VirtualIPs) > 0 {
+		if v, err := configs.ParseVirtualIP(in.VirtualIPs[0]); err == nil && v.Prefix.Addr().Is6() {
+			in.Version = 3 // keepalived speaks VRRPv3 for IPv6 instances whatever vrrp_version says
+		}
+	}
+	if in.Version == 3 {
+		if auth != nil {
+			im.warn(auth, "authentication ignored: VRRPv3 has none (keepalived ignores it too)")
+		}
+		return
+	}
+	if d := in.AdvertInterval.D(); d != 0 && d%time.Second != 0 {
+		r := max(d.Round(time.Second), time.Second)
+		im.warn(blk, "vrrp_instance %s: VRRPv2 adverts in whole seconds only; advert_int %s became %s, as keepalived does", in.Name, d, r)
+		in.AdvertInterval = configs.Duration(r)
+	}
+	if auth != nil {
+		im.authentication(auth, in)
+	}
+}
+
+// authentication carries a VRRPv2 authentication block over: PASS as an
+// ${ENV} reference, never the password itself; AH is refused.
+func (im *kaImporter) authentication(blk *kaNode, in *configs.VRRPInstance) {
+	var typ string
+	var pass *kaNode
+	for _, n := range blk.children {
+		switch n.key {
+		case "auth_type":
+			typ = strings.ToUpper(im.arg(n))
+		case "auth_pass":
+			pass = n
+		default:
+			im.warn(n, "authentication %s ignored", n.key)
+		}
+	}
+	switch {
+	case typ == "AH":
+		im.warn(blk, "vrrp_instance %s: auth_type AH is not carried over (mosparo-lb refuses AH; keepalived's own documentation advises against it): switch the group to PASS or no authentication first", in.Name)
+	case typ != "PASS":
+		im.warn(blk, "vrrp_instance %s: authentication without auth_type PASS or AH ignored (keepalived ignores it too)", in.Name)
+	case pass == nil || len(pass.args) == 0:
+		im.warn(blk, "vrrp_instance %s: auth_type PASS without auth_pass ignored (keepalived ignores it too)", in.Name)
+	default:
+		env := authPassEnv(in.Name)
+		in.AuthType, in.AuthPass = configs.AuthTypePass, "${"+env+"}"
+		note := ""
+		if len(pass.args[0]) > authDataLen {
+			note = " (only its first 8 characters: keepalived sends no more)"
+		}
+		im.warn(pass, "note: vrrp_instance %s auth_pass became ${%s}: set the environment variable %s to the auth_pass of this line%s for mosparo-lb; the password itself is not copied", in.Name, env, env, note)
+	}
+}
+
+// authPassEnv names the environment variable of an instance's password.
+func authPassEnv(instance string) string {
+	b := []byte("VRRP_AUTH_PASS_" + strings.ToUpper(instance))
+	for i, c := range b {
+		if (c < 'A' || c > 'Z') && (c < '0' || c > '9') && c != '_' {
+			b[i] = '_'
+		}
+	}
+	return string(b)
 }
 
 // vips reads a virtual_ipaddress block: "ADDR[/LEN] [dev X] [label Y] ...".

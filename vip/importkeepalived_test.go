@@ -133,7 +133,10 @@ func TestImportKeepalivedWarnings(t *testing.T) {
 	tests := []struct {
 		name, conf, want string
 	}{
-		{"v2 default", "vrrp_instance X { interface eth0\n virtual_router_id 1\n virtual_ipaddress {\n 10.0.0.1\n}\n}", "spoke VRRPv2"},
+		{"v2 AH", "vrrp_instance X {\n authentication {\n auth_type AH\n auth_pass x\n }\n}", "AH is not carried over"},
+		{"v2 PASS without password", "vrrp_instance X {\n authentication {\n auth_type PASS\n }\n}", "without auth_pass"},
+		{"v2 sub-second", "vrrp_instance X {\n advert_int 0.5\n}", "advert_int 500ms became 1s"},
+		{"v3 authentication", "vrrp_instance X {\n version 3\n authentication {\n auth_type PASS\n auth_pass x\n }\n}", "authentication ignored: VRRPv3"},
 		{"instance version 3", "vrrp_instance X {\n version 3\n interface eth0\n virtual_router_id 1\n}", "no virtual_ipaddress"},
 		{"sync group", "vrrp_sync_group G {\n group {\n X\n }\n}", "run independently"},
 		{"include", "include /etc/keepalived/conf.d/*.conf", "not followed"},
@@ -202,4 +205,88 @@ func ceProblems(e *configs.Error) []configs.Problem {
 		return nil
 	}
 	return e.Problems
+}
+
+// keepalivedV2 is a typical keepalived.conf of a VRRPv2 group: no
+// vrrp_version (keepalived's default is 2), PASS authentication.
+const keepalivedV2 = `global_defs {
+   router_id LB1
+}
+vrrp_instance VI_1 {
+    state MASTER
+    interface eth0
+    virtual_router_id 51
+    priority 150
+    advert_int 2
+    authentication {
+        auth_type PASS
+        auth_pass "s3cr3t-longer"
+    }
+    virtual_ipaddress {
+        192.0.2.10/24
+    }
+}
+vrrp_instance web-v6 {
+    interface eth0
+    virtual_router_id 52
+    authentication {
+        auth_type PASS
+        auth_pass other
+    }
+    virtual_ipaddress {
+        2001:db8::10/64
+    }
+}
+`
+
+func TestImportKeepalivedV2(t *testing.T) {
+	y, warnings, err := ImportKeepalived(strings.NewReader(keepalivedV2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(y), "s3cr3t") || strings.Contains(strings.Join(warnings, "\n"), "s3cr3t") {
+		t.Fatalf("the password was printed:\n%s\n%q", y, warnings)
+	}
+	if !strings.Contains(string(y), "auth_pass: ${VRRP_AUTH_PASS_VI_1}") {
+		t.Errorf("YAML lacks the ${ENV} reference:\n%s", y)
+	}
+	env := map[string]string{"VRRP_AUTH_PASS_VI_1": "s3cr3t-l"}
+	c, err := configs.Parse("imported.yaml", y, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatalf("imported YAML does not load: %v\n%s", err, y)
+	}
+	v2, v6 := c.VRRP.Instances[0], c.VRRP.Instances[1]
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"version", v2.Version, 2},
+		{"advert", v2.AdvertInterval.D().String(), "2s"},
+		{"auth_type", v2.AuthType, "PASS"},
+		{"auth_pass from the environment", v2.AuthPass, "s3cr3t-l"},
+		{"IPv6 instance speaks v3 (keepalived does)", v6.Version, 3},
+		{"IPv6 instance has no auth", v6.AuthPass, ""},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want {
+			t.Errorf("%s = %v, want %v", ch.name, ch.got, ch.want)
+		}
+	}
+	all := strings.Join(warnings, "\n")
+	for _, w := range []string{"set the environment variable VRRP_AUTH_PASS_VI_1", "first 8 characters", "authentication ignored: VRRPv3"} {
+		if !strings.Contains(all, w) {
+			t.Errorf("warnings lack %q:\n%s", w, all)
+		}
+	}
+	if strings.Contains(all, "VRRPv2") || strings.Contains(all, "vrrp_version") {
+		t.Errorf("warned about the VRRP version:\n%s", all)
+	}
+}
+
+func TestAuthPassEnv(t *testing.T) {
+	for in, want := range map[string]string{"VI_1": "VRRP_AUTH_PASS_VI_1", "web-v6": "VRRP_AUTH_PASS_WEB_V6", "a.b$c": "VRRP_AUTH_PASS_A_B_C"} {
+		if got := authPassEnv(in); got != want {
+			t.Errorf("authPassEnv(%q) = %q, want %q", in, got, want)
+		}
+	}
 }
