@@ -39,6 +39,10 @@ type VRRPGauge struct {
 	State       string
 	Priority    int
 	Transitions uint64
+
+	// Adverts of the instance's VRID dropped for speaking the other VRRP
+	// version, and for failing VRRPv2 authentication.
+	OtherVersionAdverts, AuthFailures uint64
 }
 
 // CSSGauge are the edge CSS cache's counters.
@@ -160,6 +164,7 @@ var (
 	descVRRPState   = prometheus.NewDesc("mosparo_lb_vrrp_state", "1 for the VRRP instance's current state.", []string{"instance", "state"}, nil)
 	descVRRPPrio    = prometheus.NewDesc("mosparo_lb_vrrp_priority", "The VRRP instance's effective priority.", []string{"instance"}, nil)
 	descVRRPTrans   = prometheus.NewDesc("mosparo_lb_vrrp_transitions_total", "State transitions of the VRRP instance.", []string{"instance"}, nil)
+	descVRRPDropped = prometheus.NewDesc("mosparo_lb_vrrp_dropped_adverts_total", "Adverts of the VRRP instance's VRID dropped, by reason (other_version, auth).", []string{"instance", "reason"}, nil)
 	descCSS         = prometheus.NewDesc("mosparo_lb_css_cache_requests_total", "Edge CSS lookups by result (hit, redirect, not_modified, miss, error).", []string{"result"}, nil)
 	descCSSEntries  = prometheus.NewDesc("mosparo_lb_css_cache_entries", "Entries held in the local CSS cache.", nil, nil)
 	descCSSBytes    = prometheus.NewDesc("mosparo_lb_css_cache_bytes", "Bytes held in the local CSS cache.", nil, nil)
@@ -172,7 +177,7 @@ var (
 
 func (s *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPool, descNodeState, descNodeFlight, descNodeEject, descNodeWeight,
-		descVRRPState, descVRRPPrio, descVRRPTrans, descCSS, descCSSEntries, descCSSBytes, descCron, descReloads, descReloadFails} {
+		descVRRPState, descVRRPPrio, descVRRPTrans, descVRRPDropped, descCSS, descCSSEntries, descCSSBytes, descCron, descReloads, descReloadFails} {
 		ch <- d
 	}
 }
@@ -197,6 +202,8 @@ func (s *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descVRRPPrio, prometheus.GaugeValue, float64(v.Priority), v.Instance)
 		ch <- prometheus.MustNewConstMetric(descVRRPTrans, prometheus.CounterValue, float64(v.Transitions), v.Instance)
+		ch <- prometheus.MustNewConstMetric(descVRRPDropped, prometheus.CounterValue, float64(v.OtherVersionAdverts), v.Instance, "other_version")
+		ch <- prometheus.MustNewConstMetric(descVRRPDropped, prometheus.CounterValue, float64(v.AuthFailures), v.Instance, "auth")
 	}
 	if c := g.CSS; c != nil {
 		for _, r := range []struct {

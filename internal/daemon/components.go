@@ -393,7 +393,8 @@ func (c *components) gauges(stats []balancer.NodeStat) admin.Gauges {
 	}
 	if vips != nil {
 		for _, in := range vips.Status() {
-			g.VRRP = append(g.VRRP, admin.VRRPGauge{Instance: in.Name, State: in.State, Priority: in.EffectivePriority, Transitions: uint64(in.Transitions)})
+			g.VRRP = append(g.VRRP, admin.VRRPGauge{Instance: in.Name, State: in.State, Priority: in.EffectivePriority, Transitions: uint64(in.Transitions),
+				OtherVersionAdverts: in.OtherVersionAdverts, AuthFailures: in.AuthFailures})
 		}
 	}
 	if cr != nil {
