@@ -4,8 +4,10 @@
 #
 # Topology: namespaces A (10.99.0.11, priority 150), B (10.99.0.12, priority
 # 100) and a client C (10.99.0.100) on a Linux bridge (STP and multicast
-# snooping off); VIP 10.99.0.10/24, VRID 51, VRRPv3 multicast, both nodes
-# start as BACKUP. For each implementation and advert interval (1 s, 100 ms):
+# snooping off); VIP 10.99.0.10/24, VRID 51, multicast, both nodes start as
+# BACKUP. For each implementation and each VRRP version / advert interval
+# cell (VRRPv3 at 1 s and 100 ms; VRRPv2 with PASS authentication at 1 s,
+# keepalived's default version):
 #   crash:    SIGSTOP + SIGKILL of A's processes and A's link down (host loss)
 #   graceful: SIGTERM to A (priority-0 advert, then B takes over after Skew_Time)
 # while C pings the VIP every 10 ms; the outage is the largest gap between
@@ -13,7 +15,8 @@
 # Manager the product runs). Needs root, iproute2, ping, keepalived, go.
 #
 # Usage: scripts/bench-failover.sh [RUNS]   (default 3 runs per cell)
-# Optional filters: ADVERTS="1 0.1" IMPLS="mosparo-lb keepalived" SCENARIOS="crash graceful".
+# Optional filters: CELLS="3/1 3/0.1 2/1" (version/advert seconds)
+# IMPLS="mosparo-lb keepalived" SCENARIOS="crash graceful".
 # Bounded: every wait has a deadline, the whole script a 15-minute cap, and
 # an EXIT trap kills what it started and deletes its namespaces.
 set -euo pipefail
@@ -87,10 +90,15 @@ wait_until() {
 has_vip() { ip -n "$1" -o addr show dev eth0 | grep -q " $VIP/"; }
 lacks_vip() { ! has_vip "$1"; }
 
-# start_node IMPL NS PRIO ADVERT_S: starts in its own process group (setsid
+# start_node IMPL NS PRIO ADVERT_S VERSION: starts in its own process group (setsid
 # without a fork: the script has no job control), sets NODE to its pid = pgid.
 start_node() {
-	local impl=$1 ns=$2 prio=$3 adv=$4 dir=$TMP/$2
+	local impl=$1 ns=$2 prio=$3 adv=$4 ver=$5 dir=$TMP/$2 auth="" kaauth=""
+	# VRRPv2 cells use PASS authentication, as most v2 groups in the wild do.
+	if [[ $ver == 2 ]]; then
+		auth="auth_pass: bench123"
+		kaauth=$'authentication {\n    auth_type PASS\n    auth_pass bench123\n  }'
+	fi
 	mkdir -p "$dir"
 	rm -f "$dir"/*.pid # stale pid files of a killed keepalived (pids get reused)
 	if [[ $impl == mosparo-lb ]]; then
@@ -98,15 +106,21 @@ start_node() {
 		admin: {listen: "off"}
 		vrrp:
 		  instances:
-		    - {name: VI_1, interface: eth0, virtual_router_id: 51, priority: $prio,
-		       advert_interval: ${adv}s, virtual_ips: ["$VIP/24"]}
+		    - name: VI_1
+		      interface: eth0
+		      virtual_router_id: 51
+		      priority: $prio
+		      version: $ver
+		      advert_interval: ${adv}s
+		      virtual_ips: ["$VIP/24"]
+		      $auth
 		EOF
 		VIP_TEST_HELPER_CONFIG=$dir/lb.yaml setsid ip netns exec "$ns" "$TMP/vip.test" -test.run='^$' \
 			>"$dir/log" 2>&1 &
 	else
 		cat >"$dir/keepalived.conf" <<-EOF
 		global_defs {
-		  vrrp_version 3
+		  vrrp_version $ver
 		  router_id $ns
 		}
 		vrrp_instance VI_1 {
@@ -115,6 +129,7 @@ start_node() {
 		  virtual_router_id 51
 		  priority $prio
 		  advert_int $adv
+		  $kaauth
 		  virtual_ipaddress {
 		    $VIP/24
 		  }
@@ -149,15 +164,15 @@ outage() {
 		END { printf "%d\n", gap }' "$1"
 }
 
-# one_run IMPL ADVERT SCENARIO: sets OUTAGE and DETECT (ms).
+# one_run IMPL ADVERT SCENARIO VERSION: sets OUTAGE and DETECT (ms).
 one_run() {
-	local impl=$1 adv=$2 scen=$3 a b ping t0
+	local impl=$1 adv=$2 scen=$3 ver=$4 a b ping t0
 	ip -n $NS_A link set eth0 up
 	ip -n $NS_A addr del $VIP/24 dev eth0 2>/dev/null || true
 	ip -n $NS_B addr del $VIP/24 dev eth0 2>/dev/null || true
-	start_node "$impl" $NS_A 150 "$adv"; a=$NODE
+	start_node "$impl" $NS_A 150 "$adv" "$ver"; a=$NODE
 	wait_until 8000 has_vip $NS_A || { echo "A never became master" >&2; return 1; }
-	start_node "$impl" $NS_B 100 "$adv"; b=$NODE
+	start_node "$impl" $NS_B 100 "$adv" "$ver"; b=$NODE
 	# B settles as backup: a few adverts, and it must not hold the VIP.
 	sleep "$(awk -v a="$adv" 'BEGIN { print 3 * a + 0.5 }')"
 	lacks_vip $NS_B || { echo "B holds the VIP while A is master" >&2; return 1; }
@@ -207,22 +222,25 @@ detection() {
 }
 
 # RFC 5798 bound for the backup (priority 100): crash Master_Down_Interval,
-# graceful Skew_Time (after the priority-0 advert).
-rfc_bound() { awk -v a="$1" -v s="$2" 'BEGIN { skew = 156 * a / 256 * 1000
+# graceful Skew_Time (after the priority-0 advert). RFC 3768 (v2) takes
+# Skew_Time in seconds whatever the interval.
+rfc_bound() { awk -v a="$1" -v s="$2" -v v="$3" 'BEGIN { skew = 156 * (v == 2 ? 1 : a) / 256 * 1000
 	printf "%d\n", (s == "crash") ? 3 * a * 1000 + skew : skew }'; }
 
 results=$TMP/results
 : >"$results"
-for adv in ${ADVERTS:-1 0.1}; do
+for cell in ${CELLS:-3/1 3/0.1 2/1}; do
+	ver=${cell%/*} adv=${cell#*/}
+	[[ $ver == 2 || $ver == 3 ]] || { echo "CELLS: version must be 2 or 3 in $cell" >&2; exit 2; }
 	for impl in ${IMPLS:-mosparo-lb keepalived}; do
 		for scen in ${SCENARIOS:-crash graceful}; do
 			vals=() dets=()
 			for ((r = 1; r <= RUNS; r++)); do
-				one_run $impl $adv $scen || { echo "run failed: $impl $adv $scen" >&2; cat "$TMP"/$NS_A/log "$TMP"/$NS_B/log >&2 || true; exit 1; }
+				one_run $impl $adv $scen $ver || { echo "run failed: $impl v$ver $adv $scen" >&2; cat "$TMP"/$NS_A/log "$TMP"/$NS_B/log >&2 || true; exit 1; }
 				vals+=("$OUTAGE") dets+=("$DETECT")
-				echo "$impl advert ${adv}s $scen run $r: outage ${OUTAGE} ms, detection ${DETECT} ms" >&2
+				echo "$impl VRRPv$ver advert ${adv}s $scen run $r: outage ${OUTAGE} ms, detection ${DETECT} ms" >&2
 			done
-			echo "$impl ${adv} $scen $(rfc_bound $adv $scen) ${vals[*]} / ${dets[*]}" >>"$results"
+			echo "$impl v$ver ${adv} $scen $(rfc_bound $adv $scen $ver) ${vals[*]} / ${dets[*]}" >>"$results"
 		done
 	done
 done
@@ -230,10 +248,10 @@ done
 printf '\nClient outage = largest gap between ping replies (10 ms probes); detection = B'"'"'s first\n'
 printf 'advert minus A'"'"'s last advert (crash) or A'"'"'s priority-0 advert (graceful), as the client\n'
 printf 'captured them. %d runs per cell, ms, min/avg/max. RFC ok: every detection within bound + 20 ms.\n\n' "$RUNS"
-printf '| %-10s | %-6s | %-8s | %-20s | %-20s | %-10s | %s\n' implementation advert scenario outage detection "RFC bound" "RFC ok"
-printf '|%s|%s|%s|%s|%s|%s|%s\n' ------------ -------- ---------- ---------------------- ---------------------- ------------ --------
-while read -r impl adv scen bound rest; do
-	awk -v impl="$impl" -v adv="$adv" -v scen="$scen" -v bound="$bound" -v rest="$rest" '
+printf '| %-10s | %-4s | %-6s | %-8s | %-20s | %-20s | %-10s | %s\n' implementation VRRP advert scenario outage detection "RFC bound" "RFC ok"
+printf '|%s|%s|%s|%s|%s|%s|%s|%s\n' ------------ ------ -------- ---------- ---------------------- ---------------------- ------------ --------
+while read -r impl ver adv scen bound rest; do
+	awk -v impl="$impl" -v ver="$ver" -v adv="$adv" -v scen="$scen" -v bound="$bound" -v rest="$rest" '
 	function stats(list,   n, v, i, x, min, max, sum) {
 		n = split(list, v, " "); min = 1e9; max = -1e9; sum = 0
 		for (i = 1; i <= n; i++) { x = v[i] + 0; sum += x; if (x < min) min = x; if (x > max) max = x }
@@ -243,7 +261,7 @@ while read -r impl adv scen bound rest; do
 	BEGIN {
 		split(rest, parts, "/")
 		o = stats(parts[1]); d = stats(parts[2]); ok = (MAX <= bound + 20 && MIN >= 0) ? "yes" : "NO"
-		printf "| %-10s | %-6s | %-8s | %-20s | %-20s | %-10s | %s\n", impl, adv "s", scen, o, d,
+		printf "| %-10s | %-4s | %-6s | %-8s | %-20s | %-20s | %-10s | %s\n", impl, ver, adv "s", scen, o, d,
 			(scen == "crash" ? "MDI " : "skew ") bound, ok }'
 done <"$results"
 cat <<'EOF'
