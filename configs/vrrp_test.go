@@ -217,7 +217,9 @@ func TestParseVirtualIP(t *testing.T) {
 }
 
 func TestVRRPVersion2(t *testing.T) {
-	env := func(k string) (string, bool) { return map[string]string{"VRRP_AUTH_PASS": "secret12"}[k], k == "VRRP_AUTH_PASS" }
+	env := func(k string) (string, bool) {
+		return map[string]string{"VRRP_AUTH_PASS": "secret12"}[k], k == "VRRP_AUTH_PASS"
+	}
 	c, err := Parse("test.yaml", []byte(`vrrp:
   instances:
     - {name: VI_1, interface: eth0, virtual_router_id: 51, virtual_ips: ["192.0.2.10/24"], version: 2, advert_interval: 2s, auth_pass: "${VRRP_AUTH_PASS}"}
