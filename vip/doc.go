@@ -1,5 +1,6 @@
 // Package vip moves the virtual IPs between load-balancer hosts with VRRPv3
-// (RFC 5798), as a drop-in replacement for keepalived (vrrp/FACTS.md).
+// (RFC 5798) or, per instance, VRRPv2 (RFC 3768, with keepalived's PASS
+// authentication), as a drop-in replacement for keepalived (vrrp/FACTS.md).
 //
 // It owns the advertisement codec (packet.go, checksum.go), the pure state
 // machine and its timers (state.go, timers.go), the raw IP protocol 112
