@@ -253,9 +253,10 @@ func TestNetnsUnicastSourceFilter(t *testing.T) {
 
 	cfg := instanceYAML(150, []string{"10.99.0.10/24"}, "unicast_peers: [10.99.0.99]")
 	lbB2 := startLB(t, b, cfg)
-	lbB2.waitState("BACKUP", time.Second)
-	// A's adverts come from 10.99.0.11, not a peer of B: B ignores them and takes over.
-	lbB2.waitState("MASTER", 2*time.Second)
+	// A's adverts come from 10.99.0.11, not a peer of B: B ignores them and
+	// takes over. (Its BACKUP phase lasts one MDI, 0.34 s: too short to
+	// observe reliably on a busy machine while the helper starts.)
+	lbB2.waitState("MASTER", 4*time.Second)
 }
 
 func TestNetnsIPv6(t *testing.T) {
