@@ -1,9 +1,6 @@
 package configs
 
 import (
-	"net"
-	"net/url"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -110,34 +107,29 @@ func (c *CSSCache) validate(v *validator, path string) {
 	}
 }
 
-// checkCacheURL returns what is wrong with u for backend, or "".
+// checkCacheURL returns what is wrong with u for backend, or "": the DSN
+// must read as Symfony reads it (cachedsn.go) and name nothing the edge
+// cannot follow.
 func checkCacheURL(backend, u string) string {
-	p, err := url.Parse(u)
-	if err != nil {
-		return "is not a URL such as " + exampleCacheURL(backend)
-	}
-	schemes := map[string][]string{"redis": {"redis", "rediss"}, "memcached": {"memcached"}}[backend]
-	if !contains(schemes, p.Scheme) {
-		return "scheme " + strconv.Quote(p.Scheme) + " does not match backend " + backend + "; write it like " + exampleCacheURL(backend)
-	}
-	if p.Host == "" || strings.Contains(p.Host, ",") {
-		return "needs exactly one host, like " + exampleCacheURL(backend)
-	}
-	if p.Port() != "" {
-		if n, err := strconv.Atoi(p.Port()); err != nil || n < 1 || n > 65535 {
-			return "has no valid port (1..65535)"
+	switch backend {
+	case "redis":
+		if !strings.HasPrefix(u, "redis:") && !strings.HasPrefix(u, "rediss:") {
+			return "scheme does not match backend redis; write it like " + exampleCacheURL(backend)
 		}
-	} else if _, _, err := net.SplitHostPort(p.Host); err == nil {
-		return "has an empty port"
-	}
-	if backend == "redis" {
-		if db := strings.Trim(p.Path, "/"); db != "" {
-			if n, err := strconv.Atoi(db); err != nil || n < 0 {
-				return "path must be a database number such as /0, got " + strconv.Quote(p.Path)
-			}
+		if _, err := ParseRedisDSN(u); err != nil {
+			return strings.TrimPrefix(err.Error(), ErrCacheDSN.Error()+": ")
 		}
-	} else if p.Path != "" && p.Path != "/" {
-		return "takes no path, like " + exampleCacheURL(backend)
+	case "memcached":
+		if !strings.HasPrefix(u, "memcached:") {
+			return "scheme does not match backend memcached; write it like " + exampleCacheURL(backend)
+		}
+		d, err := ParseMemcachedDSN(u)
+		if err != nil {
+			return strings.TrimPrefix(err.Error(), ErrCacheDSN.Error()+": ")
+		}
+		if d.SASL {
+			return "has SASL credentials (user:password@), which the edge cannot use yet (memcached SASL needs the binary protocol); leave css_cache off for this cache"
+		}
 	}
 	return ""
 }
