@@ -5,12 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"sync"
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
 	"go.uber.org/zap"
+
+	"github.com/mosparo-lb/mosparo-lb/configs"
 )
 
 // memcachedIdleConns is how many idle connections are kept: lookups only
@@ -26,6 +27,7 @@ type memcachedBackend struct {
 	client   *memcache.Client
 	log      *zap.Logger
 	maxValue int
+	prefix   string // prefix_key, php-memcached's OPT_PREFIX_KEY
 
 	mu sync.Mutex
 	// ns is the last namespace version seen (nil: none yet). Each lookup
@@ -34,21 +36,23 @@ type memcachedBackend struct {
 	ns []byte
 }
 
-func newMemcachedBackend(rawURL string, timeout time.Duration, maxValue int, log *zap.Logger) (*memcachedBackend, error) {
-	u, err := url.Parse(rawURL)
+// newMemcachedBackend reads url as Symfony does (configs.ParseMemcachedDSN):
+// every server it lists, in php-memcached's ketama placement, and the
+// prefix_key in front of every key.
+func newMemcachedBackend(url string, timeout time.Duration, maxValue int, log *zap.Logger) (*memcachedBackend, error) {
+	d, err := configs.ParseMemcachedDSN(url)
 	if err != nil {
 		return nil, fmt.Errorf("css_cache.url: %w", err)
 	}
-	host := u.Host
-	if u.Port() == "" {
-		host += ":11211"
+	if d.SASL {
+		return nil, errors.New("css_cache.url: memcached SASL is not supported")
 	}
-	c := memcache.New(host)
+	c := memcache.NewFromSelector(newKetama(d.Servers, d.PrefixKey))
 	// gomemcache applies Timeout to the dial and to every read and write,
 	// the closest it offers to a per-lookup bound.
 	c.Timeout = timeout
 	c.MaxIdleConns = memcachedIdleConns
-	return &memcachedBackend{client: c, log: log, maxValue: maxValue}, nil
+	return &memcachedBackend{client: c, log: log, maxValue: maxValue, prefix: d.PrefixKey}, nil
 }
 
 func (b *memcachedBackend) name() string { return "memcached" }
@@ -72,13 +76,14 @@ func (b *memcachedBackend) lookup(_ context.Context, id projectID) (content, has
 	ns := b.ns
 	b.mu.Unlock()
 	for attempt := 0; attempt < 2; attempt++ {
-		keys := []string{memcachedNamespaceKey}
+		nsKey := b.prefix + memcachedNamespaceKey
+		keys := []string{nsKey}
 		var ck, hk string
 		if ns != nil {
-			if ck, err = memcachedKey(ns, id.contentKey()); err != nil {
+			if ck, err = memcachedKey(b.prefix, ns, id.contentKey()); err != nil {
 				return nil, nil, err
 			}
-			if hk, err = memcachedKey(ns, id.hashKey()); err != nil {
+			if hk, err = memcachedKey(b.prefix, ns, id.hashKey()); err != nil {
 				return nil, nil, err
 			}
 			keys = append(keys, ck, hk)
@@ -87,7 +92,7 @@ func (b *memcachedBackend) lookup(_ context.Context, id projectID) (content, has
 		if err != nil {
 			return nil, nil, fmt.Errorf("memcached get: %w", err)
 		}
-		nsItem := items[memcachedNamespaceKey]
+		nsItem := items[nsKey]
 		if nsItem == nil {
 			// No namespace version: nothing mosparo wrote is reachable.
 			return nil, nil, nil
