@@ -102,7 +102,9 @@ func TestParseRedisDSNRefused(t *testing.T) {
 // The expectations follow symfony/cache 6.4's
 // MemcachedAdapter::createConnection.
 func TestParseMemcachedDSN(t *testing.T) {
-	srv := func(h string, p, w int) MemcachedServer { return MemcachedServer{Addr: CacheAddr{Host: h, Port: p}, Weight: w} }
+	srv := func(h string, p, w int) MemcachedServer {
+		return MemcachedServer{Addr: CacheAddr{Host: h, Port: p}, Weight: w}
+	}
 	for _, tc := range []struct {
 		name, dsn string
 		want      MemcachedDSN
