@@ -47,6 +47,14 @@ type CSSCache struct {
 	// copy at once and no revalidation traffic is needed. Redis only.
 	// Default true; servers without RESP3 fall back to revalidation.
 	ClientTracking *bool `yaml:"client_tracking"`
+	// CoherenceInterval is how often, per project, one request for the
+	// unhashed /resources/<uuid>.css is left to a node so its redirect can
+	// be compared with the cached hash (mosparo answers it from the
+	// database; FACTS 11.5). While they disagree (project deleted, shared
+	// cache flag turned off, cache not yet regenerated) the edge leaves that
+	// project's unhashed URL to the nodes. 0s turns the check off. Default
+	// 30s; otherwise 1s..24h.
+	CoherenceInterval *Duration `yaml:"coherence_interval"`
 }
 
 // CSSCacheBreaker opens after Failures consecutive failed lookups and then
@@ -64,6 +72,10 @@ func (c *CSSCache) defaults() {
 	setInt(&c.MaxValueBytes, 1<<20)
 	setDuration(&c.RevalidateInterval, "2s")
 	setDuration(&c.MaxStale, "30s")
+	if c.CoherenceInterval == nil {
+		d := Duration(30 * time.Second)
+		c.CoherenceInterval = &d
+	}
 	if c.ClientTracking == nil {
 		t := true
 		c.ClientTracking = &t
@@ -101,6 +113,9 @@ func (c *CSSCache) validate(v *validator, path string) {
 	}
 	if d := c.RevalidateInterval.D(); d < 10*time.Millisecond || d > time.Hour {
 		v.Errorf(path+".revalidate_interval", "must be 10ms..1h, got %s", d)
+	}
+	if d := c.CoherenceInterval.D(); d != 0 && (d < time.Second || d > 24*time.Hour) {
+		v.Errorf(path+".coherence_interval", "must be 0s (off) or 1s..24h, got %s", d)
 	}
 	if d := c.MaxStale.D(); d > 24*time.Hour {
 		v.Errorf(path+".max_stale", "must be 0..24h, got %s", d)

@@ -20,7 +20,7 @@ func TestMemcachedTwoServersWrittenByPHP(t *testing.T) {
 	a, b := cachetest.StartMemcached(t), cachetest.StartMemcached(t)
 	for _, tc := range []struct{ name, dsn, prefix string }{
 		{"host list", fmt.Sprintf("memcached:?host[%s]&host[%s]", a.Addr, b.Addr), ""},
-		{"weighted with prefix_key", fmt.Sprintf("memcached://%s/3?host[%s]=1&prefix_key=mosparo_", a.Addr, b.Addr), "mosparo_"},
+		{"weighted with prefix_key", fmt.Sprintf("memcached://%s/5?host[%s]=5&prefix_key=mosparo_", a.Addr, b.Addr), "mosparo_"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d, err := configs.ParseMemcachedDSN(tc.dsn)

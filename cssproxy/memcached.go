@@ -1,10 +1,12 @@
 package cssproxy
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"time"
 
@@ -28,6 +30,7 @@ type memcachedBackend struct {
 	log      *zap.Logger
 	maxValue int
 	prefix   string // prefix_key, php-memcached's OPT_PREFIX_KEY
+	servers  []configs.MemcachedServer
 
 	mu sync.Mutex
 	// ns is the last namespace version seen (nil: none yet). Each lookup
@@ -52,7 +55,7 @@ func newMemcachedBackend(url string, timeout time.Duration, maxValue int, log *z
 	// the closest it offers to a per-lookup bound.
 	c.Timeout = timeout
 	c.MaxIdleConns = memcachedIdleConns
-	return &memcachedBackend{client: c, log: log, maxValue: maxValue, prefix: d.PrefixKey}, nil
+	return &memcachedBackend{client: c, log: log, maxValue: maxValue, prefix: d.PrefixKey, servers: d.Servers}, nil
 }
 
 func (b *memcachedBackend) name() string { return "memcached" }
@@ -66,6 +69,40 @@ func (b *memcachedBackend) invalidates() bool { return false }
 func (b *memcachedBackend) run(ctx context.Context) error {
 	<-ctx.Done()
 	return b.client.Close()
+}
+
+// ping asks every server for its version on a fresh connection, bounded
+// by ctx (gomemcache's own Ping would use the short lookup timeout).
+func (b *memcachedBackend) ping(ctx context.Context) error {
+	for _, s := range b.servers {
+		if err := pingMemcached(ctx, s.Addr); err != nil {
+			return fmt.Errorf("memcached %s: %w", s.Addr, err)
+		}
+	}
+	return nil
+}
+
+func pingMemcached(ctx context.Context, a configs.CacheAddr) error {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, a.Network(), a.String())
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(dl)
+	}
+	if _, err := c.Write([]byte("version\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReaderSize(c, 64).ReadSlice('\n')
+	if err != nil {
+		return err
+	}
+	if !bytes.HasPrefix(line, []byte("VERSION ")) {
+		return fmt.Errorf("answered %q to version", bytes.TrimSpace(line))
+	}
+	return nil
 }
 
 // lookup reads ":" and both keys under the last known namespace version in

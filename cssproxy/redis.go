@@ -203,6 +203,16 @@ func (b *redisBackend) run(ctx context.Context) error {
 	}
 }
 
+// ping sends PING to the server (through Sentinel: the current master).
+func (b *redisBackend) ping(ctx context.Context) error {
+	cp := b.client.Load()
+	if cp == nil {
+		return errNotConnected
+	}
+	c := *cp
+	return c.Do(ctx, c.B().Ping().Build()).Error()
+}
+
 // lookup reads both keys in one round trip. A missing key is nil content
 // or hash without an error.
 func (b *redisBackend) lookup(ctx context.Context, id projectID) (content, hash []byte, err error) {
