@@ -43,11 +43,17 @@ func newProbe(interval, lookupTimeout time.Duration) *probe {
 	return &probe{interval: interval, timeout: max(4*lookupTimeout, minProbeTimeout)}
 }
 
-// run probes at once and then every interval until ctx ends.
+// run probes every interval until ctx ends. The first probe waits one
+// interval so the backend's first connection is not reported as an outage.
 func (pr *probe) run(ctx context.Context, ping func(context.Context) error, clock Clock, log *zap.Logger, backend string) {
 	t := time.NewTicker(pr.interval)
 	defer t.Stop()
 	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 		pctx, cancel := context.WithTimeout(ctx, pr.timeout)
 		err := ping(pctx)
 		cancel()
@@ -55,11 +61,6 @@ func (pr *probe) run(ctx context.Context, ping func(context.Context) error, cloc
 			return
 		}
 		pr.record(err, clock.Now(), log, backend)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
 	}
 }
 

@@ -323,7 +323,8 @@ func (in *instance) reader(ctx context.Context, conn instanceConn, out chan<- re
 	}
 }
 
-// tracking computes the current penalty and fault from the pool and links.
+// tracking computes the current penalty and fault from the pool, links and
+// the CSS shared cache.
 func (in *instance) tracking() (penalty int, fault bool) {
 	if !linkUp(in.cfg.Interface) {
 		fault = true
@@ -342,6 +343,13 @@ func (in *instance) tracking() (penalty int, fault bool) {
 			fault = true
 		} else {
 			penalty += in.cfg.TrackPool.Weight
+		}
+	}
+	if m := in.cfg.TrackCSSCache.Mode; m != configs.TrackPoolOff && in.opts.CSSCacheReachable != nil && !in.opts.CSSCacheReachable() {
+		if m == configs.TrackPoolFault {
+			fault = true
+		} else {
+			penalty += in.cfg.TrackCSSCache.Weight
 		}
 	}
 	return penalty, fault
