@@ -49,6 +49,12 @@ type VRRPGauge struct {
 type CSSGauge struct {
 	Hits, Redirects, NotModified, Misses, Errors uint64
 	Entries, Bytes                               int64
+	// Reachable is the shared cache's probe result; nil before the first.
+	Reachable *bool
+	// CoherenceChecks, Disagreements and Disagreeing: the edge's unhashed
+	// redirect compared with the nodes' (FACTS 11.5).
+	CoherenceChecks, Disagreements uint64
+	Disagreeing                    int64
 }
 
 // CronGauge are the web cron's counters by outcome.
@@ -168,6 +174,10 @@ var (
 	descCSS         = prometheus.NewDesc("mosparo_lb_css_cache_requests_total", "Edge CSS lookups by result (hit, redirect, not_modified, miss, error).", []string{"result"}, nil)
 	descCSSEntries  = prometheus.NewDesc("mosparo_lb_css_cache_entries", "Entries held in the local CSS cache.", nil, nil)
 	descCSSBytes    = prometheus.NewDesc("mosparo_lb_css_cache_bytes", "Bytes held in the local CSS cache.", nil, nil)
+	descCSSUp       = prometheus.NewDesc("mosparo_lb_css_cache_up", "Whether the shared Redis/memcached cache answers its probes (absent before the first probe); mosparo's health API does not cover it.", nil, nil)
+	descCSSChecks   = prometheus.NewDesc("mosparo_lb_css_cache_coherence_checks_total", "Unhashed CSS requests left to a node to compare its redirect with the cached hash.", nil, nil)
+	descCSSDisagree = prometheus.NewDesc("mosparo_lb_css_cache_disagreements_total", "Node answers to the unhashed CSS URL that differed from the cached hash (another hash, or 404).", nil, nil)
+	descCSSDisProj  = prometheus.NewDesc("mosparo_lb_css_cache_disagreeing_projects", "Projects whose unhashed CSS URL the edge leaves to the nodes because the cache disagrees.", nil, nil)
 	descCron        = prometheus.NewDesc("mosparo_lb_cron_runs_total", "Web cron calls by outcome.", []string{"outcome"}, nil)
 	descReloads     = prometheus.NewDesc("mosparo_lb_config_reloads_total", "Configuration reloads attempted.", nil, nil)
 	descReloadFails = prometheus.NewDesc("mosparo_lb_config_reload_failures_total", "Configuration reloads rejected.", nil, nil)
@@ -177,7 +187,7 @@ var (
 
 func (s *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPool, descNodeState, descNodeFlight, descNodeEject, descNodeWeight,
-		descVRRPState, descVRRPPrio, descVRRPTrans, descVRRPDropped, descCSS, descCSSEntries, descCSSBytes, descCron, descReloads, descReloadFails} {
+		descVRRPState, descVRRPPrio, descVRRPTrans, descVRRPDropped, descCSS, descCSSEntries, descCSSBytes, descCSSUp, descCSSChecks, descCSSDisagree, descCSSDisProj, descCron, descReloads, descReloadFails} {
 		ch <- d
 	}
 }
@@ -214,6 +224,12 @@ func (s *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descCSSEntries, prometheus.GaugeValue, float64(c.Entries))
 		ch <- prometheus.MustNewConstMetric(descCSSBytes, prometheus.GaugeValue, float64(c.Bytes))
+		if c.Reachable != nil {
+			ch <- prometheus.MustNewConstMetric(descCSSUp, prometheus.GaugeValue, b2f(*c.Reachable))
+		}
+		ch <- prometheus.MustNewConstMetric(descCSSChecks, prometheus.CounterValue, float64(c.CoherenceChecks))
+		ch <- prometheus.MustNewConstMetric(descCSSDisagree, prometheus.CounterValue, float64(c.Disagreements))
+		ch <- prometheus.MustNewConstMetric(descCSSDisProj, prometheus.GaugeValue, float64(c.Disagreeing))
 	}
 	if c := g.Cron; c != nil {
 		for outcome, n := range c.Runs {

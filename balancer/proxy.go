@@ -86,6 +86,9 @@ func (rt *Runtime) serve(ctx *fasthttp.RequestCtx, st *reqState, class Class, pe
 			o.status = ctx.Response.StatusCode()
 			return o
 		}
+		rt.forward(ctx, st, &o, peer, path, start)
+		rt.deps.CSS.Observe(ctx)
+		return o
 	}
 	rt.forward(ctx, st, &o, peer, path, start)
 	return o

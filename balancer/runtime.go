@@ -27,9 +27,12 @@ type HealthSource interface {
 }
 
 // EdgeCache answers some /resources requests at the edge (package cssproxy).
-// Serve returns true when it wrote the whole answer; it must not keep ctx.
+// Serve returns true when it wrote the whole answer; Observe is shown the
+// node's answer to a request Serve left to a node (its coherence check,
+// FACTS 11.5). Neither may keep ctx.
 type EdgeCache interface {
 	Serve(ctx *fasthttp.RequestCtx, scheme, host, prefix []byte) bool
+	Observe(ctx *fasthttp.RequestCtx)
 }
 
 // Metrics records per-request metrics. Node is called once per node when a

@@ -1,9 +1,6 @@
 package configs
 
 import (
-	"net"
-	"net/url"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -50,6 +47,14 @@ type CSSCache struct {
 	// copy at once and no revalidation traffic is needed. Redis only.
 	// Default true; servers without RESP3 fall back to revalidation.
 	ClientTracking *bool `yaml:"client_tracking"`
+	// CoherenceInterval is how often, per project, one request for the
+	// unhashed /resources/<uuid>.css is left to a node so its redirect can
+	// be compared with the cached hash (mosparo answers it from the
+	// database; FACTS 11.5). While they disagree (project deleted, shared
+	// cache flag turned off, cache not yet regenerated) the edge leaves that
+	// project's unhashed URL to the nodes. 0s turns the check off. Default
+	// 30s; otherwise 1s..24h.
+	CoherenceInterval *Duration `yaml:"coherence_interval"`
 }
 
 // CSSCacheBreaker opens after Failures consecutive failed lookups and then
@@ -67,6 +72,10 @@ func (c *CSSCache) defaults() {
 	setInt(&c.MaxValueBytes, 1<<20)
 	setDuration(&c.RevalidateInterval, "2s")
 	setDuration(&c.MaxStale, "30s")
+	if c.CoherenceInterval == nil {
+		d := Duration(30 * time.Second)
+		c.CoherenceInterval = &d
+	}
 	if c.ClientTracking == nil {
 		t := true
 		c.ClientTracking = &t
@@ -105,39 +114,37 @@ func (c *CSSCache) validate(v *validator, path string) {
 	if d := c.RevalidateInterval.D(); d < 10*time.Millisecond || d > time.Hour {
 		v.Errorf(path+".revalidate_interval", "must be 10ms..1h, got %s", d)
 	}
+	if d := c.CoherenceInterval.D(); d != 0 && (d < time.Second || d > 24*time.Hour) {
+		v.Errorf(path+".coherence_interval", "must be 0s (off) or 1s..24h, got %s", d)
+	}
 	if d := c.MaxStale.D(); d > 24*time.Hour {
 		v.Errorf(path+".max_stale", "must be 0..24h, got %s", d)
 	}
 }
 
-// checkCacheURL returns what is wrong with u for backend, or "".
+// checkCacheURL returns what is wrong with u for backend, or "": the DSN
+// must read as Symfony reads it (cachedsn.go) and name nothing the edge
+// cannot follow.
 func checkCacheURL(backend, u string) string {
-	p, err := url.Parse(u)
-	if err != nil {
-		return "is not a URL such as " + exampleCacheURL(backend)
-	}
-	schemes := map[string][]string{"redis": {"redis", "rediss"}, "memcached": {"memcached"}}[backend]
-	if !contains(schemes, p.Scheme) {
-		return "scheme " + strconv.Quote(p.Scheme) + " does not match backend " + backend + "; write it like " + exampleCacheURL(backend)
-	}
-	if p.Host == "" || strings.Contains(p.Host, ",") {
-		return "needs exactly one host, like " + exampleCacheURL(backend)
-	}
-	if p.Port() != "" {
-		if n, err := strconv.Atoi(p.Port()); err != nil || n < 1 || n > 65535 {
-			return "has no valid port (1..65535)"
+	switch backend {
+	case "redis":
+		if !strings.HasPrefix(u, "redis:") && !strings.HasPrefix(u, "rediss:") {
+			return "scheme does not match backend redis; write it like " + exampleCacheURL(backend)
 		}
-	} else if _, _, err := net.SplitHostPort(p.Host); err == nil {
-		return "has an empty port"
-	}
-	if backend == "redis" {
-		if db := strings.Trim(p.Path, "/"); db != "" {
-			if n, err := strconv.Atoi(db); err != nil || n < 0 {
-				return "path must be a database number such as /0, got " + strconv.Quote(p.Path)
-			}
+		if _, err := ParseRedisDSN(u); err != nil {
+			return strings.TrimPrefix(err.Error(), ErrCacheDSN.Error()+": ")
 		}
-	} else if p.Path != "" && p.Path != "/" {
-		return "takes no path, like " + exampleCacheURL(backend)
+	case "memcached":
+		if !strings.HasPrefix(u, "memcached:") {
+			return "scheme does not match backend memcached; write it like " + exampleCacheURL(backend)
+		}
+		d, err := ParseMemcachedDSN(u)
+		if err != nil {
+			return strings.TrimPrefix(err.Error(), ErrCacheDSN.Error()+": ")
+		}
+		if d.SASL {
+			return "has SASL credentials (user:password@), which the edge cannot use yet (memcached SASL needs the binary protocol); leave css_cache off for this cache"
+		}
 	}
 	return ""
 }

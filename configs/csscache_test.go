@@ -2,6 +2,7 @@ package configs
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -29,6 +30,7 @@ func TestCSSCacheDefaults(t *testing.T) {
 		{"revalidate_interval", cc.RevalidateInterval.D(), 2 * time.Second},
 		{"max_stale", cc.MaxStale.D(), 30 * time.Second},
 		{"client_tracking", *cc.ClientTracking, true},
+		{"coherence_interval", cc.CoherenceInterval.D(), 30 * time.Second},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -70,7 +72,9 @@ func TestCSSCacheInvalid(t *testing.T) {
 		{"two memcached hosts", "  backend: memcached\n  url: memcached://a:1,b:2\n", "css_cache.url"},
 		{"bad port", "  backend: redis\n  url: redis://h:99999\n", "css_cache.url"},
 		{"bad db", "  backend: redis\n  url: redis://h/x\n", "css_cache.url"},
-		{"memcached path", "  backend: memcached\n  url: memcached://h/x\n", "css_cache.url"},
+		{"memcached sasl", "  backend: memcached\n  url: memcached://u:p@h\n", "css_cache.url"},
+		{"redis array", "  backend: redis\n  url: \"redis:?host[a]&host[b]\"\n", "css_cache.url"},
+		{"coherence too short", "  coherence_interval: 500ms\n", "css_cache.coherence_interval"},
 		{"timeout too long", "  timeout: 10s\n", "css_cache.timeout"},
 		{"timeout zero", "  timeout: 100us\n", "css_cache.timeout"},
 		{"breaker failures", "  breaker: {failures: -1}\n", "css_cache.breaker.failures"},
@@ -94,5 +98,31 @@ func TestCSSCacheInvalid(t *testing.T) {
 			}
 			t.Errorf("Parse = %v, want a problem at %s", err, tc.path)
 		})
+	}
+}
+
+func TestCSSCacheCoherenceOff(t *testing.T) {
+	c, err := parseCSSCache(t, "  backend: redis\n  url: redis://h\n  coherence_interval: 0s\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := c.CSSCache.CoherenceInterval.D(); d != 0 {
+		t.Errorf("coherence_interval = %s, want 0 (off)", d)
+	}
+}
+
+func TestTrackCSSCacheNeedsCSSCache(t *testing.T) {
+	y := "vrrp:\n  instances:\n    - {name: VI_1, interface: eth0, virtual_router_id: 51, virtual_ips: [\"192.0.2.10/24\"], track_css_cache: {mode: weight}}\n"
+	_, err := Parse("t.yaml", []byte(y), func(string) (string, bool) { return "", false })
+	var ce *Error
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "vrrp.instances[0].track_css_cache.mode") {
+		t.Errorf("Parse = %v, want an error at vrrp.instances[0].track_css_cache.mode", err)
+	}
+	c, err := Parse("t.yaml", []byte("css_cache: {backend: redis, url: \"redis://h\"}\n"+y), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr := c.VRRP.Instances[0].TrackCSSCache; tr.Mode != "weight" || tr.Weight != 50 {
+		t.Errorf("track_css_cache = %+v, want weight 50", tr)
 	}
 }

@@ -32,3 +32,52 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCacheDSN feeds arbitrary text to both DSN readers: an answer or an
+// ErrCacheDSN, never a panic; what they accept must be usable (a server
+// to dial, ports in range).
+func FuzzCacheDSN(f *testing.F) {
+	for _, s := range []string{
+		"redis://secret@10.0.0.5:6379/3", "rediss://u:p@h/0?ssl[verify_peer]=0",
+		"redis:?host[a:26379]&host[b:26379]&redis_sentinel=mymaster&dbindex=2",
+		"redis://secret@/var/run/redis.sock/13", "redis:///var/run/redis.sock",
+		"redis://h/x?a=@b", "redis:?host[/tmp/r.sock:0]", "redis://[::1]:6379",
+		"memcached:?host[a:11211]=10&host[b]", "memcached://u:p@h?prefix_key=x",
+		"memcached:///var/run/memcached.sock/5", "memcached://h:1/x%zz?host[c:2]=3",
+		"redis://%ff%00@h", "memcached://0@h", "redis://h?host=x",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if r, err := ParseRedisDSN(s); err != nil {
+			if !errors.Is(err, ErrCacheDSN) {
+				t.Fatalf("ParseRedisDSN(%q) error %v is not ErrCacheDSN", s, err)
+			}
+		} else {
+			checkAddrs(t, s, len(r.Addrs), func(i int) CacheAddr { return r.Addrs[i] })
+		}
+		if m, err := ParseMemcachedDSN(s); err != nil {
+			if !errors.Is(err, ErrCacheDSN) {
+				t.Fatalf("ParseMemcachedDSN(%q) error %v is not ErrCacheDSN", s, err)
+			}
+		} else {
+			checkAddrs(t, s, len(m.Servers), func(i int) CacheAddr { return m.Servers[i].Addr })
+		}
+	})
+}
+
+func checkAddrs(t *testing.T, dsn string, n int, at func(int) CacheAddr) {
+	t.Helper()
+	if n == 0 {
+		t.Fatalf("%q accepted without a server", dsn)
+	}
+	for i := range n {
+		a := at(i)
+		if (a.Socket == "") == (a.Host == "") {
+			t.Fatalf("%q: server %d is neither TCP nor socket: %+v", dsn, i, a)
+		}
+		if a.Socket == "" && (a.Port < 1 || a.Port > 65535) {
+			t.Fatalf("%q: server %d port %d", dsn, i, a.Port)
+		}
+	}
+}

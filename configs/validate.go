@@ -88,6 +88,11 @@ func (c *Config) validate(v *validator) {
 	c.Discovery.validate(v, "discovery")
 	c.CSSCache.validate(v, "css_cache")
 	c.VRRP.validate(v, "vrrp")
+	for i, in := range c.VRRP.Instances {
+		if in.TrackCSSCache.Mode != TrackPoolOff && c.CSSCache.Backend == "" {
+			v.Errorf(fmt.Sprintf("vrrp.instances[%d].track_css_cache.mode", i), "tracks css_cache, which is off; set css_cache.backend or mode: off")
+		}
+	}
 	c.Cron.validate(v, "cron")
 	c.validateCronRefs(v)
 }

@@ -88,6 +88,9 @@ type VRRPInstance struct {
 	TrackInterfaces []VRRPTrackInterface `yaml:"track_interfaces,omitempty"`
 	// TrackPool reacts to the balancer having no node that can serve.
 	TrackPool VRRPTrackPool `yaml:"track_pool,omitempty"`
+	// TrackCSSCache reacts to the shared cache of css_cache being
+	// unreachable (mosparo's health API does not cover it, FACTS 11.9).
+	TrackCSSCache VRRPTrackCSSCache `yaml:"track_css_cache,omitempty"`
 	// Notify runs scripts on state changes.
 	Notify VRRPNotify `yaml:"notify,omitempty"`
 }
@@ -125,6 +128,19 @@ type VRRPTrackPool struct {
 	// Weight subtracted from the priority while the pool is unhealthy,
 	// 1..253. Default 253, so an LB without nodes always yields to one with.
 	// The effective priority never drops below 1.
+	Weight int `yaml:"weight,omitempty"`
+}
+
+// VRRPTrackCSSCache tracks css_cache's shared Redis or memcached: probes
+// failing (every css_cache.revalidate_interval) count as a failure. Only
+// with css_cache configured.
+type VRRPTrackCSSCache struct {
+	// Mode is weight, fault or off (as track_pool). Default off: the nodes
+	// share the cache, so a peer LB usually sees the same outage; turn it
+	// on when LBs reach the cache over different paths.
+	Mode string `yaml:"mode,omitempty"`
+	// Weight subtracted from the priority while the cache is unreachable,
+	// 1..253. Default 50.
 	Weight int `yaml:"weight,omitempty"`
 }
 
@@ -230,6 +246,10 @@ func (r *VRRP) defaults() {
 			in.TrackPool.Mode = TrackPoolWeight
 		}
 		setInt(&in.TrackPool.Weight, 253)
+		if in.TrackCSSCache.Mode == "" {
+			in.TrackCSSCache.Mode = TrackPoolOff
+		}
+		setInt(&in.TrackCSSCache.Weight, 50)
 		setDuration(&in.Notify.Timeout, "10s")
 	}
 }
@@ -345,6 +365,10 @@ func (r *VRRP) validate(v *validator, path string) {
 		oneOf(v, p+".track_pool.mode", in.TrackPool.Mode, []string{TrackPoolWeight, TrackPoolFault, TrackPoolOff})
 		if w := in.TrackPool.Weight; w < 1 || w > 253 {
 			v.Errorf(p+".track_pool.weight", "must be 1..253, got %d", w)
+		}
+		oneOf(v, p+".track_css_cache.mode", in.TrackCSSCache.Mode, []string{TrackPoolWeight, TrackPoolFault, TrackPoolOff})
+		if w := in.TrackCSSCache.Weight; w < 1 || w > 253 {
+			v.Errorf(p+".track_css_cache.weight", "must be 1..253, got %d", w)
 		}
 		if t := in.Notify.Timeout.D(); t < 100*time.Millisecond || t > 10*time.Minute {
 			v.Errorf(p+".notify.timeout", "must be 100ms..10m, got %s", t)

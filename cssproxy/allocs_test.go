@@ -52,3 +52,38 @@ func TestServeHitAllocatesNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestCoherentRedirectAllocatesNothing: with the coherence check on, the
+// 307 of an agreeing project and Observe of a node's agreeing answer
+// allocate nothing in steady state.
+func TestCoherentRedirectAllocatesNothing(t *testing.T) {
+	p, fb, _ := newFakeProxy(t, "  coherence_interval: 1h\n")
+	fb.set(tid, testCSS(tid, 12<<10), thash)
+	path := "/resources/" + tid + ".css"
+	if ok, _ := serve(p, request{path: path}); ok {
+		t.Fatal("the first unhashed request must be the check")
+	}
+	var node fasthttp.RequestCtx
+	node.Request.Header.SetMethod(fasthttp.MethodGet)
+	node.Request.SetRequestURI(path)
+	node.Response.SetStatusCode(fasthttp.StatusTemporaryRedirect)
+	node.Response.Header.Set("Location", "https://mosparo.example/resources/"+tid+"/"+thash+".css")
+	p.Observe(&node)
+	if n := testing.AllocsPerRun(1000, func() { p.Observe(&node) }); n != 0 {
+		t.Errorf("Observe allocates %.1f times, want 0", n)
+	}
+	var ctx fasthttp.RequestCtx
+	ctx.Request.Header.SetMethod(fasthttp.MethodGet)
+	ctx.Request.SetRequestURI(path)
+	scheme, host := []byte("https"), []byte("mosparo.example")
+	run := func() {
+		ctx.Response.Reset()
+		if !p.Serve(&ctx, scheme, host, nil) {
+			t.Fatal("Serve = false")
+		}
+	}
+	run()
+	if n := testing.AllocsPerRun(1000, run); n != 0 {
+		t.Errorf("Serve allocates %.1f times per coherent 307, want 0", n)
+	}
+}

@@ -120,3 +120,22 @@ func FuzzRequestParsing(f *testing.F) {
 		etagListMatches(inm, e)
 	})
 }
+
+// FuzzLocationHash: a node's Location header never panics the coherence
+// check, and an accepted hash lies inside it, right before ".css".
+func FuzzLocationHash(f *testing.F) {
+	f.Add([]byte("https://h/resources/0b6e2a1c-7d3f-4e5a-9c8b-1f2e3d4c5b6a/abc.css"))
+	f.Add([]byte("/0b6e2a1c-7d3f-4e5a-9c8b-1f2e3d4c5b6a/.css"))
+	f.Add([]byte("0b6e2a1c-7d3f-4e5a-9c8b-1f2e3d4c5b6a/x.css"))
+	f.Add([]byte("?#.css"))
+	id, _ := parseProjectID([]byte("0b6e2a1c-7d3f-4e5a-9c8b-1f2e3d4c5b6a"))
+	f.Fuzz(func(t *testing.T, loc []byte) {
+		h, ok := locationHash(loc, id)
+		if !ok {
+			return
+		}
+		if len(h) == 0 || len(h) > maxHashLen || !bytes.Contains(loc, append(append([]byte{}, h...), ".css"...)) {
+			t.Fatalf("locationHash(%q) = %q", loc, h)
+		}
+	})
+}

@@ -77,12 +77,12 @@ const (
 	memcachedKeyTo   = "@()\\{}/"
 )
 
-// memcachedKey builds the stored key <nsVersion><key> with Symfony's
+// memcachedKey builds the stored key <prefix><nsVersion><key> with Symfony's
 // character mapping applied to the whole id. Keys over memcached's 250-byte
 // limit are hashed by Symfony; mosparo's design keys (at most 56 bytes plus
 // the version) never are, so a longer one is refused rather than guessed.
-func memcachedKey(nsVersion []byte, key string) (string, error) {
-	b := make([]byte, 0, len(nsVersion)+len(key))
+func memcachedKey(prefix string, nsVersion []byte, key string) (string, error) {
+	b := make([]byte, 0, len(prefix)+len(nsVersion)+len(key))
 	b = append(b, nsVersion...)
 	b = append(b, key...)
 	for i, c := range b {
@@ -100,8 +100,10 @@ func memcachedKey(nsVersion []byte, key string) (string, error) {
 			return "", fmt.Errorf("%w: namespace version has byte %#x", ErrCorrupt, c)
 		}
 	}
-	if len(b) > 250 {
-		return "", fmt.Errorf("%w: namespace version makes key %d bytes long", ErrCorrupt, len(b))
+	// php-memcached prepends OPT_PREFIX_KEY after Symfony's mapping; the
+	// limit counts it (MemcachedAdapter's maxIdLength).
+	if len(prefix)+len(b) > 250 {
+		return "", fmt.Errorf("%w: namespace version makes key %d bytes long", ErrCorrupt, len(prefix)+len(b))
 	}
-	return string(b), nil
+	return prefix + string(b), nil
 }

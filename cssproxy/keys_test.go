@@ -43,19 +43,23 @@ func TestProjectIDFromKey(t *testing.T) {
 
 func TestMemcachedKey(t *testing.T) {
 	for _, tc := range []struct {
-		ns, key, want string
-		ok            bool
+		prefix, ns, key, want string
+		ok                    bool
 	}{
 		// FACTS 5.4 example.
-		{"h2kJa:", "design_0b6e2a1c-7d3f-4e5a-9c8b-1f2e3d4c5b6a_content", "h2kJa:design_0b6e2a1c-7d3f-4e5a-9c8b-1f2e3d4c5b6a_content", true},
+		{"", "h2kJa:", "design_0b6e2a1c-7d3f-4e5a-9c8b-1f2e3d4c5b6a_content", "h2kJa:design_0b6e2a1c-7d3f-4e5a-9c8b-1f2e3d4c5b6a_content", true},
+		// prefix_key goes in front, unmapped (php-memcached adds it).
+		{"mosparo_", "h2kJa:", "design_x_hash", "mosparo_h2kJa:design_x_hash", true},
+		// The prefix counts towards memcached's 250-byte limit.
+		{string(make([]byte, 200)), "h2kJa:", "design_0b6e2a1c-7d3f-4e5a-9c8b-1f2e3d4c5b6a_hash", "", false},
 		// Symfony's strtr(" \n\r\t\v\f\0", "@()\{}/").
-		{"a b\n", "\r\t\v\f\x00", "a@b()\\{}/", true},
-		{"ab\x01", "design_x", "", false},
-		{string(make([]byte, 240)), "design_0b6e2a1c-7d3f-4e5a-9c8b-1f2e3d4c5b6a_hash", "", false},
+		{"", "a b\n", "\r\t\v\f\x00", "a@b()\\{}/", true},
+		{"", "ab\x01", "design_x", "", false},
+		{"", string(make([]byte, 240)), "design_0b6e2a1c-7d3f-4e5a-9c8b-1f2e3d4c5b6a_hash", "", false},
 	} {
-		got, err := memcachedKey([]byte(tc.ns), tc.key)
+		got, err := memcachedKey(tc.prefix, []byte(tc.ns), tc.key)
 		if (err == nil) != tc.ok || got != tc.want {
-			t.Errorf("memcachedKey(%q, %q) = %q, %v, want %q", tc.ns, tc.key, got, err, tc.want)
+			t.Errorf("memcachedKey(%q, %q, %q) = %q, %v, want %q", tc.prefix, tc.ns, tc.key, got, err, tc.want)
 		}
 	}
 }

@@ -1,16 +1,19 @@
 package cssproxy
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
+	"net"
 	"sync"
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
 	"go.uber.org/zap"
+
+	"github.com/mosparo-lb/mosparo-lb/configs"
 )
 
 // memcachedIdleConns is how many idle connections are kept: lookups only
@@ -26,6 +29,8 @@ type memcachedBackend struct {
 	client   *memcache.Client
 	log      *zap.Logger
 	maxValue int
+	prefix   string // prefix_key, php-memcached's OPT_PREFIX_KEY
+	servers  []configs.MemcachedServer
 
 	mu sync.Mutex
 	// ns is the last namespace version seen (nil: none yet). Each lookup
@@ -34,21 +39,23 @@ type memcachedBackend struct {
 	ns []byte
 }
 
-func newMemcachedBackend(rawURL string, timeout time.Duration, maxValue int, log *zap.Logger) (*memcachedBackend, error) {
-	u, err := url.Parse(rawURL)
+// newMemcachedBackend reads url as Symfony does (configs.ParseMemcachedDSN):
+// every server it lists, in php-memcached's ketama placement, and the
+// prefix_key in front of every key.
+func newMemcachedBackend(url string, timeout time.Duration, maxValue int, log *zap.Logger) (*memcachedBackend, error) {
+	d, err := configs.ParseMemcachedDSN(url)
 	if err != nil {
 		return nil, fmt.Errorf("css_cache.url: %w", err)
 	}
-	host := u.Host
-	if u.Port() == "" {
-		host += ":11211"
+	if d.SASL {
+		return nil, errors.New("css_cache.url: memcached SASL is not supported")
 	}
-	c := memcache.New(host)
+	c := memcache.NewFromSelector(newKetama(d.Servers, d.PrefixKey))
 	// gomemcache applies Timeout to the dial and to every read and write,
 	// the closest it offers to a per-lookup bound.
 	c.Timeout = timeout
 	c.MaxIdleConns = memcachedIdleConns
-	return &memcachedBackend{client: c, log: log, maxValue: maxValue}, nil
+	return &memcachedBackend{client: c, log: log, maxValue: maxValue, prefix: d.PrefixKey, servers: d.Servers}, nil
 }
 
 func (b *memcachedBackend) name() string { return "memcached" }
@@ -64,6 +71,40 @@ func (b *memcachedBackend) run(ctx context.Context) error {
 	return b.client.Close()
 }
 
+// ping asks every server for its version on a fresh connection, bounded
+// by ctx (gomemcache's own Ping would use the short lookup timeout).
+func (b *memcachedBackend) ping(ctx context.Context) error {
+	for _, s := range b.servers {
+		if err := pingMemcached(ctx, s.Addr); err != nil {
+			return fmt.Errorf("memcached %s: %w", s.Addr, err)
+		}
+	}
+	return nil
+}
+
+func pingMemcached(ctx context.Context, a configs.CacheAddr) error {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, a.Network(), a.String())
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(dl)
+	}
+	if _, err := c.Write([]byte("version\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReaderSize(c, 64).ReadSlice('\n')
+	if err != nil {
+		return err
+	}
+	if !bytes.HasPrefix(line, []byte("VERSION ")) {
+		return fmt.Errorf("answered %q to version", bytes.TrimSpace(line))
+	}
+	return nil
+}
+
 // lookup reads ":" and both keys under the last known namespace version in
 // one GetMulti; if ":" moved, it reads the keys again under the new one.
 // gomemcache takes no context: its Timeout bounds each I/O instead.
@@ -72,13 +113,14 @@ func (b *memcachedBackend) lookup(_ context.Context, id projectID) (content, has
 	ns := b.ns
 	b.mu.Unlock()
 	for attempt := 0; attempt < 2; attempt++ {
-		keys := []string{memcachedNamespaceKey}
+		nsKey := b.prefix + memcachedNamespaceKey
+		keys := []string{nsKey}
 		var ck, hk string
 		if ns != nil {
-			if ck, err = memcachedKey(ns, id.contentKey()); err != nil {
+			if ck, err = memcachedKey(b.prefix, ns, id.contentKey()); err != nil {
 				return nil, nil, err
 			}
-			if hk, err = memcachedKey(ns, id.hashKey()); err != nil {
+			if hk, err = memcachedKey(b.prefix, ns, id.hashKey()); err != nil {
 				return nil, nil, err
 			}
 			keys = append(keys, ck, hk)
@@ -87,7 +129,7 @@ func (b *memcachedBackend) lookup(_ context.Context, id projectID) (content, has
 		if err != nil {
 			return nil, nil, fmt.Errorf("memcached get: %w", err)
 		}
-		nsItem := items[memcachedNamespaceKey]
+		nsItem := items[nsKey]
 		if nsItem == nil {
 			// No namespace version: nothing mosparo wrote is reachable.
 			return nil, nil, nil

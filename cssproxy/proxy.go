@@ -63,6 +63,20 @@ type Stats struct {
 	// css_cache.max_bytes).
 	Entries int   `json:"entries"`
 	Bytes   int64 `json:"bytes"`
+	// CoherenceChecks are unhashed requests left to a node to compare its
+	// redirect with the cached hash; Disagreements are node answers that
+	// differed (another hash, or 404); Disagreeing is how many projects'
+	// unhashed URLs the edge leaves to the nodes now (FACTS 11.5).
+	// Reachable is whether the shared cache answered its last probes
+	// (every css_cache.revalidate_interval); null before the first probe.
+	// mosparo's health API does not cover the cache (FACTS 11.9).
+	Reachable *bool `json:"reachable"`
+	// DownSince and LastError describe the current outage.
+	DownSince       *time.Time `json:"down_since,omitempty"`
+	LastError       string     `json:"last_error,omitempty"`
+	CoherenceChecks uint64     `json:"coherence_checks"`
+	Disagreements   uint64     `json:"disagreements"`
+	Disagreeing     int        `json:"disagreeing_projects"`
 }
 
 // backend is what the proxy needs from a shared cache.
@@ -78,6 +92,8 @@ type backend interface {
 	invalidates() bool
 	// run owns the backend's connections until ctx ends.
 	run(ctx context.Context) error
+	// ping reports whether every server of the cache answers now.
+	ping(ctx context.Context) error
 }
 
 // Proxy answers /resources CSS requests from the shared cache. The zero
@@ -94,6 +110,8 @@ type Proxy struct {
 	revalidate time.Duration
 	maxStale   time.Duration
 
+	coh     *coherence
+	probe   *probe
 	refresh chan projectID
 	bufs    sync.Pool // *[]byte for building Location headers
 
@@ -124,6 +142,8 @@ func New(cfg configs.CSSCache, opts Options) (*Proxy, error) {
 		revalidate: cfg.RevalidateInterval.D(),
 		maxStale:   cfg.MaxStale.D(),
 		refresh:    make(chan projectID, refreshQueue),
+		coh:        newCoherence(cfg.CoherenceInterval.D()),
+		probe:      newProbe(cfg.RevalidateInterval.D(), cfg.Timeout.D()),
 	}
 	p.bufs.New = func() any { b := make([]byte, 0, 256); return &b }
 	switch cfg.Backend {
@@ -161,6 +181,11 @@ func (p *Proxy) Run(ctx context.Context) error {
 		defer wg.Done()
 		berr = p.backend.run(ctx)
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		p.probe.run(ctx, p.backend.ping, p.clock, p.log, p.backend.name())
+	}()
 	for range refreshWorkers {
 		wg.Add(1)
 		go func() {
@@ -178,7 +203,15 @@ func (p *Proxy) Run(ctx context.Context) error {
 // Stats returns a snapshot of the counters and the local cache.
 func (p *Proxy) Stats() Stats {
 	n, b := p.store.usage()
+	since, lastErr := p.probe.down()
+	var downSince *time.Time
+	if !since.IsZero() {
+		downSince = &since
+	}
 	return Stats{
+		Reachable:   p.probe.reachable(),
+		DownSince:   downSince,
+		LastError:   lastErr,
 		Backend:     p.backend.name(),
 		Hits:        p.hits.Load(),
 		Redirects:   p.redirects.Load(),
@@ -188,8 +221,17 @@ func (p *Proxy) Stats() Stats {
 		Breaker:     p.breaker.current().String(),
 		Entries:     n,
 		Bytes:       int64(b),
+
+		CoherenceChecks: p.coh.checks.Load(),
+		Disagreements:   p.coh.disagreements.Load(),
+		Disagreeing:     p.coh.disagreeing(),
 	}
 }
+
+// Reachable reports whether the shared cache may be used: false only once
+// probes have failed (unknown before the first probe counts as reachable,
+// so a restart does not look like an outage). Cheap; for VRRP tracking.
+func (p *Proxy) Reachable() bool { return p.probe.state.Load() != reachDown }
 
 // entryFor returns what is known about id, looking it up in the shared
 // cache when nothing usable is held. The result may be a negative entry,

@@ -2,14 +2,20 @@ package cssproxy
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
 	"go.uber.org/zap"
+
+	"github.com/mosparo-lb/mosparo-lb/configs"
 )
 
 // redisCacheBytes is rueidis' own client-side cache per connection. The
@@ -24,6 +30,10 @@ const (
 	redisReconnectMin = 100 * time.Millisecond
 	redisReconnectMax = 5 * time.Second
 )
+
+// sentinelRefresh is how often the sentinels are asked for the master
+// besides their +switch-master events.
+const sentinelRefresh = 2 * time.Second
 
 // errNotConnected is returned by lookups before Run has a client; it is a
 // plain miss, not a failure that should open the breaker.
@@ -52,11 +62,12 @@ type redisSettings struct {
 	ttl      time.Duration
 }
 
-// newRedisBackend parses url; the connection is made by run, so a Redis
-// that is down when the balancer starts is only a cold cache.
+// newRedisBackend reads url as Symfony does (configs.ParseRedisDSN); the
+// connection is made by run, so a Redis that is down when the balancer
+// starts is only a cold cache.
 func newRedisBackend(url string, s redisSettings, log *zap.Logger,
 	invalidate func(id projectID), invalidateAll func()) (*redisBackend, error) {
-	opt, err := rueidis.ParseURL(url)
+	opt, err := redisOptions(url)
 	if err != nil {
 		return nil, fmt.Errorf("css_cache.url: %w", err)
 	}
@@ -67,9 +78,14 @@ func newRedisBackend(url string, s redisSettings, log *zap.Logger,
 	// lost connection (a partition, a hung server) would go unnoticed, and
 	// with it every invalidation, for as long as the OS keep-alive takes.
 	opt.Dialer = net.Dialer{Timeout: s.timeout, KeepAlive: s.ping}
+	opt.Sentinel.Dialer = opt.Dialer
+	if opt.Sentinel.MasterSet != "" {
+		// rueidis follows +switch-master; the refresh catches a missed one.
+		opt.Sentinel.TopologyRefreshInterval = sentinelRefresh
+	}
 	opt.ConnWriteTimeout = max(10*s.timeout, 250*time.Millisecond)
 	opt.DisableRetry = true
-	opt.ForceSingleClient = true
+	opt.ForceSingleClient = opt.Sentinel.MasterSet == ""
 	opt.DisableCache = !s.tracking
 	opt.CacheSizeEachConn = redisCacheBytes
 	opt.OnInvalidations = func(msgs []rueidis.RedisMessage) {
@@ -92,6 +108,53 @@ func newRedisBackend(url string, s redisSettings, log *zap.Logger,
 	b := &redisBackend{opt: opt, log: log, maxValue: s.maxValue, ttl: s.ttl}
 	b.tracking.Store(s.tracking)
 	return b, nil
+}
+
+// redisOptions turns a REDIS_URL into rueidis options: the server or the
+// sentinels, credentials, database and TLS exactly as RedisAdapter uses
+// them (FACTS 11.8).
+func redisOptions(url string) (rueidis.ClientOption, error) {
+	d, err := configs.ParseRedisDSN(url)
+	if err != nil {
+		return rueidis.ClientOption{}, err
+	}
+	opt := rueidis.ClientOption{Username: d.Username, Password: d.Password, SelectDB: d.DB}
+	for _, a := range d.Addrs {
+		opt.InitAddress = append(opt.InitAddress, a.String())
+	}
+	if d.TLS {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: d.TLSServerName, InsecureSkipVerify: d.TLSInsecure} //nolint:gosec // ssl[verify_peer]=0 is the operator's choice, as on the nodes
+		if d.TLSCAFile != "" {
+			pem, err := os.ReadFile(d.TLSCAFile)
+			if err != nil {
+				return opt, fmt.Errorf("ssl[cafile]: %w", err)
+			}
+			tc.RootCAs = x509.NewCertPool()
+			if !tc.RootCAs.AppendCertsFromPEM(pem) {
+				return opt, fmt.Errorf("ssl[cafile] %s: no PEM certificate", d.TLSCAFile)
+			}
+		}
+		opt.TLSConfig = tc
+	}
+	if d.Sentinel != "" {
+		// Symfony hands the auth option (not the DSN password) to the
+		// sentinels, over TLS with rediss: as well.
+		opt.Sentinel = rueidis.SentinelOption{MasterSet: d.Sentinel, Password: d.SentinelPassword, TLSConfig: opt.TLSConfig}
+	}
+	opt.DialCtxFn = dialRedis
+	return opt, nil
+}
+
+// dialRedis dials a unix socket for a path (phpredis treats a host
+// starting with "/" as one, never with TLS), else TCP with tc.
+func dialRedis(ctx context.Context, dst string, d *net.Dialer, tc *tls.Config) (net.Conn, error) {
+	if strings.HasPrefix(dst, "/") {
+		return d.DialContext(ctx, "unix", dst)
+	}
+	if tc != nil {
+		return (&tls.Dialer{NetDialer: d, Config: tc}).DialContext(ctx, "tcp", dst)
+	}
+	return d.DialContext(ctx, "tcp", dst)
 }
 
 func (b *redisBackend) name() string { return "redis" }
@@ -138,6 +201,16 @@ func (b *redisBackend) run(ctx context.Context) error {
 		}
 		wait = min(2*wait, redisReconnectMax)
 	}
+}
+
+// ping sends PING to the server (through Sentinel: the current master).
+func (b *redisBackend) ping(ctx context.Context) error {
+	cp := b.client.Load()
+	if cp == nil {
+		return errNotConnected
+	}
+	c := *cp
+	return c.Do(ctx, c.B().Ping().Build()).Error()
 }
 
 // lookup reads both keys in one round trip. A missing key is nil content

@@ -4,6 +4,7 @@ import (
 	"bytes"
 
 	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
 )
 
 // Header names and values of mosparo's DynamicResourcesController answers
@@ -19,6 +20,7 @@ var (
 	valImmutable    = []byte("max-age=31536000, public")
 	valNoCache      = []byte("no-cache, public")
 	hdrLocation     = []byte("Location")
+	hdrLocationName = "Location"
 	// fasthttp's canonical spelling: SetCanonical skips normalizing, and
 	// "ETag" would be stored where Peek("ETag") does not look.
 	hdrETag         = []byte("Etag")
@@ -65,6 +67,12 @@ func (p *Proxy) Serve(ctx *fasthttp.RequestCtx, scheme, host, prefix []byte) boo
 		p.misses.Add(1)
 		return false
 	}
+	if hash == nil && !p.coh.allow(id, e.hash, p.clock.Now()) {
+		// A node answers from the database (FACTS 11.5): either this is
+		// the periodic check or the last check disagreed with the cache.
+		p.misses.Add(1)
+		return false
+	}
 	p.hits.Add(1)
 	if hash == nil {
 		p.writeRedirect(ctx, e, scheme, host, prefix)
@@ -72,6 +80,25 @@ func (p *Proxy) Serve(ctx *fasthttp.RequestCtx, scheme, host, prefix []byte) boo
 		p.writeCSS(ctx, e)
 	}
 	return true
+}
+
+// Observe takes note of a node's answer to a CSS request the edge left to
+// it: for the unhashed URL, its redirect (or 404) is compared with the
+// cached hash. The balancer calls it after forwarding a /resources GET or
+// HEAD, with the node's response in ctx. Nothing of ctx is kept.
+func (p *Proxy) Observe(ctx *fasthttp.RequestCtx) {
+	id, hash, ok := parseResourcePath(ctx.Path())
+	if !ok || hash != nil {
+		return
+	}
+	var cached []byte
+	if e := p.store.get(id); e != nil && e.found {
+		cached = e.hash
+	}
+	if p.coh.observe(id, ctx.Response.StatusCode(), ctx.Response.Header.Peek(hdrLocationName), cached) {
+		p.log.Warn("a node disagrees with the css cache; its unhashed url is left to the nodes",
+			zap.String("project", string(id[:])), zap.Int("status", ctx.Response.StatusCode()))
+	}
 }
 
 // parseResourcePath splits /resources/<uuid>.css (hash nil) and

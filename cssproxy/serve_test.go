@@ -36,6 +36,12 @@ func (f *fakeBackend) run(ctx context.Context) error {
 	return nil
 }
 
+func (f *fakeBackend) ping(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
+}
+
 func (f *fakeBackend) lookup(ctx context.Context, id projectID) ([]byte, []byte, error) {
 	f.calls.Add(1)
 	f.mu.Lock()

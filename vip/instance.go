@@ -403,7 +403,8 @@ func (in *instance) dropped(de *DropError, seenOtherVersion map[netip.Addr]bool)
 	in.lim.warn(in.log, "drop:"+de.Reason, "dropped a VRRP packet", zap.Stringer("from", de.From), zap.String("reason", de.Reason), zap.Error(de.Err))
 }
 
-// tracking computes the current penalty and fault from the pool and links.
+// tracking computes the current penalty and fault from the pool, links and
+// the CSS shared cache.
 func (in *instance) tracking() (penalty int, fault bool) {
 	if !linkUp(in.cfg.Interface) {
 		fault = true
@@ -422,6 +423,13 @@ func (in *instance) tracking() (penalty int, fault bool) {
 			fault = true
 		} else {
 			penalty += in.cfg.TrackPool.Weight
+		}
+	}
+	if m := in.cfg.TrackCSSCache.Mode; m != configs.TrackPoolOff && in.opts.CSSCacheReachable != nil && !in.opts.CSSCacheReachable() {
+		if m == configs.TrackPoolFault {
+			fault = true
+		} else {
+			penalty += in.cfg.TrackCSSCache.Weight
 		}
 	}
 	return penalty, fault

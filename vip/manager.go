@@ -30,6 +30,10 @@ type Options struct {
 	// use. nil means always healthy. A false answer lowers the priority or
 	// forces FAULT as each instance's track_pool says.
 	PoolHealthy func() bool
+	// CSSCacheReachable reports whether css_cache's shared cache answers;
+	// polled like PoolHealthy, for each instance's track_css_cache. nil
+	// means always reachable.
+	CSSCacheReachable func() bool
 	// Clock is used for the state machines' notion of now; nil is the
 	// system clock. Timers still run in real time.
 	Clock Clock

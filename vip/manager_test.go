@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/mosparo-lb/mosparo-lb/configs"
 )
 
@@ -44,5 +46,43 @@ func TestManagerRejects(t *testing.T) {
 	in.VirtualIPs = []string{"192.0.2.1"}
 	if _, err := New(configs.VRRP{Instances: []configs.VRRPInstance{in, in}}, Options{}); err == nil {
 		t.Error("New accepted a duplicate name")
+	}
+}
+
+// TestTrackCSSCache: an unreachable shared cache lowers the priority by
+// track_css_cache.weight or forces FAULT, and changes nothing when off
+// (FACTS 11.9). The interface is lo so that only the cache decides.
+func TestTrackCSSCache(t *testing.T) {
+	for _, tc := range []struct {
+		name, track string
+		reachable   bool
+		penalty     int
+		fault       bool
+	}{
+		{"off by default", "", false, 0, false},
+		{"weight, reachable", "track_css_cache: {mode: weight}", true, 0, false},
+		{"weight, down", "track_css_cache: {mode: weight}", false, 50, false},
+		{"custom weight", "track_css_cache: {mode: weight, weight: 20}", false, 20, false},
+		{"fault", "track_css_cache: {mode: fault}", false, 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			y := "css_cache: {backend: redis, url: \"redis://127.0.0.1\"}\nvrrp:\n  instances:\n" +
+				"    - {name: VI_1, interface: lo, virtual_router_id: 51, virtual_ips: [\"192.0.2.10/24\"], track_pool: {mode: off}"
+			if tc.track != "" {
+				y += ", " + tc.track
+			}
+			y += "}\n"
+			c, err := configs.Parse("t.yaml", []byte(y), func(string) (string, bool) { return "", false })
+			if err != nil {
+				t.Fatal(err)
+			}
+			in, err := newInstance(c.VRRP.Instances[0], Options{Logger: zap.NewNop(), CSSCacheReachable: func() bool { return tc.reachable }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if penalty, fault := in.tracking(); penalty != tc.penalty || fault != tc.fault {
+				t.Errorf("tracking() = %d, %v, want %d, %v", penalty, fault, tc.penalty, tc.fault)
+			}
+		})
 	}
 }

@@ -2,9 +2,12 @@ package cachetest
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -38,6 +41,54 @@ func StartRedis(t testing.TB) *Server {
 		return []string{"--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no",
 			"--protected-mode", "no", "--loglevel", "warning"}
 	})
+}
+
+// StartRedisWith is StartRedis with extra redis-server arguments, such as
+// "--requirepass", "secret" or "--replicaof", "127.0.0.1", "6379".
+func StartRedisWith(t testing.TB, extra ...string) *Server {
+	t.Helper()
+	return start(t, "redis-server", func(port string) []string {
+		return append([]string{"--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no",
+			"--protected-mode", "no", "--loglevel", "warning"}, extra...)
+	})
+}
+
+// StartSentinel starts a Redis Sentinel (redis-server --sentinel) that
+// monitors master under name with quorum 1, declaring it down after 500ms
+// without an answer, so that one sentinel alone fails over. Its config
+// file lives in t.TempDir(): Sentinel rewrites it as it learns the setup.
+func StartSentinel(t testing.TB, master *Server, name string) *Server {
+	t.Helper()
+	dir := t.TempDir()
+	host, mport, _ := net.SplitHostPort(master.Addr)
+	return start(t, "redis-server", func(port string) []string {
+		conf := filepath.Join(dir, "sentinel.conf")
+		if _, err := os.Stat(conf); err != nil {
+			body := fmt.Sprintf("bind 127.0.0.1\nport %s\nprotected-mode no\nloglevel warning\n"+
+				"sentinel monitor %s %s %s 1\nsentinel down-after-milliseconds %s 500\n"+
+				"sentinel failover-timeout %s 5000\nsentinel parallel-syncs %s 1\n",
+				port, name, host, mport, name, name, name)
+			if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+				t.Fatalf("sentinel config: %v", err)
+			}
+		}
+		return []string{conf, "--sentinel"}
+	})
+}
+
+// CLI runs one redis-cli command against addr and returns its output
+// trimmed, or "" when it fails (a server not up yet, a refused command).
+func CLI(t testing.TB, addr string, args ...string) string {
+	t.Helper()
+	Need(t, "redis-cli")
+	host, port, _ := net.SplitHostPort(addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "redis-cli", append([]string{"-h", host, "-p", port}, args...)...).Output()
+	if err != nil || bytes.HasPrefix(out, []byte("ERR")) {
+		return ""
+	}
+	return string(bytes.TrimSpace(out))
 }
 
 // StartMemcached starts memcached (TCP only, 64 MiB) on a free loopback

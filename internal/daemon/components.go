@@ -57,7 +57,8 @@ func newComponents(cfg *configs.Config, log *zap.Logger) (*components, error) {
 		return nil, err
 	}
 	if len(cfg.VRRP.Instances) > 0 {
-		c.vips, err = vip.New(cfg.VRRP, vip.Options{Logger: log.Named("vip"), PoolHealthy: c.checker.PoolHealthy})
+		c.vips, err = vip.New(cfg.VRRP, vip.Options{Logger: log.Named("vip"), PoolHealthy: c.checker.PoolHealthy,
+			CSSCacheReachable: c.cssReachable})
 		if err != nil {
 			return nil, err
 		}
@@ -320,6 +321,15 @@ func (c *components) poolHealthy() bool {
 	return c.checker.PoolHealthy()
 }
 
+// cssReachable is the VRRP view of the shared cache; a reload may replace
+// the proxy, so it is looked up on every poll.
+func (c *components) cssReachable() bool {
+	c.mu.Lock()
+	css := c.css
+	c.mu.Unlock()
+	return css == nil || css.Reachable()
+}
+
 func (c *components) addStatus(st map[string]any) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -389,7 +399,9 @@ func (c *components) gauges(stats []balancer.NodeStat) admin.Gauges {
 	if css != nil {
 		st := css.Stats()
 		g.CSS = &admin.CSSGauge{Hits: st.Hits - st.Redirects - st.NotModified, Redirects: st.Redirects, NotModified: st.NotModified,
-			Misses: st.Misses, Errors: st.Errors, Entries: int64(st.Entries), Bytes: st.Bytes}
+			Misses: st.Misses, Errors: st.Errors, Entries: int64(st.Entries), Bytes: st.Bytes,
+			Reachable: st.Reachable, CoherenceChecks: st.CoherenceChecks, Disagreements: st.Disagreements,
+			Disagreeing: int64(st.Disagreeing)}
 	}
 	if vips != nil {
 		for _, in := range vips.Status() {

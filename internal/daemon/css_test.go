@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net"
 	"strings"
@@ -73,9 +74,20 @@ func TestEdgeCSSThroughTheLB(t *testing.T) {
 	if got := string(resp.Header.ContentType()); !strings.HasPrefix(got, "text/css") {
 		t.Errorf("Content-Type = %q, want text/css", got)
 	}
-	resp = get("/resources/" + mosparotest.DemoUUID + ".css")
-	if resp.StatusCode() != 307 || string(resp.Header.Peek("Location")) != "http://mosparo.example/resources/"+mosparotest.DemoUUID+"/"+hash+".css" {
-		t.Errorf("unhashed CSS: %d Location %q", resp.StatusCode(), resp.Header.Peek("Location"))
+	// The node's database agrees with the cache: after the first unhashed
+	// request (the coherence check, answered by the node) the edge answers.
+	if err := nodes[0].SetProjectCSS(mosparotest.DemoUUID, []byte(css)); err != nil {
+		t.Fatal(err)
+	}
+	wantLoc := "http://mosparo.example/resources/" + mosparotest.DemoUUID + "/" + hash + ".css"
+	for i, fromNode := range []bool{true, false, false} {
+		resp = get("/resources/" + mosparotest.DemoUUID + ".css")
+		if resp.StatusCode() != 307 || string(resp.Header.Peek("Location")) != wantLoc {
+			t.Errorf("unhashed CSS #%d: %d Location %q, want 307 %q", i, resp.StatusCode(), resp.Header.Peek("Location"), wantLoc)
+		}
+		if got := len(resp.Header.Peek("X-Mosparo-Node")) != 0; got != fromNode {
+			t.Errorf("unhashed CSS #%d answered by a node = %v, want %v", i, got, fromNode)
+		}
 	}
 	// A hash the cache does not hold goes to a node unchanged.
 	resp = get("/resources/" + mosparotest.DemoUUID + "/" + strings.Repeat("0", 64) + ".css")
@@ -92,4 +104,98 @@ func TestEdgeCSSThroughTheLB(t *testing.T) {
 	if !strings.Contains(fmt.Sprint(c.d.Status()), "redis") {
 		t.Error("status has no css_cache section")
 	}
+}
+
+// TestEdgeCSSCoherenceAndCacheHealth runs the whole LB against Redis and a
+// node whose database hash differs from the cached one (FACTS 11.5: a
+// deleted project or the shared-cache flag turned off leaves stale keys).
+// The edge must keep sending the unhashed URL to the node, count the
+// disagreement in /metrics, answer again once the cache agrees, and show
+// the cache going down in /status and /metrics (FACTS 11.9).
+func TestEdgeCSSCoherenceAndCacheHealth(t *testing.T) {
+	redis := cachetest.StartRedis(t)
+	nodes := startNodes(t, 1)
+	c := startCluster(t, nodes, fmt.Sprintf("css_cache: {backend: redis, url: \"redis://%s\", revalidate_interval: 100ms, coherence_interval: 1h}\n", redis.Addr))
+	nodeCSS, nodeHash, _ := nodes[0].ProjectCSS(mosparotest.DemoUUID)
+	stale := ".mosparo__" + mosparotest.DemoUUID + "{color:blue}"
+	staleSum := sha256.Sum256([]byte(stale))
+	redisSet(t, redis.Addr, "design_"+mosparotest.DemoUUID+"_content", phpString(stale))
+	redisSet(t, redis.Addr, "design_"+mosparotest.DemoUUID+"_hash", phpString(hex.EncodeToString(staleSum[:])))
+
+	cl := &fasthttp.Client{}
+	get := func(path string) *fasthttp.Response {
+		req, resp := fasthttp.AcquireRequest(), &fasthttp.Response{}
+		defer fasthttp.ReleaseRequest(req)
+		req.SetRequestURI(c.lb + path)
+		req.Header.SetHost("mosparo.example")
+		req.UseHostHeader = true
+		if err := cl.DoTimeout(req, resp, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	// Wait until the edge reads the cache (its client connects in the
+	// background): the stale hashed URL is then answered at the edge.
+	staleURL := "/resources/" + mosparotest.DemoUUID + "/" + hex.EncodeToString(staleSum[:]) + ".css"
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if resp := get(staleURL); resp.StatusCode() == 200 && len(resp.Header.Peek("X-Mosparo-Node")) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the edge never read the cache")
+		}
+	}
+	unhashed := "/resources/" + mosparotest.DemoUUID + ".css"
+	nodeLoc := "http://mosparo.example/resources/" + mosparotest.DemoUUID + "/" + nodeHash + ".css"
+	for i := range 5 {
+		resp := get(unhashed)
+		if string(resp.Header.Peek("Location")) != nodeLoc || len(resp.Header.Peek("X-Mosparo-Node")) == 0 {
+			t.Fatalf("unhashed #%d: %d %q from node %q, want the node's redirect %q",
+				i, resp.StatusCode(), resp.Header.Peek("Location"), resp.Header.Peek("X-Mosparo-Node"), nodeLoc)
+		}
+	}
+	if f := scrape(t, c)["mosparo_lb_css_cache_disagreements_total"]; f == nil || sum(f) < 1 {
+		t.Errorf("disagreements_total = %v, want >= 1", f)
+	}
+
+	// mosparo regenerates the cache: the edge answers the unhashed URL again.
+	redisSet(t, redis.Addr, "design_"+mosparotest.DemoUUID+"_content", phpString(string(nodeCSS)))
+	redisSet(t, redis.Addr, "design_"+mosparotest.DemoUUID+"_hash", phpString(nodeHash))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp := get(unhashed)
+		if string(resp.Header.Peek("Location")) == nodeLoc && len(resp.Header.Peek("X-Mosparo-Node")) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the edge never answered the unhashed URL after the cache caught up")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	up := func() float64 {
+		f := scrape(t, c)["mosparo_lb_css_cache_up"]
+		if f == nil {
+			return -1
+		}
+		return sum(f)
+	}
+	waitUntil := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitUntil("css_cache_up 1", func() bool { return up() == 1 })
+	redis.Stop()
+	waitUntil("css_cache_up 0", func() bool { return up() == 0 })
+	if b, err := json.Marshal(c.d.Status()); err != nil || !strings.Contains(string(b), `"reachable":false`) || !strings.Contains(string(b), `"down_since":`) {
+		t.Errorf("/status while Redis is down has no reachable:false and down_since: %s %v", b, err)
+	}
+	redis.Start()
+	waitUntil("css_cache_up 1 again", func() bool { return up() == 1 })
 }

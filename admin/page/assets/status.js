@@ -199,6 +199,8 @@
     const parts = [nodes.length + ' node' + (nodes.length === 1 ? '' : 's') + ': ' +
       (Object.entries(counts).map(([s, c]) => c + ' ' + s).join(', ') || 'none')];
     if (st.pool_ok === false) parts.push('NO HEALTHY NODE');
+    // mosparo's health API does not cover the shared cache (FACTS 11.9).
+    if (st.css_cache && st.css_cache.reachable === false) parts.push('CSS CACHE DOWN');
     if (st.version) parts.push('version ' + st.version);
     $('summary').textContent = parts.join(' · ');
 
