@@ -273,7 +273,7 @@ func capsWiredNotifications(t *testing.T, bin string) map[string]bool {
 	} {
 		wired[msg] = bytes.Contains(b, []byte(marker))
 		if !wired[msg] {
-			t.Logf("NOT CHECKED: the binary never sends %s (internal/sdnotify is not called for it yet); under Type=notify systemd needs READY=1 and, with WatchdogSec=, WATCHDOG=1", msg)
+			t.Logf("NOT CHECKED: the binary never sends %s (the daemon does not call go-systemd for it yet); under Type=notify systemd needs READY=1 and, with WatchdogSec=, WATCHDOG=1", msg)
 		}
 	}
 	return wired
