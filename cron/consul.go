@@ -1,20 +1,22 @@
 package cron
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/consul/api"
+	"github.com/mosparo-lb/mosparo-lb/internal/consulclient"
 	"go.uber.org/zap"
 )
+
+// maxConsulAnswer bounds one Consul answer: the lock's key and session
+// answers are a few hundred bytes.
+const maxConsulAnswer = 64 << 10
 
 // ConsulLockOptions configure a ConsulLock. Zero fields take the defaults.
 type ConsulLockOptions struct {
@@ -23,41 +25,50 @@ type ConsulLockOptions struct {
 	// Scheme is http or https. Default http.
 	Scheme string
 	// Token is the ACL token (X-Consul-Token); needs session:write and
-	// key:write on Key. Never logged.
+	// key:write on Key. Never logged. Empty falls back to
+	// $CONSUL_HTTP_TOKEN, as with every Consul client.
 	Token string
 	// Datacenter to use; default the agent's.
 	Datacenter string
 	// Key is the KV key of the lock (cron.consul_lock). Required.
 	Key string
-	// Holder is stored as the key's value and the session name, so an
+	// Holder is stored as the key's value and in the session name, so an
 	// operator can see which LB holds the lock (e.g. the host name).
 	Holder string
-	// TTL of the session; it is renewed every TTL/3, and a holder that
-	// cannot renew stops being the leader at once. Default 15s; Consul
-	// accepts 10s..24h.
+	// TTL of the session, renewed every TTL/2 by the official client.
+	// Default 15s; Consul accepts 10s..24h.
 	TTL time.Duration
 	// LockDelay is how long Consul keeps the key from being acquired after
-	// the holder's session ends, so that a holder which has not renewed yet
-	// (up to TTL/3) has stopped calling before a peer takes over. 0 keeps
-	// Consul's default of 15s; keep it above TTL/3.
+	// the holder's session is invalidated (not after a clean release), so
+	// that a holder which has not noticed its loss yet has stopped calling
+	// before a peer takes over. 0 keeps Consul's default of 15s.
 	LockDelay time.Duration
-	// Client sends the requests; nil is an http.Client with a 10s timeout
-	// and its own transport. Run closes its idle connections when it ends.
+	// Retry is the pause before acquiring again after an error or a lost
+	// lock. Default 5s.
+	Retry time.Duration
+	// Client sends the requests; nil is an http.Client with its own
+	// transport. Run closes its idle connections when it ends.
 	Client *http.Client
 	// Logger receives acquisitions, losses and errors; nil logs nothing.
 	Logger *zap.Logger
 }
 
-// ConsulLock is a Leader held through a Consul session lock
-// (PUT /v1/kv/<key>?acquire=<session>): among the LBs that use the same
-// key, at most one holds it. Run keeps trying to acquire it and renews the
-// session; IsLeader is true only while the last renew and acquire both
-// succeeded. On a clean stop the lock is released and the session
-// destroyed, so a peer takes over after Consul's lock delay (15s by
-// default) instead of after the TTL.
+// consulLocker is the part of *api.Lock that ConsulLock drives.
+type consulLocker interface {
+	Lock(stopCh <-chan struct{}) (<-chan struct{}, error)
+	Unlock() error
+}
+
+// ConsulLock is a Leader held through the official client's api.Lock: a
+// session (TTL, lock delay, behaviour release) acquires the KV key, the
+// client renews the session and watches the key, and among the LBs that use
+// the same key at most one holds it. IsLeader is true from the acquisition
+// until the client reports the lock lost (the key changed hands, the
+// session was invalidated, or a watch query failed: an LB that cannot reach
+// Consul stops being the leader at once). On a clean stop the lock is
+// released and the session destroyed, so a peer takes over at once.
 type ConsulLock struct {
 	opts    ConsulLockOptions
-	base    url.URL
 	log     *zap.Logger
 	held    atomic.Bool
 	running atomic.Bool
@@ -77,16 +88,18 @@ func NewConsulLock(opts ConsulLockOptions) (*ConsulLock, error) {
 	if opts.TTL <= 0 {
 		opts.TTL = 15 * time.Second
 	}
+	if opts.Retry <= 0 {
+		opts.Retry = 5 * time.Second
+	}
 	if opts.Client == nil {
 		// An own transport, so Run can close its idle connections on stop
 		// without touching anybody else's.
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		opts.Client = &http.Client{Timeout: 10 * time.Second, Transport: tr}
+		opts.Client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	}
 	if opts.Holder == "" {
 		opts.Holder = "mosparo-lb"
 	}
-	l := &ConsulLock{opts: opts, base: url.URL{Scheme: opts.Scheme, Host: opts.Address}, log: opts.Logger}
+	l := &ConsulLock{opts: opts, log: opts.Logger}
 	if l.log == nil {
 		l.log = zap.NewNop()
 	}
@@ -103,64 +116,134 @@ func (l *ConsulLock) Run(ctx context.Context) error {
 		return fmt.Errorf("cron: consul lock: %w", ErrRunning)
 	}
 	defer l.running.Store(false)
-	period := l.opts.TTL / 3
-	var session string
+	defer l.opts.Client.CloseIdleConnections()
+	// api.Lock's queries take no context: every request is bound to reqs,
+	// which ends after the release on stop, so a query blocked in Consul
+	// cannot keep Run from returning.
+	reqs, endReqs := context.WithCancel(context.WithoutCancel(ctx))
+	defer endReqs()
+	cl, err := consulclient.New(consulclient.Config{Address: l.opts.Address, Scheme: l.opts.Scheme, Datacenter: l.opts.Datacenter,
+		Token: l.opts.Token, HTTPClient: l.opts.Client, MaxAnswer: maxConsulAnswer, Requests: reqs})
+	if err != nil {
+		return fmt.Errorf("cron: consul lock: %w", err)
+	}
+	// cleanup is not bound to reqs: it destroys a session after a stop
+	// ended the requests of a wait for the key.
+	cleanup, err := consulclient.New(consulclient.Config{Address: l.opts.Address, Scheme: l.opts.Scheme, Datacenter: l.opts.Datacenter,
+		Token: l.opts.Token, HTTPClient: l.opts.Client, MaxAnswer: maxConsulAnswer})
+	if err != nil {
+		return fmt.Errorf("cron: consul lock: %w", err)
+	}
 	failing := false
-	for {
-		var err error
-		session, err = l.keep(ctx, session)
+	for ctx.Err() == nil {
+		err := l.session(ctx, cl, cleanup, endReqs)
 		if err != nil && ctx.Err() == nil {
 			// One log line per failing streak, not one per retry.
 			if !failing {
-				l.log.Warn("consul lock unavailable; not running the web cron", zap.String("key", l.opts.Key), zap.Error(err))
+				l.log.Warn("consul lock unavailable; not running the web cron", zap.String("key", l.opts.Key), zap.Error(lockError(err)))
 			}
 			failing = true
 		} else if err == nil {
 			failing = false
 		}
-		t := time.NewTimer(period)
+		t := time.NewTimer(l.opts.Retry)
 		select {
 		case <-ctx.Done():
-			t.Stop()
-			l.setHeld(false)
-			l.giveUp(session)
-			l.opts.Client.CloseIdleConnections()
-			return nil
 		case <-t.C:
 		}
+		t.Stop()
 	}
+	return nil
 }
 
-// keep makes sure a session exists and is renewed, then tries to acquire
-// the lock with it; it returns the session to use next time.
-func (l *ConsulLock) keep(ctx context.Context, session string) (string, error) {
-	if session != "" {
-		found, err := l.renew(ctx, session)
-		if err != nil {
-			l.setHeld(false)
-			return session, err
-		}
-		if !found {
-			// Expired or destroyed (by an operator, or a lost agent): the
-			// lock it held is gone too.
-			l.setHeld(false)
-			session = ""
-		}
-	}
-	if session == "" {
-		id, err := l.create(ctx)
-		if err != nil {
-			return "", err
-		}
-		session = id
-	}
-	ok, err := l.acquire(ctx, session)
+// session creates a session (TTL, lock delay, behaviour release), renews it
+// while it holds or waits for the lock, and destroys it before returning,
+// so a clean stop leaves nothing behind in Consul.
+func (l *ConsulLock) session(ctx context.Context, cl, cleanup *api.Client, endReqs context.CancelFunc) error {
+	sessions := cl.Session()
+	id, _, err := sessions.Create(&api.SessionEntry{Name: "mosparo-lb cron: " + l.opts.Holder, TTL: l.opts.TTL.String(),
+		LockDelay: l.opts.LockDelay, Behavior: api.SessionBehaviorRelease}, nil)
 	if err != nil {
-		l.setHeld(false)
-		return session, err
+		return fmt.Errorf("create session: %w", err)
 	}
-	l.setHeld(ok)
-	return session, nil
+	done, renewed := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(renewed)
+		// On done it destroys the session; on its own it returns when the
+		// session could not be renewed within its TTL.
+		_ = sessions.RenewPeriodic(l.opts.TTL.String(), id, nil, done)
+	}()
+	defer func() {
+		close(done)
+		<-renewed
+		if ctx.Err() != nil {
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			defer cancel()
+			_, _ = cleanup.Session().Destroy(id, (&api.WriteOptions{}).WithContext(dctx))
+		}
+	}()
+	lock, err := cl.LockOpts(&api.LockOptions{Key: l.opts.Key, Value: []byte(l.opts.Holder), Session: id, LockWaitTime: l.opts.TTL})
+	if err != nil {
+		return err
+	}
+	return l.hold(ctx, lock, renewed, endReqs)
+}
+
+// hold acquires the lock (waiting for it as long as a peer holds it), keeps
+// it until it is lost or ctx ends, and releases it. It returns nil when the
+// lock was held and lost or released, an error when it was never held.
+func (l *ConsulLock) hold(ctx context.Context, lock consulLocker, expired <-chan struct{}, endReqs context.CancelFunc) error {
+	stop := make(chan struct{})
+	var acquired atomic.Bool
+	unhook := context.AfterFunc(ctx, func() {
+		close(stop)
+		// A wait for the key blocked in Consul ends now; a held lock is
+		// released below first.
+		if !acquired.Load() {
+			endReqs()
+		}
+	})
+	defer unhook()
+	lost, err := lock.Lock(stop)
+	if err != nil || lost == nil {
+		return err
+	}
+	acquired.Store(true)
+	l.setHeld(true)
+	select {
+	case <-lost:
+		l.setHeld(false)
+		_ = lock.Unlock() // the key is no longer ours
+		return nil
+	case <-expired:
+		// Not renewed within the TTL: Consul has invalidated the session.
+		l.setHeld(false)
+		_ = lock.Unlock()
+		return nil
+	case <-ctx.Done():
+	}
+	l.setHeld(false)
+	released := make(chan error, 1)
+	go func() { released <- lock.Unlock() }()
+	select {
+	case err = <-released:
+		if err != nil {
+			l.log.Warn("consul lock release failed", zap.Error(lockError(err)))
+		}
+	case <-time.After(2 * time.Second):
+		l.log.Warn("consul lock release timed out; the session expires by its TTL")
+		endReqs()
+		<-released
+	}
+	return nil
+}
+
+// lockError adds the way out to the one error an operator must act on.
+func lockError(err error) error {
+	if errors.Is(err, api.ErrLockConflict) {
+		return fmt.Errorf("%w (the key exists and is not a lock: delete it, e.g. one left by mosparo-lb before 2026-12)", err)
+	}
+	return consulclient.Error("lock", err)
 }
 
 // setHeld records the state and logs changes only.
@@ -175,103 +258,8 @@ func (l *ConsulLock) setHeld(v bool) {
 	}
 }
 
-// giveUp releases the lock and destroys the session on a clean stop; Run's
-// context is gone, so a short one of its own bounds it.
-func (l *ConsulLock) giveUp(session string) {
-	if session == "" {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if _, err := l.do(ctx, "/v1/kv/"+l.opts.Key, url.Values{"release": {session}}, []byte(l.opts.Holder), nil); err != nil {
-		l.log.Warn("consul lock release failed", zap.Error(err))
-	}
-	if _, err := l.do(ctx, "/v1/session/destroy/"+session, nil, nil, nil); err != nil {
-		l.log.Warn("consul session destroy failed", zap.Error(err))
-	}
-}
-
-func (l *ConsulLock) create(ctx context.Context) (string, error) {
-	in := map[string]string{
-		"Name":     "mosparo-lb cron: " + l.opts.Holder,
-		"TTL":      l.opts.TTL.String(),
-		"Behavior": "release",
-	}
-	if l.opts.LockDelay > 0 {
-		in["LockDelay"] = l.opts.LockDelay.String()
-	}
-	body, err := json.Marshal(in)
-	if err != nil {
-		return "", fmt.Errorf("session create: %w", err)
-	}
-	var out struct{ ID string }
-	if _, err := l.do(ctx, "/v1/session/create", nil, body, &out); err != nil {
-		return "", err
-	}
-	if out.ID == "" {
-		return "", errors.New("session create: empty session id")
-	}
-	return out.ID, nil
-}
-
-func (l *ConsulLock) renew(ctx context.Context, session string) (bool, error) {
-	code, err := l.do(ctx, "/v1/session/renew/"+session, nil, nil, nil)
-	if code == http.StatusNotFound {
-		return false, nil
-	}
-	return err == nil, err
-}
-
-func (l *ConsulLock) acquire(ctx context.Context, session string) (bool, error) {
-	var ok bool
-	_, err := l.do(ctx, "/v1/kv/"+l.opts.Key, url.Values{"acquire": {session}}, []byte(l.opts.Holder), &ok)
-	return ok, err
-}
-
-// do sends one PUT and decodes a JSON answer into out (if not nil). It
-// returns the HTTP status, and an error for anything but 200.
-func (l *ConsulLock) do(ctx context.Context, path string, q url.Values, body []byte, out any) (int, error) {
-	u := l.base
-	u.Path = path
-	if l.opts.Datacenter != "" {
-		if q == nil {
-			q = url.Values{}
-		}
-		q.Set("dc", l.opts.Datacenter)
-	}
-	u.RawQuery = q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u.String(), bytes.NewReader(body))
-	if err != nil {
-		return 0, fmt.Errorf("consul %s: %w", path, err)
-	}
-	if l.opts.Token != "" {
-		req.Header.Set("X-Consul-Token", l.opts.Token)
-	}
-	resp, err := l.opts.Client.Do(req)
-	if err != nil {
-		// url.Error quotes the URL, which holds no secret (the token is a
-		// header), but unwrap it to keep the message short.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return 0, fmt.Errorf("consul %s: %w", path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if err != nil {
-		return resp.StatusCode, fmt.Errorf("consul %s: read answer: %w", path, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return resp.StatusCode, fmt.Errorf("consul %s: %d %s", path, resp.StatusCode, bytes.TrimSpace(b))
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			return resp.StatusCode, fmt.Errorf("consul %s: decode answer: %w", path, err)
-		}
-	}
-	return resp.StatusCode, nil
-}
-
 // Interface guards.
-var _ Leader = (*ConsulLock)(nil)
+var (
+	_ Leader       = (*ConsulLock)(nil)
+	_ consulLocker = (*api.Lock)(nil)
+)

@@ -7,15 +7,17 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 )
 
-// fakeConsul is the part of Consul's session and KV API a ConsulLock uses
-// (PUT /v1/session/create|renew/<id>|destroy/<id>, PUT /v1/kv/<key>?acquire=
-// or ?release=), with Consul's answers: create {"ID":...}, renew 404 for an
+// fakeConsul is the part of Consul's session and KV API the official
+// client's api.Lock uses (PUT /v1/session/create|renew/<id>|destroy/<id>,
+// PUT /v1/kv/<key>?acquire= or ?release= with flags, GET /v1/kv/<key>
+// blocking on index), with Consul's answers: create {"ID":...}, renew 404 for an
 // unknown session, acquire and release a JSON true or false. Sessions do
 // not expire by themselves; tests end one with expire. An ended session's
 // keys cannot be acquired for its LockDelay (Consul's lock delay).
@@ -26,18 +28,67 @@ type fakeConsul struct {
 	holder   map[string]string        // key -> session
 	blocked  map[string]time.Time     // key -> end of its lock delay
 	value    map[string]string
+	flags    map[string]uint64
 	down     bool
 	token    string // token seen last
+	index    uint64
+	changed  chan struct{} // closed and replaced on every write and on setDown
+}
+
+// bumpLocked records a write: blocked reads of the key return.
+func (f *fakeConsul) bumpLocked() {
+	f.index++
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+// getKV is GET /v1/kv/<key>[?index=&wait=], blocking while the index is
+// the one asked for (at most wait, capped at 2s to keep tests short).
+func (f *fakeConsul) getKV(w http.ResponseWriter, r *http.Request, key string) {
+	f.mu.Lock()
+	f.token = r.Header.Get("X-Consul-Token")
+	if idx := r.URL.Query().Get("index"); idx != "" && idx == fmt.Sprint(f.index) && !f.down {
+		ch := f.changed
+		f.mu.Unlock()
+		select {
+		case <-ch:
+		case <-time.After(2 * time.Second):
+		case <-r.Context().Done():
+		}
+		f.mu.Lock()
+	}
+	defer f.mu.Unlock()
+	if f.down {
+		http.Error(w, "No cluster leader", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("X-Consul-Index", fmt.Sprint(f.index))
+	v, ok := f.value[key]
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	writeKV(w, key, v, f.flags[key], f.holder[key])
+}
+
+func writeKV(w http.ResponseWriter, key, value string, flags uint64, session string) {
+	b, _ := json.Marshal([]map[string]any{{"Key": key, "Value": []byte(value), "Flags": flags, "Session": session}})
+	w.Write(b)
 }
 
 func newFakeConsul(t *testing.T) (*fakeConsul, string) {
-	f := &fakeConsul{sessions: map[string]time.Duration{}, holder: map[string]string{}, value: map[string]string{}, blocked: map[string]time.Time{}}
+	f := &fakeConsul{sessions: map[string]time.Duration{}, holder: map[string]string{}, value: map[string]string{},
+		blocked: map[string]time.Time{}, flags: map[string]uint64{}, index: 5, changed: make(chan struct{})}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 	return f, strings.TrimPrefix(srv.URL, "http://")
 }
 
 func (f *fakeConsul) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/v1/kv/") {
+		f.getKV(w, r, strings.TrimPrefix(r.URL.Path, "/v1/kv/"))
+		return
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.token = r.Header.Get("X-Consul-Token")
@@ -53,7 +104,11 @@ func (f *fakeConsul) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path
 	switch {
 	case p == "/v1/session/create":
-		var in struct{ TTL, Behavior, LockDelay string }
+		// LockDelay comes as a duration string or as nanoseconds.
+		var in struct {
+			TTL, Behavior string
+			LockDelay     json.RawMessage
+		}
 		if err := json.Unmarshal(body, &in); err != nil || in.TTL == "" || in.Behavior != "release" {
 			http.Error(w, "bad session body", http.StatusBadRequest)
 			return
@@ -61,9 +116,15 @@ func (f *fakeConsul) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.seq++
 		id := fmt.Sprintf("sess-%d", f.seq)
 		delay := 15 * time.Second
-		if in.LockDelay != "" {
+		var ns int64
+		var str string
+		switch {
+		case len(in.LockDelay) == 0 || string(in.LockDelay) == "0":
+		case json.Unmarshal(in.LockDelay, &ns) == nil:
+			delay = time.Duration(ns)
+		case json.Unmarshal(in.LockDelay, &str) == nil:
 			var err error
-			if delay, err = time.ParseDuration(in.LockDelay); err != nil {
+			if delay, err = time.ParseDuration(str); err != nil {
 				http.Error(w, "bad lock delay", http.StatusBadRequest)
 				return
 			}
@@ -96,10 +157,13 @@ func (f *fakeConsul) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			f.holder[key], f.value[key] = s, string(body)
+			f.flags[key], _ = strconv.ParseUint(q.Get("flags"), 10, 64)
+			f.bumpLocked()
 			fmt.Fprint(w, "true")
 		case q.Has("release"):
 			if f.holder[key] == q.Get("release") {
 				delete(f.holder, key)
+				f.bumpLocked()
 			}
 			fmt.Fprint(w, "true")
 		default:
@@ -119,6 +183,7 @@ func (f *fakeConsul) expireLocked(id string) {
 		if h == id {
 			delete(f.holder, k)
 			f.blocked[k] = time.Now().Add(delay)
+			f.bumpLocked()
 		}
 	}
 }
@@ -138,13 +203,15 @@ func (f *fakeConsul) state(key string) (holder, value string, sessions int) {
 func (f *fakeConsul) setDown(v bool) {
 	f.mu.Lock()
 	f.down = v
+	close(f.changed) // wake blocked reads, which answer 500 now
+	f.changed = make(chan struct{})
 	f.mu.Unlock()
 }
 
 // eventually polls cond every 5ms for up to 5s.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -156,7 +223,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 func startLock(t *testing.T, addr, holder string) (*ConsulLock, context.CancelFunc, chan error) {
 	t.Helper()
 	l, err := NewConsulLock(ConsulLockOptions{Address: addr, Key: "mosparo-lb/cron/leader", Holder: holder, Token: "tok",
-		TTL: 30 * time.Millisecond, LockDelay: 100 * time.Millisecond})
+		TTL: 30 * time.Millisecond, LockDelay: 100 * time.Millisecond, Retry: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,6 +280,9 @@ func TestConsulLockOneHolder(t *testing.T) {
 	f.setDown(true)
 	eventually(t, "B to give up without Consul", func() bool { return !b.IsLeader() })
 	f.setDown(false)
+	// B could not destroy its session while Consul was down; Consul ends
+	// it by its TTL (the fake, by hand), then B acquires again.
+	f.expire(key)
 	eventually(t, "B to hold the lock again", b.IsLeader)
 	f.mu.Lock()
 	token := f.token

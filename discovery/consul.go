@@ -1,27 +1,52 @@
 package discovery
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/netip"
-	"net/url"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hashicorp/consul/api"
+	"github.com/mosparo-lb/mosparo-lb/configs"
+	"github.com/mosparo-lb/mosparo-lb/internal/consulclient"
 )
 
 // maxAnswerBytes bounds one Consul answer: a thousand instances with their
 // checks are about 2 MiB; more is not an answer we want to hold.
 const maxAnswerBytes = 16 << 20
 
-// ErrNoIndex is returned for a 200 answer without a usable X-Consul-Index:
-// without it the next query cannot block, and looping would hammer the agent.
+// ErrNoIndex is returned for an answer without a usable X-Consul-Index
+// (missing, or 0): the next query could not block on it, and looping
+// would hammer the agent.
 var ErrNoIndex = errors.New("answer has no X-Consul-Index")
+
+// consulHealth is the one catalog question discovery asks; *api.Health
+// answers it.
+type consulHealth interface {
+	ServiceMultipleTags(service string, tags []string, passingOnly bool, q *api.QueryOptions) ([]*api.ServiceEntry, *api.QueryMeta, error)
+}
+
+// consulAgent is what the registrar needs of the local agent; *api.Agent
+// provides it.
+type consulAgent interface {
+	Service(serviceID string, q *api.QueryOptions) (*api.AgentService, *api.QueryMeta, error)
+	ServiceRegisterOpts(reg *api.AgentServiceRegistration, opts api.ServiceRegisterOpts) error
+	ServiceDeregisterOpts(serviceID string, q *api.QueryOptions) error
+}
+
+// newConsulClient is the official client for one discovery.consul
+// section, on hc, with every answer bounded to maxAnswerBytes.
+func newConsulClient(c configs.Consul, hc *http.Client) (*api.Client, error) {
+	cl, err := consulclient.New(consulclient.Config{Address: c.Address, Scheme: c.Scheme, Datacenter: c.Datacenter,
+		Token: c.Token, HTTPClient: hc, MaxAnswer: maxAnswerBytes})
+	if err != nil {
+		return nil, fmt.Errorf("discovery: %w", err)
+	}
+	return cl, nil
+}
 
 // instance is one passing service instance from /v1/health/service.
 type instance struct {
@@ -43,67 +68,66 @@ func (in instance) weight() int {
 	return min(p, maxWeight)
 }
 
-// wireEntry is the part of a /v1/health/service entry discovery reads.
-// Pointers tell an absent object from an empty one.
-type wireEntry struct {
-	Node *struct {
-		Node    string
-		Address string
-	}
-	Service *struct {
-		ID      string
-		Service string
-		Address string
-		Port    int
-		Tags    []string
-		Weights *struct{ Passing, Warning int }
-	}
-	Checks []struct {
-		CheckID string
-		Status  string
-	}
+// answer is one health query's result.
+type answer struct {
+	insts   []instance
+	skipped []string
+	index   uint64
 }
 
-// parseHealth decodes a /v1/health/service answer. The bytes come from the
-// network, so nothing in them may panic or mislead: a top level that is not
-// a JSON array is an error; an entry that cannot be a node (no Service, no
-// ID, no address, a port outside 1..65535, an address that is not an IP or
-// host name, a check not passing despite ?passing) is skipped with a reason.
-func parseHealth(b []byte) (insts []instance, skipped []string, err error) {
-	var raw []json.RawMessage
-	if err := json.Unmarshal(b, &raw); err != nil {
-		return nil, nil, fmt.Errorf("decode health answer: %w", err)
+// healthQuery asks for the passing instances of one service.
+type healthQuery struct {
+	api     consulHealth
+	service string
+	tags    []string
+}
+
+// ask runs one ?passing health query; index 0 asks without blocking.
+func (q healthQuery) ask(ctx context.Context, index uint64, wait time.Duration) (answer, error) {
+	opts := (&api.QueryOptions{WaitIndex: index, WaitTime: wait}).WithContext(ctx)
+	es, meta, err := q.api.ServiceMultipleTags(q.service, q.tags, true, opts)
+	if err != nil {
+		return answer{}, consulError("health query", err)
 	}
-	for i, r := range raw {
-		in, why := parseEntry(r)
+	if meta == nil || meta.LastIndex == 0 {
+		return answer{}, fmt.Errorf("consul health query: %w", ErrNoIndex)
+	}
+	insts, skipped := usable(es)
+	return answer{insts: insts, skipped: skipped, index: meta.LastIndex}, nil
+}
+
+func consulError(what string, err error) error { return consulclient.Error(what, err) }
+
+// usable keeps the entries that can be nodes. The entries come from the
+// network, so nothing in them may panic or mislead: an entry that cannot be
+// a node (no Service, no ID, no address, a port outside 1..65535, an
+// address that is not an IP or host name, a check not passing despite
+// ?passing) is skipped with a reason.
+func usable(es []*api.ServiceEntry) (insts []instance, skipped []string) {
+	for i, e := range es {
+		in, why := entryInstance(e)
 		if why != "" {
 			skipped = append(skipped, fmt.Sprintf("entry %d (%s): %s", i, printable(in.ID), why))
 			continue
 		}
 		insts = append(insts, in)
 	}
-	return insts, skipped, nil
+	return insts, skipped
 }
 
-// parseEntry returns the instance or why it is unusable.
-func parseEntry(r json.RawMessage) (instance, string) {
-	var e wireEntry
-	if err := json.Unmarshal(r, &e); err != nil {
-		return instance{}, "malformed: " + err.Error()
-	}
-	if e.Service == nil {
+// entryInstance returns the instance or why it is unusable.
+func entryInstance(e *api.ServiceEntry) (instance, string) {
+	if e == nil || e.Service == nil {
 		return instance{}, "no Service"
 	}
 	s := e.Service
-	in := instance{ID: s.ID, Address: s.Address, Port: s.Port, Tags: s.Tags}
+	in := instance{ID: s.ID, Address: s.Address, Port: s.Port, Tags: s.Tags,
+		WeightPassing: s.Weights.Passing, WeightWarning: s.Weights.Warning}
 	if e.Node != nil {
 		in.Node = e.Node.Node
 		if in.Address == "" {
 			in.Address = e.Node.Address
 		}
-	}
-	if s.Weights != nil {
-		in.WeightPassing, in.WeightWarning = s.Weights.Passing, s.Weights.Warning
 	}
 	switch {
 	case in.ID == "":
@@ -120,8 +144,12 @@ func parseEntry(r json.RawMessage) (instance, string) {
 	for _, c := range e.Checks {
 		// FACTS.md: ?passing keeps only all-passing entries; an agent (or a
 		// proxy in between) that ignored it must not smuggle one in.
-		if c.Status != "passing" {
-			return in, fmt.Sprintf("check %q is %q", printable(c.CheckID), printable(c.Status))
+		if c == nil || c.Status != api.HealthPassing {
+			id, status := "", "missing"
+			if c != nil {
+				id, status = c.CheckID, c.Status
+			}
+			return in, fmt.Sprintf("check %q is %q", printable(id), printable(status))
 		}
 	}
 	return in, ""
@@ -150,114 +178,10 @@ func validHost(h string) bool {
 }
 
 // printable shortens and defuses a value from the network for logs and status.
-func printable(s string) string {
-	if len(s) > 64 {
-		s = s[:64] + "…"
-	}
-	return strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
-			return '?'
-		}
-		return r
-	}, s)
-}
+func printable(s string) string { return consulclient.Printable(s) }
 
-// client speaks the few Consul HTTP API calls discovery needs. Its token
-// travels only in the X-Consul-Token header, never in a URL that could end
-// up in an error message or log.
-type client struct {
-	http    *http.Client
-	base    string // scheme://host:port
-	token   string
-	dc      string
-	service string
-	tags    []string
-}
-
-// answer is one health query's result.
-type answer struct {
-	insts   []instance
-	skipped []string
-	index   uint64
-}
-
-// health runs one /v1/health/service/<name>?passing query; index 0 asks
-// without blocking.
-func (c *client) health(ctx context.Context, index uint64, wait time.Duration) (answer, error) {
-	q := url.Values{}
-	q.Set("passing", "1")
-	for _, t := range c.tags {
-		q.Add("tag", t)
-	}
-	if c.dc != "" {
-		q.Set("dc", c.dc)
-	}
-	if index > 0 {
-		q.Set("index", strconv.FormatUint(index, 10))
-		q.Set("wait", strconv.FormatInt(wait.Milliseconds(), 10)+"ms")
-	}
-	path := "/v1/health/service/" + url.PathEscape(c.service)
-	resp, body, err := c.do(ctx, http.MethodGet, path+"?"+q.Encode(), nil)
-	if err != nil {
-		return answer{}, err
-	}
-	idx, err := strconv.ParseUint(resp.Header.Get("X-Consul-Index"), 10, 64)
-	if err != nil {
-		return answer{}, fmt.Errorf("consul GET %s: %w", path, ErrNoIndex)
-	}
-	insts, skipped, err := parseHealth(body)
-	if err != nil {
-		return answer{}, fmt.Errorf("consul GET %s: %w", path, err)
-	}
-	return answer{insts: insts, skipped: skipped, index: idx}, nil
-}
-
-// StatusError is a non-200 answer from the agent.
-type StatusError struct {
-	Method, Path string // Path without the query
-	Code         int
-	Body         string // the start of the body, made printable
-}
-
-func (e *StatusError) Error() string {
-	return fmt.Sprintf("consul %s %s: %d %s", e.Method, e.Path, e.Code, e.Body)
-}
-
-// do sends one request and reads the whole (bounded) body of a 200.
-func (c *client) do(ctx context.Context, method, pathQuery string, body []byte) (*http.Response, []byte, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+pathQuery, rd)
-	if err != nil {
-		return nil, nil, fmt.Errorf("consul request: %w", err)
-	}
-	if c.token != "" {
-		req.Header.Set("X-Consul-Token", c.token)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	path, _, _ := strings.Cut(pathQuery, "?")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // the URL is in our message already, without the query
-		}
-		return nil, nil, fmt.Errorf("consul %s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes+1))
-	if err != nil {
-		return nil, nil, fmt.Errorf("consul %s %s: read answer: %w", method, path, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, nil, &StatusError{Method: method, Path: path, Code: resp.StatusCode, Body: printable(strings.TrimSpace(string(b)))}
-	}
-	if len(b) > maxAnswerBytes {
-		return nil, nil, fmt.Errorf("consul %s %s: answer larger than %d bytes", method, path, maxAnswerBytes)
-	}
-	return resp, b, nil
-}
+// Interface guards.
+var (
+	_ consulHealth = (*api.Health)(nil)
+	_ consulAgent  = (*api.Agent)(nil)
+)

@@ -4,15 +4,16 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/hashicorp/consul/api"
 	"github.com/mosparo-lb/mosparo-lb/configs"
 	"go.uber.org/zap"
 )
@@ -37,12 +38,12 @@ type RegistrationStatus struct {
 // registrar keeps the LB registered while Run runs and deregisters it
 // after, unless a newer Source took the registration over.
 type registrar struct {
-	cl       *client
+	agent    consulAgent
 	clock    Clock
 	log      *zap.Logger
 	id       string
 	instance string // random, per Source
-	body     []byte
+	reg      *api.AgentServiceRegistration
 	resync   time.Duration // how often the registration is verified
 	bmin     time.Duration
 	bmax     time.Duration
@@ -52,28 +53,7 @@ type registrar struct {
 	once bool // this Source has registered at least once
 }
 
-// registration is the body of PUT /v1/agent/service/register.
-type registration struct {
-	ID      string            `json:"ID"`
-	Name    string            `json:"Name"`
-	Tags    []string          `json:"Tags,omitempty"`
-	Address string            `json:"Address,omitempty"`
-	Port    int               `json:"Port"`
-	Meta    map[string]string `json:"Meta"`
-	Check   registrationCheck `json:"Check"`
-}
-
-type registrationCheck struct {
-	CheckID                        string `json:"CheckID"`
-	Name                           string `json:"Name"`
-	HTTP                           string `json:"HTTP"`
-	Method                         string `json:"Method"`
-	Interval                       string `json:"Interval"`
-	Timeout                        string `json:"Timeout"`
-	DeregisterCriticalServiceAfter string `json:"DeregisterCriticalServiceAfter,omitempty"`
-}
-
-func newRegistrar(rc configs.ConsulRegister, cl *client, opts Options, clock Clock, log *zap.Logger, bmin, bmax time.Duration) (*registrar, error) {
+func newRegistrar(rc configs.ConsulRegister, agent consulAgent, opts Options, clock Clock, log *zap.Logger, bmin, bmax time.Duration) (*registrar, error) {
 	name := rc.Name
 	if name == "" {
 		name = "mosparo-lb"
@@ -81,6 +61,10 @@ func newRegistrar(rc configs.ConsulRegister, cl *client, opts Options, clock Clo
 	id := rc.ID
 	if id == "" {
 		id = defaultID(name, opts.Hostname)
+	}
+	if strings.ContainsAny(id, "/?#%") {
+		// The client puts the ID into the request path as it is.
+		return nil, fmt.Errorf("discovery: consul.register.id %q must not contain / ? # %%", id)
 	}
 	checkURL := rc.CheckURL
 	if checkURL == "" {
@@ -103,28 +87,23 @@ func newRegistrar(rc configs.ConsulRegister, cl *client, opts Options, clock Clo
 	var tok [8]byte
 	_, _ = rand.Read(tok[:]) // crypto/rand.Read never fails (Go 1.24+)
 	r := &registrar{
-		cl: cl, clock: clock, log: log.With(zap.String("service_id", id)), id: id,
+		agent: agent, clock: clock, log: log.With(zap.String("service_id", id)), id: id,
 		instance: hex.EncodeToString(tok[:]),
 		resync:   min(max(interval, time.Second/10), time.Minute),
 		bmin:     bmin, bmax: bmax,
 		st: RegistrationStatus{ID: id, CheckURL: checkURL},
 	}
-	reg := registration{
+	r.reg = &api.AgentServiceRegistration{
 		ID: id, Name: name, Tags: rc.Tags, Address: rc.Address, Port: rc.Port,
 		Meta: map[string]string{instanceMetaKey: r.instance},
-		Check: registrationCheck{
+		Check: &api.AgentServiceCheck{
 			CheckID: id + ":admin", Name: "mosparo-lb admin listener", HTTP: checkURL, Method: http.MethodGet,
 			Interval: interval.String(), Timeout: timeout.String(),
 		},
 	}
 	if d := rc.DeregisterAfter.D(); d > 0 {
-		reg.Check.DeregisterCriticalServiceAfter = d.String()
+		r.reg.Check.DeregisterCriticalServiceAfter = d.String()
 	}
-	b, err := json.Marshal(reg)
-	if err != nil {
-		return nil, fmt.Errorf("discovery: encode registration: %w", err)
-	}
-	r.body = b
 	return r, nil
 }
 
@@ -213,8 +192,8 @@ func (r *registrar) ensure(ctx context.Context) error {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, _, err := r.cl.do(cctx, http.MethodPut, "/v1/agent/service/register", r.body); err != nil {
-		return err
+	if err := r.agent.ServiceRegisterOpts(r.reg, api.ServiceRegisterOpts{}.WithContext(cctx)); err != nil {
+		return consulError("register", err)
 	}
 	r.log.Info("registered in consul")
 	r.mu.Lock()
@@ -228,17 +207,16 @@ func (r *registrar) ensure(ctx context.Context) error {
 func (r *registrar) owner(ctx context.Context) (string, error) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, body, err := r.cl.do(cctx, http.MethodGet, "/v1/agent/service/"+url.PathEscape(r.id), nil)
-	var se *StatusError
+	svc, _, err := r.agent.Service(r.id, (&api.QueryOptions{}).WithContext(cctx))
+	var se api.StatusError
 	if errors.As(err, &se) && se.Code == http.StatusNotFound {
 		return "", nil
 	}
 	if err != nil {
-		return "", err
+		return "", consulError("read registration", err)
 	}
-	var svc struct{ Meta map[string]string }
-	if err := json.Unmarshal(body, &svc); err != nil {
-		return "", fmt.Errorf("decode agent service %q: %w", printable(r.id), err)
+	if svc == nil {
+		return "", nil
 	}
 	return svc.Meta[instanceMetaKey], nil
 }
@@ -257,13 +235,13 @@ func (r *registrar) deregister() {
 	defer cancel()
 	owner, err := r.owner(ctx)
 	if err == nil && owner == r.instance {
-		_, _, err = r.cl.do(ctx, http.MethodPut, "/v1/agent/service/deregister/"+url.PathEscape(r.id), nil)
+		err = r.agent.ServiceDeregisterOpts(r.id, (&api.QueryOptions{}).WithContext(ctx))
 		if err == nil {
 			r.log.Info("deregistered from consul")
 		}
 	}
 	if err != nil {
-		r.log.Warn("consul deregistration failed", zap.Error(err))
+		r.log.Warn("consul deregistration failed", zap.Error(consulError("deregister", err)))
 	}
 	r.update(func(st *RegistrationStatus) { st.Registered = false })
 }

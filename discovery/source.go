@@ -87,7 +87,8 @@ type Source struct {
 	clock    Clock
 	static   []Node
 	cfg      *configs.Consul // nil: static only
-	cl       *client
+	query    *healthQuery
+	http     *http.Client // closes its idle connections when Run ends, if ownHTTP
 	ownHTTP  bool
 	reg      *registrar // nil: no self-registration
 	updates  chan struct{}
@@ -143,17 +144,18 @@ func New(cfg configs.Discovery, static []configs.Node, opts Options) (*Source, e
 			IdleConnTimeout:       90 * time.Second,
 		}}
 	}
-	scheme := c.Scheme
-	if scheme == "" {
-		scheme = "http"
+	cl, err := newConsulClient(c, hc)
+	if err != nil {
+		return nil, err
 	}
-	s.cl = &client{http: hc, base: scheme + "://" + c.Address, token: c.Token, dc: c.Datacenter, service: c.Service, tags: c.Tags}
+	s.http = hc
+	s.query = &healthQuery{api: cl.Health(), service: c.Service, tags: c.Tags}
 	s.status = Status{Consul: true, Service: c.Service, StaticNodes: len(s.static)}
 	if p := opts.Previous; p != nil {
 		s.inherit(p)
 	}
 	if c.Register != nil {
-		r, err := newRegistrar(*c.Register, s.cl, opts, s.clock, s.log, c.BackoffMin.D(), c.BackoffMax.D())
+		r, err := newRegistrar(*c.Register, cl.Agent(), opts, s.clock, s.log, c.BackoffMin.D(), c.BackoffMax.D())
 		if err != nil {
 			return nil, err
 		}
@@ -216,12 +218,12 @@ func (s *Source) Run(ctx context.Context) error {
 	if !s.running.CompareAndSwap(false, true) {
 		return errors.New("discovery: Run was already called on this Source")
 	}
-	if s.cl == nil {
+	if s.query == nil {
 		<-ctx.Done()
 		return nil
 	}
 	if s.ownHTTP {
-		defer s.cl.http.CloseIdleConnections()
+		defer s.http.CloseIdleConnections()
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -251,7 +253,7 @@ func (s *Source) watch(ctx context.Context) {
 		}
 		last = s.clock.Now()
 		qctx, cancel := context.WithTimeout(ctx, wait+wait/16+10*time.Second)
-		ans, err := s.cl.health(qctx, index, wait)
+		ans, err := s.query.ask(qctx, index, wait)
 		cancel()
 		if ctx.Err() != nil {
 			return
@@ -275,8 +277,6 @@ func (s *Source) watch(ctx context.Context) {
 		case ans.index < index:
 			s.log.Info("consul index went backwards; starting over", zap.Uint64("from", index), zap.Uint64("to", ans.index))
 			index = 0
-		case ans.index == 0:
-			index = 1
 		default:
 			index = ans.index
 		}

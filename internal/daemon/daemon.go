@@ -11,7 +11,6 @@ import (
 	"github.com/mosparo-lb/mosparo-lb/admin"
 	"github.com/mosparo-lb/mosparo-lb/balancer"
 	"github.com/mosparo-lb/mosparo-lb/configs"
-	"github.com/mosparo-lb/mosparo-lb/internal/sdnotify"
 	"go.uber.org/zap"
 )
 
@@ -164,8 +163,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer scancel()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- d.srv.Serve(sctx) }()
-	d.notify(sdnotify.Ready())
-	run("watchdog", func(ctx context.Context) error { return sdnotify.RunWatchdog(ctx, nil) })
+	d.notify(notifyReady())
+	run("watchdog", func(ctx context.Context) error { return runWatchdog(ctx) })
 	var err error
 	select {
 	case <-ctx.Done():
@@ -176,7 +175,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		// rather than serving half a product.
 		d.log.Error("stopping after component failure", zap.Error(err))
 	}
-	d.notify(sdnotify.Stopping())
+	d.notify(notifyStopping())
 	// Hand the VIP over first (priority 0), then let in-flight requests
 	// finish: new connections reach the peer as soon as it takes over.
 	d.comps.releaseVIPs()
@@ -228,8 +227,8 @@ func (d *Daemon) rebuild(cfg *configs.Config) error {
 // changes nothing: the old configuration keeps serving and the error is
 // returned and logged. Requests in flight finish on the runtime they started on.
 func (d *Daemon) Reload(ctx context.Context) error {
-	d.notify(sdnotify.Reloading())
-	defer func() { d.notify(sdnotify.Ready()) }()
+	d.notify(notifyReloading())
+	defer func() { d.notify(notifyReady()) }()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.reload.Count++

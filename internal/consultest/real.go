@@ -1,0 +1,122 @@
+package consultest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// RealAgent starts a real Consul agent in -dev mode on loopback ports of
+// its own and returns its HTTP host:port; it is stopped when the test ends.
+// The binary is $CONSUL_BIN, else .consul-bin/consul at the module root
+// (what `make consul` builds with ../shared/consul/get-consul.sh). Without
+// it the test is skipped with the reason, unless $CI or
+// $MOSPARO_LB_REQUIRE_CONSUL is set: CI must run it.
+func RealAgent(t *testing.T) string {
+	t.Helper()
+	bin := consulBinary()
+	if bin == "" {
+		msg := "REAL CONSUL TEST NOT RUN: no consul binary ($CONSUL_BIN or .consul-bin/consul; `make consul` builds it)"
+		if os.Getenv("CI") != "" || os.Getenv("MOSPARO_LB_REQUIRE_CONSUL") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	ports := freePorts(t, 5)
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, "agent", "-dev", "-node", "mosparo-lb-test", "-bind", "127.0.0.1", "-client", "127.0.0.1",
+		"-http-port", strconv.Itoa(ports[0]), "-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1",
+		"-serf-lan-port", strconv.Itoa(ports[1]), "-serf-wan-port", strconv.Itoa(ports[2]), "-server-port", strconv.Itoa(ports[3]),
+		"-data-dir", t.TempDir())
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 10 * time.Second
+	log, err := os.Create(filepath.Join(t.TempDir(), "consul.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("start consul: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		_ = cmd.Wait()
+		log.Close()
+	})
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if leader(addr) {
+			return addr
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(log.Name())
+			t.Fatalf("consul at %s elected no leader in 60s; log:\n%s", addr, b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func consulBinary() string {
+	if b := os.Getenv("CONSUL_BIN"); b != "" {
+		return b
+	}
+	dir, err := os.Getwd()
+	for err == nil {
+		if _, serr := os.Stat(filepath.Join(dir, "go.mod")); serr == nil {
+			b := filepath.Join(dir, ".consul-bin", "consul")
+			if _, serr := os.Stat(b); serr == nil {
+				return b
+			}
+			return ""
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			break
+		}
+		dir = parent
+	}
+	return ""
+}
+
+// leader reports whether the agent answers with a known leader.
+func leader(addr string) bool {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://" + addr + "/v1/status/leader")
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var b [128]byte
+	n, _ := resp.Body.Read(b[:])
+	return resp.StatusCode == http.StatusOK && n > 2 && string(b[:n]) != `""`
+}
+
+// freePorts finds n loopback ports free for both TCP and UDP (serf uses both).
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ports []int
+	for len(ports) < n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
+		l.Close()
+		if err != nil {
+			continue
+		}
+		u.Close()
+		ports = append(ports, p)
+	}
+	return ports
+}
