@@ -100,9 +100,9 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 
 func (d *Daemon) load() (*configs.Config, error) {
 	if d.opts.Path != "" {
-		b, err := os.ReadFile(d.opts.Path)
+		b, err := configs.ReadFile(d.opts.Path)
 		if err != nil {
-			return nil, fmt.Errorf("daemon: %w", err)
+			return nil, err
 		}
 		return configs.Parse(d.opts.Path, b, d.opts.LookupEnv)
 	}
