@@ -127,7 +127,7 @@ func absoluteForm(target []byte) (authority, rest []byte, ok bool) {
 
 var (
 	strSchemeSep = []byte("://")
-	strRootPath     = []byte("/")
+	strRootPath  = []byte("/")
 )
 
 // validHost reports whether h is a Host value (RFC 9110 section 7.2): a
