@@ -15,6 +15,14 @@ type Config struct {
 	// -Proto, -Host, -Prefix and Forwarded headers are kept and extended.
 	// Everyone else's are dropped (FACTS 4). Default: none.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// StripClientIPHeaders are more header names dropped from untrusted
+	// peers, besides X-Forwarded-*, Forwarded, X-Real-IP, X-Client-IP and
+	// the CDN client-address headers (CF-Connecting-IP, True-Client-IP,
+	// Fastly-Client-IP, X-Cluster-Client-IP, CloudFront-Viewer-Address,
+	// X-Original-Forwarded-For): any header mosparo's admin UI may be told
+	// to take the client address from (FACTS 11.6). Matched ignoring case,
+	// with '_' and '-' alike, as PHP reads them. Default: none.
+	StripClientIPHeaders []string `yaml:"strip_client_ip_headers"`
 	// Nodes are the static mosparo nodes; discovery may add more.
 	Nodes     []Node    `yaml:"nodes"`
 	Discovery Discovery `yaml:"discovery"`

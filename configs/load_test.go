@@ -113,6 +113,11 @@ func TestProblems(t *testing.T) {
 		{"log level", "log: {level: loud}\n", "log.level: \"loud\" is not valid; use one of debug, info, warn, error"},
 		{"log format", "log: {format: xml}\n", "log.format: \"xml\" is not valid"},
 		{"huge file", strings.Repeat("#", maxFileBytes+1), "a configuration is at most"},
+		{"strip name not a token", "strip_client_ip_headers: [\"X A\"]\n", "t.yaml:1:27: strip_client_ip_headers[0]: \"X A\" is not a header name"},
+		{"strip name empty", "strip_client_ip_headers: [\"\"]\n", "strip_client_ip_headers[0]: \"\" is not a header name"},
+		{"strip Host", "strip_client_ip_headers: [X-Ok, host]\n", "strip_client_ip_headers[1]: \"host\" cannot be stripped"},
+		{"strip Content-Length", "strip_client_ip_headers: [content_length]\n", "cannot be stripped"},
+		{"strip names", "strip_client_ip_headers: [X-Client-Address, my_real_ip]\n", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -65,6 +65,7 @@ func (c *Config) defaults() {
 func (c *Config) validate(v *validator) {
 	c.validateListen(v)
 	validCIDRs(v, "trusted_proxies", c.TrustedProxies)
+	validStripNames(v, "strip_client_ip_headers", c.StripClientIPHeaders)
 	c.validateNodes(v)
 	c.validateBalancing(v)
 	positive(v, "timeouts.connect", c.Timeouts.Connect)
@@ -261,6 +262,26 @@ func validHost(s string) bool {
 		}
 	}
 	return true
+}
+
+// validStripNames accepts header names (RFC 9110 tokens) other than those
+// that frame or route a request.
+func validStripNames(v *validator, path string, names []string) {
+	for i, n := range names {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		switch strings.ToLower(strings.ReplaceAll(n, "_", "-")) {
+		case "host", "content-length", "transfer-encoding":
+			v.Errorf(p, "%q cannot be stripped: requests need it", n)
+			continue
+		}
+		if n == "" || len(n) > 64 || strings.IndexFunc(n, func(r rune) bool { return !isTokenRune(r) }) >= 0 {
+			v.Errorf(p, "%q is not a header name (letters, digits and !#$%%&'*+-.^_`|~, at most 64)", n)
+		}
+	}
+}
+
+func isTokenRune(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", r)
 }
 
 func validCIDRs(v *validator, path string, list []string) {
