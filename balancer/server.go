@@ -26,6 +26,7 @@ type Server struct {
 	srv    *fasthttp.Server
 	logger *zap.Logger
 	wd     *watchdog // client and node connection timeouts (timeouts.go)
+	conns  *connLimiter
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -68,7 +69,7 @@ type listenerInfo struct {
 
 // NewServer prepares a server for rt; Listen binds it, Serve runs it.
 func NewServer(rt *Runtime) *Server {
-	s := &Server{logger: rt.deps.Logger, wd: newWatchdog(rt.tick())}
+	s := &Server{logger: rt.deps.Logger, wd: newWatchdog(rt.tick()), conns: newConnLimiter()}
 	rt.wd = s.wd
 	s.rt.Store(rt)
 	cfg := rt.cfg
@@ -314,16 +315,32 @@ type watchingListener struct {
 	info *listenerInfo
 }
 
+// Accept closes connections over limits.max_conns or max_conns_per_ip
+// (connlimit.go) and returns the next one within them: an error here would
+// stop fasthttp serving the listener.
 func (l *watchingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		rt := l.srv.rt.Load()
+		peer := tcpPeer(c.RemoteAddr())
+		lim := rt.cfg.Limits
+		if r := l.srv.conns.admit(peer, lim.MaxConns, lim.MaxConnsPerIP, rt.fwd.isTrusted(peer)); r != admitted {
+			c.Close()
+			l.srv.conns.logRefusal(l.srv.logger, r, peer, time.Now())
+			continue
+		}
+		wc := l.srv.wd.watch(&watchedConn{Conn: c, srv: l.srv, ln: l.info, peer: peer})
+		// Like the rest of a request, its first byte is due within client_read.
+		wc.arm(rt.clientRead, limitRead)
+		return wc, nil
 	}
-	wc := l.srv.wd.watch(&watchedConn{Conn: c, srv: l.srv, ln: l.info, peer: tcpPeer(c.RemoteAddr())})
-	// Like the rest of a request, its first byte is due within client_read.
-	wc.arm(l.srv.rt.Load().clientRead, limitRead)
-	return wc, nil
 }
+
+// ConnStats reports the client connections open and refused.
+func (s *Server) ConnStats() ConnStats { return s.conns.stats() }
 
 type fasthttpLogger struct{ l *zap.Logger }
 

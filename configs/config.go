@@ -123,6 +123,15 @@ type Limits struct {
 	MaxBodyBytes int `yaml:"max_body_bytes"`
 	// MaxHeaderBytes larger request headers get 431. Default 16 KiB.
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// MaxConns caps open client connections over all listeners; one more
+	// is closed as soon as it is accepted. Default 10000 (about 110 MiB of
+	// half-sent requests); at most 1000000.
+	MaxConns int `yaml:"max_conns"`
+	// MaxConnsPerIP caps open client connections from one address (one
+	// /64 for IPv6); trusted_proxies are exempt, as they carry many clients.
+	// Default 256 (a browser opens 6, a large NAT a few dozen); at most
+	// max_conns.
+	MaxConnsPerIP int `yaml:"max_conns_per_ip"`
 	// MaxConnsPerNode caps connections to one node; further requests wait
 	// up to timeouts.queue for one. Default 1024.
 	MaxConnsPerNode int `yaml:"max_conns_per_node"`

@@ -117,6 +117,8 @@ func TestProblems(t *testing.T) {
 		{"strip name empty", "strip_client_ip_headers: [\"\"]\n", "strip_client_ip_headers[0]: \"\" is not a header name"},
 		{"strip Host", "strip_client_ip_headers: [X-Ok, host]\n", "strip_client_ip_headers[1]: \"host\" cannot be stripped"},
 		{"strip Content-Length", "strip_client_ip_headers: [content_length]\n", "cannot be stripped"},
+		{"max_conns", "limits: {max_conns: 2000000}\n", "t.yaml:1:21: limits.max_conns: must be 1..1000000"},
+		{"max_conns_per_ip over max_conns", "limits: {max_conns: 100, max_conns_per_ip: 101}\n", "limits.max_conns_per_ip: must be 1..limits.max_conns (100), got 101"},
 		{"strip names", "strip_client_ip_headers: [X-Client-Address, my_real_ip]\n", ""},
 	}
 	for _, tt := range tests {
@@ -271,6 +273,8 @@ func TestDependentDefaults(t *testing.T) {
 		{"max_ejection follows a long base", "health: {passive: {base_ejection: 10m}}\n", func(c *Config) any { return c.Health.Passive.MaxEjection.D() }, 10 * time.Minute},
 		{"backoff_max follows a long backoff_min", fmt.Sprintf(consul, "backoff_min: 1m"), func(c *Config) any { return c.Discovery.Consul.BackoffMax.D() }, time.Minute},
 		{"check_timeout follows a short check_interval", fmt.Sprintf(consul, "register: {port: 80, check_interval: 1s}"), func(c *Config) any { return c.Discovery.Consul.Register.CheckTimeout.D() }, 500 * time.Millisecond},
+		{"max_conns_per_ip follows a small max_conns", "limits: {max_conns: 100}\n", func(c *Config) any { return c.Limits.MaxConnsPerIP }, 100},
+		{"max_conns_per_ip default", "limits: {}\n", func(c *Config) any { return c.Limits.MaxConnsPerIP }, 256},
 		{"max_value_bytes follows a small max_bytes", "css_cache: {max_bytes: 65536}\n", func(c *Config) any { return c.CSSCache.MaxValueBytes }, 32768},
 	}
 	for _, tt := range tests {

@@ -41,6 +41,8 @@ func (c *Config) defaults() {
 	setInt(&c.Limits.MaxBodyBytes, 1<<20)
 	setInt(&c.Limits.MaxHeaderBytes, 16<<10)
 	setInt(&c.Limits.MaxConnsPerNode, 1024)
+	setInt(&c.Limits.MaxConns, 10000)
+	setInt(&c.Limits.MaxConnsPerIP, min(256, c.Limits.MaxConns))
 	if c.Admin.Listen == "" {
 		c.Admin.Listen = "127.0.0.1:9090"
 	}
@@ -81,6 +83,12 @@ func (c *Config) validate(v *validator) {
 	}
 	if c.Limits.MaxHeaderBytes < 1024 || c.Limits.MaxHeaderBytes > 1<<20 {
 		v.Errorf("limits.max_header_bytes", "must be 1024..1048576, got %d", c.Limits.MaxHeaderBytes)
+	}
+	if n := c.Limits.MaxConns; n < 1 || n > 1000000 {
+		v.Errorf("limits.max_conns", "must be 1..1000000, got %d", n)
+	}
+	if n := c.Limits.MaxConnsPerIP; n < 1 || n > c.Limits.MaxConns {
+		v.Errorf("limits.max_conns_per_ip", "must be 1..limits.max_conns (%d), got %d", c.Limits.MaxConns, n)
 	}
 	if c.Limits.MaxConnsPerNode < 1 {
 		v.Errorf("limits.max_conns_per_node", "must be at least 1, got %d", c.Limits.MaxConnsPerNode)

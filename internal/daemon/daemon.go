@@ -290,5 +290,7 @@ func (d *Daemon) gauges() admin.Gauges {
 	d.mu.Unlock()
 	g := d.comps.gauges(d.srv.NodeStats())
 	g.Reloads, g.ReloadFailures = uint64(rl.Count), uint64(rl.Failures)
+	cs := d.srv.ConnStats()
+	g.ClientConns = &admin.ClientConnGauge{Open: int64(cs.Open), RefusedMaxConns: cs.RefusedTotal, RefusedIP: cs.RefusedPerIP}
 	return g
 }
