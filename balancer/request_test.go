@@ -205,9 +205,7 @@ func TestClientRequestRules(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			before := len(n.received())
 			answer := rawExchange(t, addr, tt.raw)
-			if strings.HasPrefix(answer, "HTTP/1.1 100 Continue\r\n\r\n") {
-				answer = answer[len("HTTP/1.1 100 Continue\r\n\r\n"):]
-			}
+			answer = strings.TrimPrefix(answer, "HTTP/1.1 100 Continue\r\n\r\n")
 			if got := statusOf(answer); got != tt.status {
 				t.Errorf("status = %d, want %d; answer:\n%q", got, tt.status, answer)
 			}
