@@ -124,8 +124,8 @@ type Limits struct {
 	// MaxHeaderBytes larger request headers get 431. Default 16 KiB.
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
 	// MaxConns caps open client connections over all listeners; one more
-	// is closed as soon as it is accepted. Default 10000 (about 110 MiB of
-	// half-sent requests); at most 1000000.
+	// is closed as soon as it is accepted. Default 10000 (about 210 MiB of
+	// idle keep-alive connections, scripts/conn-rss.sh); at most 1000000.
 	MaxConns int `yaml:"max_conns"`
 	// MaxConnsPerIP caps open client connections from one address (one
 	// /64 for IPv6); trusted_proxies are exempt, as they carry many clients.
