@@ -22,6 +22,13 @@ type Gauges struct {
 	Cron           *CronGauge
 	Reloads        uint64
 	ReloadFailures uint64
+	ClientConns    *ClientConnGauge // nil when no listener serves
+}
+
+// ClientConnGauge are the public listeners' connection counters.
+type ClientConnGauge struct {
+	Open                       int64
+	RefusedMaxConns, RefusedIP uint64 // closed at accept, by the limit reached
 }
 
 // NodeGauge is one node's health state and counters.
@@ -180,6 +187,8 @@ var (
 	descCSSDisProj  = prometheus.NewDesc("mosparo_lb_css_cache_disagreeing_projects", "Projects whose unhashed CSS URL the edge leaves to the nodes because the cache disagrees.", nil, nil)
 	descCron        = prometheus.NewDesc("mosparo_lb_cron_runs_total", "Web cron calls by outcome.", []string{"outcome"}, nil)
 	descReloads     = prometheus.NewDesc("mosparo_lb_config_reloads_total", "Configuration reloads attempted.", nil, nil)
+	descConns       = prometheus.NewDesc("mosparo_lb_client_connections", "Client connections open on the public listeners.", nil, nil)
+	descConnsRefuse = prometheus.NewDesc("mosparo_lb_client_connections_refused_total", "Client connections closed at accept, by the limit reached (max_conns, max_conns_per_ip).", []string{"limit"}, nil)
 	descReloadFails = prometheus.NewDesc("mosparo_lb_config_reload_failures_total", "Configuration reloads rejected.", nil, nil)
 	nodeStates      = []string{"up", "down", "draining", "setup", "maintenance"}
 	vrrpStates      = []string{"INIT", "BACKUP", "MASTER", "FAULT"}
@@ -187,7 +196,7 @@ var (
 
 func (s *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPool, descNodeState, descNodeFlight, descNodeEject, descNodeWeight,
-		descVRRPState, descVRRPPrio, descVRRPTrans, descVRRPDropped, descCSS, descCSSEntries, descCSSBytes, descCSSUp, descCSSChecks, descCSSDisagree, descCSSDisProj, descCron, descReloads, descReloadFails} {
+		descVRRPState, descVRRPPrio, descVRRPTrans, descVRRPDropped, descCSS, descCSSEntries, descCSSBytes, descCSSUp, descCSSChecks, descCSSDisagree, descCSSDisProj, descCron, descReloads, descReloadFails, descConns, descConnsRefuse} {
 		ch <- d
 	}
 }
@@ -238,6 +247,11 @@ func (s *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descReloads, prometheus.CounterValue, float64(g.Reloads))
 	ch <- prometheus.MustNewConstMetric(descReloadFails, prometheus.CounterValue, float64(g.ReloadFailures))
+	if c := g.ClientConns; c != nil {
+		ch <- prometheus.MustNewConstMetric(descConns, prometheus.GaugeValue, float64(c.Open))
+		ch <- prometheus.MustNewConstMetric(descConnsRefuse, prometheus.CounterValue, float64(c.RefusedMaxConns), "max_conns")
+		ch <- prometheus.MustNewConstMetric(descConnsRefuse, prometheus.CounterValue, float64(c.RefusedIP), "max_conns_per_ip")
+	}
 }
 
 func b2f(b bool) float64 {

@@ -20,6 +20,7 @@ func TestMetricsFamilies(t *testing.T) {
 			CSS:         &CSSGauge{Hits: 5, Misses: 1},
 			Cron:        &CronGauge{Runs: map[string]uint64{"done": 2}},
 			Reloads:     1,
+			ClientConns: &ClientConnGauge{Open: 7, RefusedMaxConns: 2, RefusedIP: 3},
 		}
 	})
 	r := m.Node("n1")
@@ -39,6 +40,7 @@ func TestMetricsFamilies(t *testing.T) {
 		"mosparo_lb_node_effective_weight", "mosparo_lb_vrrp_state", "mosparo_lb_vrrp_priority", "mosparo_lb_vrrp_transitions_total", "mosparo_lb_vrrp_dropped_adverts_total",
 		"mosparo_lb_css_cache_requests_total", "mosparo_lb_css_cache_entries", "mosparo_lb_cron_runs_total",
 		"mosparo_lb_config_reloads_total", "mosparo_lb_config_reload_failures_total",
+		"mosparo_lb_client_connections", "mosparo_lb_client_connections_refused_total",
 	} {
 		if _, ok := fams[name]; !ok {
 			t.Errorf("family %s missing", name)

@@ -165,39 +165,58 @@ func TestWriteProtection(t *testing.T) {
 }
 
 // TestHostCheckWithoutToken: with no token, only the loopback listener
-// protects the API, so names a rebinding attacker could use are refused.
+// protects the API, so names a rebinding attacker could use are refused on
+// every route: /status and /metrics name the nodes and their states (issue
+// 11, item 10).
 func TestHostCheckWithoutToken(t *testing.T) {
-	ts, acts := newAdmin(t, "", func() any { return map[string]any{} })
+	acts := &actions{}
+	s := admin.New(configs.Admin{Listen: "127.0.0.1:0"}, admin.Deps{
+		Logger:       zaptest.NewLogger(t),
+		Status:       func() any { return map[string]any{"nodes": []string{"10.0.0.11:80"}} },
+		SetNodeState: acts.set,
+		Metrics:      admin.NewMetrics(func() admin.Gauges { return admin.Gauges{} }),
+	})
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
 	port := ts.URL[strings.LastIndex(ts.URL, ":"):]
+	routes := []struct{ method, path string }{
+		{http.MethodGet, "/"},
+		{http.MethodGet, "/status"},
+		{http.MethodGet, "/metrics"},
+		{http.MethodGet, "/healthz"},
+		{http.MethodGet, "/assets/nothing-here"},
+		{http.MethodGet, "/no-such-route"},
+		{http.MethodPost, "/nodes/n1/ready"},
+	}
 	for _, tt := range []struct {
-		host string
-		want int
+		host    string
+		allowed bool
 	}{
-		{"127.0.0.1" + port, http.StatusOK},
-		{"localhost" + port, http.StatusOK},
-		{"[::1]" + port, http.StatusOK},
-		{"evil.example" + port, http.StatusForbidden},
-		{"127.0.0.1.nip.io" + port, http.StatusForbidden},
+		{"127.0.0.1" + port, true},
+		{"localhost" + port, true},
+		{"LOCALHOST.", true},
+		{"[::1]" + port, true},
+		{"127.0.0.1", true},
+		{"evil.example" + port, false},
+		{"127.0.0.1.nip.io" + port, false},
+		{"localhost.evil.example" + port, false},
+		{"0x7f000001" + port, false},
 	} {
-		for _, method := range []string{http.MethodGet, http.MethodPost} {
-			path := "/"
-			if method == http.MethodPost {
-				path = "/nodes/n1/ready"
-			}
-			req, _ := http.NewRequest(method, ts.URL+path, nil)
+		for _, rt := range routes {
+			req, _ := http.NewRequest(rt.method, ts.URL+rt.path, nil)
 			req.Host = tt.host
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}
 			resp.Body.Close()
-			if resp.StatusCode != tt.want {
-				t.Errorf("%s %s with Host %s = %d, want %d", method, path, tt.host, resp.StatusCode, tt.want)
+			if got := resp.StatusCode == http.StatusForbidden; got == tt.allowed {
+				t.Errorf("%s %s with Host %q = %d, want allowed %v", rt.method, rt.path, tt.host, resp.StatusCode, tt.allowed)
 			}
 		}
 	}
-	if got := len(acts.list()); got != 3 {
-		t.Errorf("%d actions applied, want 3 (the loopback hosts)", got)
+	if got := len(acts.list()); got != 5 {
+		t.Errorf("%d actions applied, want 5 (the loopback hosts)", got)
 	}
 }
 

@@ -32,6 +32,7 @@ type Server struct {
 	cfg  configs.Admin
 	deps Deps
 	mux  *http.ServeMux
+	h    http.Handler // mux behind the Host check
 	ln   net.Listener
 	ui   *statusPage // the web page at / and its CSRF value (page.go)
 }
@@ -53,11 +54,23 @@ func New(cfg configs.Admin, deps Deps) *Server {
 	if deps.Metrics != nil {
 		s.mux.Handle("GET /metrics", deps.Metrics.Handler())
 	}
+	s.h = http.HandlerFunc(s.checkHost)
 	return s
 }
 
-// Handler exposes the routes (for tests and embedding).
-func (s *Server) Handler() http.Handler { return s.mux }
+// Handler exposes the routes (for tests and embedding), Host check included.
+func (s *Server) Handler() http.Handler { return s.h }
+
+// checkHost applies hostAllowed to every route before the mux: /status and
+// /metrics name nodes and their states, which a DNS-rebinding page must not
+// read any more than it may drive the write routes (issue 11, item 10).
+func (s *Server) checkHost(w http.ResponseWriter, r *http.Request) {
+	if err := s.hostAllowed(r); err != nil {
+		http.Error(w, err.Error(), http.StatusForbidden)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
 
 // Listen binds admin.listen.
 func (s *Server) Listen() error {
@@ -74,7 +87,7 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // Run serves until ctx is cancelled.
 func (s *Server) Run(ctx context.Context) error {
-	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: s.h, ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(s.ln) }()
 	select {

@@ -3,6 +3,7 @@ package balancer
 import (
 	"bytes"
 	"net/netip"
+	"strings"
 
 	"github.com/valyala/fasthttp"
 )
@@ -11,7 +12,8 @@ import (
 // per runtime and read concurrently.
 type forwarder struct {
 	trusted []netip.Prefix
-	prefix  []byte // edge.forwarded_prefix, sent as X-Forwarded-Prefix
+	prefix  []byte   // edge.forwarded_prefix, sent as X-Forwarded-Prefix
+	strip   *nameSet // nil: defaultStrip
 }
 
 // strippedHeaders are dropped from an untrusted peer. mosparo's Symfony
@@ -23,7 +25,22 @@ var strippedHeaders = []string{
 	"Forwarded", "X-Real-Ip", "X-Client-Ip",
 }
 
-var xForwardedPrefix = []byte("X-Forwarded-")
+// clientIPHeaders are where CDNs and proxies name the client. mosparo's
+// admin UI can make PHP copy one of them over X-Forwarded-For (FACTS 11.6),
+// so a client sending one through the LB would choose its own address.
+var clientIPHeaders = []string{
+	"CF-Connecting-IP", "True-Client-IP", "Fastly-Client-IP", "X-Cluster-Client-IP",
+	"CloudFront-Viewer-Address", "X-Original-Forwarded-For",
+}
+
+// alwaysStripped go from every peer, trusted or not: Proxy is never a
+// request header, and CGI turns it into HTTP_PROXY, the proxy setting of
+// PHP's HTTP clients (httpoxy, CVE-2016-5385).
+var alwaysStripped = []string{"Proxy"}
+
+var defaultStrip = newNameSet(nil)
+
+var xForwardedPrefix = []byte("x-forwarded-")
 
 // isTrusted reports whether peer is a configured trusted proxy.
 func (f *forwarder) isTrusted(peer netip.Addr) bool {
@@ -44,6 +61,7 @@ func (f *forwarder) isTrusted(peer netip.Addr) bool {
 // for reuse.
 func (f *forwarder) apply(h *fasthttp.RequestHeader, peer netip.Addr, tls bool, buf []byte) []byte {
 	trusted := f.isTrusted(peer)
+	buf = f.stripSet().remove(h, trusted, buf)
 	buf = buf[:0]
 	if trusted {
 		// Several X-Forwarded-For lines form one list (RFC 9110 section 5.3).
@@ -58,8 +76,6 @@ func (f *forwarder) apply(h *fasthttp.RequestHeader, peer netip.Addr, tls bool, 
 		if len(buf) > 0 {
 			buf = append(buf, ", "...)
 		}
-	} else {
-		stripForwarded(h)
 	}
 	buf = peer.AppendTo(buf)
 	// The names are canonical already: SetCanonical skips normalizing them.
@@ -89,29 +105,103 @@ var (
 	strXFPrefix = []byte("X-Forwarded-Prefix")
 )
 
-var strippedIndex = newHeaderIndex(strippedHeaders)
+func (f *forwarder) stripSet() *nameSet {
+	if f.strip != nil {
+		return f.strip
+	}
+	return defaultStrip
+}
 
-// stripForwarded removes a client's forwarding headers in one pass over the
-// request: the fixed list, and any other X-Forwarded-* name. It allocates
-// only for such other names, which honest clients never send.
-func stripForwarded(h *fasthttp.RequestHeader) {
-	var mask uint64
-	var extra [][]byte
-	for k := range h.All() {
-		if b := strippedIndex.bit(k); b != 0 {
-			mask |= b
-		} else if len(k) > len(xForwardedPrefix) && bytes.EqualFold(k[:len(xForwardedPrefix)], xForwardedPrefix) {
-			extra = append(extra, append([]byte(nil), k...))
+// nameSet matches header names as PHP and other CGI-style servers read
+// them: case-insensitively and with '_' the same as '-' (both become
+// HTTP_CF_CONNECTING_IP), so "cf_connecting_ip" is as dangerous as
+// "CF-Connecting-IP" (issue 11, item 5). Names are kept lower-case with
+// '-', indexed by length: most requests carry none of them, and a name of
+// another length costs one comparison.
+type nameSet struct {
+	byLen  map[int][]setName
+	maxLen int
+}
+
+type setName struct {
+	name   string
+	always bool // stripped from trusted peers too
+}
+
+// newNameSet is the fixed lists plus the operator's extra names
+// (strip_client_ip_headers).
+func newNameSet(extra []string) *nameSet {
+	s := &nameSet{byLen: map[int][]setName{}}
+	add := func(names []string, always bool) {
+		for _, n := range names {
+			n = strings.ReplaceAll(strings.ToLower(n), "_", "-")
+			s.byLen[len(n)] = append(s.byLen[len(n)], setName{n, always})
+			s.maxLen = max(s.maxLen, len(n))
 		}
 	}
-	for i, k := range strippedHeaders {
-		if mask&(1<<uint(i)) != 0 {
-			h.Del(k)
+	add(strippedHeaders, false)
+	add(clientIPHeaders, false)
+	add(extra, false)
+	add(alwaysStripped, true)
+	return s
+}
+
+// match reports whether header name k is to be stripped from a peer that
+// is (or is not) trusted: a listed name, or any X-Forwarded-* from an
+// untrusted peer.
+func (s *nameSet) match(k []byte, trusted bool) bool {
+	if !trusted && len(k) > len(xForwardedPrefix) && foldDash(k[:len(xForwardedPrefix)], string(xForwardedPrefix)) {
+		return true
+	}
+	if len(k) > s.maxLen {
+		return false
+	}
+	for _, n := range s.byLen[len(k)] {
+		if (!trusted || n.always) && foldDash(k, n.name) {
+			return true
 		}
 	}
-	for _, k := range extra {
-		h.DelBytes(k)
+	return false
+}
+
+// foldDash compares k with the lower-case name, ASCII case folded and '_'
+// read as '-'. len(k) == len(name).
+func foldDash(k []byte, name string) bool {
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		} else if c == '_' {
+			c = '-'
+		}
+		if c != name[i] {
+			return false
+		}
 	}
+	return true
+}
+
+// remove deletes every header s matches, one name per pass: fasthttp cannot
+// delete while its headers are ranged over, and the name must be copied
+// out (into buf, returned for reuse) before the deletion moves it. An
+// honest request takes one pass and allocates nothing.
+func (s *nameSet) remove(h *fasthttp.RequestHeader, trusted bool, buf []byte) []byte {
+	// Bounded: each pass deletes a header, should one ever survive its
+	// deletion the loop still ends.
+	for range h.Len() + 1 {
+		buf = buf[:0]
+		for k := range h.All() {
+			if s.match(k, trusted) {
+				buf = append(buf, k...)
+				break
+			}
+		}
+		if len(buf) == 0 {
+			return buf
+		}
+		h.DelBytes(buf)
+	}
+	return buf[:0]
 }
 
 // clientFacing is the scheme, host and path prefix the client used, as

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"net/netip"
+	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/valyala/fasthttp"
@@ -18,7 +20,11 @@ func FuzzForwarding(f *testing.F) {
 	f.Add([]byte("POST /api/v1/frontend/check-form-data HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nX-Forwarded-Host: a,b\r\nX-Forwarded-Proto: https, http\r\n\r\nabc"), true)
 	f.Add([]byte("GET /cron-jobs/execute/ HTTP/1.0\r\nX-Forwarded-Foo: 1\r\nx-forwarded-for: 1.2.3.4\r\nX-FORWARDED-FOR: 5.6.7.8\r\n\r\n"), true)
 	f.Add([]byte("GET //api/v1/health/check/../check HTTP/1.1\r\nHost: [::1]:80\r\nConnection: Connection\r\n\r\n"), false)
-	fwd := &forwarder{trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, prefix: []byte("/mosparo")}
+	// Issue 11, item 5: CDN client-address headers in every spelling, httpoxy.
+	f.Add([]byte("GET / HTTP/1.1\r\nHost: x\r\nCF-Connecting-IP: 1\r\ncf_connecting_ip: 2\r\nTRUE_CLIENT_IP: 3\r\nProxy: http://e\r\nX_Forwarded_For: 4\r\nx-client-address: 5\r\n\r\n"), false)
+	f.Add([]byte("GET / HTTP/1.1\r\nHost: x\r\nProxy: a\r\nproxy: b\r\nCloudFront-Viewer-Address: 1:2\r\n\r\n"), true)
+	fwd := &forwarder{trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, prefix: []byte("/mosparo"), strip: newNameSet([]string{"X-Client-Address"})}
+	ours := map[string]bool{"X-Forwarded-For": true, "X-Forwarded-Proto": true, "X-Forwarded-Host": true, "X-Forwarded-Prefix": true}
 	f.Fuzz(func(t *testing.T, raw []byte, trusted bool) {
 		var req fasthttp.Request
 		if err := req.Read(bufio.NewReader(bytes.NewReader(raw))); err != nil {
@@ -38,6 +44,11 @@ func FuzzForwarding(f *testing.F) {
 				t.Fatalf("hop-by-hop %s: %q survived", k, v)
 			}
 		}
+		for k := range req.Header.All() {
+			if fwd.strip.match(k, trusted) && !ours[string(k)] {
+				t.Fatalf("header %q survived for a peer trusted=%v", k, trusted)
+			}
+		}
 		if !trusted {
 			if got := string(req.Header.Peek("X-Forwarded-For")); got != peer.String() {
 				t.Fatalf("untrusted X-Forwarded-For = %q, want %q", got, peer)
@@ -49,6 +60,53 @@ func FuzzForwarding(f *testing.F) {
 		var out bytes.Buffer
 		if err := req.Write(bufio.NewWriter(&out)); err != nil {
 			return
+		}
+	})
+}
+
+// FuzzClientRequest runs the client-request rules on arbitrary request
+// bytes (issue 11, items 6, 8, 9): no panic; a request let through has
+// token header names, a Host the URL parser reads as exactly that host, and
+// an absolute-form target's authority as its Host.
+func FuzzClientRequest(f *testing.F) {
+	f.Add([]byte("GET http://a.example/x HTTP/1.1\r\nHost: b.example\r\n\r\n"))
+	f.Add([]byte("GET http:///x HTTP/1.1\r\nHost: b.example\r\n\r\n"))
+	f.Add([]byte("GET HTTPS://u@[::1]:443?q HTTP/1.0\r\n\r\n"))
+	f.Add([]byte("GET /x HTTP/1.1\r\nHost: [::1]:80\r\nX A: b\r\n\r\n"))
+	f.Add([]byte("GET /x HTTP/1.1\r\nHost: a.example:65536\r\n\r\n"))
+	f.Add([]byte("OPTIONS * HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n"))
+	f.Add([]byte("GET /x HTTP/1.1\r\nHost: a\r\n b\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var ctx fasthttp.RequestCtx
+		if err := ctx.Request.Read(bufio.NewReader(bytes.NewReader(raw))); err != nil {
+			return
+		}
+		target := append([]byte(nil), ctx.Request.Header.RequestURI()...)
+		if !checkRequest(&ctx) {
+			if ctx.Response.StatusCode() != fasthttp.StatusBadRequest {
+				t.Fatalf("refused with %d, want 400", ctx.Response.StatusCode())
+			}
+			return
+		}
+		for k := range ctx.Request.Header.All() {
+			if !isToken(k) {
+				t.Fatalf("header name %q let through", k)
+			}
+		}
+		host := ctx.Request.Header.Host()
+		if !isOriginForm(target) && !bytes.Equal(host, ctx.Request.URI().Host()) {
+			t.Fatalf("absolute-form %q: Host %q, URI host %q", target, host, ctx.Request.URI().Host())
+		}
+		if len(host) == 0 {
+			return
+		}
+		u, err := url.Parse("https://" + string(host) + "/")
+		if err != nil || !strings.EqualFold(u.Host, string(host)) || u.User != nil {
+			t.Fatalf("Host %q let through, read by net/url as %q (%v)", host, u, err)
+		}
+		loc := "https://" + string(hostOnly(host)) + "/"
+		if u, err := url.Parse(loc); err != nil || u.Port() != "" || !strings.EqualFold(u.Hostname(), strings.Trim(string(hostOnly(host)), "[]")) {
+			t.Fatalf("Location %q from Host %q reads as %v (%v)", loc, host, u, err)
 		}
 	})
 }

@@ -39,10 +39,19 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	rt := s.rt.Load()
 	var peer netip.Addr
-	if wc := clientConn(ctx); wc != nil {
+	wc := clientConn(ctx)
+	if wc != nil {
 		wc.handling()
+	}
+	if !checkRequest(ctx) {
+		if rt.noNode != nil {
+			rt.noNode.Observe(Classify(ctx.Path()), fasthttp.StatusBadRequest, time.Since(start), 0)
+		}
+		return
+	}
+	if wc != nil {
 		if ln := wc.ln; !ln.tls && ln.index < len(rt.cfg.Listen) && rt.cfg.Listen[ln.index].RedirectHTTPS {
-			s.redirect(ctx, rt.cfg.Listen[ln.index].RedirectPort)
+			redirect(ctx, &rt.cfg.Listen[ln.index])
 			return
 		}
 		peer = wc.peer

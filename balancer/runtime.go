@@ -100,6 +100,7 @@ func NewRuntime(cfg *configs.Config, nodes []NodeSpec, deps Deps) (*Runtime, err
 	if rt.fwd.trusted, err = prefixes(cfg.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("balancer: trusted_proxies: %w", err)
 	}
+	rt.fwd.strip = newNameSet(cfg.StripClientIPHeaders)
 	if cfg.Edge.ForwardedPrefix != "" {
 		rt.fwd.prefix = []byte(cfg.Edge.ForwardedPrefix)
 	}

@@ -1,6 +1,7 @@
 package balancer
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -25,6 +26,7 @@ type Server struct {
 	srv    *fasthttp.Server
 	logger *zap.Logger
 	wd     *watchdog // client and node connection timeouts (timeouts.go)
+	conns  *connLimiter
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -67,13 +69,14 @@ type listenerInfo struct {
 
 // NewServer prepares a server for rt; Listen binds it, Serve runs it.
 func NewServer(rt *Runtime) *Server {
-	s := &Server{logger: rt.deps.Logger, wd: newWatchdog(rt.tick())}
+	s := &Server{logger: rt.deps.Logger, wd: newWatchdog(rt.tick()), conns: newConnLimiter()}
 	rt.wd = s.wd
 	s.rt.Store(rt)
 	cfg := rt.cfg
 	s.srv = &fasthttp.Server{
-		Handler:      s.handle,
-		ErrorHandler: serverError,
+		Handler:       s.handle,
+		ErrorHandler:  serverError,
+		ExpectHandler: s.expect,
 		// No ReadTimeout, WriteTimeout or IdleTimeout: the watchdog keeps
 		// them (timeouts.go), and ctx.Time is not used.
 		LazyRequestTime:    true,
@@ -242,20 +245,48 @@ func (s *Server) tlsConfig(index int) *tls.Config {
 }
 
 // redirect answers plain HTTP with a permanent redirect to HTTPS, keeping
-// method and body semantics (308).
-func (s *Server) redirect(ctx *fasthttp.RequestCtx, port int) {
-	host := ctx.Host()
-	if h, _, err := net.SplitHostPort(string(host)); err == nil {
-		host = []byte(h)
+// method and body semantics (308). checkRequest has validated Host and put
+// an absolute-form target's authority there; a request without Host
+// (HTTP/1.0) goes to the listener's default_host, else gets 400 rather than
+// a Location of "https:///x" (issue 11, item 9).
+func redirect(ctx *fasthttp.RequestCtx, l *configs.Listener) {
+	host := ctx.Request.Header.Host()
+	if len(host) == 0 {
+		host = []byte(l.DefaultHost)
 	}
-	u := append([]byte("https://"), host...)
-	if port != 0 && port != 443 {
+	if len(host) == 0 || !validHost(host) {
+		badRequest(ctx)
+		return
+	}
+	u := append([]byte("https://"), hostOnly(host)...)
+	if l.RedirectPort != 0 && l.RedirectPort != 443 {
 		u = append(u, ':')
-		u = strconv.AppendInt(u, int64(port), 10)
+		u = strconv.AppendInt(u, int64(l.RedirectPort), 10)
 	}
-	u = append(u, ctx.RequestURI()...)
+	target := ctx.Request.Header.RequestURI()
+	if !isOriginForm(target) {
+		_, target, _ = absoluteForm(target)
+	}
+	if len(target) == 0 || target[0] != '/' {
+		u = append(u, '/') // "*", or an absolute-form "http://a?q"
+	}
+	if string(target) != "*" {
+		u = append(u, target...)
+	}
 	ctx.Response.Header.SetBytesV("Location", u)
 	ctx.SetStatusCode(fasthttp.StatusPermanentRedirect)
+}
+
+// hostOnly drops the port of a valid Host value, keeping an IPv6
+// literal's brackets ("[::1]:80" is "[::1]", not "::1").
+func hostOnly(h []byte) []byte {
+	if len(h) > 0 && h[0] == '[' {
+		return h[:bytes.IndexByte(h, ']')+1]
+	}
+	if i := bytes.LastIndexByte(h, ':'); i >= 0 {
+		return h[:i]
+	}
+	return h
 }
 
 // freebind lets the socket bind to an address not (yet) on this host.
@@ -284,16 +315,32 @@ type watchingListener struct {
 	info *listenerInfo
 }
 
+// Accept closes connections over limits.max_conns or max_conns_per_ip
+// (connlimit.go) and returns the next one within them: an error here would
+// stop fasthttp serving the listener.
 func (l *watchingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		rt := l.srv.rt.Load()
+		peer := tcpPeer(c.RemoteAddr())
+		lim := rt.cfg.Limits
+		if r := l.srv.conns.admit(peer, lim.MaxConns, lim.MaxConnsPerIP, rt.fwd.isTrusted(peer)); r != admitted {
+			c.Close()
+			l.srv.conns.logRefusal(l.srv.logger, r, peer, time.Now())
+			continue
+		}
+		wc := l.srv.wd.watch(&watchedConn{Conn: c, srv: l.srv, ln: l.info, peer: peer})
+		// Like the rest of a request, its first byte is due within client_read.
+		wc.arm(rt.clientRead, limitRead)
+		return wc, nil
 	}
-	wc := l.srv.wd.watch(&watchedConn{Conn: c, srv: l.srv, ln: l.info, peer: tcpPeer(c.RemoteAddr())})
-	// Like the rest of a request, its first byte is due within client_read.
-	wc.arm(l.srv.rt.Load().clientRead, limitRead)
-	return wc, nil
 }
+
+// ConnStats reports the client connections open and refused.
+func (s *Server) ConnStats() ConnStats { return s.conns.stats() }
 
 type fasthttpLogger struct{ l *zap.Logger }
 

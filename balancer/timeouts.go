@@ -132,10 +132,11 @@ type watchedConn struct {
 	expires atomic.Int64 // unix ns | limit bits; 0 = no limit
 
 	// Client connections only.
-	srv   *Server
-	ln    *listenerInfo
-	peer  netip.Addr // the client, read once
-	phase atomic.Int32
+	srv    *Server
+	ln     *listenerInfo
+	peer   netip.Addr // the client, read once
+	phase  atomic.Int32
+	closed atomic.Bool // the connection limit is released once
 }
 
 // Phases of a client connection.
@@ -202,6 +203,9 @@ func (c *watchedConn) handling() {
 }
 
 func (c *watchedConn) Close() error {
+	if c.srv != nil && c.closed.CompareAndSwap(false, true) {
+		c.srv.conns.release(c.peer)
+	}
 	c.w.forget(c)
 	return c.Conn.Close()
 }

@@ -15,6 +15,14 @@ type Config struct {
 	// -Proto, -Host, -Prefix and Forwarded headers are kept and extended.
 	// Everyone else's are dropped (FACTS 4). Default: none.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// StripClientIPHeaders are more header names dropped from untrusted
+	// peers, besides X-Forwarded-*, Forwarded, X-Real-IP, X-Client-IP and
+	// the CDN client-address headers (CF-Connecting-IP, True-Client-IP,
+	// Fastly-Client-IP, X-Cluster-Client-IP, CloudFront-Viewer-Address,
+	// X-Original-Forwarded-For): any header mosparo's admin UI may be told
+	// to take the client address from (FACTS 11.6). Matched ignoring case,
+	// with '_' and '-' alike, as PHP reads them. Default: none.
+	StripClientIPHeaders []string `yaml:"strip_client_ip_headers"`
 	// Nodes are the static mosparo nodes; discovery may add more.
 	Nodes     []Node    `yaml:"nodes"`
 	Discovery Discovery `yaml:"discovery"`
@@ -43,6 +51,10 @@ type Listener struct {
 	RedirectHTTPS bool `yaml:"redirect_https"`
 	// RedirectPort is the HTTPS port put into redirects when it is not 443.
 	RedirectPort int `yaml:"redirect_port"`
+	// DefaultHost is the Host sent to nodes for an HTTP/1.0 request that
+	// names none. Default: the first DNS name of the listener's first
+	// certificate; without one, such requests get 400.
+	DefaultHost string `yaml:"default_host"`
 }
 
 // TLS holds the certificates of a listener; the one whose names match the
@@ -97,6 +109,11 @@ type Timeouts struct {
 	// UpstreamIdle is how long an idle keep-alive connection to a node is
 	// kept; keep it below the node's own keep-alive timeout. Default 4s.
 	UpstreamIdle Duration `yaml:"upstream_idle"`
+	// Queue is how long a request waits for a connection to its node while
+	// limits.max_conns_per_node are busy, then gets 503 with Retry-After;
+	// 0 answers 503 at once. Never longer than what is left of request.
+	// Default 5s.
+	Queue *Duration `yaml:"queue"`
 }
 
 // Limits bound what a client may send.
@@ -106,7 +123,17 @@ type Limits struct {
 	MaxBodyBytes int `yaml:"max_body_bytes"`
 	// MaxHeaderBytes larger request headers get 431. Default 16 KiB.
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
-	// MaxConnsPerNode caps connections to one node. Default 1024.
+	// MaxConns caps open client connections over all listeners; one more
+	// is closed as soon as it is accepted. Default 10000 (about 210 MiB of
+	// idle keep-alive connections, scripts/conn-rss.sh); at most 1000000.
+	MaxConns int `yaml:"max_conns"`
+	// MaxConnsPerIP caps open client connections from one address (one
+	// /64 for IPv6); trusted_proxies are exempt, as they carry many clients.
+	// Default 256 (a browser opens 6, a large NAT a few dozen); at most
+	// max_conns.
+	MaxConnsPerIP int `yaml:"max_conns_per_ip"`
+	// MaxConnsPerNode caps connections to one node; further requests wait
+	// up to timeouts.queue for one. Default 1024.
 	MaxConnsPerNode int `yaml:"max_conns_per_node"`
 }
 

@@ -29,7 +29,8 @@ type CSSCache struct {
 	MaxBytes int `yaml:"max_bytes"`
 	// MaxValueBytes is the largest CSS accepted from the cache, in bytes
 	// (decoded); larger values are served by the nodes. It also bounds what a
-	// corrupt length field can make the decoders allocate. Default 1 MiB.
+	// corrupt length field can make the decoders allocate. Default 1 MiB, or
+	// half of max_bytes when that is smaller.
 	MaxValueBytes int `yaml:"max_value_bytes"`
 	// RevalidateInterval is how long a locally held entry is served before it
 	// is re-read in the background: always with memcached, and with Redis
@@ -69,7 +70,7 @@ func (c *CSSCache) defaults() {
 	setInt(&c.Breaker.Failures, 3)
 	setDuration(&c.Breaker.Cooldown, "5s")
 	setInt(&c.MaxBytes, 32<<20)
-	setInt(&c.MaxValueBytes, 1<<20)
+	setInt(&c.MaxValueBytes, min(1<<20, c.MaxBytes/2))
 	setDuration(&c.RevalidateInterval, "2s")
 	setDuration(&c.MaxStale, "30s")
 	if c.CoherenceInterval == nil {

@@ -76,7 +76,8 @@ type ConsulRegister struct {
 	CheckURL string `yaml:"check_url"`
 	// CheckInterval is the time between the agent's probes. Default 10s.
 	CheckInterval Duration `yaml:"check_interval"`
-	// CheckTimeout bounds one probe; shorter than check_interval. Default 2s.
+	// CheckTimeout bounds one probe; shorter than check_interval. Default
+	// 2s, or half of check_interval when that is shorter.
 	CheckTimeout Duration `yaml:"check_timeout"`
 	// DeregisterAfter lets the agent drop the registration after the check
 	// has been critical this long (a crashed LB). 0 keeps it. Default 0.
@@ -99,13 +100,13 @@ func (d *Discovery) defaults() {
 	}
 	setDuration(&c.Wait, "60s")
 	setDuration(&c.BackoffMin, "500ms")
-	setDuration(&c.BackoffMax, "30s")
+	setDurationAtLeast(&c.BackoffMax, "30s", c.BackoffMin)
 	if r := c.Register; r != nil {
 		if r.Name == "" {
 			r.Name = "mosparo-lb"
 		}
 		setDuration(&r.CheckInterval, "10s")
-		setDuration(&r.CheckTimeout, "2s")
+		setDurationAtMost(&r.CheckTimeout, "2s", r.CheckInterval/2)
 	}
 }
 

@@ -20,13 +20,14 @@ type Health struct {
 	Interval Duration `yaml:"interval"`
 	// FastInterval is the time between checks while a node is changing
 	// state (up but failing, down but recovering, ejected by passive
-	// detection, or never checked). Default 500ms; 10ms..interval.
+	// detection, or never checked). Default 500ms, or interval when that is
+	// shorter; 10ms..interval.
 	FastInterval Duration `yaml:"fast_interval"`
 	// DownInterval is the time between checks of a node that is settled
 	// down. Default 2s (the interval default); at least 10ms.
 	DownInterval Duration `yaml:"down_interval"`
-	// Timeout bounds one check: connect, request and answer. Default 1s;
-	// must be shorter than interval.
+	// Timeout bounds one check: connect, request and answer. Default 1s, or
+	// half of interval when that is shorter; must be shorter than interval.
 	Timeout Duration `yaml:"timeout"`
 	// Rise is how many consecutive good checks bring a down node back.
 	// Default 2; 1..100.
@@ -56,14 +57,21 @@ type Health struct {
 // Passive ejects a node after consecutive failed requests, for a time that
 // grows with each ejection; a good active check ends an ejection early.
 type Passive struct {
-	// ConsecutiveFailures is how many requests in a row that never reached
-	// the node, timed out or got a 5xx eject it. Default 5; 0 turns passive
-	// detection off; at most 10000.
+	// ConsecutiveFailures is how many requests in a row that failed in
+	// transport (never reached the node, timed out, broken or unparsable
+	// answer) eject it. Default 5; 0 turns passive detection off; at most
+	// 10000.
 	ConsecutiveFailures *int `yaml:"consecutive_failures"`
+	// Count5xx makes a 5xx answer count as a failure too. Default false: a
+	// client that finds a request mosparo answers with 500 could otherwise
+	// eject healthy nodes one after another; the active checks still take
+	// down a node whose mosparo is broken.
+	Count5xx bool `yaml:"count_5xx"`
 	// BaseEjection is the first ejection's length; the n-th ejection in a
 	// row lasts n times as long. Default 30s.
 	BaseEjection Duration `yaml:"base_ejection"`
-	// MaxEjection caps one ejection. Default 5m; at least base_ejection.
+	// MaxEjection caps one ejection. Default 5m, or base_ejection when
+	// that is longer; at least base_ejection.
 	MaxEjection Duration `yaml:"max_ejection"`
 	// MaxEjectedPercent caps the share of the pool ejected at once; one
 	// node may always be ejected, but never the last node that is up.
@@ -87,9 +95,11 @@ func (h *Health) defaults() {
 		h.Path = DefaultHealthPath
 	}
 	setDuration(&h.Interval, "2s")
-	setDuration(&h.FastInterval, "500ms")
+	// Defaults bounded by interval follow it, so "interval: 300ms" alone
+	// is valid (issue 11, item 13).
+	setDurationAtMost(&h.FastInterval, "500ms", h.Interval)
 	setDuration(&h.DownInterval, "2s")
-	setDuration(&h.Timeout, "1s")
+	setDurationAtMost(&h.Timeout, "1s", h.Interval/2)
 	setInt(&h.Rise, 2)
 	setInt(&h.Fall, 2)
 	if h.Jitter == nil {
@@ -106,7 +116,7 @@ func (h *Health) defaults() {
 		p.ConsecutiveFailures = &n
 	}
 	setDuration(&p.BaseEjection, "30s")
-	setDuration(&p.MaxEjection, "5m")
+	setDurationAtLeast(&p.MaxEjection, "5m", p.BaseEjection)
 	if p.MaxEjectedPercent == nil {
 		n := 50
 		p.MaxEjectedPercent = &n

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"reflect"
 	"regexp"
@@ -22,11 +23,31 @@ const maxFileBytes = 4 << 20
 // Load reads, expands, decodes, defaults and validates the file at path.
 // Environment variables are looked up with os.LookupEnv.
 func Load(path string) (*Config, error) {
-	b, err := os.ReadFile(path)
+	b, err := ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, b, os.LookupEnv)
+}
+
+// ReadFile reads a configuration file for Parse through the size limit, so
+// /dev/zero, a FIFO or a huge file fails at once instead of filling memory
+// (issue 11, item 13).
+func ReadFile(path string) ([]byte, error) {
+	const limit = maxFileBytes
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("configs: %w", err)
 	}
-	return Parse(path, b, os.LookupEnv)
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("configs: %w", err)
+	}
+	if len(b) > limit {
+		return nil, &Error{Problems: []Problem{{File: path, Msg: fmt.Sprintf("file is larger than %d bytes, the most a configuration may be; is it the right file?", limit)}}}
+	}
+	return b, nil
 }
 
 // Parse is Load on bytes already read; name is used in error messages and
@@ -116,11 +137,11 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 	if path != "" {
 		w.paths[path] = n
 	}
-	if n.Kind == yaml.ScalarNode {
-		w.expand(n, path)
-	}
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
+	}
+	if n.Kind == yaml.ScalarNode && w.expand(n, path) {
+		retag(n, t)
 	}
 	if n.Tag == "!!null" {
 		return
@@ -198,35 +219,60 @@ func (w *walker) walkStruct(n *yaml.Node, t reflect.Type, path string) {
 
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
 
-// expand replaces ${NAME} and ${NAME:-default} inside one scalar. It works
-// on parsed scalars, not on the file text, so a variable's value can never
-// inject YAML structure and positions stay exact. "$${" escapes a literal "${".
-func (w *walker) expand(n *yaml.Node, path string) {
+// expand replaces ${NAME} and ${NAME:-default} inside one scalar and reports
+// whether it changed. It works on parsed scalars, not on the file text, so a
+// variable's value can never inject YAML structure and positions stay exact.
+// "$${" escapes a literal "${". A value is inserted as is: a "${" inside it
+// is text, never a reference (issue 11, item 13).
+func (w *walker) expand(n *yaml.Node, path string) bool {
 	if !strings.Contains(n.Value, "${") {
+		return false
+	}
+	var b strings.Builder
+	s := n.Value
+	for s != "" {
+		i := strings.Index(s, "${")
+		if i < 0 {
+			b.WriteString(s)
+			break
+		}
+		if i > 0 && s[i-1] == '$' { // "$${": a literal "${"
+			b.WriteString(s[:i-1])
+			b.WriteString("${")
+			s = s[i+2:]
+			continue
+		}
+		b.WriteString(s[:i])
+		m := envRef.FindStringSubmatchIndex(s[i:])
+		if m == nil || m[0] != 0 {
+			w.errorf(n, path, "malformed ${...} reference in %q; write ${NAME} or ${NAME:-default}", n.Value)
+			return false
+		}
+		ref := s[i : i+m[1]]
+		name := ref[m[2]:m[3]]
+		switch v, ok := w.env(name); {
+		case ok && v != "":
+			b.WriteString(v)
+		case m[4] >= 0:
+			b.WriteString(ref[m[6]:m[7]])
+		default:
+			w.errorf(n, path, "environment variable %s is not set (write ${%s:-default} for a default)", name, name)
+		}
+		s = s[i+m[1]:]
+	}
+	n.Value = b.String()
+	return true
+}
+
+// retag lets the expanded text decide the type of a value that is not a
+// string (a port or a flag from the environment), even when the reference
+// was quoted, and keeps it a string otherwise (a token "null" stays text).
+func retag(n *yaml.Node, t reflect.Type) {
+	if t.Kind() == reflect.String {
+		n.Tag, n.Style = "!!str", yaml.DoubleQuotedStyle
 		return
 	}
-	const esc = "\x00lit\x00"
-	s := strings.ReplaceAll(n.Value, "$${", esc)
-	s = envRef.ReplaceAllStringFunc(s, func(m string) string {
-		sm := envRef.FindStringSubmatch(m)
-		if v, ok := w.env(sm[1]); ok && v != "" {
-			return v
-		}
-		if sm[2] != "" {
-			return sm[3]
-		}
-		w.errorf(n, path, "environment variable %s is not set (write ${%s:-default} for a default)", sm[1], sm[1])
-		return ""
-	})
-	if strings.Contains(s, "${") {
-		w.errorf(n, path, "malformed ${...} reference in %q; write ${NAME} or ${NAME:-default}", n.Value)
-	}
-	s = strings.ReplaceAll(s, esc, "${")
-	if s != n.Value && n.Tag != "!!str" {
-		// The expanded text decides the type (a port number from the env).
-		n.Tag = ""
-	}
-	n.Value = s
+	n.Tag, n.Style = "", 0
 }
 
 func kindName(n *yaml.Node) string {
@@ -271,6 +317,27 @@ func setDuration(d *Duration, def string) {
 		}
 		*d = Duration(v)
 	}
+}
+
+// setDurationAtMost defaults d to def, or to bound when that is shorter: a
+// default must not break the rule tying it to a key the operator set.
+func setDurationAtMost(d *Duration, def string, bound Duration) {
+	if *d != 0 {
+		return
+	}
+	setDuration(d, def)
+	if bound > 0 && *d > bound {
+		*d = bound
+	}
+}
+
+// setDurationAtLeast defaults d to def, or to bound when that is longer.
+func setDurationAtLeast(d *Duration, def string, bound Duration) {
+	if *d != 0 {
+		return
+	}
+	setDuration(d, def)
+	*d = max(*d, bound)
 }
 
 func setInt(i *int, def int) {

@@ -2,6 +2,8 @@ package configs
 
 import (
 	"errors"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -78,6 +80,11 @@ func TestProblems(t *testing.T) {
 		{"tls no key", "listen: [{address: \":443\", tls: {certificates: [{cert: a.crt}]}}]\n", "listen[0].tls.certificates[0].key: is required"},
 		{"redirect on tls", "listen: [{address: \":443\", redirect_https: true, tls: {certificates: [{cert: a, key: b}]}}]\n", "redirect_https: only makes sense"},
 		{"redirect port", "listen: [{address: \":80\", redirect_port: 70000}]\n", "redirect_port: must be a port"},
+		{"default host", "listen: [{address: \":80\", default_host: \"a b\"}]\n", "t.yaml:1:41: listen[0].default_host: \"a b\" is not a host name"},
+		{"default host path", "listen: [{address: \":80\", default_host: \"a.example/x\"}]\n", "listen[0].default_host"},
+		{"default host port", "listen: [{address: \":80\", default_host: \"a.example:0\"}]\n", "listen[0].default_host"},
+		{"default host ipv6 unbracketed", "listen: [{address: \":80\", default_host: \"::1\"}]\n", "listen[0].default_host"},
+		{"default host ok", "listen: [{address: \":80\", default_host: \"Mosparo-1.example:8080\"}, {address: \":81\", default_host: \"[::1]:81\"}, {address: \":82\", default_host: \"192.0.2.1\"}]\n", ""},
 		{"trusted proxy", "trusted_proxies: [\"10.0.0.0/33\"]\n", "t.yaml:1:19: trusted_proxies[0]: \"10.0.0.0/33\" is not an address or CIDR"},
 		{"node no name", "nodes: [{address: \"10.0.0.1:80\"}]\n", "nodes[0].name: is required"},
 		{"node bad name", "nodes: [{name: \"a b\", address: \"10.0.0.1:80\"}]\n", "may not contain"},
@@ -92,6 +99,9 @@ func TestProblems(t *testing.T) {
 		{"pool empty", "balancing: {pools: {admin: []}}\n", "lists no nodes"},
 		{"pool unknown node", "balancing: {pools: {admin: [ghost]}}\n", "balancing.pools.admin[0]: no node is named \"ghost\""},
 		{"timeout zero", "timeouts: {request: 0s}\n", ""}, // 0 means default
+		{"queue", "timeouts: {queue: 2h}\n", "t.yaml:1:19: timeouts.queue: must be 0 (no waiting) up to 1h, got 2h0m0s"},
+		{"queue zero", "timeouts: {queue: 0s}\n", ""},
+		{"count 5xx", "health: {passive: {count_5xx: 1}}\n", "health.passive.count_5xx: want true or false"},
 		{"body limit", "limits: {max_body_bytes: 10}\n", "limits.max_body_bytes: must be 1024..1073741824"},
 		{"header limit", "limits: {max_header_bytes: 2000000}\n", "limits.max_header_bytes: must be 1024..1048576"},
 		{"conns", "limits: {max_conns_per_node: -1}\n", "limits.max_conns_per_node: must be at least 1"},
@@ -103,6 +113,13 @@ func TestProblems(t *testing.T) {
 		{"log level", "log: {level: loud}\n", "log.level: \"loud\" is not valid; use one of debug, info, warn, error"},
 		{"log format", "log: {format: xml}\n", "log.format: \"xml\" is not valid"},
 		{"huge file", strings.Repeat("#", maxFileBytes+1), "a configuration is at most"},
+		{"strip name not a token", "strip_client_ip_headers: [\"X A\"]\n", "t.yaml:1:27: strip_client_ip_headers[0]: \"X A\" is not a header name"},
+		{"strip name empty", "strip_client_ip_headers: [\"\"]\n", "strip_client_ip_headers[0]: \"\" is not a header name"},
+		{"strip Host", "strip_client_ip_headers: [X-Ok, host]\n", "strip_client_ip_headers[1]: \"host\" cannot be stripped"},
+		{"strip Content-Length", "strip_client_ip_headers: [content_length]\n", "cannot be stripped"},
+		{"max_conns", "limits: {max_conns: 2000000}\n", "t.yaml:1:21: limits.max_conns: must be 1..1000000"},
+		{"max_conns_per_ip over max_conns", "limits: {max_conns: 100, max_conns_per_ip: 101}\n", "limits.max_conns_per_ip: must be 1..limits.max_conns (100), got 101"},
+		{"strip names", "strip_client_ip_headers: [X-Client-Address, my_real_ip]\n", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -162,5 +179,122 @@ func TestEmbeddedFilesLoad(t *testing.T) {
 		if _, err := Parse(name, b, env); err != nil {
 			t.Errorf("%s does not load:\n%v", name, err)
 		}
+	}
+}
+
+// TestEnvExpansionTypes: the expanded text decides the type of integer,
+// boolean and duration keys, quoted or not; a value holding "${" is taken
+// as text; string keys stay strings whatever the value looks like (issue
+// 11, item 13).
+func TestEnvExpansionTypes(t *testing.T) {
+	env := map[string]string{
+		"SZ": "2048", "HDR": "4096", "OFF": "false", "ON": "true", "IV": "300ms", "W": "7",
+		"NESTED": "a${b}c", "DOLLARS": "$${x}", "NULL": "null", "NUM": "0123", "BAD": "12abc",
+		"REF": "${SZ}",
+	}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	tests := []struct {
+		name, yaml string
+		check      func(c *Config) any
+		want       any
+		wantErr    string
+	}{
+		{"int quoted", "limits: {max_body_bytes: \"${SZ}\"}\n", func(c *Config) any { return c.Limits.MaxBodyBytes }, 2048, ""},
+		{"int block plain", "limits:\n  max_header_bytes: ${HDR}\n", func(c *Config) any { return c.Limits.MaxHeaderBytes }, 4096, ""},
+		{"int single quoted", "nodes: [{name: a, address: \"10.0.0.1:80\", weight: '${W}'}]\n", func(c *Config) any { return c.Nodes[0].Weight }, 7, ""},
+		{"int default", "limits: {max_body_bytes: \"${NOPE:-4096}\"}\n", func(c *Config) any { return c.Limits.MaxBodyBytes }, 4096, ""},
+		{"bool false", "log: {access_log: \"${OFF}\"}\n", func(c *Config) any { return *c.Log.AccessLog }, false, ""},
+		{"bool true block", "cron:\n  standalone: ${ON}\n", func(c *Config) any { return c.Cron.Standalone }, true, ""},
+		{"bool default", "log: {access_log: \"${NOPE:-false}\"}\n", func(c *Config) any { return *c.Log.AccessLog }, false, ""},
+		{"duration", "health: {interval: \"${IV}\"}\n", func(c *Config) any { return c.Health.Interval.D() }, 300 * time.Millisecond, ""},
+		{"value with ${ is text", "admin: {token: \"${NESTED}\"}\n", func(c *Config) any { return c.Admin.Token }, "a${b}c", ""},
+		{"value with $${ is text", "admin: {token: \"${DOLLARS}\"}\n", func(c *Config) any { return c.Admin.Token }, "$${x}", ""},
+		{"value that is a reference is text", "admin: {token: \"${REF}\"}\n", func(c *Config) any { return c.Admin.Token }, "${SZ}", ""},
+		{"string null stays text", "admin: {token: \"${NULL}\"}\n", func(c *Config) any { return c.Admin.Token }, "null", ""},
+		{"string number stays text", "admin: {token: \"${NUM}\"}\n", func(c *Config) any { return c.Admin.Token }, "0123", ""},
+		{"int not a number", "limits: {max_body_bytes: \"${BAD}\"}\n", nil, nil, "t.yaml:1:26: limits.max_body_bytes: want a whole number, got \"12abc\""},
+		{"bool not a bool", "log: {access_log: \"${SZ}\"}\n", nil, nil, "t.yaml:1:19: log.access_log: want true or false, got \"2048\""},
+		{"unset in int", "limits: {max_body_bytes: \"${NOPE}\"}\n", nil, nil, "t.yaml:1:26: limits.max_body_bytes: environment variable NOPE is not set"},
+		{"malformed", "admin: {token: \"${A B}\"}\n", nil, nil, "t.yaml:1:16: admin.token: malformed ${...} reference"},
+		{"unterminated", "admin: {token: \"x${A\"}\n", nil, nil, "malformed ${...} reference"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse("t.yaml", []byte(tt.yaml), lookup)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Parse error = %v, want it to contain %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Parse = %v", err)
+			}
+			if got := tt.check(c); got != tt.want {
+				t.Errorf("value = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestLoadReadsThroughALimit: Load stops reading at the size limit, so
+// /dev/zero or a huge file fails at once with a clear error (issue 11,
+// item 13).
+func TestLoadReadsThroughALimit(t *testing.T) {
+	big := t.TempDir() + "/big.yaml"
+	if err := os.WriteFile(big, []byte(strings.Repeat("#", maxFileBytes+1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/dev/zero", "/dev/urandom", big} {
+		_, err := Load(path)
+		var ce *Error
+		if !errors.As(err, &ce) || !strings.Contains(err.Error(), "larger than") {
+			t.Errorf("Load(%s) = %v, want a *configs.Error saying the file is too large", path, err)
+		}
+	}
+	if _, err := Load(t.TempDir() + "/missing.yaml"); err == nil || !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Load(missing) = %v, want a not-exist error", err)
+	}
+}
+
+// TestDependentDefaults: a default bounded by another key follows that key
+// when the operator sets it alone, and an explicit value is still checked.
+func TestDependentDefaults(t *testing.T) {
+	const consul = "discovery: {consul: {service: mosparo, %s}}\n"
+	tests := []struct {
+		name, yaml string
+		check      func(c *Config) any
+		want       any
+	}{
+		{"fast_interval follows a short interval", "health: {interval: 300ms}\n", func(c *Config) any { return c.Health.FastInterval.D() }, 300 * time.Millisecond},
+		{"health timeout follows a short interval", "health: {interval: 300ms}\n", func(c *Config) any { return c.Health.Timeout.D() }, 150 * time.Millisecond},
+		{"fast_interval keeps its default", "health: {interval: 10s}\n", func(c *Config) any { return c.Health.FastInterval.D() }, 500 * time.Millisecond},
+		{"health timeout keeps its default", "health: {interval: 10s}\n", func(c *Config) any { return c.Health.Timeout.D() }, time.Second},
+		{"max_ejection follows a long base", "health: {passive: {base_ejection: 10m}}\n", func(c *Config) any { return c.Health.Passive.MaxEjection.D() }, 10 * time.Minute},
+		{"backoff_max follows a long backoff_min", fmt.Sprintf(consul, "backoff_min: 1m"), func(c *Config) any { return c.Discovery.Consul.BackoffMax.D() }, time.Minute},
+		{"check_timeout follows a short check_interval", fmt.Sprintf(consul, "register: {port: 80, check_interval: 1s}"), func(c *Config) any { return c.Discovery.Consul.Register.CheckTimeout.D() }, 500 * time.Millisecond},
+		{"max_conns_per_ip follows a small max_conns", "limits: {max_conns: 100}\n", func(c *Config) any { return c.Limits.MaxConnsPerIP }, 100},
+		{"max_conns_per_ip default", "limits: {}\n", func(c *Config) any { return c.Limits.MaxConnsPerIP }, 256},
+		{"max_value_bytes follows a small max_bytes", "css_cache: {max_bytes: 65536}\n", func(c *Config) any { return c.CSSCache.MaxValueBytes }, 32768},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse("t.yaml", []byte(tt.yaml), noEnv)
+			if err != nil {
+				t.Fatalf("Parse = %v", err)
+			}
+			if got := tt.check(c); got != tt.want {
+				t.Errorf("value = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	for _, tt := range []struct{ yaml, path string }{
+		{"health: {interval: 300ms, fast_interval: 500ms}\n", "health.fast_interval"},
+		{"health: {interval: 300ms, timeout: 1s}\n", "health.timeout"},
+		{"health: {passive: {base_ejection: 10m, max_ejection: 5m}}\n", "health.passive.max_ejection"},
+		{"css_cache: {max_bytes: 65536, max_value_bytes: 65536}\n", "css_cache.max_value_bytes"},
+	} {
+		_, err := Parse("t.yaml", []byte(tt.yaml), noEnv)
+		wantProblem(t, err, tt.path, "must be")
 	}
 }

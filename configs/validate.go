@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // RouteClasses are the mosparo route classes pools may be keyed by (DESIGN.md).
@@ -33,9 +34,15 @@ func (c *Config) defaults() {
 	setDuration(&c.Timeouts.Idle, "90s")
 	setDuration(&c.Timeouts.ClientRead, "30s")
 	setDuration(&c.Timeouts.UpstreamIdle, "4s")
+	if c.Timeouts.Queue == nil {
+		q := Duration(5 * time.Second)
+		c.Timeouts.Queue = &q
+	}
 	setInt(&c.Limits.MaxBodyBytes, 1<<20)
 	setInt(&c.Limits.MaxHeaderBytes, 16<<10)
 	setInt(&c.Limits.MaxConnsPerNode, 1024)
+	setInt(&c.Limits.MaxConns, 10000)
+	setInt(&c.Limits.MaxConnsPerIP, min(256, c.Limits.MaxConns))
 	if c.Admin.Listen == "" {
 		c.Admin.Listen = "127.0.0.1:9090"
 	}
@@ -60,6 +67,7 @@ func (c *Config) defaults() {
 func (c *Config) validate(v *validator) {
 	c.validateListen(v)
 	validCIDRs(v, "trusted_proxies", c.TrustedProxies)
+	validStripNames(v, "strip_client_ip_headers", c.StripClientIPHeaders)
 	c.validateNodes(v)
 	c.validateBalancing(v)
 	positive(v, "timeouts.connect", c.Timeouts.Connect)
@@ -67,11 +75,20 @@ func (c *Config) validate(v *validator) {
 	positive(v, "timeouts.idle", c.Timeouts.Idle)
 	positive(v, "timeouts.client_read", c.Timeouts.ClientRead)
 	positive(v, "timeouts.upstream_idle", c.Timeouts.UpstreamIdle)
+	if q := c.Timeouts.Queue.D(); q < 0 || q > time.Hour {
+		v.Errorf("timeouts.queue", "must be 0 (no waiting) up to 1h, got %s", q)
+	}
 	if c.Limits.MaxBodyBytes < 1024 || c.Limits.MaxBodyBytes > 1<<30 {
 		v.Errorf("limits.max_body_bytes", "must be 1024..1073741824, got %d", c.Limits.MaxBodyBytes)
 	}
 	if c.Limits.MaxHeaderBytes < 1024 || c.Limits.MaxHeaderBytes > 1<<20 {
 		v.Errorf("limits.max_header_bytes", "must be 1024..1048576, got %d", c.Limits.MaxHeaderBytes)
+	}
+	if n := c.Limits.MaxConns; n < 1 || n > 1000000 {
+		v.Errorf("limits.max_conns", "must be 1..1000000, got %d", n)
+	}
+	if n := c.Limits.MaxConnsPerIP; n < 1 || n > c.Limits.MaxConns {
+		v.Errorf("limits.max_conns_per_ip", "must be 1..limits.max_conns (%d), got %d", c.Limits.MaxConns, n)
 	}
 	if c.Limits.MaxConnsPerNode < 1 {
 		v.Errorf("limits.max_conns_per_node", "must be at least 1, got %d", c.Limits.MaxConnsPerNode)
@@ -123,6 +140,9 @@ func (c *Config) validateListen(v *validator) {
 			if l.RedirectHTTPS {
 				v.Errorf(p+".redirect_https", "only makes sense on a listener without tls")
 			}
+		}
+		if l.DefaultHost != "" && !validHost(l.DefaultHost) {
+			v.Errorf(p+".default_host", "%q is not a host name or address with an optional port, like mosparo.example or mosparo.example:8443", l.DefaultHost)
 		}
 		if l.RedirectPort < 0 || l.RedirectPort > 65535 {
 			v.Errorf(p+".redirect_port", "must be a port 1..65535, got %d", l.RedirectPort)
@@ -212,6 +232,69 @@ func hostPort(s string) error {
 		return fmt.Errorf("%q has no valid port (0..65535)", s)
 	}
 	return nil
+}
+
+// validHost accepts what a Host header may carry (RFC 9110 7.2): a DNS
+// name, an IPv4 address or a bracketed IPv6 address, with an optional port.
+func validHost(s string) bool {
+	host, port := s, ""
+	if strings.HasPrefix(s, "[") {
+		end := strings.IndexByte(s, ']')
+		if end < 0 {
+			return false
+		}
+		if a, err := netip.ParseAddr(s[1:end]); err != nil || !a.Is6() {
+			return false
+		}
+		host, port = "", s[end+1:]
+		if port != "" && port[0] != ':' {
+			return false
+		}
+	} else if i := strings.LastIndexByte(s, ':'); i >= 0 {
+		host, port = s[:i], s[i:]
+	}
+	if port != "" {
+		if n, err := strconv.Atoi(port[1:]); err != nil || n < 1 || n > 65535 || port[1] == '+' {
+			return false
+		}
+	}
+	if s[0] == '[' {
+		return true
+	}
+	if host == "" || len(host) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(host, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// validStripNames accepts header names (RFC 9110 tokens) other than those
+// that frame or route a request.
+func validStripNames(v *validator, path string, names []string) {
+	for i, n := range names {
+		p := fmt.Sprintf("%s[%d]", path, i)
+		switch strings.ToLower(strings.ReplaceAll(n, "_", "-")) {
+		case "host", "content-length", "transfer-encoding":
+			v.Errorf(p, "%q cannot be stripped: requests need it", n)
+			continue
+		}
+		if n == "" || len(n) > 64 || strings.IndexFunc(n, func(r rune) bool { return !isTokenRune(r) }) >= 0 {
+			v.Errorf(p, "%q is not a header name (letters, digits and !#$%%&'*+-.^_`|~, at most 64)", n)
+		}
+	}
+}
+
+func isTokenRune(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", r)
 }
 
 func validCIDRs(v *validator, path string, list []string) {

@@ -99,9 +99,9 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 
 func (d *Daemon) load() (*configs.Config, error) {
 	if d.opts.Path != "" {
-		b, err := os.ReadFile(d.opts.Path)
+		b, err := configs.ReadFile(d.opts.Path)
 		if err != nil {
-			return nil, fmt.Errorf("daemon: %w", err)
+			return nil, err
 		}
 		return configs.Parse(d.opts.Path, b, d.opts.LookupEnv)
 	}
@@ -289,5 +289,7 @@ func (d *Daemon) gauges() admin.Gauges {
 	d.mu.Unlock()
 	g := d.comps.gauges(d.srv.NodeStats())
 	g.Reloads, g.ReloadFailures = uint64(rl.Count), uint64(rl.Failures)
+	cs := d.srv.ConnStats()
+	g.ClientConns = &admin.ClientConnGauge{Open: int64(cs.Open), RefusedMaxConns: cs.RefusedTotal, RefusedIP: cs.RefusedPerIP}
 	return g
 }
