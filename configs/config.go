@@ -43,6 +43,10 @@ type Listener struct {
 	RedirectHTTPS bool `yaml:"redirect_https"`
 	// RedirectPort is the HTTPS port put into redirects when it is not 443.
 	RedirectPort int `yaml:"redirect_port"`
+	// DefaultHost is the Host sent to nodes for an HTTP/1.0 request that
+	// names none. Default: the first DNS name of the listener's first
+	// certificate; without one, such requests get 400.
+	DefaultHost string `yaml:"default_host"`
 }
 
 // TLS holds the certificates of a listener; the one whose names match the
@@ -97,6 +101,11 @@ type Timeouts struct {
 	// UpstreamIdle is how long an idle keep-alive connection to a node is
 	// kept; keep it below the node's own keep-alive timeout. Default 4s.
 	UpstreamIdle Duration `yaml:"upstream_idle"`
+	// Queue is how long a request waits for a connection to its node while
+	// limits.max_conns_per_node are busy, then gets 503 with Retry-After;
+	// 0 answers 503 at once. Never longer than what is left of request.
+	// Default 5s.
+	Queue *Duration `yaml:"queue"`
 }
 
 // Limits bound what a client may send.
@@ -106,7 +115,8 @@ type Limits struct {
 	MaxBodyBytes int `yaml:"max_body_bytes"`
 	// MaxHeaderBytes larger request headers get 431. Default 16 KiB.
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
-	// MaxConnsPerNode caps connections to one node. Default 1024.
+	// MaxConnsPerNode caps connections to one node; further requests wait
+	// up to timeouts.queue for one. Default 1024.
 	MaxConnsPerNode int `yaml:"max_conns_per_node"`
 }
 

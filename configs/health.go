@@ -56,10 +56,16 @@ type Health struct {
 // Passive ejects a node after consecutive failed requests, for a time that
 // grows with each ejection; a good active check ends an ejection early.
 type Passive struct {
-	// ConsecutiveFailures is how many requests in a row that never reached
-	// the node, timed out or got a 5xx eject it. Default 5; 0 turns passive
-	// detection off; at most 10000.
+	// ConsecutiveFailures is how many requests in a row that failed in
+	// transport (never reached the node, timed out, broken or unparsable
+	// answer) eject it. Default 5; 0 turns passive detection off; at most
+	// 10000.
 	ConsecutiveFailures *int `yaml:"consecutive_failures"`
+	// Count5xx makes a 5xx answer count as a failure too. Default false: a
+	// client that finds a request mosparo answers with 500 could otherwise
+	// eject healthy nodes one after another; the active checks still take
+	// down a node whose mosparo is broken.
+	Count5xx bool `yaml:"count_5xx"`
 	// BaseEjection is the first ejection's length; the n-th ejection in a
 	// row lasts n times as long. Default 30s.
 	BaseEjection Duration `yaml:"base_ejection"`

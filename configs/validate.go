@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // RouteClasses are the mosparo route classes pools may be keyed by (DESIGN.md).
@@ -33,6 +34,10 @@ func (c *Config) defaults() {
 	setDuration(&c.Timeouts.Idle, "90s")
 	setDuration(&c.Timeouts.ClientRead, "30s")
 	setDuration(&c.Timeouts.UpstreamIdle, "4s")
+	if c.Timeouts.Queue == nil {
+		q := Duration(5 * time.Second)
+		c.Timeouts.Queue = &q
+	}
 	setInt(&c.Limits.MaxBodyBytes, 1<<20)
 	setInt(&c.Limits.MaxHeaderBytes, 16<<10)
 	setInt(&c.Limits.MaxConnsPerNode, 1024)
@@ -67,6 +72,9 @@ func (c *Config) validate(v *validator) {
 	positive(v, "timeouts.idle", c.Timeouts.Idle)
 	positive(v, "timeouts.client_read", c.Timeouts.ClientRead)
 	positive(v, "timeouts.upstream_idle", c.Timeouts.UpstreamIdle)
+	if q := c.Timeouts.Queue.D(); q < 0 || q > time.Hour {
+		v.Errorf("timeouts.queue", "must be 0 (no waiting) up to 1h, got %s", q)
+	}
 	if c.Limits.MaxBodyBytes < 1024 || c.Limits.MaxBodyBytes > 1<<30 {
 		v.Errorf("limits.max_body_bytes", "must be 1024..1073741824, got %d", c.Limits.MaxBodyBytes)
 	}
@@ -118,6 +126,9 @@ func (c *Config) validateListen(v *validator) {
 			if l.RedirectHTTPS {
 				v.Errorf(p+".redirect_https", "only makes sense on a listener without tls")
 			}
+		}
+		if l.DefaultHost != "" && !validHost(l.DefaultHost) {
+			v.Errorf(p+".default_host", "%q is not a host name or address with an optional port, like mosparo.example or mosparo.example:8443", l.DefaultHost)
 		}
 		if l.RedirectPort < 0 || l.RedirectPort > 65535 {
 			v.Errorf(p+".redirect_port", "must be a port 1..65535, got %d", l.RedirectPort)
@@ -207,6 +218,49 @@ func hostPort(s string) error {
 		return fmt.Errorf("%q has no valid port (0..65535)", s)
 	}
 	return nil
+}
+
+// validHost accepts what a Host header may carry (RFC 9110 7.2): a DNS
+// name, an IPv4 address or a bracketed IPv6 address, with an optional port.
+func validHost(s string) bool {
+	host, port := s, ""
+	if strings.HasPrefix(s, "[") {
+		end := strings.IndexByte(s, ']')
+		if end < 0 {
+			return false
+		}
+		if a, err := netip.ParseAddr(s[1:end]); err != nil || !a.Is6() {
+			return false
+		}
+		host, port = "", s[end+1:]
+		if port != "" && port[0] != ':' {
+			return false
+		}
+	} else if i := strings.LastIndexByte(s, ':'); i >= 0 {
+		host, port = s[:i], s[i:]
+	}
+	if port != "" {
+		if n, err := strconv.Atoi(port[1:]); err != nil || n < 1 || n > 65535 || port[1] == '+' {
+			return false
+		}
+	}
+	if s[0] == '[' {
+		return true
+	}
+	if host == "" || len(host) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(host, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func validCIDRs(v *validator, path string, list []string) {
