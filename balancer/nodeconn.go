@@ -3,6 +3,7 @@ package balancer
 import (
 	"net"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -37,9 +38,12 @@ func newNodeConn(c net.Conn) *nodeConn {
 // peekFD asks the kernel, without blocking or consuming anything, whether
 // the socket has bytes or an end of stream to read. Anything but "nothing
 // yet" (EAGAIN) makes the connection unusable.
+// The raw system call because unix.Recvfrom allocates its address buffer
+// on every call, and this runs before every reuse.
 func (c *nodeConn) peekFD(fd uintptr) bool {
-	_, _, err := unix.Recvfrom(int(fd), c.peekBuf[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-	c.readable = err != unix.EAGAIN
+	_, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&c.peekBuf[0])), 1,
+		unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
+	c.readable = errno != unix.EAGAIN
 	return true
 }
 

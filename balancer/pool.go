@@ -33,7 +33,7 @@ type upstream struct {
 
 	inflight atomic.Int64
 	requests atomic.Uint64
-	failures atomic.Uint64 // connect errors, timeouts and 5xx
+	failures atomic.Uint64 // what passive health was told: transport failures, and 5xx with count_5xx
 }
 
 // pool is the set of nodes one route class may use, with its policy.

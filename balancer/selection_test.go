@@ -62,63 +62,6 @@ func TestLeastConnPolicy(t *testing.T) {
 	}
 }
 
-// Slow start at low concurrency (issue 11): with every node idle, a node
-// ramping at a tenth of its weight got no request at all until its ramp
-// ended. Ties now rotate by effective weight, so it gets its ramp's share at
-// any concurrency, and busier nodes still lose to idle ones.
-func TestLeastConnSlowStartShare(t *testing.T) {
-	tests := []struct {
-		name     string
-		weights  []int32
-		inflight []int64
-		n        int
-		want     string
-	}{
-		{"sequential, n3 ramping at 10", []int32{100, 100, 100, 10}, []int64{0, 0, 0, 0}, 310, "[100 100 100 10]"},
-		{"sequential, n3 ramping at 50", []int32{100, 100, 100, 50}, []int64{0, 0, 0, 0}, 350, "[100 100 100 50]"},
-		{"sequential, n3 at weight 1", []int32{100, 100, 100, 1}, []int64{0, 0, 0, 0}, 301, "[100 100 100 1]"},
-		{"one request in flight everywhere", []int32{100, 100, 100, 10}, []int64{1, 1, 1, 1}, 300, "[100 100 100 0]"},
-		{"equal busy loads rotate by weight", []int32{200, 100, 100, 100}, []int64{3, 1, 1, 5}, 400, "[200 100 100 0]"},
-		{"an idle ramping node beats busy ones", []int32{100, 100, 100, 10}, []int64{1, 1, 1, 0}, 50, "[0 0 0 50]"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := &candidates{weights: &[maxPoolNodes]int32{}}
-			for i, w := range tt.weights {
-				c.nodes = append(c.nodes, &upstream{name: fmt.Sprintf("n%d", i), weight: 100})
-				c.nodes[i].inflight.Store(tt.inflight[i])
-				c.weights[i] = w
-				c.mask |= 1 << uint(i)
-			}
-			if got := fmt.Sprint(picks(&LeastConn{}, c, tt.n)); got != tt.want {
-				t.Errorf("%d picks with weights %v, in flight %v = %s, want %s", tt.n, tt.weights, tt.inflight, got, tt.want)
-			}
-		})
-	}
-}
-
-func TestCompareLoad(t *testing.T) {
-	tests := []struct {
-		inA, wA, inB, wB int64
-		want             int
-	}{
-		{0, 1, 0, 1000, 0},   // idle is idle, whatever the weight
-		{0, 1, 1, 1000, -1},  // idle beats busy
-		{1, 1000, 0, 1, 1},   //
-		{1, 100, 1, 100, 0},  // equal
-		{1, 100, 1, 10, -1},  // same count, more weight: less loaded
-		{3, 200, 1, 100, 0},  // 4/200 == 2/100: a tie, not rounded apart
-		{2, 300, 1, 200, 0},  // 3/300 == 2/200
-		{2, 301, 1, 200, -1}, //
-		{1 << 40, 1000, 1 << 40, 1, -1},
-	}
-	for _, tt := range tests {
-		if got := compareLoad(tt.inA, tt.wA, tt.inB, tt.wB); got != tt.want {
-			t.Errorf("compareLoad(%d, %d, %d, %d) = %d, want %d", tt.inA, tt.wA, tt.inB, tt.wB, got, tt.want)
-		}
-	}
-}
-
 func TestWeightedPolicy(t *testing.T) {
 	c := testPool()
 	c.weights[0], c.weights[1], c.weights[2] = 500, 300, 200
