@@ -260,6 +260,42 @@ func TestFullNodeWithoutQueueAnswers503AtOnce(t *testing.T) {
 	}
 }
 
+// A full node is skipped while another can take the request (as HAProxy
+// does): requests wait in a queue, or get 503, only when every node is full.
+func TestFullNodeIsSkippedWhileAnotherIsFree(t *testing.T) {
+	gate := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	blocking := func(c net.Conn, req *fasthttp.Request) bool {
+		if strings.HasSuffix(string(req.URI().Path()), "/slow") {
+			entered <- struct{}{}
+			<-gate
+		}
+		return answerID(c, req)
+	}
+	a, b := startScript(t, blocking), startScript(t, blocking)
+	h := newRecHealth()
+	cfg := testConfig(t, listenYAML+"timeouts: {connect: 200ms, request: 10s, queue: 0s}\nlimits: {max_conns_per_node: 1}\nbalancing: {policy: round_robin}\n")
+	_, addr := startLBWith(t, cfg, []NodeSpec{a.spec("a"), b.spec("b")}, h)
+	first := make(chan int, 1)
+	go func() {
+		code, _ := rawRequest(t, addr, "GET /slow HTTP/1.1\r\nHost: a\r\n\r\n", false)
+		first <- code
+	}()
+	<-entered
+	for i := 0; i < 6; i++ {
+		if code, body := rawRequest(t, addr, "GET /x HTTP/1.1\r\nHost: a\r\nX-Id: f\r\n\r\n", false); code != 200 || body != "id=f" {
+			t.Errorf("request %d with one node full = %d %q, want 200 from the other", i, code, body)
+		}
+	}
+	close(gate)
+	if code := <-first; code != 200 {
+		t.Errorf("the slow request = %d", code)
+	}
+	if got := a.reqs.Load() + b.reqs.Load(); got != 7 {
+		t.Errorf("nodes read %d requests, want 7", got)
+	}
+}
+
 // listenYAML is baseYAML without its timeouts, for tests that set their own.
 const listenYAML = `
 listen: [{address: "127.0.0.1:0"}]

@@ -301,7 +301,8 @@ func (rt *Runtime) affinity(ctx *fasthttp.RequestCtx, p *pool, c *candidates) in
 	if len(name) == 0 {
 		return -1
 	}
-	if i := p.byName(name); i >= 0 && c.mask&(1<<uint(i)) != 0 {
+	// A full node still keeps its wizards: they wait in its queue.
+	if i := p.byName(name); i >= 0 && (c.mask|c.full)&(1<<uint(i)) != 0 {
 		return i
 	}
 	return -1

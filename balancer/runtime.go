@@ -161,6 +161,7 @@ func (rt *Runtime) newUpstream(n NodeSpec) *upstream {
 		weight: n.Weight,
 		hash:   mix64(hashBytes([]byte(n.Name))),
 	}
+	u.maxConns = int64(rt.cfg.Limits.MaxConnsPerNode)
 	if rt.deps.Health != nil {
 		u.health = rt.deps.Health.NodeHealth(n.Address)
 	}

@@ -16,6 +16,7 @@ const maxPoolNodes = 64
 type candidates struct {
 	nodes   []*upstream
 	mask    uint64
+	full    uint64 // eligible but full nodes, left out of mask while others are not
 	weights *[maxPoolNodes]int32
 	key     uint64
 }

@@ -102,7 +102,8 @@ type Timeouts struct {
 	// kept; keep it below the node's own keep-alive timeout. Default 4s.
 	UpstreamIdle Duration `yaml:"upstream_idle"`
 	// Queue is how long a request waits for a connection to its node while
-	// limits.max_conns_per_node are busy, then gets 503 with Retry-After;
+	// limits.max_conns_per_node are busy on every eligible node, then gets
+	// 503 with Retry-After;
 	// 0 answers 503 at once. Never longer than what is left of request.
 	// Default 5s.
 	Queue *Duration `yaml:"queue"`
@@ -115,8 +116,9 @@ type Limits struct {
 	MaxBodyBytes int `yaml:"max_body_bytes"`
 	// MaxHeaderBytes larger request headers get 431. Default 16 KiB.
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
-	// MaxConnsPerNode caps connections to one node; further requests wait
-	// up to timeouts.queue for one. Default 1024.
+	// MaxConnsPerNode caps connections to one node. A full node gets no new
+	// requests while another has room; when all are full, requests wait up
+	// to timeouts.queue. Default 1024.
 	MaxConnsPerNode int `yaml:"max_conns_per_node"`
 }
 
