@@ -194,7 +194,7 @@ func TestFullNodeQueues(t *testing.T) {
 	})
 	h := newRecHealth()
 	cfg := testConfig(t, listenYAML+"timeouts: {connect: 200ms, request: 10s, queue: 300ms}\nlimits: {max_conns_per_node: 1}\n")
-	_, addr := startLBWith(t, cfg, []NodeSpec{slow.spec("slow")}, h)
+	srv, addr := startLBWith(t, cfg, []NodeSpec{slow.spec("slow")}, h)
 	first := make(chan int, 1)
 	go func() {
 		code, _ := rawRequest(t, addr, "GET /api/v1/frontend/slow HTTP/1.1\r\nHost: a\r\n\r\n", false)
@@ -210,6 +210,9 @@ func TestFullNodeQueues(t *testing.T) {
 	}
 	if waited < 250*time.Millisecond {
 		t.Errorf("503 after %s, want after waiting timeouts.queue (300ms)", waited)
+	}
+	if st := srv.NodeStats()[0]; st.QueueTimeouts != 1 || st.Failures != 0 {
+		t.Errorf("node stats after one queue timeout = %+v, want queue_timeouts 1, failures 0", st)
 	}
 
 	// A request that finds a connection within the queue time is served.

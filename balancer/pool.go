@@ -38,6 +38,8 @@ type upstream struct {
 	inflight atomic.Int64
 	requests atomic.Uint64
 	failures atomic.Uint64 // what passive health was told: transport failures, and 5xx with count_5xx
+	// queueTimeouts counts requests answered 503 after waiting timeouts.queue.
+	queueTimeouts atomic.Uint64
 }
 
 // pool is the set of nodes one route class may use, with its policy.

@@ -163,6 +163,7 @@ func (rt *Runtime) forward(ctx *fasthttp.RequestCtx, st *reqState, o *outcome, p
 		}
 		if !retry {
 			if c == causeQueue {
+				u.queueTimeouts.Add(1)
 				rt.busy(ctx, o, clientClose)
 			} else {
 				rt.fail(ctx, o, code, clientClose)
