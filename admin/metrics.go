@@ -38,6 +38,10 @@ type NodeGauge struct {
 	InFlight  int64
 	Ejections int
 	Weight    int
+	// Queued requests wait for a connection to the node; QueueTimeouts
+	// of them were answered 503 after timeouts.queue.
+	Queued        int64
+	QueueTimeouts uint64
 }
 
 // VRRPGauge is one VRRP instance.
@@ -174,6 +178,8 @@ var (
 	descNodeFlight  = prometheus.NewDesc("mosparo_lb_node_in_flight", "Requests in flight to the node.", []string{"node"}, nil)
 	descNodeEject   = prometheus.NewDesc("mosparo_lb_node_ejections_total", "Passive ejections of the node since it was added.", []string{"node"}, nil)
 	descNodeWeight  = prometheus.NewDesc("mosparo_lb_node_effective_weight", "The node's weight as balanced now (lower during slow start).", []string{"node"}, nil)
+	descNodeQueued  = prometheus.NewDesc("mosparo_lb_node_queued", "Requests waiting for a connection to the node (limits.max_conns_per_node in use).", []string{"node"}, nil)
+	descNodeQueueTO = prometheus.NewDesc("mosparo_lb_node_queue_timeouts_total", "Requests answered 503 after waiting timeouts.queue for a connection to the node.", []string{"node"}, nil)
 	descVRRPState   = prometheus.NewDesc("mosparo_lb_vrrp_state", "1 for the VRRP instance's current state.", []string{"instance", "state"}, nil)
 	descVRRPPrio    = prometheus.NewDesc("mosparo_lb_vrrp_priority", "The VRRP instance's effective priority.", []string{"instance"}, nil)
 	descVRRPTrans   = prometheus.NewDesc("mosparo_lb_vrrp_transitions_total", "State transitions of the VRRP instance.", []string{"instance"}, nil)
@@ -195,7 +201,7 @@ var (
 )
 
 func (s *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPool, descNodeState, descNodeFlight, descNodeEject, descNodeWeight,
+	for _, d := range []*prometheus.Desc{descPool, descNodeState, descNodeFlight, descNodeEject, descNodeWeight, descNodeQueued, descNodeQueueTO,
 		descVRRPState, descVRRPPrio, descVRRPTrans, descVRRPDropped, descCSS, descCSSEntries, descCSSBytes, descCSSUp, descCSSChecks, descCSSDisagree, descCSSDisProj, descCron, descReloads, descReloadFails, descConns, descConnsRefuse} {
 		ch <- d
 	}
@@ -214,6 +220,8 @@ func (s *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descNodeFlight, prometheus.GaugeValue, float64(n.InFlight), n.Name)
 		ch <- prometheus.MustNewConstMetric(descNodeEject, prometheus.CounterValue, float64(n.Ejections), n.Name)
 		ch <- prometheus.MustNewConstMetric(descNodeWeight, prometheus.GaugeValue, float64(n.Weight), n.Name)
+		ch <- prometheus.MustNewConstMetric(descNodeQueued, prometheus.GaugeValue, float64(n.Queued), n.Name)
+		ch <- prometheus.MustNewConstMetric(descNodeQueueTO, prometheus.CounterValue, float64(n.QueueTimeouts), n.Name)
 	}
 	for _, v := range g.VRRP {
 		for _, st := range vrrpStates {

@@ -37,7 +37,7 @@ func TestMetricsFamilies(t *testing.T) {
 	for _, name := range []string{
 		"mosparo_lb_requests_total", "mosparo_lb_request_duration_seconds", "mosparo_lb_retries_total",
 		"mosparo_lb_pool_healthy", "mosparo_lb_node_state", "mosparo_lb_node_in_flight", "mosparo_lb_node_ejections_total",
-		"mosparo_lb_node_effective_weight", "mosparo_lb_vrrp_state", "mosparo_lb_vrrp_priority", "mosparo_lb_vrrp_transitions_total", "mosparo_lb_vrrp_dropped_adverts_total",
+		"mosparo_lb_node_effective_weight", "mosparo_lb_node_queued", "mosparo_lb_node_queue_timeouts_total", "mosparo_lb_vrrp_state", "mosparo_lb_vrrp_priority", "mosparo_lb_vrrp_transitions_total", "mosparo_lb_vrrp_dropped_adverts_total",
 		"mosparo_lb_css_cache_requests_total", "mosparo_lb_css_cache_entries", "mosparo_lb_cron_runs_total",
 		"mosparo_lb_config_reloads_total", "mosparo_lb_config_reload_failures_total",
 		"mosparo_lb_client_connections", "mosparo_lb_client_connections_refused_total",

@@ -19,15 +19,18 @@ func TestProxyAllocations(t *testing.T) {
 	for _, tt := range []struct {
 		name, policy, method, uri string
 		body                      []byte
+		tcp                       bool
 	}{
-		{"get least_conn", "least_conn", "GET", "/login", nil},
-		{"get round_robin", "round_robin", "GET", "/login", nil},
-		{"get weighted", "weighted", "GET", "/build/mosparo-frontend.js", nil},
-		{"get client_ip_hash", "client_ip_hash", "GET", "/login", nil},
-		{"post frontend", "least_conn", "POST", "/api/v1/frontend/check-form-data", form},
+		{"get least_conn", "least_conn", "GET", "/login", nil, false},
+		{"get round_robin", "round_robin", "GET", "/login", nil, false},
+		{"get weighted", "weighted", "GET", "/build/mosparo-frontend.js", nil, false},
+		{"get client_ip_hash", "client_ip_hash", "GET", "/login", nil, false},
+		{"post frontend", "least_conn", "POST", "/api/v1/frontend/check-form-data", form, false},
+		// Loopback TCP nodes: the stale check before each reuse peeks at the socket.
+		{"get least_conn over tcp", "least_conn", "GET", "/login", nil, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			l := newInmemLB(t, "listen: [{address: \"127.0.0.1:0\"}]\nlog: {access_log: false}\nbalancing: {policy: "+tt.policy+"}\n", page, 3, tt.method, tt.uri, tt.body)
+			l := newDirectLB(t, "listen: [{address: \"127.0.0.1:0\"}]\nlog: {access_log: false}\nbalancing: {policy: "+tt.policy+"}\n", page, 3, tt.method, tt.uri, tt.body, tt.tcp)
 			for i := 0; i < 100; i++ {
 				if code := l.once(); code != 200 {
 					t.Fatalf("warm-up status %d", code)

@@ -22,6 +22,8 @@ var (
 	bodyHeaders    = errorBody("The request headers are too large.")
 	bodyBadRequest = errorBody("The request could not be read.")
 	bodyReqTimeout = errorBody("The request was not received in time.")
+	bodyNoHost     = errorBody("The request names no host.")
+	bodyBusy       = errorBody("The mosparo node is busy; try again shortly.")
 )
 
 // writeError replaces whatever a failed attempt left in the response with a
@@ -46,13 +48,6 @@ type dialError struct{ err error }
 
 func (e *dialError) Error() string { return "dial: " + e.err.Error() }
 func (e *dialError) Unwrap() error { return e.err }
-
-// neverReached reports whether err proves the request was not sent to the
-// node (DESIGN.md step 6).
-func neverReached(err error) bool {
-	var de *dialError
-	return errors.As(err, &de) || errors.Is(err, fasthttp.ErrNoFreeConns)
-}
 
 // isTimeout reports whether err is a deadline expiry.
 func isTimeout(err error) bool {

@@ -1,6 +1,8 @@
 package balancer
 
 import (
+	"errors"
+	"net"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -9,21 +11,54 @@ import (
 // maxResponseBody bounds what a node may answer; a larger answer is a 502.
 const maxResponseBody = 64 << 20
 
+// Errors exchange returns besides those of the connection; classify turns
+// each into a cause.
+var (
+	// errQueueFull: no connection to the node became free within
+	// timeouts.queue (or what was left of the request's time).
+	errQueueFull = errors.New("every connection to the node stayed busy for timeouts.queue")
+	// errInterim: the final answer was a 1xx (fasthttp skips 100, 102 and
+	// 103, so in practice an unrequested 101 Switching Protocols).
+	errInterim = errors.New("the node answered with an interim 1xx status as its final answer")
+	// errStalePool: every pooled connection the node left had unread bytes.
+	errStalePool = errors.New("every idle connection to the node had unread bytes")
+)
+
+// requestError is a request that could not be written as it is, with the
+// connection to the node intact: the client's doing, not the node's.
+type requestError struct{ err error }
+
+func (e *requestError) Error() string { return "request cannot be sent: " + e.err.Error() }
+func (e *requestError) Unwrap() error { return e.err }
+
 // exchange sends req to u over one of u's pooled connections and reads the
 // answer into resp, all before deadline (unix ns). It is HostClient.Do without
 // Do's per-request clock reads and deadlines: the connection's limit is one
-// store the server's watchdog enforces. The pool, dialing and idle cleanup
-// stay the HostClient's.
-func (u *upstream) exchange(req *fasthttp.Request, resp *fasthttp.Response, deadline int64) error {
+// store the server's watchdog enforces. The pool, dialing, the wait queue and
+// idle cleanup stay the HostClient's; whether a connection may be reused is
+// decided here.
+func (u *upstream) exchange(req *fasthttp.Request, resp *fasthttp.Response, deadline, now int64) error {
 	hc := u.hc
-	cc, err := hc.AcquireConn(0, false)
+	cc, err := hc.AcquireConn(max(time.Duration(deadline-now), time.Millisecond), false)
+	for n := 0; err == nil && isStale(cc.Conn()); n++ {
+		hc.CloseConn(cc)
+		if n >= hc.MaxConns {
+			return errStalePool
+		}
+		cc, err = hc.AcquireConn(max(time.Duration(deadline-now), time.Millisecond), false)
+	}
 	if err != nil {
+		if errors.Is(err, fasthttp.ErrNoFreeConns) || errors.Is(err, fasthttp.ErrTimeout) {
+			// Dials are bounded by timeouts.connect and fail as dialError;
+			// these two only come from waiting in the queue.
+			return errQueueFull
+		}
 		return err
 	}
 	c := cc.Conn()
-	wc, watched := c.(*watchedConn)
-	if watched {
-		wc.armAt(deadline)
+	nc, _ := c.(*nodeConn)
+	if nc != nil && nc.w != nil {
+		nc.armAt(deadline)
 	} else if err := c.SetDeadline(time.Unix(0, deadline)); err != nil {
 		hc.CloseConn(cc)
 		return err
@@ -34,19 +69,42 @@ func (u *upstream) exchange(req *fasthttp.Request, resp *fasthttp.Response, dead
 		err = bw.Flush()
 	}
 	hc.ReleaseWriter(bw)
-	if err == nil {
-		resp.SkipBody = req.Header.IsHead()
-		br := hc.AcquireReader(c)
-		err = resp.ReadLimitBody(br, maxResponseBody)
-		hc.ReleaseReader(br)
+	if err != nil {
+		if nc != nil && !nc.writeFailed {
+			err = &requestError{err: err}
+		}
+		disarm(nc)
+		hc.CloseConn(cc)
+		return err
 	}
-	if watched {
-		wc.disarm()
+	// A HEAD answer's length cannot be checked: body bytes a node sends
+	// anyway may arrive after the headers, so the connection is not reused.
+	resp.SkipBody = req.Header.IsHead()
+	br := hc.AcquireReader(c)
+	err = resp.ReadLimitBody(br, maxResponseBody)
+	// Bytes already read past the answer belong to no request.
+	leftover := br.Buffered() > 0
+	hc.ReleaseReader(br)
+	// Before the connection goes back: the next exchange on it arms it anew.
+	disarm(nc)
+	if err == nil && resp.StatusCode() < 200 {
+		err = errInterim
 	}
-	if err != nil || resp.ConnectionClose() || req.ConnectionClose() {
+	if err != nil || leftover || resp.SkipBody || resp.ConnectionClose() || req.ConnectionClose() {
 		hc.CloseConn(cc)
 		return err
 	}
 	hc.ReleaseConn(cc)
 	return nil
+}
+
+func disarm(nc *nodeConn) {
+	if nc != nil {
+		nc.disarm()
+	}
+}
+
+func isStale(c net.Conn) bool {
+	nc, ok := c.(*nodeConn)
+	return ok && nc.stale()
 }

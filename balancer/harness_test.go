@@ -20,14 +20,29 @@ type inmemLB struct {
 }
 
 func newInmemLB(tb testing.TB, yaml string, body []byte, nodes int, method, uri string, reqBody []byte) *inmemLB {
+	return newDirectLB(tb, yaml, body, nodes, method, uri, reqBody, false)
+}
+
+// newDirectLB is newInmemLB whose nodes listen on loopback TCP when tcp is
+// set, so the socket-only parts of the exchange (the stale check) run too.
+func newDirectLB(tb testing.TB, yaml string, body []byte, nodes int, method, uri string, reqBody []byte, tcp bool) *inmemLB {
 	tb.Helper()
 	cfg := testConfigTB(tb, yaml)
 	lns := map[string]*fasthttputil.InmemoryListener{}
 	var specs []NodeSpec
 	for i := 0; i < nodes; i++ {
-		ln := fasthttputil.NewInmemoryListener()
+		var ln net.Listener
 		addr := "node" + string(rune('a'+i)) + ":80"
-		lns[addr] = ln
+		if tcp {
+			tl, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				tb.Fatal(err)
+			}
+			ln, addr = tl, tl.Addr().String()
+		} else {
+			lns[addr] = fasthttputil.NewInmemoryListener()
+			ln = lns[addr]
+		}
 		specs = append(specs, NodeSpec{Name: addr, Address: addr, Weight: 100})
 		srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
 			ctx.SetContentType("text/html; charset=UTF-8")
@@ -36,12 +51,13 @@ func newInmemLB(tb testing.TB, yaml string, body []byte, nodes int, method, uri 
 		go srv.Serve(ln)
 		tb.Cleanup(func() { ln.Close() })
 	}
-	rt, err := NewRuntime(cfg, specs, Deps{
-		Logger: zap.NewNop(),
-		Dial: func(addr string, _ time.Duration) (net.Conn, error) {
+	deps := Deps{Logger: zap.NewNop()}
+	if !tcp {
+		deps.Dial = func(addr string, _ time.Duration) (net.Conn, error) {
 			return lns[addr].Dial()
-		},
-	})
+		}
+	}
+	rt, err := NewRuntime(cfg, specs, deps)
 	if err != nil {
 		tb.Fatal(err)
 	}

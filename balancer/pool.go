@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"bytes"
+	"math/bits"
 	"sync/atomic"
 
 	"github.com/mosparo-lb/mosparo-lb/health"
@@ -31,9 +32,14 @@ type upstream struct {
 	health NodeHealth
 	rec    RequestRecorder // nil without metrics
 
+	// maxConns is limits.max_conns_per_node: with as many requests in
+	// flight the node is full and new requests wait in its queue.
+	maxConns int64
 	inflight atomic.Int64
 	requests atomic.Uint64
-	failures atomic.Uint64 // connect errors, timeouts and 5xx
+	failures atomic.Uint64 // what passive health was told: transport failures, and 5xx with count_5xx
+	// queueTimeouts counts requests answered 503 after waiting timeouts.queue.
+	queueTimeouts atomic.Uint64
 }
 
 // pool is the set of nodes one route class may use, with its policy.
@@ -111,12 +117,24 @@ func (p *pool) fill(c *candidates, tried uint64, now int64, finalize bool) {
 		masks[tierOf(p.class, st, u.admin, finalize)] |= 1 << uint(i)
 	}
 	c.nodes = p.nodes
-	c.mask = 0
+	c.mask, c.full = 0, 0
 	for t := tierPreferred; t < numTiers; t++ {
 		if masks[t] != 0 {
 			c.mask = masks[t]
-			return
+			break
 		}
+	}
+	// A node with every connection in use would make the request wait in
+	// its queue while another may be free: like HAProxy, choose among the
+	// nodes that are not full, and queue only when all are.
+	for m := c.mask; m != 0; m &= m - 1 {
+		i := bits.TrailingZeros64(m)
+		if p.nodes[i].inflight.Load() >= p.nodes[i].maxConns {
+			c.full |= 1 << uint(i)
+		}
+	}
+	if c.full != c.mask {
+		c.mask &^= c.full
 	}
 }
 

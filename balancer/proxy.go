@@ -104,6 +104,7 @@ func (rt *Runtime) serve(ctx *fasthttp.RequestCtx, st *reqState, class Class, pe
 }
 
 var (
+	strSlash = []byte("/")
 	strHTTP  = []byte("http")
 	strHTTPS = []byte("https")
 )
@@ -118,6 +119,13 @@ func (rt *Runtime) forward(ctx *fasthttp.RequestCtx, st *reqState, o *outcome, p
 	var key uint64
 	if rt.hashClients {
 		key = rt.clientKey(req, peer)
+	}
+	if len(req.Header.Host()) == 0 && !rt.setDefaultHost(ctx) {
+		// Nothing to send as Host: the client's fault, no node's (issue 11).
+		writeError(ctx, o.class, fasthttp.StatusBadRequest, bodyNoHost)
+		o.status = fasthttp.StatusBadRequest
+		ctx.SetConnectionClose()
+		return
 	}
 	isTLS := ctx.IsTLS()
 	removeHopByHop(&req.Header)
@@ -148,21 +156,30 @@ func (rt *Runtime) forward(ctx *fasthttp.RequestCtx, st *reqState, o *outcome, p
 		o.node, o.retries = u, attempt
 		u.inflight.Add(1)
 		u.requests.Add(1)
-		err := u.exchange(req, resp, deadline)
+		err := u.exchange(req, resp, deadline, now.UnixNano())
 		u.inflight.Add(-1)
 		now = time.Now()
 		if err == nil {
 			rt.finishResponse(ctx, u, o, clientClose, now.UnixNano())
 			return
 		}
-		u.failures.Add(1)
-		rt.logUpstreamError(u, err)
-		code, retry := judge(u, err, idempotent, now.UnixNano())
-		if now.UnixNano() >= deadline {
-			code, retry = fasthttp.StatusGatewayTimeout, false
+		c := classify(err)
+		rt.logUpstreamError(u, c, err)
+		code, retry := c.status(), c.retry(idempotent)
+		if oc := c.outcome(); oc != 0 {
+			u.failures.Add(1)
+			u.observe(oc, now.UnixNano())
+			if now.UnixNano() >= deadline {
+				code, retry = fasthttp.StatusGatewayTimeout, false
+			}
 		}
 		if !retry {
-			rt.fail(ctx, o, code, clientClose)
+			if c == causeQueue {
+				u.queueTimeouts.Add(1)
+				rt.busy(ctx, o, clientClose)
+			} else {
+				rt.fail(ctx, o, code, clientClose)
+			}
 			return
 		}
 		resp.Reset()
@@ -175,27 +192,45 @@ func (rt *Runtime) forward(ctx *fasthttp.RequestCtx, st *reqState, o *outcome, p
 	rt.fail(ctx, o, fasthttp.StatusBadGateway, clientClose)
 }
 
-// judge reports an upstream failure to health and decides the answer and
-// whether another node may be tried (DESIGN.md step 6): a request that
-// never reached the node may always go elsewhere; one that may have reached
-// it only when its method is idempotent; a timeout never (the budget is spent).
-func judge(u *upstream, err error, idempotent bool, now int64) (code int, retry bool) {
+// setDefaultHost gives a request that names no host (HTTP/1.0 allows that)
+// its listener's listen[].default_host, and reports false when there is none.
+// fasthttp cannot write a request without Host; before this, the failure
+// counted against every node the request was retried on, and a trickle of
+// such requests kept healthy nodes ejected (issue 11).
+func (rt *Runtime) setDefaultHost(ctx *fasthttp.RequestCtx) bool {
+	req := &ctx.Request
 	switch {
-	case neverReached(err):
-		u.observe(health.ConnectFailure, now)
-		return fasthttp.StatusBadGateway, true
-	case isTimeout(err):
-		u.observe(health.Timeout, now)
-		return fasthttp.StatusGatewayTimeout, false
-	default:
-		// It may have reached the node: a second attempt could store a
-		// submission twice (PEERS 3, nginx since 1.9.13).
-		u.observe(health.ServerError, now)
-		return fasthttp.StatusBadGateway, idempotent
+	case req.Header.IsHTTP11():
+		return false // HTTP/1.1 requires a Host (RFC 9112 3.2)
+	case len(req.URI().Host()) > 0:
+		return true // absolute-form: fasthttp sends the URI's authority
+	case !bytes.HasPrefix(req.Header.RequestURI(), strSlash):
+		return false // an absolute-form target with no authority (http:///x)
 	}
+	wc := clientConn(ctx)
+	if wc == nil || wc.ln.index >= len(rt.defaultHosts) || len(rt.defaultHosts[wc.ln.index]) == 0 {
+		return false
+	}
+	host := rt.defaultHosts[wc.ln.index]
+	req.Header.SetHostBytes(host)
+	req.URI().SetHostBytes(host)
+	return true
 }
 
+// busy answers a request whose node stayed full for timeouts.queue.
+func (rt *Runtime) busy(ctx *fasthttp.RequestCtx, o *outcome, clientClose bool) {
+	writeError(ctx, o.class, fasthttp.StatusServiceUnavailable, bodyBusy)
+	ctx.Response.Header.Set("Retry-After", retryAfter)
+	o.status = fasthttp.StatusServiceUnavailable
+	finishClose(ctx, clientClose)
+}
+
+// retryAfter is the Retry-After of a 503 for a full node: queued requests
+// are short mosparo calls, so a second is a fair guess.
+const retryAfter = "1"
+
 var errorBodies = map[int][]byte{
+	fasthttp.StatusBadRequest:         bodyBadRequest,
 	fasthttp.StatusBadGateway:         bodyBadGateway,
 	fasthttp.StatusServiceUnavailable: bodyNoNode,
 	fasthttp.StatusGatewayTimeout:     bodyTimeout,
@@ -212,7 +247,9 @@ func (rt *Runtime) fail(ctx *fasthttp.RequestCtx, o *outcome, code int, clientCl
 func (rt *Runtime) finishResponse(ctx *fasthttp.RequestCtx, u *upstream, o *outcome, clientClose bool, now int64) {
 	resp := &ctx.Response
 	o.status = resp.StatusCode()
-	if o.status >= 500 {
+	// Any client can find a request mosparo answers with 5xx: counting
+	// them is the operator's choice (health.passive.count_5xx).
+	if o.status >= 500 && rt.count5xx {
 		u.failures.Add(1)
 		u.observe(health.ServerError, now)
 	} else {
@@ -251,9 +288,19 @@ func (u *upstream) observe(o health.Outcome, now int64) {
 	}
 }
 
-func (rt *Runtime) logUpstreamError(u *upstream, err error) {
-	if ce := rt.deps.Logger.Check(zap.WarnLevel, "upstream error"); ce != nil {
-		ce.Write(zap.String("node", u.name), zap.Error(err))
+// logUpstreamError logs a failed attempt: a warning when the node is to
+// blame, info when it was full, debug when the client was (a hostile client
+// must not fill the log).
+func (rt *Runtime) logUpstreamError(u *upstream, c cause, err error) {
+	level := zap.WarnLevel
+	switch c {
+	case causeClient:
+		level = zap.DebugLevel
+	case causeQueue:
+		level = zap.InfoLevel
+	}
+	if ce := rt.deps.Logger.Check(level, "upstream error"); ce != nil {
+		ce.Write(zap.String("node", u.name), zap.Stringer("cause", c), zap.Error(err))
 	}
 }
 
@@ -267,7 +314,8 @@ func (rt *Runtime) affinity(ctx *fasthttp.RequestCtx, p *pool, c *candidates) in
 	if len(name) == 0 {
 		return -1
 	}
-	if i := p.byName(name); i >= 0 && c.mask&(1<<uint(i)) != 0 {
+	// A full node still keeps its wizards: they wait in its queue.
+	if i := p.byName(name); i >= 0 && (c.mask|c.full)&(1<<uint(i)) != 0 {
 		return i
 	}
 	return -1

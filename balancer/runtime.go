@@ -2,9 +2,11 @@ package balancer
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/mosparo-lb/mosparo-lb/configs"
@@ -69,13 +71,17 @@ type Runtime struct {
 	allowCron   []netip.Prefix
 	retries     int
 	hashClients bool          // the policy is client_ip_hash: requests need the client key
+	count5xx    bool          // health.passive.count_5xx
 	timeout     time.Duration // timeouts.request
 	clientRead  time.Duration
 	idle        time.Duration
 	wd          *watchdog           // the adopting Server's; nil before NewServer or Swap
 	certs       [][]tls.Certificate // per listener index; nil for plain HTTP
-	deps        Deps
-	noNode      RequestRecorder // requests answered by the LB itself
+	// defaultHosts is, per listener index, the Host given to HTTP/1.0
+	// requests without one; nil when the listener has none.
+	defaultHosts [][]byte
+	deps         Deps
+	noNode       RequestRecorder // requests answered by the LB itself
 }
 
 // NewRuntime builds a runtime; it reads TLS certificate files, so a reload
@@ -91,6 +97,7 @@ func NewRuntime(cfg *configs.Config, nodes []NodeSpec, deps Deps) (*Runtime, err
 		cfg:         cfg,
 		retries:     *cfg.Balancing.Retries,
 		hashClients: cfg.Balancing.Policy == "client_ip_hash",
+		count5xx:    cfg.Health.Passive.Count5xx,
 		timeout:     cfg.Timeouts.Request.D(),
 		clientRead:  cfg.Timeouts.ClientRead.D(),
 		idle:        cfg.Timeouts.Idle.D(),
@@ -134,6 +141,15 @@ func NewRuntime(cfg *configs.Config, nodes []NodeSpec, deps Deps) (*Runtime, err
 			}
 		}
 		rt.certs = append(rt.certs, certs)
+		host := l.DefaultHost
+		if host == "" && len(certs) > 0 {
+			host = certHost(&certs[0])
+		}
+		var b []byte
+		if host != "" {
+			b = []byte(host)
+		}
+		rt.defaultHosts = append(rt.defaultHosts, b)
 	}
 	return rt, nil
 }
@@ -149,6 +165,7 @@ func (rt *Runtime) newUpstream(n NodeSpec) *upstream {
 		weight: n.Weight,
 		hash:   mix64(hashBytes([]byte(n.Name))),
 	}
+	u.maxConns = int64(rt.cfg.Limits.MaxConnsPerNode)
 	if rt.deps.Health != nil {
 		u.health = rt.deps.Health.NodeHealth(n.Address)
 	}
@@ -165,16 +182,20 @@ func (rt *Runtime) newUpstream(n NodeSpec) *upstream {
 			if err != nil {
 				return nil, &dialError{err: err}
 			}
+			nc := newNodeConn(c)
 			if rt.wd != nil {
-				return rt.wd.watch(&watchedConn{Conn: c}), nil
+				rt.wd.watch(&nc.watchedConn)
 			}
-			return c, nil
+			return nc, nil
 		},
 		NoDefaultUserAgentHeader: true,
 		MaxConns:                 rt.cfg.Limits.MaxConnsPerNode,
-		MaxIdleConnDuration:      rt.cfg.Timeouts.UpstreamIdle.D(),
-		ReadBufferSize:           16 << 10,
-		WriteBufferSize:          16 << 10,
+		// The wait queue: AcquireConn waits this long (or what is left of
+		// the request) for a connection another request releases.
+		MaxConnWaitTimeout:  rt.cfg.Timeouts.Queue.D(),
+		MaxIdleConnDuration: rt.cfg.Timeouts.UpstreamIdle.D(),
+		ReadBufferSize:      16 << 10,
+		WriteBufferSize:     16 << 10,
 		// Retries are ours: never a second attempt on the same node.
 		MaxIdemponentCallAttempts: 1,
 		RetryIfErr:                func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
@@ -198,6 +219,32 @@ func (rt *Runtime) CloseIdle() {
 	for _, u := range rt.nodes {
 		u.hc.CloseIdleConnections()
 	}
+}
+
+// certHost is the first name of cert usable as a Host: its first DNS name
+// that is not a wildcard, else its first IP address; "" when it has none.
+func certHost(cert *tls.Certificate) string {
+	leaf := cert.Leaf
+	if leaf == nil && len(cert.Certificate) > 0 {
+		leaf, _ = x509.ParseCertificate(cert.Certificate[0])
+	}
+	if leaf == nil {
+		return ""
+	}
+	for _, name := range leaf.DNSNames {
+		if !strings.Contains(name, "*") {
+			return name
+		}
+	}
+	for _, ip := range leaf.IPAddresses {
+		if a, ok := netip.AddrFromSlice(ip); ok {
+			if a = a.Unmap(); a.Is6() {
+				return "[" + a.String() + "]"
+			}
+			return a.String()
+		}
+	}
+	return ""
 }
 
 func prefixes(list []string) ([]netip.Prefix, error) {

@@ -16,6 +16,7 @@ const maxPoolNodes = 64
 type candidates struct {
 	nodes   []*upstream
 	mask    uint64
+	full    uint64 // eligible but full nodes, left out of mask while others are not
 	weights *[maxPoolNodes]int32
 	key     uint64
 }
@@ -60,43 +61,67 @@ func (r *RoundRobin) Select(c *candidates) int {
 	return bits.TrailingZeros64(m)
 }
 
-// LeastConn takes the node with the fewest in-flight requests relative to
-// its weight; ties rotate so equal nodes share the load.
+// LeastConn takes the least loaded node: in-flight requests relative to the
+// effective weight, an idle node counting as unloaded whatever its weight
+// (HAProxy's leastconn key). Nodes with equal load take turns by smooth
+// weighted rotation over their effective weights, as HAProxy does among
+// equal loads: at low concurrency every node is idle and each gets its
+// weight's share, so a node in slow start ramps up instead of losing every
+// tie to the full-weight nodes until its ramp ends.
 type LeastConn struct {
-	next atomic.Uint64
+	rot rotation
 }
 
 // Select implements Selector.
 func (l *LeastConn) Select(c *candidates) int {
-	if c.mask == 0 {
+	best, ties := -1, uint64(0)
+	var bestIn, bestW int64
+	for m := c.mask; m != 0; m &= m - 1 {
+		i := bits.TrailingZeros64(m)
+		in, w := c.nodes[i].inflight.Load(), c.weight(i)
+		if best >= 0 {
+			if d := compareLoad(in, w, bestIn, bestW); d > 0 {
+				continue
+			} else if d == 0 {
+				ties |= 1 << uint(i)
+				continue
+			}
+		}
+		best, bestIn, bestW, ties = i, in, w, 1<<uint(i)
+	}
+	if ties&(ties-1) == 0 {
+		return best
+	}
+	return l.rot.next(c, ties)
+}
+
+// compareLoad orders two nodes by load (in flight, weight): negative when
+// the first is less loaded, 0 when equal. A busy node's load is
+// (in+1)/weight, compared by cross-multiplying so no division rounds two
+// different loads into a tie.
+func compareLoad(inA, wA, inB, wB int64) int {
+	switch {
+	case inA == 0 && inB == 0:
+		return 0
+	case inA == 0:
 		return -1
+	case inB == 0:
+		return 1
 	}
-	n := len(c.nodes)
-	start := int(l.next.Add(1) % uint64(n))
-	best, bestScore := -1, int64(0)
-	for k := 0; k < n; k++ {
-		i := (start + k) % n
-		if c.mask&(1<<uint(i)) == 0 {
-			continue
-		}
-		w := int64(c.weights[i])
-		if w < 1 {
-			w = 1
-		}
-		// Compare (inflight+1)/weight without division.
-		score := (c.nodes[i].inflight.Load() + 1) * 1_000_000 / w
-		if best < 0 || score < bestScore {
-			best, bestScore = i, score
-		}
+	a, b := (inA+1)*wB, (inB+1)*wA
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
 	}
-	return best
+	return 0
 }
 
 // Weighted is smooth weighted round robin (the nginx variant): over any
 // window every node gets its share, spread out rather than in bursts.
 type Weighted struct {
-	mu      sync.Mutex
-	current [maxPoolNodes]int64
+	rot rotation
 }
 
 // Select implements Selector.
@@ -104,23 +129,37 @@ func (w *Weighted) Select(c *candidates) int {
 	if c.mask == 0 {
 		return -1
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
+	return w.rot.next(c, c.mask)
+}
+
+// rotation is the state of smooth weighted round robin over a pool.
+type rotation struct {
+	mu      sync.Mutex
+	current [maxPoolNodes]int64
+}
+
+// next picks among the nodes in mask (not empty): each gains its weight,
+// the one ahead is taken and falls back by the sum of the weights.
+func (r *rotation) next(c *candidates, mask uint64) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	best, total := -1, int64(0)
-	for m := c.mask; m != 0; m &= m - 1 {
+	for m := mask; m != 0; m &= m - 1 {
 		i := bits.TrailingZeros64(m)
-		wt := int64(c.weights[i])
-		if wt < 1 {
-			wt = 1
-		}
-		w.current[i] += wt
+		wt := c.weight(i)
+		r.current[i] += wt
 		total += wt
-		if best < 0 || w.current[i] > w.current[best] {
+		if best < 0 || r.current[i] > r.current[best] {
 			best = i
 		}
 	}
-	w.current[best] -= total
+	r.current[best] -= total
 	return best
+}
+
+// weight is node i's effective weight, at least 1.
+func (c *candidates) weight(i int) int64 {
+	return max(int64(c.weights[i]), 1)
 }
 
 // ClientIPHash maps a client IP to one node with rendezvous hashing, so a

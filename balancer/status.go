@@ -9,6 +9,11 @@ type NodeStat struct {
 	InFlight int64  `json:"in_flight"`
 	Requests uint64 `json:"requests"`
 	Failures uint64 `json:"failures"`
+	// Queued is how many requests wait for a connection to the node now
+	// (in flight beyond limits.max_conns_per_node).
+	Queued int64 `json:"queued"`
+	// QueueTimeouts counts requests answered 503 after timeouts.queue.
+	QueueTimeouts uint64 `json:"queue_timeouts"`
 }
 
 // NodeStats returns the current runtime's per-node counters. Counters start
@@ -20,6 +25,7 @@ func (s *Server) NodeStats() []NodeStat {
 		out = append(out, NodeStat{
 			Name: u.name, Address: u.addr, Admin: u.admin, Weight: u.weight,
 			InFlight: u.inflight.Load(), Requests: u.requests.Load(), Failures: u.failures.Load(),
+			Queued: max(u.inflight.Load()-u.maxConns, 0), QueueTimeouts: u.queueTimeouts.Load(),
 		})
 	}
 	return out

@@ -110,7 +110,8 @@ type Timeouts struct {
 	// kept; keep it below the node's own keep-alive timeout. Default 4s.
 	UpstreamIdle Duration `yaml:"upstream_idle"`
 	// Queue is how long a request waits for a connection to its node while
-	// limits.max_conns_per_node are busy, then gets 503 with Retry-After;
+	// limits.max_conns_per_node are busy on every eligible node, then gets
+	// 503 with Retry-After;
 	// 0 answers 503 at once. Never longer than what is left of request.
 	// Default 5s.
 	Queue *Duration `yaml:"queue"`
@@ -132,8 +133,9 @@ type Limits struct {
 	// Default 256 (a browser opens 6, a large NAT a few dozen); at most
 	// max_conns.
 	MaxConnsPerIP int `yaml:"max_conns_per_ip"`
-	// MaxConnsPerNode caps connections to one node; further requests wait
-	// up to timeouts.queue for one. Default 1024.
+	// MaxConnsPerNode caps connections to one node. A full node gets no new
+	// requests while another has room; when all are full, requests wait up
+	// to timeouts.queue. Default 1024.
 	MaxConnsPerNode int `yaml:"max_conns_per_node"`
 }
 

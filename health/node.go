@@ -79,7 +79,7 @@ func (n *Node) Observe(o Outcome, now int64) {
 		if n.fails.Load() != 0 {
 			n.fails.Store(0)
 		}
-	case ConnectFailure, ServerError, Timeout:
+	case ConnectFailure, ServerError, Timeout, BadAnswer:
 		th := n.c.params().failures
 		if th == 0 {
 			return

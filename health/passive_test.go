@@ -46,7 +46,7 @@ func TestPassiveEjection(t *testing.T) {
 	a.Observe(Success, now())
 	a.Observe(Timeout, now())
 	a.Observe(Outcome(0), now()) // unknown outcomes are ignored
-	a.Observe(ServerError, now())
+	a.Observe(BadAnswer, now())
 	if a.State() != Up {
 		t.Fatalf("ejected before 3 consecutive failures: %v", a.State())
 	}

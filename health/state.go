@@ -56,7 +56,8 @@ type Outcome uint8
 
 // Outcomes of a proxied request. The zero Outcome is ignored.
 const (
-	// Success: the node answered with a status below 500.
+	// Success: the node answered (with a status below 500, or any status
+	// when the balancer does not count 5xx).
 	Success Outcome = iota + 1
 	// ConnectFailure: the request never reached the node (refused, reset
 	// before the write, dial timeout).
@@ -65,9 +66,13 @@ const (
 	ServerError
 	// Timeout: the node accepted the request but did not answer in time.
 	Timeout
+	// BadAnswer: the node took the request but its answer was not a
+	// usable HTTP answer (connection reset or closed early, unparsable,
+	// an unrequested 101, too large).
+	BadAnswer
 )
 
-var outcomeNames = [...]string{Success: "success", ConnectFailure: "connect_failure", ServerError: "server_error", Timeout: "timeout"}
+var outcomeNames = [...]string{Success: "success", ConnectFailure: "connect_failure", ServerError: "server_error", Timeout: "timeout", BadAnswer: "bad_answer"}
 
 // String returns the lower-case name used in logs and metrics.
 func (o Outcome) String() string {

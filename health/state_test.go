@@ -40,6 +40,9 @@ func TestStateText(t *testing.T) {
 	if got := Timeout.String(); got != "timeout" {
 		t.Errorf("Timeout.String() = %q", got)
 	}
+	if got := BadAnswer.String(); got != "bad_answer" {
+		t.Errorf("BadAnswer.String() = %q", got)
+	}
 	if got := Outcome(9).String(); got != "Outcome(9)" {
 		t.Errorf("Outcome(9).String() = %q", got)
 	}

@@ -362,6 +362,9 @@ type nodeView struct {
 	InFlight int64  `json:"in_flight"`
 	Requests uint64 `json:"requests"`
 	Failures uint64 `json:"failures"`
+	Queued   int64  `json:"queued"`
+	// QueueTimeouts counts requests answered 503 after timeouts.queue.
+	QueueTimeouts uint64 `json:"queue_timeouts"`
 }
 
 func (c *components) nodeStatus(stats []balancer.NodeStat) any {
@@ -375,7 +378,8 @@ func (c *components) nodeStatus(stats []balancer.NodeStat) any {
 	out := make([]nodeView, 0, len(snap))
 	for _, ns := range snap {
 		s := byAddr[ns.Address]
-		out = append(out, nodeView{NodeStatus: ns, InFlight: s.InFlight, Requests: s.Requests, Failures: s.Failures})
+		out = append(out, nodeView{NodeStatus: ns, InFlight: s.InFlight, Requests: s.Requests, Failures: s.Failures,
+			Queued: s.Queued, QueueTimeouts: s.QueueTimeouts})
 	}
 	return out
 }
@@ -387,14 +391,15 @@ func (c *components) gauges(stats []balancer.NodeStat) admin.Gauges {
 	healthy := c.checker.PoolHealthy()
 	css, vips, cr := c.css, c.vips, c.cron
 	c.mu.Unlock()
-	inflight := map[string]int64{}
+	byAddr := map[string]balancer.NodeStat{}
 	for _, s := range stats {
-		inflight[s.Address] = s.InFlight
+		byAddr[s.Address] = s
 	}
 	g := admin.Gauges{PoolHealthy: healthy}
 	for _, ns := range snap {
-		g.Nodes = append(g.Nodes, admin.NodeGauge{Name: ns.Name, State: ns.State.String(), InFlight: inflight[ns.Address],
-			Ejections: ns.Ejections, Weight: ns.EffectiveWeight})
+		s := byAddr[ns.Address]
+		g.Nodes = append(g.Nodes, admin.NodeGauge{Name: ns.Name, State: ns.State.String(), InFlight: s.InFlight,
+			Ejections: ns.Ejections, Weight: ns.EffectiveWeight, Queued: s.Queued, QueueTimeouts: s.QueueTimeouts})
 	}
 	if css != nil {
 		st := css.Stats()
