@@ -25,6 +25,7 @@ func TestProxyAllocations(t *testing.T) {
 		{"get weighted", "weighted", "GET", "/build/mosparo-frontend.js", nil},
 		{"get client_ip_hash", "client_ip_hash", "GET", "/login", nil},
 		{"post frontend", "least_conn", "POST", "/api/v1/frontend/check-form-data", form},
+		{"post frontend prefixed", "least_conn", "POST", "/public/%69ndex.php/api/v1/frontend/check-form-data?a=%25", form},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			l := newInmemLB(t, "listen: [{address: \"127.0.0.1:0\"}]\nlog: {access_log: false}\nbalancing: {policy: "+tt.policy+"}\n", page, 3, tt.method, tt.uri, tt.body)

@@ -79,10 +79,11 @@ func (d *Database) InstalledVersion() string {
 // SetInstalledVersion sets mosparo_installed_version.
 func (d *Database) SetInstalledVersion(v string) { d.installed.p.Store(&v) }
 
-var (
-	pathFinalizeProcess = []byte("/administration/update/finalize/process?oldVersion=")
-	pathManifest        = "/build/manifest.json"
-	pathEntrypoints     = "/build/entrypoints.json"
+var pathFinalizeProcess = []byte("/administration/update/finalize/process?oldVersion=")
+
+const (
+	pathManifest    = "/build/manifest.json"
+	pathEntrypoints = "/build/entrypoints.json"
 )
 
 // serveFinalize is UpdateController::finalize: on a node whose code differs from the installed
