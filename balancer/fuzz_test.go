@@ -31,7 +31,7 @@ func FuzzForwarding(f *testing.F) {
 			peer = netip.MustParseAddr("10.1.2.3")
 		}
 		_ = Classify(req.URI().Path())
-		fwd.clientFacing(&req.Header, peer, false)
+		fwd.clientFacing(&req.Header, peer, false, nil)
 		removeHopByHop(&req.Header)
 		req.Header.ResetConnectionClose()
 		fwd.apply(&req.Header, peer, false, nil)

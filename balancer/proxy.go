@@ -92,7 +92,8 @@ func (rt *Runtime) serve(ctx *fasthttp.RequestCtx, st *reqState, class Class, ro
 		o.status = fasthttp.StatusForbidden
 		return o
 	case class == Resources && rt.deps.CSS != nil && (ctx.IsGet() || ctx.IsHead()):
-		scheme, host, prefix := rt.fwd.clientFacing(&ctx.Request.Header, peer, ctx.IsTLS())
+		scheme, host, prefix, buf := rt.fwd.clientFacing(&ctx.Request.Header, peer, ctx.IsTLS(), st.buf)
+		st.buf = buf
 		if rt.deps.CSS.Serve(ctx, scheme, host, prefix) {
 			o.status = ctx.Response.StatusCode()
 			return o
