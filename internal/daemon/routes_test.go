@@ -141,3 +141,60 @@ func TestEdgeCSSForEverySpelling(t *testing.T) {
 		}
 	}
 }
+
+// TestDrainingNodesGetNoGETTheyRedirect: with an update pending on every
+// node, the GETs a draining node would answer with 302 to the finalize page
+// get a clear 503 from the LB, while what draining nodes answer themselves
+// still reaches them (FACTS 11.2).
+func TestDrainingNodesGetNoGETTheyRedirect(t *testing.T) {
+	nodes := startNodes(t, 2)
+	c := startCluster(t, nodes, "edge: {allow_cron_from: [\"127.0.0.1\"]}\nbalancing: {policy: round_robin}\n")
+	nodes[1].SetVersion("1.5.5")
+	waitState(t, c, "n2", "draining")
+	// With n1 up, n2 gets nothing but the update routes.
+	if got := spread(t, c, "GET", "/resources/"+mosparotest.DemoUUID+".css", "", 6); got["n1:307"] != 6 {
+		t.Errorf("CSS with n1 up: %v, want all on n1", got)
+	}
+	for _, n := range nodes {
+		n.SetVersion("1.5.5")
+	}
+	waitState(t, c, "n1", "draining")
+	for _, path := range []string{"/resources/" + mosparotest.DemoUUID + ".css", "/resources/logo.svg", "/login", "/setup/",
+		"/api/v1/statistic/by-date", "/project/"} {
+		if got := spread(t, c, "GET", path, "", 4); got[":503"] != 4 {
+			t.Errorf("GET %s with every node draining: %v, want 503 from the LB", path, got)
+		}
+	}
+	for _, tt := range []struct{ method, path, body string }{
+		{"POST", "/api/v1/frontend/request-submit-token", frontendForm},
+		{"GET", "/cron-jobs/execute?key=wrong", ""},
+		{"GET", "/build/mosparo-frontend.js", ""},
+		{"HEAD", "/login", ""},
+		{"GET", "/administration/update/finalize", ""},
+	} {
+		code, node, err := do(t, &fasthttp.Client{}, tt.method, c.lb+tt.path, tt.body)
+		if err != nil || node == "" || code == 503 {
+			t.Errorf("%s %s with every node draining = %d from %q, %v; want a node's answer", tt.method, tt.path, code, node, err)
+		}
+	}
+}
+
+// TestFreshClusterServesStaticFromSetupNodes: before installation the setup
+// wizard's CSS and JS come from the setup nodes (FACTS 11.4).
+func TestFreshClusterServesStaticFromSetupNodes(t *testing.T) {
+	nodes := startNodes(t, 2)
+	c := startCluster(t, nodes, "")
+	for _, n := range nodes {
+		n.SetHealth(mosparotest.NotConfigured)
+	}
+	waitState(t, c, "n1", "setup")
+	waitState(t, c, "n2", "setup")
+	for _, path := range []string{"/build/mosparo-frontend.js", "/build/mosparo-frontend.css", "/favicon.ico", "/robots.txt"} {
+		if got := spread(t, c, "GET", path, "", 2); got["n1:200"]+got["n2:200"] != 2 {
+			t.Errorf("GET %s on a fresh cluster: %v, want 200 from a setup node", path, got)
+		}
+	}
+	if got := spread(t, c, "POST", "/api/v1/frontend/request-submit-token", frontendForm, 2); got[":503"] != 2 {
+		t.Errorf("frontend on a fresh cluster: %v, want 503", got)
+	}
+}
