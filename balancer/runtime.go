@@ -73,6 +73,7 @@ type Runtime struct {
 	certs       [][]tls.Certificate // per listener index; nil for plain HTTP
 	deps        Deps
 	noNode      RequestRecorder // requests answered by the LB itself
+	limits      bodyLimits
 }
 
 // NewRuntime builds a runtime; it reads TLS certificate files, so a reload
@@ -92,6 +93,7 @@ func NewRuntime(cfg *configs.Config, nodes []NodeSpec, deps Deps) (*Runtime, err
 		clientRead:  cfg.Timeouts.ClientRead.D(),
 		idle:        cfg.Timeouts.Idle.D(),
 		deps:        deps,
+		limits:      newBodyLimits(cfg.Limits),
 	}
 	var err error
 	if rt.fwd.trusted, err = prefixes(cfg.TrustedProxies); err != nil {
