@@ -28,6 +28,7 @@ func TestProxyAllocations(t *testing.T) {
 		{"post frontend", "least_conn", "POST", "/api/v1/frontend/check-form-data", form, false},
 		// Loopback TCP nodes: the stale check before each reuse peeks at the socket.
 		{"get least_conn over tcp", "least_conn", "GET", "/login", nil, true},
+		{"post frontend prefixed", "least_conn", "POST", "/public/%69ndex.php/api/v1/frontend/check-form-data?a=%25", form, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			l := newDirectLB(t, "listen: [{address: \"127.0.0.1:0\"}]\nlog: {access_log: false}\nbalancing: {policy: "+tt.policy+"}\n", page, 3, tt.method, tt.uri, tt.body, tt.tcp)

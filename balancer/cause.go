@@ -7,7 +7,7 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// cause is why one attempt to forward a request failed. classify decides it
+// cause is why one attempt to forward a request failed. causeOf decides it
 // once from the exchange's error; the cause alone then says what the client
 // gets, whether passive health blames the node and whether another node may
 // be tried (DESIGN.md step 6). Nothing a client causes is ever the node's.
@@ -44,8 +44,8 @@ func (c cause) String() string {
 	return "unknown"
 }
 
-// classify is the one place a forward error gets its cause.
-func classify(err error) cause {
+// causeOf is the one place a forward error gets its cause.
+func causeOf(err error) cause {
 	var re *requestError
 	var de *dialError
 	switch {

@@ -42,9 +42,9 @@ func TestClassifyForwardErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := classify(tt.err)
+			c := causeOf(tt.err)
 			if c != tt.want {
-				t.Fatalf("classify(%v) = %v, want %v", tt.err, c, tt.want)
+				t.Fatalf("causeOf(%v) = %v, want %v", tt.err, c, tt.want)
 			}
 			if c.status() != tt.status || c.outcome() != tt.outcome || c.retry(false) != tt.retry || c.retry(true) != tt.retryIdemp {
 				t.Errorf("%v: status %d, outcome %v, retry %v/%v; want %d, %v, %v/%v", c, c.status(), c.outcome(),

@@ -14,16 +14,18 @@ func errorBody(msg string) []byte {
 }
 
 var (
-	bodyNoNode     = errorBody("No mosparo node is available to answer this request.")
-	bodyBadGateway = errorBody("The mosparo node did not answer properly.")
-	bodyTimeout    = errorBody("The mosparo node did not answer in time.")
-	bodyForbidden  = errorBody("This endpoint is not available from your address.")
-	bodyTooLarge   = errorBody("The request body is too large.")
-	bodyHeaders    = errorBody("The request headers are too large.")
-	bodyBadRequest = errorBody("The request could not be read.")
-	bodyReqTimeout = errorBody("The request was not received in time.")
-	bodyNoHost     = errorBody("The request names no host.")
-	bodyBusy       = errorBody("The mosparo node is busy; try again shortly.")
+	bodyNoNode        = errorBody("No mosparo node is available to answer this request.")
+	bodyBadGateway    = errorBody("The mosparo node did not answer properly.")
+	bodyTimeout       = errorBody("The mosparo node did not answer in time.")
+	bodyForbidden     = errorBody("This endpoint is not available from your address.")
+	bodyNoRoute       = errorBody("No mosparo route has this path.")
+	bodyUpdatePending = errorBody("The mosparo update is not finalized yet: an administrator must open /administration/update/finalize.")
+	bodyTooLarge      = errorBody("The request body is too large.")
+	bodyHeaders       = errorBody("The request headers are too large.")
+	bodyBadRequest    = errorBody("The request could not be read.")
+	bodyReqTimeout    = errorBody("The request was not received in time.")
+	bodyNoHost        = errorBody("The request names no host.")
+	bodyBusy          = errorBody("The mosparo node is busy; try again shortly.")
 )
 
 // writeError replaces whatever a failed attempt left in the response with a

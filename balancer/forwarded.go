@@ -205,32 +205,27 @@ func (s *nameSet) remove(h *fasthttp.RequestHeader, trusted bool, buf []byte) []
 }
 
 // clientFacing is the scheme, host and path prefix the client used, as
-// mosparo would derive them for an absolute URL (FACTS 4, 5.3): from a
+// mosparo would derive them for an absolute URL (FACTS 4, 5.3, 11.7): from a
 // trusted proxy's X-Forwarded-Proto/-Host/-Prefix, otherwise from this
-// connection, the Host header and edge.forwarded_prefix. The slices alias
-// the request headers and are valid until they change.
-func (f *forwarder) clientFacing(h *fasthttp.RequestHeader, peer netip.Addr, tls bool) (scheme, host, prefix []byte) {
-	scheme, host, prefix = strHTTP, h.Host(), f.prefix
+// connection, the Host header and edge.forwarded_prefix, normalized as
+// Symfony does (absurl.go). host is written to buf, which is returned for
+// reuse; the other slices alias the request headers or package values.
+func (f *forwarder) clientFacing(h *fasthttp.RequestHeader, peer netip.Addr, tls bool, buf []byte) (scheme, host, prefix, out []byte) {
+	scheme, host, prefix = strHTTP, h.Host(), bytes.TrimRight(f.prefix, "/")
 	if tls {
 		scheme = strHTTPS
 	}
-	if !f.isTrusted(peer) {
-		return scheme, host, prefix
-	}
-	if v := h.Peek("X-Forwarded-Proto"); len(v) > 0 {
-		if i := bytes.IndexByte(v, ','); i >= 0 {
-			v = v[:i]
+	if f.isTrusted(peer) {
+		if v := h.Peek("X-Forwarded-Proto"); len(v) > 0 {
+			scheme = symfonyScheme(v)
 		}
-		scheme = bytes.TrimSpace(v)
-	}
-	if v := h.Peek("X-Forwarded-Host"); len(v) > 0 {
-		if i := bytes.IndexByte(v, ','); i >= 0 {
-			v = v[:i]
+		if v := h.Peek("X-Forwarded-Host"); len(v) > 0 {
+			host = firstValue(v)
 		}
-		host = bytes.TrimSpace(v)
+		if v := h.Peek("X-Forwarded-Prefix"); len(v) > 0 {
+			prefix = symfonyPrefix(v)
+		}
 	}
-	if v := h.Peek("X-Forwarded-Prefix"); len(v) > 0 {
-		prefix = v
-	}
-	return scheme, host, prefix
+	buf = appendHTTPHost(buf[:0], host, scheme)
+	return scheme, buf, prefix, buf
 }

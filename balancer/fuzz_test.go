@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mosparo-lb/mosparo-lb/internal/mosparotest"
 	"github.com/valyala/fasthttp"
 )
 
@@ -35,7 +36,7 @@ func FuzzForwarding(f *testing.F) {
 			peer = netip.MustParseAddr("10.1.2.3")
 		}
 		_ = Classify(req.URI().Path())
-		fwd.clientFacing(&req.Header, peer, false)
+		fwd.clientFacing(&req.Header, peer, false, nil)
 		removeHopByHop(&req.Header)
 		req.Header.ResetConnectionClose()
 		fwd.apply(&req.Header, peer, false, nil)
@@ -107,6 +108,43 @@ func FuzzClientRequest(f *testing.F) {
 		loc := "https://" + string(hostOnly(host)) + "/"
 		if u, err := url.Parse(loc); err != nil || u.Port() != "" || !strings.EqualFold(u.Hostname(), strings.Trim(string(hostOnly(host)), "[]")) {
 			t.Fatalf("Location %q from Host %q reads as %v (%v)", loc, host, u, err)
+		}
+	})
+}
+
+// FuzzClassifyGuards sends arbitrary request targets through the edge's path
+// handling (fasthttp's normalization, Canonical, the path forwarded) and asks
+// the model of Symfony's base-URL detection (mosparotest.PathInfo, for nginx
+// and for Apache's root .htaccess) what route the node would run: whenever it
+// is the health check or the web cron, the edge must have classified the
+// request as that class, or refused it (FACTS 11.1).
+func FuzzClassifyGuards(f *testing.F) {
+	for _, s := range []string{
+		"/index.php/cron-jobs/execute", "/%69ndex.php/api/v1/health/check", "/index%2ephp/cron-jobs/execute/",
+		"/public/index.php/public/api/v1/health/check", "/x/public/index.php/cron-jobs/execute",
+		"/index.php1234567/cron-jobs/execute", "/index.php/%2563ron-jobs/execute", "/a/../index.php/./cron-jobs/execute?x=/public/index.php",
+	} {
+		f.Add(s)
+	}
+	guarded := map[string]Class{"/api/v1/health/check": Health, "/cron-jobs/execute": Cron}
+	f.Fuzz(func(t *testing.T, target string) {
+		var req fasthttp.Request
+		if err := req.Read(bufio.NewReader(strings.NewReader("GET " + target + " HTTP/1.1\r\nHost: x\r\n\r\n"))); err != nil {
+			return
+		}
+		path := req.URI().Path()
+		canon, routable := Canonical(path)
+		class := classify(canon)
+		if !routable {
+			return // answered 404 at the edge
+		}
+		setPath(&req, canon, nil)
+		forwarded := req.URI().RequestURI()
+		for _, script := range []string{mosparotest.ScriptNginx, mosparotest.ScriptApacheRoot} {
+			route := strings.TrimRight(string(mosparotest.PathInfo(forwarded, script)), "/")
+			if want, ok := guarded[route]; ok && class != want {
+				t.Fatalf("%q: forwarded as %q, which %s routes to %s; classified %v", target, forwarded, script, route, class)
+			}
 		}
 	})
 }

@@ -59,20 +59,35 @@ const (
 	numTiers
 )
 
-// tierOf decides what a node in state st may serve for class c (issue 3 and
-// FACTS 1.4):
+// reqKind is what node eligibility needs to know of a request besides its
+// route class.
+type reqKind uint8
+
+const (
+	// kindUpdate: /administration/update/*; execute and finalize only a
+	// node on the code being installed may answer (FACTS 11.3).
+	kindUpdate reqKind = 1 << iota
+	// kindDrainRedirect: a GET that a node with an unfinished update
+	// answers with 302 to the finalize page instead (FACTS 11.2).
+	kindDrainRedirect
+)
+
+// tierOf decides what a node in state st may serve for class c (issue 3,
+// FACTS 1.4, 11.2, 11.4):
 //   - up nodes serve everything; for admin and setup, admin: true nodes first;
-//   - draining (mosparo's update-not-finished) nodes get frontend and API
-//     traffic only while no up node exists, admin traffic as a fallback, and
-//     are preferred for /administration/update/finalize, which only a node
-//     running the new code can answer;
-//   - setup (not installed) nodes get only setup and admin traffic;
+//   - draining (mosparo's update-not-finished) nodes get only what they
+//     answer themselves, and that only while no up node exists: never the
+//     GETs SetupSubscriber redirects to the finalize page (CSS, logo, UI,
+//     statistics, setup ...); they are preferred for the update routes;
+//   - setup (not installed) nodes get setup and admin traffic, and the static
+//     assets the wizard's pages load, as a fallback;
 //   - down and maintenance nodes get nothing new.
-func tierOf(c Class, st health.State, admin, finalize bool) int {
+func tierOf(c Class, st health.State, admin bool, kind reqKind) int {
 	switch st {
 	case health.Up:
 		if c == Admin || c == Setup {
-			if finalize {
+			if kind == kindUpdate {
+				// execute and finalize: a draining node runs the new code.
 				return tierOther
 			}
 			if admin {
@@ -82,12 +97,15 @@ func tierOf(c Class, st health.State, admin, finalize bool) int {
 		}
 		return tierPreferred
 	case health.Draining:
-		if finalize {
+		switch {
+		case kind&kindDrainRedirect != 0:
+			return tierNone
+		case kind&kindUpdate != 0:
 			return tierPreferred
 		}
 		return tierFallback
 	case health.Setup:
-		if c == Admin || c == Setup {
+		if c == Admin || c == Setup || c == Static {
 			return tierFallback
 		}
 	}
@@ -96,7 +114,7 @@ func tierOf(c Class, st health.State, admin, finalize bool) int {
 
 // fill computes the eligible mask (best non-empty tier, minus the nodes
 // already tried) and effective weights into c.
-func (p *pool) fill(c *candidates, tried uint64, now int64, finalize bool) {
+func (p *pool) fill(c *candidates, tried uint64, now int64, kind reqKind) {
 	var masks [numTiers]uint64
 	for i, u := range p.nodes {
 		st := health.Up
@@ -114,7 +132,7 @@ func (p *pool) fill(c *candidates, tried uint64, now int64, finalize bool) {
 		if tried&(1<<uint(i)) != 0 {
 			continue
 		}
-		masks[tierOf(p.class, st, u.admin, finalize)] |= 1 << uint(i)
+		masks[tierOf(p.class, st, u.admin, kind)] |= 1 << uint(i)
 	}
 	c.nodes = p.nodes
 	c.mask, c.full = 0, 0
@@ -148,6 +166,60 @@ func (p *pool) byName(name []byte) int {
 	return -1
 }
 
-var pFinalize = []byte("/administration/update/finalize")
+var (
+	pUpdate       = []byte("/administration/update/")
+	pSubmitToken  = []byte("/api/v1/frontend/request-submit-token")
+	pCheckForm    = []byte("/api/v1/frontend/check-form-data")
+	pVerify       = []byte("/api/v1/verification/verify")
+	pUpdateExempt = [][]byte{
+		[]byte("/administration/update/execute"),
+		[]byte("/administration/update/execute/update"),
+		[]byte("/administration/update/finalize"),
+	}
+)
 
-func isFinalize(path []byte) bool { return bytes.HasPrefix(path, pFinalize) }
+// kindOf classifies a request with canonical path for node eligibility.
+func kindOf(c Class, get bool, path []byte) reqKind {
+	var k reqKind
+	if c == Admin && bytes.HasPrefix(path, pUpdate) {
+		k |= kindUpdate
+	}
+	if get && drainRedirects(c, path) {
+		k |= kindDrainRedirect
+	}
+	return k
+}
+
+// drainRedirects reports whether SetupSubscriber sends a GET for path to the
+// finalize page while an update is pending: every route but the nine it
+// lists (SetupSubscriber.php, mosparo 1.5.4). Static files never reach PHP;
+// "statistic_api_daily" in that list names no route, so statistics GETs are
+// redirected too. A HEAD is not redirected (the check is for "GET" only).
+func drainRedirects(c Class, path []byte) bool {
+	switch c {
+	case Static, Health, Cron:
+		return false
+	case Frontend:
+		return !bytes.Equal(path, pSubmitToken) && !bytes.Equal(path, pCheckForm)
+	case API:
+		return !bytes.Equal(path, pVerify)
+	case Admin:
+		for _, p := range pUpdateExempt {
+			if bytes.Equal(path, p) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// anyDraining reports whether a node of the pool reports mosparo's
+// unfinished update.
+func (p *pool) anyDraining() bool {
+	for _, u := range p.nodes {
+		if u.health != nil && u.health.State() == health.Draining && u.health.Operator() != health.Draining {
+			return true
+		}
+	}
+	return false
+}

@@ -58,10 +58,17 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	} else {
 		peer = peerAddr(ctx)
 	}
-	path := ctx.Path()
-	class := Classify(path)
 	st := statePool.Get().(*reqState)
-	o := rt.serve(ctx, st, class, peer, path, start)
+	path := ctx.Path()
+	canon, routable := Canonical(path)
+	class := classify(canon)
+	if len(canon) != len(path) {
+		// The node gets the path it is classified by: no base-URL detection
+		// of its own can then route it elsewhere (docs/operations.md).
+		st.buf = setPath(&ctx.Request, canon, st.buf)
+		path = ctx.Path()
+	}
+	o := rt.serve(ctx, st, class, routable, peer, path, start)
 	if rt.deps.AccessLog == nil && rt.noNode == nil {
 		statePool.Put(st)
 		return
@@ -80,9 +87,13 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-func (rt *Runtime) serve(ctx *fasthttp.RequestCtx, st *reqState, class Class, peer netip.Addr, path []byte, start time.Time) outcome {
+func (rt *Runtime) serve(ctx *fasthttp.RequestCtx, st *reqState, class Class, routable bool, peer netip.Addr, path []byte, start time.Time) outcome {
 	o := outcome{class: class}
 	switch {
+	case !routable:
+		writeError(ctx, class, fasthttp.StatusNotFound, bodyNoRoute)
+		o.status = fasthttp.StatusNotFound
+		return o
 	case class == Health && !allowed(rt.allowHealth, peer), class == Cron && !allowed(rt.allowCron, peer):
 		// Infrastructure endpoints guarded only by IP allow lists that a
 		// proxy defeats (FACTS 1.2, 6.1): refused unless listed.
@@ -90,7 +101,8 @@ func (rt *Runtime) serve(ctx *fasthttp.RequestCtx, st *reqState, class Class, pe
 		o.status = fasthttp.StatusForbidden
 		return o
 	case class == Resources && rt.deps.CSS != nil && (ctx.IsGet() || ctx.IsHead()):
-		scheme, host, prefix := rt.fwd.clientFacing(&ctx.Request.Header, peer, ctx.IsTLS())
+		scheme, host, prefix, buf := rt.fwd.clientFacing(&ctx.Request.Header, peer, ctx.IsTLS(), st.buf)
+		st.buf = buf
 		if rt.deps.CSS.Serve(ctx, scheme, host, prefix) {
 			o.status = ctx.Response.StatusCode()
 			return o
@@ -101,6 +113,23 @@ func (rt *Runtime) serve(ctx *fasthttp.RequestCtx, st *reqState, class Class, pe
 	}
 	rt.forward(ctx, st, &o, peer, path, start)
 	return o
+}
+
+// setPath makes canon the request's path. URI.SetPathBytes decodes percent
+// escapes again, so a literal "%" (a client's "%25") is escaped first: a
+// path must not be decoded twice on its way to the node. buf is scratch
+// space, returned for reuse.
+func setPath(req *fasthttp.Request, canon, buf []byte) []byte {
+	buf = buf[:0]
+	for _, c := range canon {
+		if c == '%' {
+			buf = append(buf, "%25"...)
+			continue
+		}
+		buf = append(buf, c)
+	}
+	req.URI().SetPathBytes(buf)
+	return buf
 }
 
 var (
@@ -136,14 +165,14 @@ func (rt *Runtime) forward(ctx *fasthttp.RequestCtx, st *reqState, o *outcome, p
 
 	p := rt.pools[o.class]
 	idempotent := isIdempotent(req.Header.Method())
-	finalize := o.class == Admin && isFinalize(path)
+	kind := kindOf(o.class, ctx.IsGet(), path)
 	deadline := start.UnixNano() + int64(rt.timeout)
 	st.cand.weights = &st.weights
 	st.cand.key = key
 	var tried uint64
 	now := start
 	for attempt := 0; attempt <= rt.retries; attempt++ {
-		p.fill(&st.cand, tried, now.UnixNano(), finalize)
+		p.fill(&st.cand, tried, now.UnixNano(), kind)
 		i := rt.affinity(ctx, p, &st.cand)
 		if i < 0 {
 			i = p.sel.Select(&st.cand)
@@ -163,7 +192,7 @@ func (rt *Runtime) forward(ctx *fasthttp.RequestCtx, st *reqState, o *outcome, p
 			rt.finishResponse(ctx, u, o, clientClose, now.UnixNano())
 			return
 		}
-		c := classify(err)
+		c := causeOf(err)
 		rt.logUpstreamError(u, c, err)
 		code, retry := c.status(), c.retry(idempotent)
 		if oc := c.outcome(); oc != 0 {
@@ -186,6 +215,13 @@ func (rt *Runtime) forward(ctx *fasthttp.RequestCtx, st *reqState, o *outcome, p
 		resp.Header.SetNoDefaultContentType(true)
 	}
 	if o.node == nil {
+		if kind&kindDrainRedirect != 0 && p.anyDraining() {
+			// Better than the draining node's 302 to an HTML page (FACTS 11.2).
+			writeError(ctx, o.class, fasthttp.StatusServiceUnavailable, bodyUpdatePending)
+			o.status = fasthttp.StatusServiceUnavailable
+			finishClose(ctx, clientClose)
+			return
+		}
 		rt.fail(ctx, o, fasthttp.StatusServiceUnavailable, clientClose)
 		return
 	}

@@ -55,10 +55,18 @@ var (
 	pUpgrade    = []byte("/upgrade/")
 )
 
-// Classify maps a normalized request path to its route class. It must see the
-// same path form the node will see (fasthttp's normalized one, PEERS 5.5), so
-// a path that looks like a frontend call cannot reach a node as the UI.
+// Classify maps a normalized request path to its route class, front-controller
+// prefixes included (see Canonical); a path Canonical refuses is Admin.
 func Classify(path []byte) Class {
+	canon, _ := Canonical(path)
+	return classify(canon)
+}
+
+// classify maps a canonical path to its route class. It must see the same
+// path form the node will route (fasthttp's normalized one, PEERS 5.5, with
+// the front-controller prefixes removed), so a path that looks like a
+// frontend call cannot reach a node as the UI.
+func classify(path []byte) Class {
 	switch {
 	case bytes.HasPrefix(path, pAPI):
 		switch {
@@ -81,6 +89,67 @@ func Classify(path []byte) Class {
 		return Setup
 	}
 	return Admin
+}
+
+var (
+	pIndexPHP = []byte("/index.php")
+	pPublic   = []byte("/public")
+	pSlash    = []byte("/")
+	scriptPHP = []byte("index.php")
+)
+
+// Canonical is the path mosparo routes for a normalized (percent-decoded)
+// request path: every leading "/index.php" and "/public" segment removed, in
+// any order and number (FACTS 11.1: nginx passes /index.php/<route> to PHP,
+// Apache's root .htaccess /public/<route> and /public/index.php/<route>, and
+// Symfony's base-URL detection strips them). The result aliases path.
+//
+// ok is false when "index.php" (any case) is still in the canonical path.
+// No mosparo route contains it, and Symfony's base-URL detection cuts such
+// paths at places that differ per web server (with Apache's root .htaccess,
+// "/x/public/index.php/cron-jobs/execute" and "/index.php1234567/cron-jobs/execute"
+// both reach the web cron), so the edge refuses them rather than guess.
+// Every path the edge forwards is thus one Symfony routes unchanged.
+func Canonical(path []byte) (canon []byte, ok bool) {
+	for {
+		switch {
+		case hasSegment(path, pIndexPHP):
+			path = path[len(pIndexPHP):]
+		case hasSegment(path, pPublic):
+			path = path[len(pPublic):]
+		default:
+			if len(path) == 0 {
+				return pSlash, true
+			}
+			return path, !containsFold(path, scriptPHP)
+		}
+	}
+}
+
+// hasSegment reports whether path is seg or starts with seg + "/".
+func hasSegment(path, seg []byte) bool {
+	return bytes.HasPrefix(path, seg) && (len(path) == len(seg) || path[len(seg)] == '/')
+}
+
+// containsFold reports whether s contains the lower-case ASCII word w in any
+// case, without allocating.
+func containsFold(s, w []byte) bool {
+	for i := 0; i+len(w) <= len(s); i++ {
+		j := 0
+		for ; j < len(w); j++ {
+			c := s[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != w[j] {
+				break
+			}
+		}
+		if j == len(w) {
+			return true
+		}
+	}
+	return false
 }
 
 // hasSegmentPrefix reports whether path is prefix followed by "/" (a

@@ -82,6 +82,7 @@ type Runtime struct {
 	defaultHosts [][]byte
 	deps         Deps
 	noNode       RequestRecorder // requests answered by the LB itself
+	limits       bodyLimits
 }
 
 // NewRuntime builds a runtime; it reads TLS certificate files, so a reload
@@ -102,6 +103,7 @@ func NewRuntime(cfg *configs.Config, nodes []NodeSpec, deps Deps) (*Runtime, err
 		clientRead:  cfg.Timeouts.ClientRead.D(),
 		idle:        cfg.Timeouts.Idle.D(),
 		deps:        deps,
+		limits:      newBodyLimits(cfg.Limits),
 	}
 	var err error
 	if rt.fwd.trusted, err = prefixes(cfg.TrustedProxies); err != nil {

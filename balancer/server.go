@@ -81,6 +81,7 @@ func NewServer(rt *Runtime) *Server {
 		// them (timeouts.go), and ctx.Time is not used.
 		LazyRequestTime:    true,
 		MaxRequestBodySize: cfg.Limits.MaxBodyBytes,
+		HeaderReceived:     s.headerReceived,
 		ReadBufferSize:     cfg.Limits.MaxHeaderBytes,
 		// A 12 KiB CSS answer goes out in one write instead of three (docs/benchmarks.md).
 		WriteBufferSize:               32 << 10,

@@ -119,9 +119,14 @@ type Timeouts struct {
 
 // Limits bound what a client may send.
 type Limits struct {
-	// MaxBodyBytes larger request bodies get 413. Default 1 MiB (mosparo's
-	// largest legitimate bodies are rule-package imports).
+	// MaxBodyBytes larger request bodies get 413. Default 8 MiB, PHP's
+	// post_max_size, so mosparo's own limits decide for the tools and
+	// rule-package imports (FACTS 11.8).
 	MaxBodyBytes int `yaml:"max_body_bytes"`
+	// BodyBytes lowers the body limit per route class (keys as in
+	// balancing.pools), capped at MaxBodyBytes. A class not listed gets
+	// MaxBodyBytes, except frontend: 1 MiB unless listed.
+	BodyBytes map[string]int `yaml:"body_bytes"`
 	// MaxHeaderBytes larger request headers get 431. Default 16 KiB.
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
 	// MaxConns caps open client connections over all listeners; one more

@@ -26,7 +26,8 @@ func TestDefaults(t *testing.T) {
 		{"timeouts.request", c.Timeouts.Request.D(), 30 * time.Second},
 		{"timeouts.idle", c.Timeouts.Idle.D(), 90 * time.Second},
 		{"timeouts.upstream_idle", c.Timeouts.UpstreamIdle.D(), 4 * time.Second},
-		{"limits.max_body_bytes", c.Limits.MaxBodyBytes, 1 << 20},
+		{"limits.max_body_bytes", c.Limits.MaxBodyBytes, 8 << 20},
+		{"limits.body_bytes.frontend", c.Limits.BodyBytes["frontend"], 1 << 20},
 		{"limits.max_header_bytes", c.Limits.MaxHeaderBytes, 16 << 10},
 		{"admin.listen", c.Admin.Listen, "127.0.0.1:9090"},
 		{"log.format", c.Log.Format, "json"},
@@ -96,6 +97,8 @@ func TestProblems(t *testing.T) {
 		{"policy", "balancing: {policy: fastest}\n", "t.yaml:1:21: balancing.policy: \"fastest\" is not valid; use one of round_robin, least_conn, weighted, client_ip_hash"},
 		{"retries", "balancing: {retries: 11}\n", "balancing.retries: must be 0..10"},
 		{"pool class", "balancing: {pools: {widgets: [a]}}\n", "balancing.pools.widgets: unknown route class \"widgets\"; valid: frontend, api, resources"},
+		{"body class", "limits: {body_bytes: {widgets: 10}}\n", "limits.body_bytes.widgets: unknown route class \"widgets\""},
+		{"body size", "limits: {body_bytes: {api: -1}}\n", "limits.body_bytes.api: must be 1024..1073741824, got -1"},
 		{"pool empty", "balancing: {pools: {admin: []}}\n", "lists no nodes"},
 		{"pool unknown node", "balancing: {pools: {admin: [ghost]}}\n", "balancing.pools.admin[0]: no node is named \"ghost\""},
 		{"timeout zero", "timeouts: {request: 0s}\n", ""}, // 0 means default

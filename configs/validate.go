@@ -38,7 +38,13 @@ func (c *Config) defaults() {
 		q := Duration(5 * time.Second)
 		c.Timeouts.Queue = &q
 	}
-	setInt(&c.Limits.MaxBodyBytes, 1<<20)
+	setInt(&c.Limits.MaxBodyBytes, 8<<20)
+	if _, ok := c.Limits.BodyBytes["frontend"]; !ok {
+		if c.Limits.BodyBytes == nil {
+			c.Limits.BodyBytes = map[string]int{}
+		}
+		c.Limits.BodyBytes["frontend"] = 1 << 20
+	}
 	setInt(&c.Limits.MaxHeaderBytes, 16<<10)
 	setInt(&c.Limits.MaxConnsPerNode, 1024)
 	setInt(&c.Limits.MaxConns, 10000)
@@ -80,6 +86,14 @@ func (c *Config) validate(v *validator) {
 	}
 	if c.Limits.MaxBodyBytes < 1024 || c.Limits.MaxBodyBytes > 1<<30 {
 		v.Errorf("limits.max_body_bytes", "must be 1024..1073741824, got %d", c.Limits.MaxBodyBytes)
+	}
+	for class, n := range c.Limits.BodyBytes {
+		p := "limits.body_bytes." + class
+		if !contains(RouteClasses, class) {
+			v.Errorf(p, "unknown route class %q; valid: %s", class, strings.Join(RouteClasses, ", "))
+		} else if n < 1024 || n > 1<<30 {
+			v.Errorf(p, "must be 1024..1073741824, got %d", n)
+		}
 	}
 	if c.Limits.MaxHeaderBytes < 1024 || c.Limits.MaxHeaderBytes > 1<<20 {
 		v.Errorf("limits.max_header_bytes", "must be 1024..1048576, got %d", c.Limits.MaxHeaderBytes)

@@ -18,6 +18,8 @@ type Database struct {
 	lockouts map[string]*ipActivity // project public key + " " + client IP
 	order    []string               // insertion order, for bounded eviction
 	head     int
+
+	installed installedVersion
 }
 
 // maxSubmissions bounds the database so benchmarks issuing tokens forever stay in memory

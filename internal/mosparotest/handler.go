@@ -19,7 +19,6 @@ var (
 	ctText         = []byte("text/plain; charset=UTF-8")
 	pathSetup      = []byte("/setup/")
 	pathFinalize   = []byte("/administration/update/finalize")
-	prefixUpdate   = []byte("/administration/update/")
 	valueGET       = []byte("GET")
 	valuePOST      = []byte("POST")
 	valueStar      = []byte("*")
@@ -33,8 +32,17 @@ func (n *Node) handle(ctx *fasthttp.RequestCtx, inc *incarnation) {
 	ctx.Response.Header.SetCanonical(hdrNode, n.nameHdr)
 	path := ctx.Path()
 	r := classify(path)
-	n.counts[r].Add(1)
 	n.paths.add(ctx.Method(), path)
+	if r != routeStatic && r != routeEcho && r != routeTest {
+		// The web server hands the rest to PHP, whose router sees Symfony's path info.
+		if p := n.phpPath(ctx); p != nil {
+			path, r = p, classify(p)
+			if r == routeStatic || r == routeEcho || r == routeTest {
+				r = routeNotFound // no Symfony route: served as files or not at all
+			}
+		}
+	}
+	n.counts[r].Add(1)
 	if d := time.Duration(n.delay.Load()); d > 0 {
 		if !sleep(d, inc.stop) {
 			ctx.SetConnectionClose()
@@ -52,7 +60,7 @@ func (n *Node) handle(ctx *fasthttp.RequestCtx, inc *incarnation) {
 		n.serveStatic(ctx, path)
 		return
 	}
-	h := Health(n.health.Load())
+	h := n.effectiveHealth()
 	if h == Broken {
 		serveHTML(ctx, fasthttp.StatusInternalServerError, pageError500)
 		return
@@ -67,11 +75,7 @@ func (n *Node) handle(ctx *fasthttp.RequestCtx, inc *incarnation) {
 		redirect(ctx, fasthttp.StatusFound, pathSetup)
 		return
 	}
-	if h == UpdateNotFinished && ctx.IsGet() && (r == routeAdmin || r == routeStatistic) &&
-		!bytes.HasPrefix(path, prefixUpdate) && string(path) != "/login" && string(path) != "/logout" {
-		// GET UI routes go to the finalize page; frontend/verification API and web cron are
-		// not redirected, but the statistic route is, because SetupSubscriber lists its stale
-		// name (FACTS 1.4, 9.12).
+	if h == UpdateNotFinished && ctx.IsGet() && drainRedirects(r, path) {
 		redirect(ctx, fasthttp.StatusFound, pathFinalize)
 		return
 	}
@@ -96,6 +100,10 @@ func (n *Node) handle(ctx *fasthttp.RequestCtx, inc *incarnation) {
 	case routeSetup:
 		n.serveSetup(ctx, h, path)
 	case routeAdmin:
+		if bytes.Equal(path, pathFinalize) {
+			n.serveFinalize(ctx)
+			return
+		}
 		n.serveAdmin(ctx, path)
 	default:
 		n.serveNotFound(ctx)
@@ -176,4 +184,38 @@ func needsDB(r route, path []byte) bool {
 		return !bytes.HasSuffix(path, []byte("/logo.svg"))
 	}
 	return true
+}
+
+// drainRedirects reports whether SetupSubscriber answers a GET of route r with 302 to the
+// finalize page while an update is pending (FACTS 11.2): every matched route but the nine it
+// lists (the statistic route among them under a name no route has, so statistics GETs are
+// redirected). Unmatched paths fail in the router first.
+func drainRedirects(r route, path []byte) bool {
+	switch r {
+	case routeNotFound, routeHealth, routeRequestSubmitToken, routeCheckFormData, routeVerify, routeCron:
+		return false
+	case routeAdmin:
+		switch string(path) {
+		case "/administration/update/execute", "/administration/update/execute/update", string(pathFinalize):
+			return false
+		}
+	}
+	return true
+}
+
+var (
+	strIndexPHP = []byte("index.php")
+	strPublic   = []byte("/public")
+)
+
+// phpPath is the path Symfony routes when it differs from the normalized one (front-controller
+// prefixes, FACTS 11.1), else nil. Requests without such a spelling take a path without
+// allocations.
+func (n *Node) phpPath(ctx *fasthttp.RequestCtx) []byte {
+	raw := ctx.Request.Header.RequestURI()
+	if bytes.IndexByte(raw, '%') < 0 && !bytes.Contains(raw, strIndexPHP) &&
+		(n.script != ScriptApacheRoot || !bytes.HasPrefix(raw, strPublic)) {
+		return nil
+	}
+	return PathInfo(raw, n.script)
 }

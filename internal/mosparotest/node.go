@@ -54,6 +54,12 @@ type Options struct {
 	LockoutDuration time.Duration
 	// Now is the clock for the web-cron schedule and lockouts (default time.Now).
 	Now func() time.Time
+	// Version is the node's code version, Kernel::VERSION (default DefaultVersion); see
+	// SetVersion.
+	Version string
+	// ScriptName is the front controller's SCRIPT_NAME, which decides the spellings of a route
+	// that reach it (FACTS 11.1): ScriptNginx (default, the Docker image) or ScriptApacheRoot.
+	ScriptName string
 }
 
 // Project is one mosparo project served by a node.
@@ -150,6 +156,9 @@ type Node struct {
 	cronDuration time.Duration
 	cron         cronState
 
+	script     string
+	version    versionState
+	finalized  atomic.Int64
 	health     atomic.Int32
 	cronAnswer atomic.Int32
 	delay      atomic.Int64
@@ -264,6 +273,11 @@ func newNode(opts Options) (*Node, error) {
 		n.byUUID[pp.uuid] = pp
 	}
 	n.sessSeed = uint64(time.Now().UnixNano())
+	n.SetVersion(opts.Version)
+	n.script = opts.ScriptName
+	if n.script == "" {
+		n.script = ScriptNginx
+	}
 	n.health.Store(int32(Connected))
 	return n, nil
 }

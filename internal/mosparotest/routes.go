@@ -90,7 +90,7 @@ func classify(path []byte) route {
 		return routeEcho
 	case "/__sleep", "/__status", "/__counts":
 		return routeTest
-	case "/favicon.ico", "/robots.txt":
+	case "/favicon.ico", "/robots.txt", pathManifest, pathEntrypoints:
 		return routeStatic
 	case "/", "/login", "/logout", "/2fa", "/2fa_check", "/password":
 		return routeAdmin

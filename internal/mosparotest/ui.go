@@ -227,6 +227,12 @@ func (n *Node) serveStatic(ctx *fasthttp.RequestCtx, path []byte) {
 		body, ct, etag = faviconICO, ctICO, []byte(`"6650b580-46"`)
 	case "/robots.txt":
 		body, ct, etag = robotsTxt, ctPlain, []byte(`"6650b580-1a"`)
+	case pathManifest:
+		v := n.version.load()
+		body, ct, etag = v.manifest, ctJSON, v.etag
+	case pathEntrypoints:
+		v := n.version.load()
+		body, ct, etag = v.entrypoints, ctJSON, v.etag
 	default:
 		n.serveNotFound(ctx)
 		return
