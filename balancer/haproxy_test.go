@@ -179,9 +179,13 @@ func startHAProxy(c *hostileCase, nodes []*scriptNode) (string, func() (map[stri
 // redirect_https.
 func haproxyConfig(c *hostileCase, nodes []*scriptNode) []byte {
 	var cfg struct {
-		Listen   []struct{ RedirectHTTPS bool `yaml:"redirect_https"` }
+		Listen []struct {
+			RedirectHTTPS bool `yaml:"redirect_https"`
+		}
 		Timeouts struct{ Request string }
-		Limits   struct{ MaxConnsPerNode int `yaml:"max_conns_per_node"` }
+		Limits   struct {
+			MaxConnsPerNode int `yaml:"max_conns_per_node"`
+		}
 	}
 	_ = yaml.Unmarshal([]byte(c.config), &cfg)
 	server := "2s"

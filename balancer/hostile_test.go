@@ -3,6 +3,7 @@ package balancer
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -242,7 +243,14 @@ func startHostileLB(c *hostileCase, nodes []*scriptNode) (string, func() (map[st
 	go func() { served <- s.Serve(ctx) }()
 	return s.Addrs()[0], func() (map[string]string, error) {
 		cancel()
-		err := <-served
+		var err error
+		select {
+		case err = <-served:
+		case <-time.After(15 * time.Second):
+			// Seen under -race: Serve waits for fasthttp's Serve after
+			// ShutdownWithContext gave up (server.go); reported, not fixed here.
+			err = errors.New("Serve did not return 15s after cancel")
+		}
 		states := map[string]string{}
 		for _, n := range nodes {
 			states[n.name] = checker.Node(n.addr()).State().String()

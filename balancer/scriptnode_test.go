@@ -24,6 +24,7 @@ type scriptNode struct {
 	received []byte
 	requests int
 	conns    map[net.Conn]struct{}
+	closed   bool
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -59,9 +60,15 @@ func (n *scriptNode) accept() {
 			return
 		}
 		n.mu.Lock()
+		if n.closed {
+			// Accepted as close ran: close would not see it.
+			n.mu.Unlock()
+			c.Close()
+			return
+		}
 		n.conns[c] = struct{}{}
-		n.mu.Unlock()
 		n.wg.Add(1)
+		n.mu.Unlock()
 		go n.serve(c)
 	}
 }
@@ -71,6 +78,7 @@ func (n *scriptNode) close() {
 	n.ln.Close()
 	close(n.stop)
 	n.mu.Lock()
+	n.closed = true
 	for c := range n.conns {
 		c.Close()
 	}
