@@ -6,7 +6,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
 FUZZTIME ?= 10s
 
-.PHONY: build run test deps consul deb lint vet staticcheck fmt-check race fuzz bench bench-failover clean
+.PHONY: build run test deps consul deb lint vet staticcheck fmt-check race fuzz hostile bench bench-failover clean
 
 build: ## bin/mosparo-lb, static
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/mosparo-lb ./cmd/mosparo-lb
@@ -48,6 +48,9 @@ race:
 
 fuzz: ## run every fuzz target for FUZZTIME each
 	./scripts/fuzz-all.sh $(FUZZTIME)
+
+hostile: ## the hostile corpus (issue 11) against mosparo-lb and HAProxy, as a table
+	./scripts/hostile.sh
 
 bench: build ## mosparo-lb vs HAProxy vs nginx with wrk, plus go benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem ./balancer/ ./cssproxy/

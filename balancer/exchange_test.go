@@ -305,8 +305,8 @@ listen: [{address: "127.0.0.1:0"}]
 admin: {listen: "127.0.0.1:0"}
 `
 
-// scriptNode is a raw TCP node whose answers a test writes byte by byte.
-type scriptNode struct {
+// scriptedNode is a raw TCP node whose answers a test writes byte by byte.
+type scriptedNode struct {
 	ln    net.Listener
 	conns atomic.Int64 // connections accepted
 	reqs  atomic.Int64 // requests read
@@ -314,13 +314,13 @@ type scriptNode struct {
 
 // startScript runs a node calling answer for every request read; answer
 // writes raw bytes and returns false to close the connection.
-func startScript(t *testing.T, answer func(c net.Conn, req *fasthttp.Request) bool) *scriptNode {
+func startScript(t *testing.T, answer func(c net.Conn, req *fasthttp.Request) bool) *scriptedNode {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &scriptNode{ln: ln}
+	n := &scriptedNode{ln: ln}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	open := map[net.Conn]bool{}
@@ -366,9 +366,9 @@ func startScript(t *testing.T, answer func(c net.Conn, req *fasthttp.Request) bo
 	return n
 }
 
-func (n *scriptNode) addr() string { return n.ln.Addr().String() }
+func (n *scriptedNode) addr() string { return n.ln.Addr().String() }
 
-func (n *scriptNode) spec(name string) NodeSpec {
+func (n *scriptedNode) spec(name string) NodeSpec {
 	return NodeSpec{Name: name, Address: n.addr(), Weight: 100}
 }
 
