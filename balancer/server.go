@@ -201,6 +201,13 @@ wait:
 	if serr := s.srv.ShutdownWithContext(sctx); serr != nil && err == nil && !errors.Is(serr, context.DeadlineExceeded) {
 		err = fmt.Errorf("balancer: shutdown: %w", serr)
 	}
+	// fasthttp's Shutdown closes only the listeners its Serve has registered
+	// so far; one whose goroutine had not reached that point would be served
+	// forever and this wait would never end. Closing them all here is what
+	// makes every Serve return (closing twice only reports an error).
+	for _, ln := range lns {
+		ln.Close()
+	}
 	for range lns {
 		if e := <-errc; e != nil && err == nil && ctx.Err() == nil {
 			err = e
