@@ -1,0 +1,91 @@
+package daemon
+
+import (
+	"fmt"
+
+	"github.com/mosparo-lb/mosparo-lb/admin"
+	"github.com/mosparo-lb/mosparo-lb/balancer"
+	"github.com/mosparo-lb/mosparo-lb/cron"
+	"github.com/mosparo-lb/mosparo-lb/health"
+)
+
+// cronCandidates are the nodes as the cron sees them: health's state plus
+// each node's host: setting from the current generation.
+func (d *Daemon) cronCandidates() []cron.Candidate {
+	snap := d.checker.Snapshot()
+	hosts := map[string]string{}
+	for _, t := range d.cur.Load().targets {
+		hosts[t.Address] = t.Host
+	}
+	out := make([]cron.Candidate, 0, len(snap))
+	for _, s := range snap {
+		out = append(out, cron.Candidate{Name: s.Name, Address: s.Address, Host: hosts[s.Address], Admin: s.Admin, Up: s.State == health.Up})
+	}
+	return out
+}
+
+// setNodeState applies an operator action from the admin API or CLI.
+func (d *Daemon) setNodeState(name, action string) error {
+	s := map[string]health.State{"drain": health.Draining, "maintenance": health.Maintenance, "ready": health.Up}[action]
+	if s == 0 {
+		return fmt.Errorf("unknown action %q", action)
+	}
+	return d.checker.SetOperatorState(name, s)
+}
+
+// nodeView is one node in /status: health's view and the data plane's counters.
+type nodeView struct {
+	health.NodeStatus
+	InFlight int64  `json:"in_flight"`
+	Requests uint64 `json:"requests"`
+	Failures uint64 `json:"failures"`
+}
+
+func (d *Daemon) nodeStatus(stats []balancer.NodeStat) any {
+	snap := d.checker.Snapshot()
+	byAddr := map[string]balancer.NodeStat{}
+	for _, s := range stats {
+		byAddr[s.Address] = s
+	}
+	out := make([]nodeView, 0, len(snap))
+	for _, ns := range snap {
+		s := byAddr[ns.Address]
+		out = append(out, nodeView{NodeStatus: ns, InFlight: s.InFlight, Requests: s.Requests, Failures: s.Failures})
+	}
+	return out
+}
+
+// gauges is what /metrics reads of the components at scrape time.
+func (d *Daemon) gauges() admin.Gauges {
+	d.mu.Lock()
+	rl := d.reload
+	d.mu.Unlock()
+	g := d.cur.Load()
+	inflight := map[string]int64{}
+	for _, s := range d.srv.NodeStats() {
+		inflight[s.Address] = s.InFlight
+	}
+	out := admin.Gauges{PoolHealthy: d.checker.PoolHealthy(), Reloads: uint64(rl.Count), ReloadFailures: uint64(rl.Failures)}
+	for _, ns := range d.checker.Snapshot() {
+		out.Nodes = append(out.Nodes, admin.NodeGauge{Name: ns.Name, State: ns.State.String(), InFlight: inflight[ns.Address],
+			Ejections: ns.Ejections, Weight: ns.EffectiveWeight})
+	}
+	if g.css != nil {
+		st := g.css.Stats()
+		out.CSS = &admin.CSSGauge{Hits: st.Hits - st.Redirects - st.NotModified, Redirects: st.Redirects, NotModified: st.NotModified,
+			Misses: st.Misses, Errors: st.Errors, Entries: int64(st.Entries), Bytes: st.Bytes}
+	}
+	if g.vips != nil {
+		for _, in := range g.vips.Status() {
+			out.VRRP = append(out.VRRP, admin.VRRPGauge{Instance: in.Name, State: in.State, Priority: in.EffectivePriority, Transitions: uint64(in.Transitions)})
+		}
+	}
+	if g.cron != nil {
+		runs := map[string]uint64{}
+		for outcome, n := range g.cron.Status().Outcomes {
+			runs[outcome] = uint64(n)
+		}
+		out.Cron = &admin.CronGauge{Runs: runs}
+	}
+	return out
+}
