@@ -1,7 +1,6 @@
 package balancer
 
 import (
-	"context"
 	"encoding/json"
 	"net"
 	"strings"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/mosparo-lb/mosparo-lb/configs"
 	"github.com/valyala/fasthttp"
-	"go.uber.org/zap/zaptest"
 )
 
 // echoNode is a minimal backend answering what it received; the full mosparo
@@ -85,24 +83,7 @@ func testConfig(t *testing.T, yaml string) *configs.Config {
 
 func startLB(t *testing.T, cfg *configs.Config, nodes []NodeSpec) (*Server, string) {
 	t.Helper()
-	rt, err := NewRuntime(cfg, nodes, Deps{Logger: zaptest.NewLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := NewServer(rt)
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := s.Listen(ctx); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return s, s.Addrs()[0]
+	return startLBWith(t, cfg, nodes, nil)
 }
 
 type echoed struct {
