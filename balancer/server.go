@@ -28,10 +28,13 @@ type Server struct {
 	wd     *watchdog // client and node connection timeouts (timeouts.go)
 	conns  *connLimiter
 
-	mu        sync.Mutex
-	listeners []net.Listener
-	infos     []*listenerInfo
-	retired   []retiredRuntime
+	mu       sync.Mutex
+	lns      []*watchingListener // in the current runtime's listen: order
+	retired  []retiredRuntime
+	serving  bool // Serve runs: Swap starts serving added listeners
+	stopped  bool // Serve has returned or is shutting down
+	serveWG  sync.WaitGroup
+	failures chan error // a listener that stopped unasked; one is enough
 }
 
 type retiredRuntime struct {
@@ -95,91 +98,163 @@ func NewServer(rt *Runtime) *Server {
 	return s
 }
 
-// Swap makes rt serve every request from now on; requests already running
-// finish on the old one, whose idle upstream connections are then closed.
-// Listener addresses are fixed at start: a changed listen: section is
-// reported and needs a restart.
-func (s *Server) Swap(rt *Runtime) error {
+// Binding is the set of sockets one runtime's listen: section needs: the
+// server's own for every address it already listens on (shared by address,
+// so a reload refuses no connection), new ones for the rest. Nothing
+// serves a new socket until Swap; Abort closes them instead.
+type Binding struct {
+	lns   []*watchingListener // in listen: order
+	infos []*listenerInfo
+	added []*watchingListener
+}
+
+// Bind binds what rt's listen: section needs that s does not hold yet.
+// Sockets are bound with IP_FREEBIND, so a VIP this host does not hold yet
+// is fine and a VRRP takeover needs no restart. Bind and Swap are
+// serialised by the caller.
+func (s *Server) Bind(ctx context.Context, rt *Runtime) (*Binding, error) {
+	s.mu.Lock()
+	held := make(map[string]*watchingListener, len(s.lns))
+	for _, l := range s.lns {
+		held[l.key] = l
+	}
+	s.mu.Unlock()
+	b := &Binding{}
+	lc := net.ListenConfig{Control: freebind}
+	for i, l := range rt.cfg.Listen {
+		wl := held[l.Address]
+		if wl == nil {
+			ln, err := lc.Listen(ctx, "tcp", l.Address)
+			if err != nil {
+				b.Abort()
+				return nil, fmt.Errorf("balancer: listen %s: %w", l.Address, err)
+			}
+			wl = &watchingListener{Listener: ln, srv: s, key: l.Address}
+			wl.tls = s.tlsConfig(wl)
+			b.added = append(b.added, wl)
+		}
+		b.lns = append(b.lns, wl)
+		b.infos = append(b.infos, &listenerInfo{index: i, address: wl.Addr().String(), tls: l.TLS != nil})
+	}
+	return b, nil
+}
+
+// Abort closes the sockets b bound; for a runtime that will not be swapped in.
+func (b *Binding) Abort() {
+	for _, l := range b.added {
+		l.closing.Store(true)
+		l.Close()
+	}
+	b.added = nil
+}
+
+// Listen binds every listener of the server's runtime.
+func (s *Server) Listen(ctx context.Context) error {
+	b, err := s.Bind(ctx, s.rt.Load())
+	if err != nil {
+		return err
+	}
+	s.install(b)
+	return nil
+}
+
+// Swap makes rt serve every request from now on, on the listeners of b
+// (from Bind(ctx, rt)): added ones start serving, ones rt no longer lists
+// are closed after that, and connections they accepted finish as usual.
+// Requests already running finish on the old runtime, whose idle upstream
+// connections are then closed.
+func (s *Server) Swap(rt *Runtime, b *Binding) {
 	rt.wd = s.wd
 	s.wd.setTick(rt.tick())
 	old := s.rt.Swap(rt)
-	var err error
-	if !sameListeners(old.cfg.Listen, rt.cfg.Listen) {
-		err = errors.New("balancer: listen: changes take effect after a restart")
-	}
+	s.install(b)
 	// Old in-flight requests hold their own connections; they get the
 	// request timeout before the old runtime's idle ones are closed (by
 	// the janitor in Serve).
 	s.mu.Lock()
 	s.retired = append(s.retired, retiredRuntime{rt: old, at: time.Now().Add(old.timeout)})
 	s.mu.Unlock()
-	return err
 }
 
-func sameListeners(a, b []configs.Listener) bool {
-	if len(a) != len(b) {
-		return false
+// install makes b's listeners the server's, serving the added ones when
+// Serve runs, and closes the ones b does not keep.
+func (s *Server) install(b *Binding) {
+	keep := make(map[*watchingListener]bool, len(b.lns))
+	for i, l := range b.lns {
+		l.info.Store(b.infos[i])
+		keep[l] = true
 	}
-	for i := range a {
-		if a[i].Address != b[i].Address || (a[i].TLS == nil) != (b[i].TLS == nil) {
-			return false
+	s.mu.Lock()
+	var removed []*watchingListener
+	for _, l := range s.lns {
+		if !keep[l] {
+			removed = append(removed, l)
 		}
 	}
-	return true
-}
-
-// Listen binds every configured listener. Sockets are bound with
-// IP_FREEBIND, so a VIP this host does not hold yet is fine and a VRRP
-// takeover needs no restart.
-func (s *Server) Listen(ctx context.Context) error {
-	rt := s.rt.Load()
-	lc := net.ListenConfig{Control: freebind}
-	for i, l := range rt.cfg.Listen {
-		ln, err := lc.Listen(ctx, "tcp", l.Address)
-		if err != nil {
-			s.closeListeners()
-			return fmt.Errorf("balancer: listen %s: %w", l.Address, err)
+	s.lns = b.lns
+	if s.serving {
+		for _, l := range b.added {
+			s.serveLocked(l)
 		}
-		info := &listenerInfo{index: i, address: ln.Addr().String(), tls: l.TLS != nil}
-		var wrapped net.Listener = &watchingListener{Listener: ln, srv: s, info: info}
-		if l.TLS != nil {
-			wrapped = tls.NewListener(wrapped, s.tlsConfig(i))
-		}
-		s.mu.Lock()
-		s.listeners = append(s.listeners, wrapped)
-		s.infos = append(s.infos, info)
-		s.mu.Unlock()
+	} else if s.stopped {
+		// Serve has closed what it served; nothing would close these.
+		removed = append(removed, b.added...)
 	}
-	return nil
+	s.mu.Unlock()
+	b.added = nil
+	for _, l := range removed {
+		l.closing.Store(true)
+		l.Close()
+	}
 }
 
 // Addrs returns the bound addresses, in listen: order.
 func (s *Server) Addrs() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]string, len(s.infos))
-	for i, info := range s.infos {
-		out[i] = info.address
+	out := make([]string, len(s.lns))
+	for i, l := range s.lns {
+		out[i] = l.info.Load().address
 	}
 	return out
 }
 
-// Serve accepts on every listener until ctx is cancelled, then stops
-// accepting and lets in-flight requests finish within shutdown.grace.
+// Healthy reports whether the data plane can take connections: Serve
+// runs and every listener accepts (its last accept did not fail). VRRP
+// tracks it like the pool, so a peer takes the VIP from an LB that cannot.
+func (s *Server) Healthy() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.serving {
+		return false
+	}
+	for _, l := range s.lns {
+		if l.failing.Load() {
+			return false
+		}
+	}
+	return true
+}
+
+// Serve accepts on every listener until ctx is cancelled or a listener
+// stops accepting unasked (then it returns that error: a process that
+// cannot serve must not look alive), then stops accepting and lets
+// in-flight requests finish within shutdown.grace.
 func (s *Server) Serve(ctx context.Context) error {
 	s.mu.Lock()
-	lns := append([]net.Listener(nil), s.listeners...)
-	s.mu.Unlock()
-	if len(lns) == 0 {
-		return errors.New("balancer: Serve before Listen")
+	if len(s.lns) == 0 || s.serving || s.stopped {
+		s.mu.Unlock()
+		return errors.New("balancer: Serve before Listen, twice or after it returned")
 	}
+	s.serving = true
+	s.failures = make(chan error, 1)
+	for _, l := range s.lns {
+		s.serveLocked(l)
+	}
+	s.mu.Unlock()
 	wctx, stopWatchdog := context.WithCancel(context.Background())
 	defer stopWatchdog()
 	go s.wd.run(wctx)
-	errc := make(chan error, len(lns))
-	for _, ln := range lns {
-		go func(ln net.Listener) { errc <- s.srv.Serve(ln) }(ln)
-	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var err error
@@ -188,13 +263,19 @@ wait:
 		select {
 		case <-ctx.Done():
 			break wait
-		case err = <-errc:
-			err = fmt.Errorf("balancer: serve: %w", err)
+		case err = <-s.failures:
 			break wait
 		case now := <-tick.C:
 			s.closeRetired(now, false)
 		}
 	}
+	s.mu.Lock()
+	s.serving, s.stopped = false, true
+	lns := s.lns
+	for _, l := range lns {
+		l.closing.Store(true)
+	}
+	s.mu.Unlock()
 	grace := s.rt.Load().cfg.Shutdown.Grace.D()
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
@@ -205,39 +286,43 @@ wait:
 	// so far; one whose goroutine had not reached that point would be served
 	// forever and this wait would never end. Closing them all here is what
 	// makes every Serve return (closing twice only reports an error).
-	for _, ln := range lns {
-		ln.Close()
+	for _, l := range lns {
+		l.Close()
 	}
-	for range lns {
-		if e := <-errc; e != nil && err == nil && ctx.Err() == nil {
-			err = e
-		}
-		if len(errc) == 0 {
-			break
-		}
-	}
+	s.serveWG.Wait()
 	s.closeRetired(time.Time{}, true)
 	s.rt.Load().CloseIdle()
 	return err
 }
 
-func (s *Server) closeListeners() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, ln := range s.listeners {
-		ln.Close()
-	}
-	s.listeners, s.infos = nil, nil
+// serveLocked serves l until it is closed; returning for any other reason
+// is a failure that ends Serve.
+func (s *Server) serveLocked(l *watchingListener) {
+	s.serveWG.Go(func() {
+		err := s.srv.Serve(l)
+		if l.closing.Load() {
+			return
+		}
+		l.failing.Store(true)
+		if err == nil {
+			err = errors.New("stopped accepting")
+		}
+		select {
+		case s.failures <- fmt.Errorf("balancer: listener %s: %w", l.info.Load().address, err):
+		default:
+		}
+	})
 }
 
 // tlsConfig serves the listener's certificates from the current runtime,
 // chosen by SNI (first one when none matches); TLS 1.2 minimum.
-func (s *Server) tlsConfig(index int) *tls.Config {
+func (s *Server) tlsConfig(l *watchingListener) *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		NextProtos: []string{"http/1.1"},
 		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 			rt := s.rt.Load()
+			index := l.info.Load().index
 			if index >= len(rt.certs) || len(rt.certs[index]) == 0 {
 				return nil, errors.New("balancer: no certificate for this listener")
 			}
@@ -316,35 +401,72 @@ func freebind(network, address string, c syscall.RawConn) error {
 }
 
 // watchingListener hands out connections that remember their listener and
-// whose timeouts the server's watchdog keeps.
+// whose timeouts the server's watchdog keeps, TLS ones when its listen:
+// entry says so.
 type watchingListener struct {
 	net.Listener
-	srv  *Server
-	info *listenerInfo
+	srv     *Server
+	key     string // the configured address, by which reloads share it
+	tls     *tls.Config
+	info    atomic.Pointer[listenerInfo] // replaced by each Swap
+	closing atomic.Bool                  // closed on purpose: not a failure
+	failing atomic.Bool                  // the last accept failed, or serving stopped
 }
 
-// Accept closes connections over limits.max_conns or max_conns_per_ip
-// (connlimit.go) and returns the next one within them: an error here would
-// stop fasthttp serving the listener.
+// Accept returns the next connection within limits.max_conns and
+// max_conns_per_ip (connlimit.go), closing those over them: an error here
+// would stop fasthttp serving the listener.
 func (l *watchingListener) Accept() (net.Conn, error) {
+	var delay time.Duration
 	for {
 		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		rt := l.srv.rt.Load()
-		peer := tcpPeer(c.RemoteAddr())
-		lim := rt.cfg.Limits
-		if r := l.srv.conns.admit(peer, lim.MaxConns, lim.MaxConnsPerIP, rt.fwd.isTrusted(peer)); r != admitted {
-			c.Close()
-			l.srv.conns.logRefusal(l.srv.logger, r, peer, time.Now())
+		if err == nil {
+			l.failing.Store(false)
+			if wc := l.admit(c); wc != nil {
+				return wc, nil
+			}
 			continue
 		}
-		wc := l.srv.wd.watch(&watchedConn{Conn: c, srv: l.srv, ln: l.info, peer: peer})
-		// Like the rest of a request, its first byte is due within client_read.
-		wc.arm(rt.clientRead, limitRead)
-		return wc, nil
+		if l.closing.Load() || !resourceShortage(err) {
+			return nil, err
+		}
+		// Out of descriptors or memory: the connection waits in the
+		// backlog; retry with backoff (as net/http does) and report the
+		// listener unhealthy meanwhile so VRRP can move the VIP.
+		if !l.failing.Swap(true) {
+			l.srv.logger.Error("listener cannot accept; retrying", zap.String("listener", l.key), zap.Error(err))
+		}
+		delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+		time.Sleep(delay)
 	}
+}
+
+// admit wraps c for serving, or closes it and returns nil when it is over
+// a connection limit.
+func (l *watchingListener) admit(c net.Conn) net.Conn {
+	rt := l.srv.rt.Load()
+	peer := tcpPeer(c.RemoteAddr())
+	lim := rt.cfg.Limits
+	if r := l.srv.conns.admit(peer, lim.MaxConns, lim.MaxConnsPerIP, rt.fwd.isTrusted(peer)); r != admitted {
+		c.Close()
+		l.srv.conns.logRefusal(l.srv.logger, r, peer, time.Now())
+		return nil
+	}
+	info := l.info.Load()
+	wc := l.srv.wd.watch(&watchedConn{Conn: c, srv: l.srv, ln: info, peer: peer})
+	// Like the rest of a request, its first byte is due within client_read.
+	wc.arm(rt.clientRead, limitRead)
+	if info.tls {
+		return tls.Server(wc, l.tls)
+	}
+	return wc
+}
+
+// resourceShortage reports an accept error that passes when descriptors
+// or memory are freed.
+func resourceShortage(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM)
 }
 
 // ConnStats reports the client connections open and refused.

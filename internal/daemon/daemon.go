@@ -217,9 +217,11 @@ func (d *Daemon) rebuild(cfg *configs.Config) error {
 	if err != nil {
 		return err
 	}
-	if err := d.srv.Swap(rt); err != nil {
-		d.log.Warn("reload", zap.Error(err))
+	b, err := d.srv.Bind(context.Background(), rt)
+	if err != nil {
+		return err
 	}
+	d.srv.Swap(rt, b)
 	return nil
 }
 
