@@ -171,9 +171,11 @@ func (s *Server) Swap(rt *Runtime, b *Binding) {
 	// Old in-flight requests hold their own connections; they get the
 	// request timeout before the old runtime's idle ones are closed (by
 	// the janitor in Serve).
-	s.mu.Lock()
-	s.retired = append(s.retired, retiredRuntime{rt: old, at: time.Now().Add(old.timeout)})
-	s.mu.Unlock()
+	if old != rt {
+		s.mu.Lock()
+		s.retired = append(s.retired, retiredRuntime{rt: old, at: time.Now().Add(old.timeout)})
+		s.mu.Unlock()
+	}
 }
 
 // install makes b's listeners the server's, serving the added ones when
@@ -219,13 +221,13 @@ func (s *Server) Addrs() []string {
 	return out
 }
 
-// Healthy reports whether the data plane can take connections: Serve
-// runs and every listener accepts (its last accept did not fail). VRRP
+// Healthy reports whether the data plane can take connections: Serve has
+// not stopped and every listener accepts (its last accept did not fail). VRRP
 // tracks it like the pool, so a peer takes the VIP from an LB that cannot.
 func (s *Server) Healthy() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.serving {
+	if s.stopped || len(s.lns) == 0 {
 		return false
 	}
 	for _, l := range s.lns {

@@ -77,6 +77,13 @@ type instance struct {
 	holding atomic.Bool // VIPs added by us and not removed since
 
 	otherVersion, authFailures atomic.Uint64
+
+	// A reload's handover (handover.go): handover tells this instance to
+	// stop without giving anything up, final is the state it stopped in,
+	// from is the stopped instance this one continues.
+	handover atomic.Bool
+	final    atomic.Uint32
+	from     *instance
 }
 
 func newInstance(c configs.VRRPInstance, opts Options) (*instance, error) {
@@ -212,7 +219,18 @@ type received struct {
 // machine until ctx ends, then stop gracefully (priority 0, VIPs removed).
 func (in *instance) run(ctx context.Context) error {
 	addrs := &netlinkAddrs{vips: in.vips}
-	if err := addrs.remove(); err != nil {
+	resume := in.takeFrom()
+	stale := addrs
+	if in.from != nil {
+		// Keep what the handed-over instance holds and we still serve.
+		stale = &netlinkAddrs{vips: in.from.vipsNotIn(in.vips)}
+		// Its drop counters continue here: /metrics counters must not
+		// fall back to zero on a reload.
+		in.otherVersion.Add(in.from.otherVersion.Load())
+		in.authFailures.Add(in.from.authFailures.Load())
+	}
+	in.from = nil
+	if err := stale.remove(); err != nil {
 		in.log.Warn("removing stale VIPs at start-up", zap.Error(err))
 	}
 	conn, err := in.open(ctx)
@@ -254,7 +272,14 @@ func (in *instance) run(ctx context.Context) error {
 	ex := &executor{in: in, conn: conn, addrs: addrs, notify: nt, garp: garpReq}
 	penalty, fault := in.tracking()
 	ex.do(in.m.Step(Event{Kind: EventTrack, Penalty: penalty, Fault: fault}, in.now()))
-	ex.do(in.m.Step(Event{Kind: EventStartup}, in.now()))
+	if resume {
+		ex.do(in.m.Step(Event{Kind: EventResume}, in.now()))
+		if in.m.State() != Master {
+			ex.do([]Action{{Kind: ActionRemoveVIPs}})
+		}
+	} else {
+		ex.do(in.m.Step(Event{Kind: EventStartup}, in.now()))
+	}
 	in.log.Info("vrrp instance started", zap.String("state", in.m.State().String()),
 		zap.Int("priority", int(in.m.Priority())), zap.Stringer("source", in.mcfg.Addr), zap.Bool("unicast", len(in.peers) > 0))
 
@@ -301,7 +326,12 @@ loop:
 		resetTimer()
 	}
 	timer.Stop()
-	ex.do(in.m.Step(Event{Kind: EventShutdown}, in.now()))
+	if in.handover.Load() {
+		// The next generation's instance continues: no priority 0, VIPs stay.
+		in.final.Store(uint32(in.m.State()))
+	} else {
+		ex.do(in.m.Step(Event{Kind: EventShutdown}, in.now()))
+	}
 	in.publish()
 	stopWatch()
 	stopRead()

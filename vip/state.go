@@ -77,6 +77,10 @@ const (
 	EventTimer
 	// EventTrack reports the current tracking result (penalty and fault).
 	EventTrack
+	// EventResume starts the instance as the master it continues: a reload
+	// handed a master over (Manager.Adopt), whose VIPs are still in place.
+	// It is EventStartup for a router that owns the addresses for now.
+	EventResume
 )
 
 // Event is one input of Step.
@@ -203,6 +207,14 @@ func (m *Machine) Step(ev Event, now time.Time) []Action {
 		if m.state == Initialize {
 			m.startedAt = now
 			return m.start(now)
+		}
+	case EventResume:
+		if m.state == Initialize {
+			m.startedAt = now
+			if m.fault {
+				return m.become(Fault, now)
+			}
+			return m.takeOver(now)
 		}
 	case EventShutdown:
 		return m.shutdown(now)

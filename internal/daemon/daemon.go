@@ -3,14 +3,15 @@ package daemon
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mosparo-lb/mosparo-lb/admin"
 	"github.com/mosparo-lb/mosparo-lb/balancer"
 	"github.com/mosparo-lb/mosparo-lb/configs"
+	"github.com/mosparo-lb/mosparo-lb/health"
 	"go.uber.org/zap"
 )
 
@@ -35,21 +36,36 @@ type Daemon struct {
 	loggers *Loggers
 	log     *zap.Logger
 	started time.Time
-
-	mu      sync.Mutex // serializes reloads and rebuilds
-	cfg     *configs.Config
-	srv     *balancer.Server
+	host    string
+	checker *health.Checker // one for the daemon's life: node state survives reloads
+	metrics *admin.Metrics  // nil without an admin listener
 	admin   *admin.Server
-	comps   *components
-	reload  reloadStatus
-	metrics *admin.Metrics
+	changed chan struct{} // discovery changed the node set: rebuild
+	cur     atomic.Pointer[generation]
+	// faults, set by tests, makes the named build step fail.
+	faults func(step string) error
+
+	mu     sync.Mutex // serialises reloads, rebuilds and the parts below
+	srv    *balancer.Server
+	reload reloadStatus
+	sup    *supervisor    // set by Run
+	parts  map[any]func() // running parts of the generations, by object
+	closed bool           // Run is stopping: no more commits
 }
 
+// reloadStatus is the reloads part of /status: how many, and whether the
+// last one applied everything or changed nothing.
 type reloadStatus struct {
-	Count     int       `json:"count"`
-	Failures  int       `json:"failures"`
-	Last      time.Time `json:"last,omitzero"`
-	LastError string    `json:"last_error,omitempty"`
+	Count    int       `json:"count"`
+	Failures int       `json:"failures"`
+	Last     time.Time `json:"last,omitzero"`
+	// LastResult is "applied" (every section took effect) or "rejected"
+	// (nothing changed); empty before the first reload.
+	LastResult string `json:"last_result,omitempty"`
+	LastError  string `json:"last_error,omitempty"`
+	// Generation counts committed configurations, 1 at start-up; it moves
+	// on reloads and node set changes.
+	Generation int `json:"generation"`
 }
 
 // New loads the configuration and builds every component, binding the
@@ -58,7 +74,8 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	if opts.LookupEnv == nil {
 		opts.LookupEnv = os.LookupEnv
 	}
-	d := &Daemon{opts: opts, started: time.Now()}
+	d := &Daemon{opts: opts, started: time.Now(), changed: make(chan struct{}, 1), parts: map[any]func(){}}
+	d.host, _ = os.Hostname()
 	cfg, err := d.load()
 	if err != nil {
 		return nil, err
@@ -70,30 +87,25 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		}
 	}
 	d.log = d.loggers.Main
-	d.cfg = cfg
-	d.comps, err = newComponents(cfg, d.log)
-	if err != nil {
-		return nil, err
-	}
+	d.checker = health.New(cfg.Health, health.Options{Logger: d.log})
 	if cfg.Admin.Listen != "off" {
 		// Without the admin listener nobody can read them (it is not
 		// started by a reload), so requests are not counted at all.
 		d.metrics = admin.NewMetrics(d.gauges)
 	}
-	rt, err := d.buildRuntime(cfg)
+	g, err := d.build(ctx, cfg, nil)
 	if err != nil {
 		return nil, err
 	}
-	d.srv = balancer.NewServer(rt)
-	if err := d.srv.Listen(ctx); err != nil {
-		return nil, err
-	}
 	if cfg.Admin.Listen != "off" {
-		d.admin = admin.New(cfg.Admin, admin.Deps{Logger: d.log.Named("admin"), Status: d.Status, SetNodeState: d.comps.setNodeState, Metrics: d.metrics})
+		d.admin = admin.New(cfg.Admin, admin.Deps{Logger: d.log.Named("admin"), Status: d.Status, SetNodeState: d.setNodeState, Metrics: d.metrics})
 		if err := d.admin.Listen(); err != nil {
+			g.binding.Abort()
 			return nil, err
 		}
 	}
+	d.commit(g)
+	d.reload.Generation = 1
 	return d, nil
 }
 
@@ -108,20 +120,6 @@ func (d *Daemon) load() (*configs.Config, error) {
 	return configs.Parse(d.opts.Name, d.opts.Source, d.opts.LookupEnv)
 }
 
-// buildRuntime makes a data-plane runtime from cfg and the current node set.
-func (d *Daemon) buildRuntime(cfg *configs.Config) (*balancer.Runtime, error) {
-	deps := balancer.Deps{
-		Logger:    d.log.Named("balancer"),
-		AccessLog: d.loggers.Access,
-		Health:    d.comps.healthSource(),
-		CSS:       d.comps.edgeCache(),
-	}
-	if d.metrics != nil {
-		deps.Metrics = d.metrics
-	}
-	return balancer.NewRuntime(cfg, d.comps.nodeSpecs(), deps)
-}
-
 // Addrs are the bound public listener addresses.
 func (d *Daemon) Addrs() []string { return d.srv.Addrs() }
 
@@ -133,130 +131,156 @@ func (d *Daemon) AdminAddr() string {
 	return d.admin.Addr()
 }
 
-// Run serves until ctx is cancelled, then stops every component: the public
-// listeners first (in-flight requests finish within shutdown.grace), then
-// the rest.
+// Run serves until ctx is cancelled or a part stops unasked, then stops
+// every part: VRRP first (a priority-0 advert hands the VIP over), then
+// the public listeners (in-flight requests finish within shutdown.grace),
+// then the rest. It returns the failure that stopped it, if any.
 func (d *Daemon) Run(ctx context.Context) error {
 	defer d.loggers.Sync()
-	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancel()
-	var wg sync.WaitGroup
-	errc := make(chan error, 8)
-	run := func(name string, f func(context.Context) error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := f(cctx); err != nil && cctx.Err() == nil {
-				d.log.Error("component stopped", zap.String("component", name), zap.Error(err))
-				errc <- fmt.Errorf("%s: %w", name, err)
-			}
-		}()
+	d.mu.Lock()
+	if d.sup != nil || d.closed {
+		d.mu.Unlock()
+		return errors.New("daemon: Run called twice")
 	}
+	sup := newSupervisor(context.WithoutCancel(ctx), d.log)
+	d.sup = sup
+	stopServe := sup.start("balancer", d.srv.Serve)
+	var stopAdmin func()
 	if d.admin != nil {
-		run("admin", d.admin.Run)
+		stopAdmin = sup.start("admin", d.admin.Run)
 	}
-	d.comps.start(cctx, &wg)
-	run("rebuild", d.rebuildLoop)
+	stopHealth := sup.start("health", d.checker.Run)
+	g := d.cur.Load()
+	d.startParts(g, false)
+	d.startParts(g, true)
+	stopRebuild := sup.start("rebuild", d.rebuildLoop)
+	stopWatchdog := sup.start("watchdog", func(ctx context.Context) error {
+		// A data plane that cannot accept skips beats, so systemd restarts it.
+		if err := runWatchdog(ctx, d.srv.Healthy); err != nil {
+			return err
+		}
+		<-ctx.Done() // without a watchdog it returns at once: not a failure
+		return nil
+	})
+	d.mu.Unlock()
 	d.log.Info("mosparo-lb running", zap.Strings("listen", d.srv.Addrs()), zap.String("admin", d.AdminAddr()), zap.String("version", d.opts.Version))
-
-	sctx, scancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer scancel()
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- d.srv.Serve(sctx) }()
 	d.notify(notifyReady())
-	run("watchdog", func(ctx context.Context) error { return runWatchdog(ctx) })
-	var err error
+
 	select {
 	case <-ctx.Done():
-	case err = <-serveErr:
-		scancel()
-	case err = <-errc:
-		// A component failing hard takes the process down with a clear error
-		// rather than serving half a product.
-		d.log.Error("stopping after component failure", zap.Error(err))
+	case <-sup.ctx.Done():
+		d.log.Error("stopping after a component failure")
 	}
 	d.notify(notifyStopping())
+	stopRebuild()
+	d.mu.Lock()
+	d.closed = true
+	g = d.cur.Load()
 	// Hand the VIP over first (priority 0), then let in-flight requests
 	// finish: new connections reach the peer as soon as it takes over.
-	d.comps.releaseVIPs()
-	if sctx.Err() == nil {
-		// Serve has not been told to stop yet.
-		scancel()
-		<-serveErr
+	if g.vips != nil {
+		d.stopPart(g.vips)
 	}
+	d.mu.Unlock()
 	d.log.Info("stopping")
-	cancel()
-	wg.Wait()
-	if errors.Is(err, context.Canceled) {
-		err = nil
+	stopServe()
+	d.mu.Lock()
+	for key, stop := range d.parts {
+		stop()
+		delete(d.parts, key)
 	}
-	return err
+	d.mu.Unlock()
+	stopHealth()
+	stopWatchdog()
+	if stopAdmin != nil {
+		stopAdmin()
+	}
+	return sup.wait()
 }
 
 // rebuildLoop rebuilds the data plane whenever discovery reports a changed
-// node set.
+// node set: a generation of the same configuration with the new nodes.
 func (d *Daemon) rebuildLoop(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-d.comps.nodesChanged():
-			d.mu.Lock()
-			err := d.rebuild(d.cfg)
-			d.mu.Unlock()
-			if err != nil {
+		case <-d.changed:
+			if err := d.apply(ctx, nil); err != nil {
 				d.log.Error("node set update not applied", zap.Error(err))
 			}
 		}
 	}
 }
 
-func (d *Daemon) rebuild(cfg *configs.Config) error {
-	d.comps.syncTargets()
-	rt, err := d.buildRuntime(cfg)
+// apply builds a generation of cfg (nil: the current configuration) and
+// commits it, or changes nothing.
+func (d *Daemon) apply(ctx context.Context, cfg *configs.Config) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return errors.New("daemon: stopping")
+	}
+	prev := d.cur.Load()
+	if cfg == nil {
+		cfg = prev.cfg
+	}
+	g, err := d.build(ctx, cfg, prev)
 	if err != nil {
 		return err
 	}
-	b, err := d.srv.Bind(context.Background(), rt)
-	if err != nil {
-		return err
-	}
-	d.srv.Swap(rt, b)
+	d.commit(g)
+	d.reload.Generation++
 	return nil
 }
 
-// Reload re-reads the configuration. A file that does not load or validate
-// changes nothing: the old configuration keeps serving and the error is
-// returned and logged. Requests in flight finish on the runtime they started on.
+// Reload re-reads the configuration and applies all of it, listen: and
+// vrrp: included, or nothing: a file that does not load or a part that
+// cannot be built leaves everything as it was. Either way the result is
+// logged and shown in /status. Requests in flight finish on the runtime
+// they started on.
 func (d *Daemon) Reload(ctx context.Context) error {
 	d.notify(notifyReloading())
 	defer func() { d.notify(notifyReady()) }()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.reload.Count++
-	d.reload.Last = time.Now()
 	cfg, err := d.load()
 	if err == nil {
-		var warnings []string
-		warnings, err = d.comps.reconfigure(cfg)
-		for _, w := range warnings {
-			d.log.Warn("reload", zap.String("warning", w))
-		}
+		err = d.fault("config")
 	}
 	if err == nil {
-		if err = d.rebuild(cfg); err == nil {
-			d.cfg = cfg
-		}
+		err = d.apply(ctx, cfg)
 	}
+	d.mu.Lock()
+	d.reload.Count++
+	d.reload.Last = time.Now()
 	if err != nil {
 		d.reload.Failures++
-		d.reload.LastError = err.Error()
-		d.log.Error("reload rejected; the previous configuration keeps running", zap.Error(err))
-		return err
+		d.reload.LastResult, d.reload.LastError = "rejected", err.Error()
+	} else {
+		d.reload.LastResult, d.reload.LastError = "applied", ""
 	}
-	d.reload.LastError = ""
-	d.log.Info("configuration reloaded")
-	return nil
+	d.mu.Unlock()
+	d.logResult(err)
+	return err
+}
+
+// canServe is what VRRP tracks as the pool: a node that can serve and a
+// data plane that accepts. Either failing lowers the priority or faults
+// as track_pool says, so the peer takes the VIP.
+func (d *Daemon) canServe() bool {
+	return d.checker.PoolHealthy() && d.srv.Healthy()
+}
+
+// cssReachable is the VRRP view of the current generation's shared cache
+// (track_css_cache); true without one.
+func (d *Daemon) cssReachable() bool {
+	g := d.cur.Load()
+	return g == nil || g.css == nil || g.css.Reachable()
+}
+
+// isMaster reports whether the current generation's VRRP instance is master.
+func (d *Daemon) isMaster(instance string) bool {
+	g := d.cur.Load()
+	return g != nil && g.vips != nil && g.vips.IsMaster(instance)
 }
 
 // Status is the document GET /status serves.
@@ -264,16 +288,27 @@ func (d *Daemon) Status() any {
 	d.mu.Lock()
 	rl := d.reload
 	d.mu.Unlock()
+	g := d.cur.Load()
 	st := map[string]any{
 		"version":   d.opts.Version,
 		"started":   d.started.UTC(),
 		"listen":    d.srv.Addrs(),
-		"nodes":     d.comps.nodeStatus(d.srv.NodeStats()),
+		"nodes":     d.nodeStatus(d.srv.NodeStats()),
 		"reloads":   rl,
-		"pool_ok":   d.comps.poolHealthy(),
+		"pool_ok":   d.checker.PoolHealthy(),
+		"serving":   d.srv.Healthy(),
 		"timestamp": time.Now().UTC(),
 	}
-	d.comps.addStatus(st)
+	if g.css != nil {
+		st["css_cache"] = g.css.Stats()
+	}
+	st["discovery"] = g.disc.Status()
+	if g.vips != nil {
+		st["vrrp"] = g.vips.Status()
+	}
+	if g.cron != nil {
+		st["cron"] = g.cron.Status()
+	}
 	return st
 }
 
@@ -282,16 +317,4 @@ func (d *Daemon) notify(err error) {
 	if err != nil {
 		d.log.Warn("systemd notification", zap.Error(err))
 	}
-}
-
-// gauges is what /metrics reads of the components at scrape time.
-func (d *Daemon) gauges() admin.Gauges {
-	d.mu.Lock()
-	rl := d.reload
-	d.mu.Unlock()
-	g := d.comps.gauges(d.srv.NodeStats())
-	g.Reloads, g.ReloadFailures = uint64(rl.Count), uint64(rl.Failures)
-	cs := d.srv.ConnStats()
-	g.ClientConns = &admin.ClientConnGauge{Open: int64(cs.Open), RefusedMaxConns: cs.RefusedTotal, RefusedIP: cs.RefusedPerIP}
-	return g
 }

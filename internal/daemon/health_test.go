@@ -18,7 +18,7 @@ func waitState(t *testing.T, c *cluster, node, state string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
-		for _, nv := range c.d.comps.nodeStatus(nil).([]nodeView) {
+		for _, nv := range c.d.nodeStatus(nil).([]nodeView) {
 			if nv.Name == node && nv.State.String() == state {
 				return
 			}
@@ -145,7 +145,7 @@ func TestFlappingNodeCausesNoErrors(t *testing.T) {
 func TestOperatorDrainSurvivesReload(t *testing.T) {
 	nodes := startNodes(t, 2)
 	c := startCluster(t, nodes, "")
-	if err := c.d.comps.setNodeState("n2", "maintenance"); err != nil {
+	if err := c.d.setNodeState("n2", "maintenance"); err != nil {
 		t.Fatal(err)
 	}
 	waitState(t, c, "n2", "maintenance")
@@ -174,7 +174,7 @@ func TestOperatorDrainFinishesInFlightAndTakesNoNewRequests(t *testing.T) {
 		}()
 	}
 	time.Sleep(100 * time.Millisecond)
-	if err := c.d.comps.setNodeState("n2", "drain"); err != nil {
+	if err := c.d.setNodeState("n2", "drain"); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 4; i++ {
@@ -185,7 +185,7 @@ func TestOperatorDrainFinishesInFlightAndTakesNoNewRequests(t *testing.T) {
 	if got := spread(t, c, "POST", "/api/v1/frontend/request-submit-token", frontendForm, 8); got["n1:200"] != 8 {
 		t.Errorf("after drain: %v, want every new request on n1", got)
 	}
-	if err := c.d.comps.setNodeState("n2", "ready"); err != nil {
+	if err := c.d.setNodeState("n2", "ready"); err != nil {
 		t.Fatal(err)
 	}
 	nodes[1].SetDelay(0)

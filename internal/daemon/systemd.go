@@ -33,9 +33,11 @@ func sdNotify(state string) error {
 }
 
 // runWatchdog feeds the watchdog of a unit with WatchdogSec= every half
-// interval, as sd_watchdog_enabled(3) recommends, until ctx ends. It
-// returns at once when no watchdog is armed for this process.
-func runWatchdog(ctx context.Context) error {
+// interval, as sd_watchdog_enabled(3) recommends, until ctx ends, skipping
+// a beat whenever alive is false so that systemd restarts a process that
+// still runs but can no longer serve. It returns at once when no watchdog
+// is armed for this process.
+func runWatchdog(ctx context.Context, alive func() bool) error {
 	iv, err := sd.SdWatchdogEnabled(false)
 	if err != nil || iv <= 0 {
 		// A malformed $WATCHDOG_USEC is systemd's variable leaked or
@@ -45,8 +47,10 @@ func runWatchdog(ctx context.Context) error {
 	t := time.NewTicker(iv / 2)
 	defer t.Stop()
 	for {
-		if err := sdNotify(sd.SdNotifyWatchdog); err != nil {
-			return err
+		if alive() {
+			if err := sdNotify(sd.SdNotifyWatchdog); err != nil {
+				return err
+			}
 		}
 		select {
 		case <-ctx.Done():

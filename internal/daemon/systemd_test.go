@@ -99,13 +99,15 @@ func TestWatchdog(t *testing.T) {
 	self := strconv.Itoa(os.Getpid())
 	for _, tt := range []struct {
 		name, usec, pid string
+		dead            bool // the data plane cannot serve
 		pings           bool
 	}{
-		{"armed", "100000", self, true},
-		{"unset", "", "", false},
-		{"armed for another process", "100000", "1", false},
-		{"malformed", "30s", "", false},
-		{"zero", "0", "", false},
+		{"armed", "100000", self, false, true},
+		{"armed, data plane dead", "100000", self, true, false},
+		{"unset", "", "", false, false},
+		{"armed for another process", "100000", "1", false, false},
+		{"malformed", "30s", "", false, false},
+		{"zero", "0", "", false, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := notifySocket(t, filepath.Join(t.TempDir(), "notify.sock"))
@@ -113,12 +115,19 @@ func TestWatchdog(t *testing.T) {
 			t.Setenv("WATCHDOG_PID", tt.pid)
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
-			go func() { done <- runWatchdog(ctx) }()
+			go func() { done <- runWatchdog(ctx, func() bool { return !tt.dead }) }()
 			if tt.pings {
 				for range 3 {
 					if got := notification(t, c); got != "WATCHDOG=1" {
 						t.Fatalf("watchdog sent %q, want WATCHDOG=1", got)
 					}
+				}
+			}
+			if !tt.pings {
+				// Four intervals of an armed watchdog without a beat.
+				_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+				if n, err := c.Read(make([]byte, 64)); err == nil {
+					t.Errorf("watchdog pinged (%d bytes) though not armed or not alive", n)
 				}
 			}
 			cancel()
@@ -129,12 +138,6 @@ func TestWatchdog(t *testing.T) {
 				}
 			case <-time.After(10 * time.Second):
 				t.Fatal("runWatchdog did not return after cancel")
-			}
-			if !tt.pings {
-				_ = c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-				if n, err := c.Read(make([]byte, 64)); err == nil {
-					t.Errorf("watchdog pinged (%d bytes) though not armed", n)
-				}
 			}
 		})
 	}
