@@ -1,0 +1,168 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mosparo-lb/mosparo-lb/internal/cachetest"
+	"github.com/mosparo-lb/mosparo-lb/internal/mosparotest"
+	"github.com/valyala/fasthttp"
+)
+
+// observed is what a reload may change, as an operator sees it.
+type observed struct {
+	Listen     []string
+	Nodes      []string
+	Cron       bool
+	CSS        bool
+	Generation int
+}
+
+func observe(d *Daemon) observed {
+	st := d.Status().(map[string]any)
+	o := observed{Listen: st["listen"].([]string), Generation: st["reloads"].(reloadStatus).Generation}
+	for _, nv := range st["nodes"].([]nodeView) {
+		o.Nodes = append(o.Nodes, nv.Name)
+	}
+	slices.Sort(o.Nodes)
+	_, o.Cron = st["cron"]
+	_, o.CSS = st["css_cache"]
+	return o
+}
+
+// freePort returns a loopback address nobody listens on right now.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func listening(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err == nil {
+		c.Close()
+	}
+	return err == nil
+}
+
+// TestReloadAppliesAllOrNothing changes every section at once (listen,
+// nodes, balancing, timeouts, health, css_cache, cron) and makes each build
+// step fail in turn, by a fault or for a real reason: each failed reload
+// must leave status, node set, cron, CSS cache and listeners exactly as
+// they were, and release what it bound; the next good reload applies all
+// of it (issue 13, defect 1).
+func TestReloadAppliesAllOrNothing(t *testing.T) {
+	redis := cachetest.StartRedis(t)
+	nodes := startNodes(t, 3)
+	base := calm(testBase)
+	c := startClusterBase(t, base, nodes[:2], "balancing: {policy: round_robin}\n")
+	p1, p2 := freePort(t), freePort(t)
+	changed := func(extraListen string) string {
+		b := strings.Replace(base, `listen: [{address: "127.0.0.1:0"}]`,
+			fmt.Sprintf(`listen: [{address: "127.0.0.1:0"}, {address: %q}, {address: %q}%s]`, p1, p2, extraListen), 1)
+		b = strings.Replace(b, "timeouts: {connect: 300ms, request: 3s}", "timeouts: {connect: 400ms, request: 4s}", 1)
+		b = strings.Replace(b, "interval: 1s,", "interval: 2s,", 1)
+		return b + nodesYAML(nodes[1:]) + "balancing: {policy: least_conn}\n" +
+			fmt.Sprintf("css_cache: {backend: redis, url: \"redis://%s/0\"}\n", redis.Addr) +
+			fmt.Sprintf("cron: {enabled: true, standalone: true, key: %q, interval: 1h}\n", mosparotest.DemoCronKey)
+	}
+	missing := filepath.Join(t.TempDir(), "missing.pem")
+	before := observe(c.d)
+	cl := &fasthttp.Client{}
+	for _, tt := range []struct {
+		name   string
+		fault  string // build step made to fail
+		yaml   string // "" = changed("")
+		occupy string // address held by someone else during the reload
+	}{
+		{name: "config", fault: "config"},
+		{name: "discovery", fault: "discovery"},
+		{name: "health", fault: "health"},
+		{name: "css_cache", fault: "css_cache"},
+		{name: "vrrp", fault: "vrrp"},
+		{name: "cron", fault: "cron"},
+		{name: "runtime", fault: "runtime"},
+		{name: "listen", fault: "listen"},
+		{name: "certificate file missing", yaml: changed(fmt.Sprintf(`, {address: "127.0.0.1:0", tls: {certificates: [{cert: %q, key: %q}]}}`, missing, missing))},
+		{name: "address in use", occupy: p2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			yaml := tt.yaml
+			if yaml == "" {
+				yaml = changed("")
+			}
+			c.write(yaml)
+			injected := errors.New("injected failure")
+			c.d.faults = func(step string) error {
+				if step == tt.fault {
+					return injected
+				}
+				return nil
+			}
+			defer func() { c.d.faults = nil }()
+			if tt.occupy != "" {
+				ln, err := net.Listen("tcp", tt.occupy)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer ln.Close()
+			}
+			err := c.d.Reload(context.Background())
+			if err == nil {
+				t.Fatal("Reload = nil, want an error")
+			}
+			if tt.fault != "" && (!errors.Is(err, injected) || tt.fault != "config" && !strings.HasPrefix(err.Error(), tt.fault+":")) {
+				t.Errorf("Reload = %v, want the injected failure of step %s", err, tt.fault)
+			}
+			if got := observe(c.d); !reflect.DeepEqual(got, before) {
+				t.Errorf("a failed reload changed the running state:\n got %+v\nwant %+v", got, before)
+			}
+			if rl := c.d.Status().(map[string]any)["reloads"].(reloadStatus); rl.LastResult != "rejected" || rl.LastError == "" {
+				t.Errorf("reload status = %+v, want rejected with the error", rl)
+			}
+			if tt.occupy != p1 && listening(p1) {
+				t.Errorf("%s still listens after the failed reload", p1)
+			}
+			if code, _, err := do(t, cl, "GET", c.lb+"/login", ""); err != nil || code != 200 {
+				t.Errorf("after the failed reload GET = %d, %v", code, err)
+			}
+		})
+	}
+	c.write(changed(""))
+	if err := c.d.Reload(context.Background()); err != nil {
+		t.Fatalf("good reload: %v", err)
+	}
+	want := observed{Listen: append([]string{before.Listen[0]}, p1, p2), Nodes: []string{"n2", "n3"}, Cron: true, CSS: true, Generation: before.Generation + 1}
+	if got := observe(c.d); !reflect.DeepEqual(got, want) {
+		t.Errorf("after the good reload:\n got %+v\nwant %+v", got, want)
+	}
+	if rl := c.d.Status().(map[string]any)["reloads"].(reloadStatus); rl.LastResult != "applied" || rl.LastError != "" {
+		t.Errorf("reload status = %+v, want applied", rl)
+	}
+	waitState(t, c, "n3", "up")
+	for _, addr := range want.Listen {
+		seen := map[string]bool{}
+		for i := 0; i < 6; i++ {
+			code, node, err := do(t, cl, "GET", "http://"+addr+"/login", "")
+			if err != nil || code != 200 {
+				t.Fatalf("GET via %s = %d, %v", addr, code, err)
+			}
+			seen[node] = true
+		}
+		if seen["n1"] {
+			t.Errorf("%s reached the removed n1: %v", addr, seen)
+		}
+	}
+}
