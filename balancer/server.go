@@ -230,13 +230,24 @@ func (s *Server) Healthy() bool {
 	if s.stopped || len(s.lns) == 0 {
 		return false
 	}
+	now := time.Now().UnixNano()
 	for _, l := range s.lns {
-		if l.failing.Load() {
+		if l.dead.Load() {
+			return false
+		}
+		// accept4 fails with EMFILE before looking at the backlog, so a
+		// failure is reported until no retry (at most a second apart)
+		// has failed for failWindow.
+		if at := l.failedAt.Load(); at != 0 && now-at < int64(failWindow) {
 			return false
 		}
 	}
 	return true
 }
+
+// failWindow is how long a failed accept keeps a listener unhealthy: two
+// of its longest retry delays.
+const failWindow = 2 * time.Second
 
 // Serve accepts on every listener until ctx is cancelled or a listener
 // stops accepting unasked (then it returns that error: a process that
@@ -305,7 +316,7 @@ func (s *Server) serveLocked(l *watchingListener) {
 		if l.closing.Load() {
 			return
 		}
-		l.failing.Store(true)
+		l.dead.Store(true)
 		if err == nil {
 			err = errors.New("stopped accepting")
 		}
@@ -407,12 +418,13 @@ func freebind(network, address string, c syscall.RawConn) error {
 // entry says so.
 type watchingListener struct {
 	net.Listener
-	srv     *Server
-	key     string // the configured address, by which reloads share it
-	tls     *tls.Config
-	info    atomic.Pointer[listenerInfo] // replaced by each Swap
-	closing atomic.Bool                  // closed on purpose: not a failure
-	failing atomic.Bool                  // the last accept failed, or serving stopped
+	srv      *Server
+	key      string // the configured address, by which reloads share it
+	tls      *tls.Config
+	info     atomic.Pointer[listenerInfo] // replaced by each Swap
+	closing  atomic.Bool                  // closed on purpose: not a failure
+	dead     atomic.Bool                  // serving stopped unasked
+	failedAt atomic.Int64                 // unix ns of the last failed accept; 0 after a success
 }
 
 // Accept returns the next connection within limits.max_conns and
@@ -423,7 +435,7 @@ func (l *watchingListener) Accept() (net.Conn, error) {
 	for {
 		c, err := l.Listener.Accept()
 		if err == nil {
-			l.failing.Store(false)
+			l.failedAt.Store(0)
 			if wc := l.admit(c); wc != nil {
 				return wc, nil
 			}
@@ -435,7 +447,7 @@ func (l *watchingListener) Accept() (net.Conn, error) {
 		// Out of descriptors or memory: the connection waits in the
 		// backlog; retry with backoff (as net/http does) and report the
 		// listener unhealthy meanwhile so VRRP can move the VIP.
-		if !l.failing.Swap(true) {
+		if l.failedAt.Swap(time.Now().UnixNano()) == 0 {
 			l.srv.logger.Error("listener cannot accept; retrying", zap.String("listener", l.key), zap.Error(err))
 		}
 		delay = min(max(2*delay, 5*time.Millisecond), time.Second)

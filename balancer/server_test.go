@@ -1,11 +1,14 @@
 package balancer
 
 import (
+	"bufio"
 	"context"
 	"net"
+	"os"
 	"testing"
 	"time"
 
+	"github.com/valyala/fasthttp"
 	"go.uber.org/zap/zaptest"
 	"golang.org/x/sys/unix"
 )
@@ -77,4 +80,83 @@ func rawListener(s *Server, i int) net.Listener {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.lns[i].Listener
+}
+
+// TestListenerOutOfDescriptorsIsUnhealthy: while accept fails for want of
+// file descriptors the listener retries instead of giving up and Healthy
+// reports false (VRRP tracks it); once descriptors are free it accepts the
+// waiting connection and is healthy again.
+func TestListenerOutOfDescriptorsIsUnhealthy(t *testing.T) {
+	// A node that refuses: the test is about the LB's accept, and a node
+	// server in this process would lose its own accept to the limit.
+	cfg := testConfig(t, "listen: [{address: \"127.0.0.1:0\"}]\nnodes: [{name: n1, address: \"127.0.0.1:1\"}]\n")
+	s, addr := startLB(t, cfg, []NodeSpec{{Name: "n1", Address: "127.0.0.1:1", Weight: 100}})
+	var saved unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &saved); err != nil {
+		t.Fatal(err)
+	}
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	tight := saved
+	tight.Cur = uint64(len(fds) + 1)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &tight); err != nil {
+		t.Fatal(err)
+	}
+	// Take every descriptor left but one, which the client's socket takes:
+	// the LB's accept then has none.
+	var filler []*os.File
+	release := func() {
+		for _, f := range filler {
+			f.Close()
+		}
+		filler = nil
+		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &saved); err != nil {
+			t.Error(err)
+		}
+	}
+	defer release()
+	for i := 0; i < 16; i++ {
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			break
+		}
+		filler = append(filler, f)
+	}
+	if len(filler) == 0 {
+		t.Fatal("no descriptor was left to take")
+	}
+	filler[len(filler)-1].Close()
+	filler = filler[:len(filler)-1]
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		release()
+		t.Fatalf("dial with one descriptor left: %v", err)
+	}
+	defer c.Close()
+	if !waitHealthy(s, false) {
+		release()
+		t.Fatal("Healthy() stayed true while accept had no descriptor")
+	}
+	release()
+	for _, conn := range []net.Conn{c, nil} {
+		if conn == nil {
+			if conn, err = net.Dial("tcp", addr); err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+		}
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := conn.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		var resp fasthttp.Response
+		if err := resp.Read(bufio.NewReader(conn)); err != nil {
+			t.Fatalf("GET after descriptors were freed: %v; want an answer", err)
+		}
+	}
+	if !waitHealthy(s, true) {
+		t.Error("Healthy() stayed false after accept worked again")
+	}
 }
