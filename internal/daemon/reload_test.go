@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +18,8 @@ import (
 	"github.com/mosparo-lb/mosparo-lb/internal/cachetest"
 	"github.com/mosparo-lb/mosparo-lb/internal/mosparotest"
 	"github.com/valyala/fasthttp"
+	"go.uber.org/zap/zaptest"
+	"golang.org/x/sys/unix"
 )
 
 // observed is what a reload may change, as an operator sees it.
@@ -165,4 +170,68 @@ func TestReloadAppliesAllOrNothing(t *testing.T) {
 			t.Errorf("%s reached the removed n1: %v", addr, seen)
 		}
 	}
+}
+
+// TestDataPlaneFailureStopsTheDaemon: when the public listener stops
+// accepting, Run hands the VIP over (VRRP stops first), stops every part
+// and returns the failure, so systemd restarts the process instead of it
+// running on with nothing serving (issue 13, defect 2). Bound: Run returns
+// within shutdown.grace (3s here) of the failure; the test allows 20s.
+func TestDataPlaneFailureStopsTheDaemon(t *testing.T) {
+	nodes := startNodes(t, 1)
+	c := &cluster{t: t, nodes: nodes, path: filepath.Join(t.TempDir(), "lb.yaml")}
+	c.write(calm(testBase) + nodesYAML(nodes))
+	d, err := New(context.Background(), Options{Path: c.path, Loggers: &Loggers{Main: zaptest.NewLogger(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	if code, _, err := do(t, &fasthttp.Client{}, "GET", "http://"+d.Addrs()[0]+"/login", ""); err != nil || code != 200 {
+		t.Fatalf("GET = %d, %v", code, err)
+	}
+	start := time.Now()
+	breakPublicListener(t, d.Addrs()[0])
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "balancer") {
+			t.Errorf("Run = %v, want the listener's failure", err)
+		}
+		t.Logf("Run returned %s after the listener broke: %v", time.Since(start), err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run still runs 20s after its only listener broke")
+	}
+}
+
+// breakPublicListener shuts the listening socket on addr down (accept then
+// fails with EINVAL), found among this process's descriptors.
+func breakPublicListener(t *testing.T, addr string) {
+	t.Helper()
+	want, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	for _, e := range fds {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if acc, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); err != nil || acc != 1 {
+			continue
+		}
+		sa, err := unix.Getsockname(fd)
+		if in4, ok := sa.(*unix.SockaddrInet4); err == nil && ok && netip.AddrPortFrom(netip.AddrFrom4(in4.Addr), uint16(in4.Port)) == want {
+			if err := unix.Shutdown(fd, unix.SHUT_RDWR); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+	}
+	t.Fatalf("no listening socket on %s", addr)
 }
