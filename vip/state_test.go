@@ -62,6 +62,14 @@ func TestMachineTransitions(t *testing.T) {
 			{Event{Kind: EventStartup}, 0, becomeMaster(255), Master, time.Second},
 			{advert(higherAddr, 254, time.Second), ms(10), nil, Master, time.Second},
 		}},
+		{"a reload's handover resumes a master at once, at any priority", nil, []step{
+			{Event{Kind: EventResume}, 0, becomeMaster(100), Master, time.Second},
+			{timerEv, time.Second, []Action{send(100)}, Master, 2 * time.Second},
+		}},
+		{"a reload's handover while tracking faults: FAULT, no advert", nil, []step{
+			{Event{Kind: EventTrack, Fault: true}, 0, nil, Initialize, -1},
+			{Event{Kind: EventResume}, 0, []Action{notify(Fault, 100)}, Fault, -1},
+		}},
 		{"state hint is ignored: MASTER waits like BACKUP", nil, []step{
 			{Event{Kind: EventStartup}, 0, []Action{notify(Backup, 100)}, Backup, mdi100},
 		}},
