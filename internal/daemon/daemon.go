@@ -43,7 +43,7 @@ type Daemon struct {
 	changed chan struct{} // discovery changed the node set: rebuild
 	cur     atomic.Pointer[generation]
 	// faults, set by tests, makes the named build step fail.
-	faults func(step string) error
+	faults atomic.Pointer[func(step string) error]
 
 	mu     sync.Mutex // serialises reloads, rebuilds and the parts below
 	srv    *balancer.Server

@@ -76,10 +76,10 @@ func (d *Daemon) build(ctx context.Context, cfg *configs.Config, prev *generatio
 
 // fault is the test hook that makes a build step fail.
 func (d *Daemon) fault(step string) error {
-	if d.faults == nil {
-		return nil
+	if f := d.faults.Load(); f != nil {
+		return (*f)(step)
 	}
-	return d.faults(step)
+	return nil
 }
 
 func (d *Daemon) buildDiscovery(g, prev *generation) error {

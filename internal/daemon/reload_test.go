@@ -110,13 +110,14 @@ func TestReloadAppliesAllOrNothing(t *testing.T) {
 			}
 			c.write(yaml)
 			injected := errors.New("injected failure")
-			c.d.faults = func(step string) error {
+			fault := func(step string) error {
 				if step == tt.fault {
 					return injected
 				}
 				return nil
 			}
-			defer func() { c.d.faults = nil }()
+			c.d.faults.Store(&fault)
+			defer c.d.faults.Store(nil)
 			if tt.occupy != "" {
 				ln, err := net.Listen("tcp", tt.occupy)
 				if err != nil {
