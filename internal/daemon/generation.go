@@ -55,6 +55,7 @@ func (d *Daemon) build(ctx context.Context, cfg *configs.Config, prev *generatio
 		{"health", func() error { g.targets = targetsOf(g.disc.Nodes()); return nil }},
 		{"css_cache", func() error { return d.buildCSS(g, prev) }},
 		{"vrrp", func() error { return d.buildVRRP(g, prev) }},
+		{"cron lock", func() error { return d.buildCronLock(g, prev) }},
 		{"cron", func() error { return d.buildCron(g, prev) }},
 		{"runtime", func() error { return d.buildRuntime(g) }},
 		{"listen", func() error { return d.bind(ctx, g) }},
@@ -124,37 +125,46 @@ func (d *Daemon) buildVRRP(g, prev *generation) error {
 	return err
 }
 
-// buildCron builds the web-cron runner and what elects this LB to run it:
-// the VRRP master of an instance (of the current generation, whichever
-// that is when it asks), a Consul lock, or nothing (standalone). A Consul
-// lock is kept while its key and agent are, so a reload does not give up
-// leadership.
+// buildCronLock builds the Consul lock that elects this LB to run the web
+// cron when neither VRRP nor standalone decides. A lock is kept while its
+// key and agent are, so a reload does not give up leadership; building one
+// only checks its options (it talks to Consul once it runs).
+func (d *Daemon) buildCronLock(g, prev *generation) error {
+	c, p := g.cfg, prev.cfg
+	if mode, _ := c.CronMode(); !c.Cron.Enabled || mode != configs.CronModeConsul {
+		return nil
+	}
+	if prev.lock != nil && c.Cron.ConsulLock == p.Cron.ConsulLock && reflect.DeepEqual(c.Discovery.Consul, p.Discovery.Consul) {
+		g.lock = prev.lock
+		return nil
+	}
+	cc := c.Discovery.Consul
+	var err error
+	g.lock, err = cron.NewConsulLock(cron.ConsulLockOptions{Address: cc.Address, Scheme: cc.Scheme, Token: cc.Token,
+		Datacenter: cc.Datacenter, Key: c.Cron.ConsulLock, Holder: d.host, Logger: d.log.Named("cron")})
+	return err
+}
+
+// buildCron builds the web-cron runner, led by the VRRP master of an
+// instance (of the current generation, whichever that is when it asks),
+// g's Consul lock, or nothing (standalone). The runner is kept while its
+// section, its mode and its leader are.
 func (d *Daemon) buildCron(g, prev *generation) error {
 	c, p := g.cfg, prev.cfg
-	if prev.cron != nil && reflect.DeepEqual(c.Cron, p.Cron) && reflect.DeepEqual(c.Discovery.Consul, p.Discovery.Consul) {
-		g.cron, g.lock = prev.cron, prev.lock
+	mode, instance := c.CronMode()
+	pmode, pinstance := p.CronMode()
+	if prev.cron != nil && g.lock == prev.lock && mode == pmode && instance == pinstance && reflect.DeepEqual(c.Cron, p.Cron) {
+		g.cron = prev.cron
 		return nil
 	}
 	if !c.Cron.Enabled {
 		return nil
 	}
-	mode, instance := c.CronMode()
 	var leader cron.Leader
 	switch mode {
 	case configs.CronModeVRRP:
 		leader = cron.LeaderFunc(func() bool { return d.isMaster(instance) })
 	case configs.CronModeConsul:
-		if prev.lock != nil && c.Cron.ConsulLock == p.Cron.ConsulLock && reflect.DeepEqual(c.Discovery.Consul, p.Discovery.Consul) {
-			g.lock = prev.lock
-		} else {
-			cc := c.Discovery.Consul
-			lock, err := cron.NewConsulLock(cron.ConsulLockOptions{Address: cc.Address, Scheme: cc.Scheme, Token: cc.Token,
-				Datacenter: cc.Datacenter, Key: c.Cron.ConsulLock, Holder: d.host, Logger: d.log.Named("cron")})
-			if err != nil {
-				return err
-			}
-			g.lock = lock
-		}
 		leader = g.lock
 	}
 	r, err := cron.New(c.Cron, cron.Options{Logger: d.log.Named("cron"), Leader: leader,

@@ -97,6 +97,7 @@ func TestReloadAppliesAllOrNothing(t *testing.T) {
 		{name: "health", fault: "health"},
 		{name: "css_cache", fault: "css_cache"},
 		{name: "vrrp", fault: "vrrp"},
+		{name: "cron lock", fault: "cron lock"},
 		{name: "cron", fault: "cron"},
 		{name: "runtime", fault: "runtime"},
 		{name: "listen", fault: "listen"},
