@@ -45,7 +45,7 @@ func TestConsulNodesJoinAndLeaveTheDataPlane(t *testing.T) {
 				return
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("traffic reached %v, want %v; status %+v", seen, want, c.d.nodeStatus(nil))
+				t.Fatalf("traffic reached %v, want %v; status %+v", seen, want, c.d.nodeSnapshots(nil))
 			}
 			time.Sleep(50 * time.Millisecond)
 		}

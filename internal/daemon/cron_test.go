@@ -46,7 +46,7 @@ func TestStandaloneCronRunsOnOneNode(t *testing.T) {
 	if per[1] > 0 && per[2] > 0 {
 		t.Errorf("calls spread over n2 and n3 %v; want one stable node", per)
 	}
-	if st := fmt.Sprint(c.d.Status()); !strings.Contains(st, "cron") || strings.Contains(st, mosparotest.DemoCronKey) {
+	if st := statusJSON(t, c.d); !strings.Contains(st, `"cron":`) || strings.Contains(st, mosparotest.DemoCronKey) {
 		t.Errorf("status must show the cron and never its key: %s", st)
 	}
 }

@@ -101,7 +101,7 @@ func TestEdgeCSSThroughTheLB(t *testing.T) {
 			t.Fatalf("with Redis stopped: %d", resp.StatusCode())
 		}
 	}
-	if !strings.Contains(fmt.Sprint(c.d.Status()), "redis") {
+	if !strings.Contains(statusJSON(t, c.d), "redis") {
 		t.Error("status has no css_cache section")
 	}
 }
@@ -193,7 +193,7 @@ func TestEdgeCSSCoherenceAndCacheHealth(t *testing.T) {
 	waitUntil("css_cache_up 1", func() bool { return up() == 1 })
 	redis.Stop()
 	waitUntil("css_cache_up 0", func() bool { return up() == 0 })
-	if b, err := json.Marshal(c.d.Status()); err != nil || !strings.Contains(string(b), `"reachable":false`) || !strings.Contains(string(b), `"down_since":`) {
+	if b, err := json.Marshal(c.d.Snapshot()); err != nil || !strings.Contains(string(b), `"reachable":false`) || !strings.Contains(string(b), `"down_since":`) {
 		t.Errorf("/status while Redis is down has no reachable:false and down_since: %s %v", b, err)
 	}
 	redis.Start()

@@ -47,15 +47,15 @@ type Daemon struct {
 
 	mu     sync.Mutex // serialises reloads, rebuilds and the parts below
 	srv    *balancer.Server
-	reload reloadStatus
+	reload ReloadStatus
 	sup    *supervisor    // set by Run
 	parts  map[any]func() // running parts of the generations, by object
 	closed bool           // Run is stopping: no more commits
 }
 
-// reloadStatus is the reloads part of /status: how many, and whether the
+// ReloadStatus is the reloads part of /status: how many, and whether the
 // last one applied everything or changed nothing.
-type reloadStatus struct {
+type ReloadStatus struct {
 	Count    int       `json:"count"`
 	Failures int       `json:"failures"`
 	Last     time.Time `json:"last,omitzero"`
@@ -91,14 +91,14 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	if cfg.Admin.Listen != "off" {
 		// Without the admin listener nobody can read them (it is not
 		// started by a reload), so requests are not counted at all.
-		d.metrics = admin.NewMetrics(d.gauges)
+		d.metrics = admin.NewMetrics(func() admin.Gauges { s := d.Snapshot(); return s.gauges() })
 	}
 	g, err := d.build(ctx, cfg, nil)
 	if err != nil {
 		return nil, err
 	}
 	if cfg.Admin.Listen != "off" {
-		d.admin = admin.New(cfg.Admin, admin.Deps{Logger: d.log.Named("admin"), Status: d.Status, SetNodeState: d.setNodeState, Metrics: d.metrics})
+		d.admin = admin.New(cfg.Admin, admin.Deps{Logger: d.log.Named("admin"), Status: func() any { return d.Snapshot() }, SetNodeState: d.setNodeState, Metrics: d.metrics})
 		if err := d.admin.Listen(); err != nil {
 			g.binding.Abort()
 			return nil, err
@@ -281,35 +281,6 @@ func (d *Daemon) cssReachable() bool {
 func (d *Daemon) isMaster(instance string) bool {
 	g := d.cur.Load()
 	return g != nil && g.vips != nil && g.vips.IsMaster(instance)
-}
-
-// Status is the document GET /status serves.
-func (d *Daemon) Status() any {
-	d.mu.Lock()
-	rl := d.reload
-	d.mu.Unlock()
-	g := d.cur.Load()
-	st := map[string]any{
-		"version":   d.opts.Version,
-		"started":   d.started.UTC(),
-		"listen":    d.srv.Addrs(),
-		"nodes":     d.nodeStatus(d.srv.NodeStats()),
-		"reloads":   rl,
-		"pool_ok":   d.checker.PoolHealthy(),
-		"serving":   d.srv.Healthy(),
-		"timestamp": time.Now().UTC(),
-	}
-	if g.css != nil {
-		st["css_cache"] = g.css.Stats()
-	}
-	st["discovery"] = g.disc.Status()
-	if g.vips != nil {
-		st["vrrp"] = g.vips.Status()
-	}
-	if g.cron != nil {
-		st["cron"] = g.cron.Status()
-	}
-	return st
 }
 
 // notify logs a failed systemd notification; it never stops the LB.

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -258,8 +259,7 @@ func TestBadReloadKeepsServing(t *testing.T) {
 	if err != nil || code != 200 {
 		t.Errorf("after a bad reload GET = %d, %v; want 200 from the old config", code, err)
 	}
-	st := c.d.Status().(map[string]any)
-	if rl := st["reloads"].(reloadStatus); rl.LastError == "" {
+	if rl := c.d.Snapshot().Reloads; rl.LastError == "" {
 		t.Error("status does not show the rejected reload")
 	}
 }
@@ -294,4 +294,14 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// statusJSON is d's /status document as the admin API serves it.
+func statusJSON(t *testing.T, d *Daemon) string {
+	t.Helper()
+	b, err := json.Marshal(d.Snapshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -18,7 +18,7 @@ func waitState(t *testing.T, c *cluster, node, state string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
-		for _, nv := range c.d.nodeStatus(nil).([]nodeView) {
+		for _, nv := range c.d.nodeSnapshots(nil) {
 			if nv.Name == node && nv.State.String() == state {
 				return
 			}
@@ -157,7 +157,7 @@ func TestOperatorDrainSurvivesReload(t *testing.T) {
 	if got := spread(t, c, "GET", "/login", "", 6); got["n1:200"] != 6 {
 		t.Errorf("with n2 in maintenance after a reload: %v, want all on n1", got)
 	}
-	if !strings.Contains(fmt.Sprint(c.d.Status()), "maintenance") {
+	if !strings.Contains(statusJSON(t, c.d), "maintenance") {
 		t.Error("status does not show the maintenance state")
 	}
 }

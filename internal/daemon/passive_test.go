@@ -37,7 +37,7 @@ func TestHostlessRequestsEjectNoNode(t *testing.T) {
 			t.Fatalf("request %d: %d, %v; want 400", i, resp.StatusCode(), err)
 		}
 	}
-	for _, nv := range c.d.nodeStatus(c.d.srv.NodeStats()).([]nodeView) {
+	for _, nv := range c.d.nodeSnapshots(c.d.srv.NodeStats()) {
 		if nv.State.String() != "up" || nv.Ejections != 0 || nv.Failures != 0 || nv.Requests != 0 {
 			t.Errorf("%s after 50 Host-less requests: state %s, %d ejections, %d failures, %d requests; want up, none",
 				nv.Name, nv.State, nv.Ejections, nv.Failures, nv.Requests)

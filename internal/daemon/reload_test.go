@@ -32,14 +32,12 @@ type observed struct {
 }
 
 func observe(d *Daemon) observed {
-	st := d.Status().(map[string]any)
-	o := observed{Listen: st["listen"].([]string), Generation: st["reloads"].(reloadStatus).Generation}
-	for _, nv := range st["nodes"].([]nodeView) {
+	st := d.Snapshot()
+	o := observed{Listen: st.Listen, Generation: st.Reloads.Generation, Cron: st.Cron != nil, CSS: st.CSSCache != nil}
+	for _, nv := range st.Nodes {
 		o.Nodes = append(o.Nodes, nv.Name)
 	}
 	slices.Sort(o.Nodes)
-	_, o.Cron = st["cron"]
-	_, o.CSS = st["css_cache"]
 	return o
 }
 
@@ -136,7 +134,7 @@ func TestReloadAppliesAllOrNothing(t *testing.T) {
 			if got := observe(c.d); !reflect.DeepEqual(got, before) {
 				t.Errorf("a failed reload changed the running state:\n got %+v\nwant %+v", got, before)
 			}
-			if rl := c.d.Status().(map[string]any)["reloads"].(reloadStatus); rl.LastResult != "rejected" || rl.LastError == "" {
+			if rl := c.d.Snapshot().Reloads; rl.LastResult != "rejected" || rl.LastError == "" {
 				t.Errorf("reload status = %+v, want rejected with the error", rl)
 			}
 			if tt.occupy != p1 && listening(p1) {
@@ -155,7 +153,7 @@ func TestReloadAppliesAllOrNothing(t *testing.T) {
 	if got := observe(c.d); !reflect.DeepEqual(got, want) {
 		t.Errorf("after the good reload:\n got %+v\nwant %+v", got, want)
 	}
-	if rl := c.d.Status().(map[string]any)["reloads"].(reloadStatus); rl.LastResult != "applied" || rl.LastError != "" {
+	if rl := c.d.Snapshot().Reloads; rl.LastResult != "applied" || rl.LastError != "" {
 		t.Errorf("reload status = %+v, want applied", rl)
 	}
 	waitState(t, c, "n3", "up")

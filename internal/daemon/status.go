@@ -2,11 +2,16 @@ package daemon
 
 import (
 	"fmt"
+	"maps"
+	"time"
 
 	"github.com/mosparo-lb/mosparo-lb/admin"
 	"github.com/mosparo-lb/mosparo-lb/balancer"
 	"github.com/mosparo-lb/mosparo-lb/cron"
+	"github.com/mosparo-lb/mosparo-lb/cssproxy"
+	"github.com/mosparo-lb/mosparo-lb/discovery"
 	"github.com/mosparo-lb/mosparo-lb/health"
+	"github.com/mosparo-lb/mosparo-lb/vip"
 )
 
 // cronCandidates are the nodes as the cron sees them: health's state plus
@@ -33,8 +38,32 @@ func (d *Daemon) setNodeState(name, action string) error {
 	return d.checker.SetOperatorState(name, s)
 }
 
-// nodeView is one node in /status: health's view and the data plane's counters.
-type nodeView struct {
+// Snapshot is the daemon's state at one moment, read from every part
+// once: GET /status serves it as JSON (the status page renders that
+// document), and /metrics derives its gauges from it, so the two never
+// disagree. JSON names are an interface: the page, `mosparo-lb status` and
+// operators' scripts read them.
+type Snapshot struct {
+	Version string    `json:"version"`
+	Started time.Time `json:"started"`
+	// Listen are the bound public addresses, in listen: order.
+	Listen  []string       `json:"listen"`
+	Nodes   []NodeSnapshot `json:"nodes"`
+	Reloads ReloadStatus   `json:"reloads"`
+	// PoolOK: some node can serve. Serving: the data plane accepts on
+	// every listener. VRRP's track_pool follows both.
+	PoolOK      bool                 `json:"pool_ok"`
+	Serving     bool                 `json:"serving"`
+	ClientConns ClientConns          `json:"client_conns"`
+	Timestamp   time.Time            `json:"timestamp"`
+	CSSCache    *cssproxy.Stats      `json:"css_cache,omitempty"` // nil without css_cache
+	Discovery   discovery.Status     `json:"discovery"`
+	VRRP        []vip.InstanceStatus `json:"vrrp,omitempty"` // nil without vrrp.instances
+	Cron        *cron.Status         `json:"cron,omitempty"` // nil when cron is off
+}
+
+// NodeSnapshot is one node: health's view and the data plane's counters.
+type NodeSnapshot struct {
 	health.NodeStatus
 	InFlight int64  `json:"in_flight"`
 	Requests uint64 `json:"requests"`
@@ -44,58 +73,83 @@ type nodeView struct {
 	QueueTimeouts uint64 `json:"queue_timeouts"`
 }
 
-func (d *Daemon) nodeStatus(stats []balancer.NodeStat) any {
+// ClientConns are the public listeners' client connections: open now, and
+// closed at accept by limits.max_conns and max_conns_per_ip.
+type ClientConns struct {
+	Open            int    `json:"open"`
+	RefusedMaxConns uint64 `json:"refused_max_conns"`
+	RefusedPerIP    uint64 `json:"refused_max_conns_per_ip"`
+}
+
+// Snapshot reads every part of the current generation.
+func (d *Daemon) Snapshot() Snapshot {
+	d.mu.Lock()
+	rl := d.reload
+	d.mu.Unlock()
+	g := d.cur.Load()
+	cs := d.srv.ConnStats()
+	s := Snapshot{
+		Version:     d.opts.Version,
+		Started:     d.started.UTC(),
+		Listen:      d.srv.Addrs(),
+		Nodes:       d.nodeSnapshots(d.srv.NodeStats()),
+		Reloads:     rl,
+		PoolOK:      d.checker.PoolHealthy(),
+		Serving:     d.srv.Healthy(),
+		ClientConns: ClientConns{Open: cs.Open, RefusedMaxConns: cs.RefusedTotal, RefusedPerIP: cs.RefusedPerIP},
+		Timestamp:   time.Now().UTC(),
+		Discovery:   g.disc.Status(),
+	}
+	if g.css != nil {
+		st := g.css.Stats()
+		s.CSSCache = &st
+	}
+	if g.vips != nil {
+		s.VRRP = g.vips.Status()
+	}
+	if g.cron != nil {
+		st := g.cron.Status()
+		s.Cron = &st
+	}
+	return s
+}
+
+func (d *Daemon) nodeSnapshots(stats []balancer.NodeStat) []NodeSnapshot {
 	snap := d.checker.Snapshot()
 	byAddr := map[string]balancer.NodeStat{}
 	for _, s := range stats {
 		byAddr[s.Address] = s
 	}
-	out := make([]nodeView, 0, len(snap))
+	out := make([]NodeSnapshot, 0, len(snap))
 	for _, ns := range snap {
 		s := byAddr[ns.Address]
-		out = append(out, nodeView{NodeStatus: ns, InFlight: s.InFlight, Requests: s.Requests, Failures: s.Failures,
+		out = append(out, NodeSnapshot{NodeStatus: ns, InFlight: s.InFlight, Requests: s.Requests, Failures: s.Failures,
 			Queued: s.Queued, QueueTimeouts: s.QueueTimeouts})
 	}
 	return out
 }
 
-// gauges is what /metrics reads of the components at scrape time.
-func (d *Daemon) gauges() admin.Gauges {
-	d.mu.Lock()
-	rl := d.reload
-	d.mu.Unlock()
-	g := d.cur.Load()
-	byAddr := map[string]balancer.NodeStat{}
-	for _, s := range d.srv.NodeStats() {
-		byAddr[s.Address] = s
+// gauges are the scrape-time metrics of s.
+func (s *Snapshot) gauges() admin.Gauges {
+	out := admin.Gauges{PoolHealthy: s.PoolOK, Reloads: uint64(s.Reloads.Count), ReloadFailures: uint64(s.Reloads.Failures),
+		ClientConns: &admin.ClientConnGauge{Open: int64(s.ClientConns.Open), RefusedMaxConns: s.ClientConns.RefusedMaxConns,
+			RefusedIP: s.ClientConns.RefusedPerIP}}
+	for _, n := range s.Nodes {
+		out.Nodes = append(out.Nodes, admin.NodeGauge{Name: n.Name, State: n.State.String(), InFlight: n.InFlight,
+			Ejections: n.Ejections, Weight: n.EffectiveWeight, Queued: n.Queued, QueueTimeouts: n.QueueTimeouts})
 	}
-	out := admin.Gauges{PoolHealthy: d.checker.PoolHealthy(), Reloads: uint64(rl.Count), ReloadFailures: uint64(rl.Failures)}
-	for _, ns := range d.checker.Snapshot() {
-		s := byAddr[ns.Address]
-		out.Nodes = append(out.Nodes, admin.NodeGauge{Name: ns.Name, State: ns.State.String(), InFlight: s.InFlight,
-			Ejections: ns.Ejections, Weight: ns.EffectiveWeight, Queued: s.Queued, QueueTimeouts: s.QueueTimeouts})
-	}
-	if g.css != nil {
-		st := g.css.Stats()
+	if st := s.CSSCache; st != nil {
 		out.CSS = &admin.CSSGauge{Hits: st.Hits - st.Redirects - st.NotModified, Redirects: st.Redirects, NotModified: st.NotModified,
 			Misses: st.Misses, Errors: st.Errors, Entries: int64(st.Entries), Bytes: st.Bytes,
 			Reachable: st.Reachable, CoherenceChecks: st.CoherenceChecks, Disagreements: st.Disagreements,
 			Disagreeing: int64(st.Disagreeing)}
 	}
-	if g.vips != nil {
-		for _, in := range g.vips.Status() {
-			out.VRRP = append(out.VRRP, admin.VRRPGauge{Instance: in.Name, State: in.State, Priority: in.EffectivePriority, Transitions: uint64(in.Transitions),
-				OtherVersionAdverts: in.OtherVersionAdverts, AuthFailures: in.AuthFailures})
-		}
+	for _, in := range s.VRRP {
+		out.VRRP = append(out.VRRP, admin.VRRPGauge{Instance: in.Name, State: in.State, Priority: in.EffectivePriority, Transitions: uint64(in.Transitions),
+			OtherVersionAdverts: in.OtherVersionAdverts, AuthFailures: in.AuthFailures})
 	}
-	if g.cron != nil {
-		runs := map[string]uint64{}
-		for outcome, n := range g.cron.Status().Outcomes {
-			runs[outcome] = uint64(n)
-		}
-		out.Cron = &admin.CronGauge{Runs: runs}
+	if s.Cron != nil {
+		out.Cron = &admin.CronGauge{Runs: maps.Clone(s.Cron.Outcomes)}
 	}
-	cs := d.srv.ConnStats()
-	out.ClientConns = &admin.ClientConnGauge{Open: int64(cs.Open), RefusedMaxConns: cs.RefusedTotal, RefusedIP: cs.RefusedPerIP}
 	return out
 }
