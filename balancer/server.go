@@ -108,10 +108,10 @@ type Binding struct {
 	added []*watchingListener
 }
 
-// Bind binds what rt's listen: section needs that s does not hold yet.
-// Sockets are bound with IP_FREEBIND, so a VIP this host does not hold yet
-// is fine and a VRRP takeover needs no restart. Bind and Swap are
-// serialised by the caller.
+// Bind binds what rt's listen: section needs that s does not hold yet,
+// through rt's Deps.Listen when set. By default sockets are bound with
+// IP_FREEBIND, so a VIP this host does not hold yet is fine and a VRRP
+// takeover needs no restart. Bind and Swap are serialised by the caller.
 func (s *Server) Bind(ctx context.Context, rt *Runtime) (*Binding, error) {
 	s.mu.Lock()
 	held := make(map[string]*watchingListener, len(s.lns))
@@ -120,11 +120,15 @@ func (s *Server) Bind(ctx context.Context, rt *Runtime) (*Binding, error) {
 	}
 	s.mu.Unlock()
 	b := &Binding{}
-	lc := net.ListenConfig{Control: freebind}
+	listen := rt.deps.Listen
+	if listen == nil {
+		lc := net.ListenConfig{Control: freebind}
+		listen = func(network, address string) (net.Listener, error) { return lc.Listen(ctx, network, address) }
+	}
 	for i, l := range rt.cfg.Listen {
 		wl := held[l.Address]
 		if wl == nil {
-			ln, err := lc.Listen(ctx, "tcp", l.Address)
+			ln, err := listen("tcp", l.Address)
 			if err != nil {
 				b.Abort()
 				return nil, fmt.Errorf("balancer: listen %s: %w", l.Address, err)

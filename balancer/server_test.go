@@ -3,8 +3,13 @@ package balancer
 import (
 	"bufio"
 	"context"
+	"errors"
+	"fmt"
+	"maps"
 	"net"
 	"os"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -159,4 +164,87 @@ func TestListenerOutOfDescriptorsIsUnhealthy(t *testing.T) {
 	if !waitHealthy(s, true) {
 		t.Error("Healthy() stayed false after accept worked again")
 	}
+}
+
+// TestListenHookProvidesSockets: with Deps.Listen the server serves the
+// sockets the hook hands it (here already bound, as systemd's or an
+// upgraded process's would be, so binding them again would fail), asks it
+// only for addresses it does not hold yet, and a hook failure fails Bind
+// with the address and changes nothing.
+func TestListenHookProvidesSockets(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := held.Addr().String()
+	b := freeAddr(t)
+	calls := map[string]int{}
+	var mu sync.Mutex
+	hook := func(network, address string) (net.Listener, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls[network+" "+address]++
+		if address == a {
+			return held, nil
+		}
+		return nil, errors.New("not inherited")
+	}
+	runtime := func(listen string) *Runtime {
+		cfg := testConfig(t, "listen: ["+listen+"]\nnodes: [{name: n1, address: \"127.0.0.1:1\"}]\n")
+		rt, err := NewRuntime(cfg, []NodeSpec{{Name: "n1", Address: "127.0.0.1:1", Weight: 100}}, Deps{Logger: zaptest.NewLogger(t), Listen: hook})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rt
+	}
+	s := NewServer(runtime(fmt.Sprintf("{address: %q}", a)))
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := s.Listen(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	answered := func() bool {
+		c, err := net.DialTimeout("tcp", a, 5*time.Second)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Write([]byte("GET /robots.txt HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+			return false
+		}
+		var resp fasthttp.Response
+		return resp.Read(bufio.NewReader(c)) == nil
+	}
+	if !answered() {
+		t.Fatal("no HTTP answer on the socket the hook handed over")
+	}
+	_, err = s.Bind(ctx, runtime(fmt.Sprintf("{address: %q}, {address: %q}", a, b)))
+	if err == nil || !strings.Contains(err.Error(), b) || !strings.Contains(err.Error(), "not inherited") {
+		t.Errorf("Bind with a failing hook = %v, want its error naming %s", err, b)
+	}
+	mu.Lock()
+	if want := map[string]int{"tcp " + a: 1, "tcp " + b: 1}; !maps.Equal(calls, want) {
+		t.Errorf("hook calls = %v, want %v (a held address is not asked for again)", calls, want)
+	}
+	mu.Unlock()
+	if !answered() || !s.Healthy() {
+		t.Error("the failed Bind disturbed the served socket")
+	}
+}
+
+// freeAddr is a loopback address nobody listens on right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }

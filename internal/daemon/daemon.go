@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,11 @@ type Options struct {
 	// Loggers, when nil, are built from the configuration's log: section.
 	Loggers *Loggers
 	Version string
+	// Listen, when set, gives the daemon the socket of every public and
+	// admin address it binds (at start and for addresses a reload adds):
+	// systemd socket activation and an upgrading process hand theirs over
+	// through it. Nil binds new sockets (public ones with IP_FREEBIND).
+	Listen func(network, address string) (net.Listener, error)
 }
 
 // Daemon is one running mosparo-lb.
@@ -98,7 +104,7 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	if cfg.Admin.Listen != "off" {
-		d.admin = admin.New(cfg.Admin, admin.Deps{Logger: d.log.Named("admin"), Status: func() any { return d.Snapshot() }, SetNodeState: d.setNodeState, Metrics: d.metrics})
+		d.admin = admin.New(cfg.Admin, admin.Deps{Logger: d.log.Named("admin"), Listen: opts.Listen, Status: func() any { return d.Snapshot() }, SetNodeState: d.setNodeState, Metrics: d.metrics})
 		if err := d.admin.Listen(); err != nil {
 			g.binding.Abort()
 			return nil, err

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -304,4 +306,64 @@ func statusJSON(t *testing.T, d *Daemon) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestListenOptionHandsOverSockets: Options.Listen provides the public and
+// admin sockets (bound already, as systemd's or an upgraded process's are,
+// so binding them again would fail) and the daemon serves on them.
+func TestListenOptionHandsOverSockets(t *testing.T) {
+	nodes := startNodes(t, 1)
+	pub, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adm, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	handed := map[string]net.Listener{pub.Addr().String(): pub, adm.Addr().String(): adm}
+	var mu sync.Mutex
+	listen := func(network, address string) (net.Listener, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		ln := handed[address]
+		if ln == nil || network != "tcp" {
+			return nil, fmt.Errorf("no socket for %s %s", network, address)
+		}
+		delete(handed, address)
+		return ln, nil
+	}
+	base := strings.Replace(testBase, `listen: [{address: "127.0.0.1:0"}]`, fmt.Sprintf("listen: [{address: %q}]", pub.Addr()), 1)
+	base = strings.Replace(base, `admin: {listen: "127.0.0.1:0"}`, fmt.Sprintf("admin: {listen: %q}", adm.Addr()), 1)
+	path := filepath.Join(t.TempDir(), "lb.yaml")
+	if err := os.WriteFile(path, []byte(calm(base)+nodesYAML(nodes)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(context.Background(), Options{Path: path, Loggers: &Loggers{Main: zaptest.NewLogger(t)}, Listen: listen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	if len(handed) != 0 {
+		t.Errorf("sockets not taken: %v", handed)
+	}
+	if code, _, err := do(t, &fasthttp.Client{}, "GET", "http://"+pub.Addr().String()+"/login", ""); err != nil || code != 200 {
+		t.Errorf("GET on the handed-over public socket = %d, %v", code, err)
+	}
+	if d.AdminAddr() != adm.Addr().String() {
+		t.Errorf("admin serves on %s, want the handed-over %s", d.AdminAddr(), adm.Addr())
+	}
+	if resp, err := http.Get("http://" + adm.Addr().String() + "/healthz"); err != nil || resp.StatusCode != 200 {
+		t.Errorf("GET /healthz on the handed-over admin socket = %v, %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 }
