@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mosparo-lb/mosparo-lb/internal/cachetest"
+	"github.com/mosparo-lb/mosparo-lb/internal/consultest"
 	"github.com/mosparo-lb/mosparo-lb/internal/mosparotest"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap/zaptest"
@@ -28,17 +29,25 @@ type observed struct {
 	Nodes      []string
 	Cron       bool
 	CSS        bool
+	Consul     bool
 	Generation int
 }
 
 func observe(d *Daemon) observed {
 	st := d.Snapshot()
-	o := observed{Listen: st.Listen, Generation: st.Reloads.Generation, Cron: st.Cron != nil, CSS: st.CSSCache != nil}
+	o := observed{Listen: st.Listen, Generation: st.Reloads.Generation, Cron: st.Cron != nil, CSS: st.CSSCache != nil,
+		Consul: st.Discovery.Consul}
 	for _, nv := range st.Nodes {
 		o.Nodes = append(o.Nodes, nv.Name)
 	}
 	slices.Sort(o.Nodes)
 	return o
+}
+
+// redisClients counts the connections Redis has, the asking one included.
+func redisClients(t *testing.T, addr string) int {
+	t.Helper()
+	return strings.Count(cachetest.CLI(t, addr, "CLIENT", "LIST"), "id=")
 }
 
 // freePort returns a loopback address nobody listens on right now.
@@ -61,14 +70,27 @@ func listening(addr string) bool {
 }
 
 // TestReloadAppliesAllOrNothing changes every section at once (listen,
-// nodes, balancing, timeouts, health, css_cache, cron) and makes each build
-// step fail in turn, by a fault or for a real reason: each failed reload
-// must leave status, node set, cron, CSS cache and listeners exactly as
-// they were, and release what it bound; the next good reload applies all
-// of it (issue 13, defect 1).
+// nodes, discovery to Consul, balancing, timeouts, health, css_cache with
+// its coherence check, cron led by a Consul lock) and makes each build step
+// fail in turn, by a fault or for a real reason: each failed reload must
+// leave status, node set, cron, CSS cache and listeners exactly as they
+// were, release what it bound and start nothing (the Consul agent gets no
+// request, Redis no connection); the next good reload applies all of it
+// (issue 13, defect 1).
 func TestReloadAppliesAllOrNothing(t *testing.T) {
 	redis := cachetest.StartRedis(t)
+	agent, err := consultest.New(consultest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(agent.Close)
 	nodes := startNodes(t, 3)
+	host, port, _ := net.SplitHostPort(nodes[2].Addr())
+	pn, _ := strconv.Atoi(port)
+	if err := agent.Register(consultest.Registration{ID: "n3", Name: "mosparo", Address: host, Port: pn,
+		Check: &consultest.CheckDefinition{CheckID: "n3-ttl", TTL: "1h", Status: "passing"}}); err != nil {
+		t.Fatal(err)
+	}
 	base := calm(testBase)
 	c := startClusterBase(t, base, nodes[:2], "balancing: {policy: round_robin}\n")
 	p1, p2 := freePort(t), freePort(t)
@@ -77,9 +99,10 @@ func TestReloadAppliesAllOrNothing(t *testing.T) {
 			fmt.Sprintf(`listen: [{address: "127.0.0.1:0"}, {address: %q}, {address: %q}%s]`, p1, p2, extraListen), 1)
 		b = strings.Replace(b, "timeouts: {connect: 300ms, request: 3s}", "timeouts: {connect: 400ms, request: 4s}", 1)
 		b = strings.Replace(b, "interval: 1s,", "interval: 2s,", 1)
-		return b + nodesYAML(nodes[1:]) + "balancing: {policy: least_conn}\n" +
-			fmt.Sprintf("css_cache: {backend: redis, url: \"redis://%s/0\"}\n", redis.Addr) +
-			fmt.Sprintf("cron: {enabled: true, standalone: true, key: %q, interval: 1h}\n", mosparotest.DemoCronKey)
+		return b + nodesYAML(nodes[1:2]) + "balancing: {policy: least_conn}\n" +
+			fmt.Sprintf("discovery: {consul: {address: %q, service: mosparo, wait: 2s, backoff_min: 50ms, backoff_max: 200ms}}\n", agent.Addr()) +
+			fmt.Sprintf("css_cache: {backend: redis, url: \"redis://%s/0\", coherence_interval: 2s}\n", redis.Addr) +
+			fmt.Sprintf("cron: {enabled: true, key: %q, interval: 1h, consul_lock: mosparo-lb/test/cron}\n", mosparotest.DemoCronKey)
 	}
 	missing := filepath.Join(t.TempDir(), "missing.pem")
 	before := observe(c.d)
@@ -143,18 +166,47 @@ func TestReloadAppliesAllOrNothing(t *testing.T) {
 			if code, _, err := do(t, cl, "GET", c.lb+"/login", ""); err != nil || code != 200 {
 				t.Errorf("after the failed reload GET = %d, %v", code, err)
 			}
+			// Nothing of the new generation ran: discovery and the cron
+			// lock never asked Consul, the CSS cache never connected.
+			if reqs := agent.Requests(); len(reqs) != 0 {
+				t.Errorf("the Consul agent got %d requests from a failed reload, first %+v", len(reqs), reqs[0])
+			}
+			if n := redisClients(t, redis.Addr); n != 1 {
+				t.Errorf("Redis has %d clients besides the asking one after a failed reload, want none", n-1)
+			}
 		})
 	}
 	c.write(changed(""))
 	if err := c.d.Reload(context.Background()); err != nil {
 		t.Fatalf("good reload: %v", err)
 	}
-	want := observed{Listen: append([]string{before.Listen[0]}, p1, p2), Nodes: []string{"n2", "n3"}, Cron: true, CSS: true, Generation: before.Generation + 1}
-	if got := observe(c.d); !reflect.DeepEqual(got, want) {
-		t.Errorf("after the good reload:\n got %+v\nwant %+v", got, want)
-	}
 	if rl := c.d.Snapshot().Reloads; rl.LastResult != "applied" || rl.LastError != "" {
 		t.Errorf("reload status = %+v, want applied", rl)
+	}
+	// Consul's n3 joins once discovery has asked the agent: one more
+	// generation of the same configuration.
+	want := observed{Listen: append([]string{before.Listen[0]}, p1, p2), Nodes: []string{"n2", "n3"}, Cron: true, CSS: true, Consul: true}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		got := observe(c.d)
+		want.Generation = got.Generation
+		if reflect.DeepEqual(got, want) && got.Generation > before.Generation {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the good reload:\n got %+v\nwant %+v", got, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The new parts run: discovery and the cron lock talk to Consul, the
+	// CSS cache to Redis.
+	deadline = time.Now().Add(15 * time.Second)
+	for agent.CountRequests("/v1/health/service/mosparo") == 0 || agent.CountRequests("/v1/session/") == 0 || redisClients(t, redis.Addr) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the good reload: %d health queries, %d session requests, %d Redis clients; want the new parts running",
+				agent.CountRequests("/v1/health/service/mosparo"), agent.CountRequests("/v1/session/"), redisClients(t, redis.Addr)-1)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	waitState(t, c, "n3", "up")
 	for _, addr := range want.Listen {
