@@ -221,13 +221,15 @@ func (in *instance) run(ctx context.Context) error {
 	addrs := &netlinkAddrs{vips: in.vips}
 	resume := in.takeFrom()
 	stale := addrs
+	var transitions int
 	if in.from != nil {
 		// Keep what the handed-over instance holds and we still serve.
 		stale = &netlinkAddrs{vips: in.from.vipsNotIn(in.vips)}
-		// Its drop counters continue here: /metrics counters must not
-		// fall back to zero on a reload.
+		// Its counters continue here: /metrics counters must not fall
+		// back to zero on a reload. Its Run has returned (Adopt).
 		in.otherVersion.Add(in.from.otherVersion.Load())
 		in.authFailures.Add(in.from.authFailures.Load())
+		transitions = in.from.m.Transitions()
 	}
 	in.from = nil
 	if err := stale.remove(); err != nil {
@@ -237,6 +239,7 @@ func (in *instance) run(ctx context.Context) error {
 	if err != nil {
 		return nil // ctx ended while waiting for the interface
 	}
+	in.m.transitions += transitions
 
 	notifyCtx, stopNotify := context.WithCancel(context.WithoutCancel(ctx))
 	nt := newNotifier(in.cfg.Name, in.notify, in.log)

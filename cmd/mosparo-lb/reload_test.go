@@ -29,6 +29,7 @@ func TestVRRPReloadKeepsTheVIP(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(h.dir, "lb1.yaml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	transitionsBefore := h.status("lb1")["vrrp"].([]any)[0].(map[string]any)["transitions"].(float64)
 	h.lbs["lb1"].Signal(syscall.SIGHUP)
 	netnstest.Never(t, 3*time.Second, "the VIP left lb1 or lb2 took it during the reload", func() bool {
 		return !h.holdsVIP("lb1") || h.holdsVIP("lb2")
@@ -40,6 +41,8 @@ func TestVRRPReloadKeepsTheVIP(t *testing.T) {
 	vrrp, _ := st["vrrp"].([]any)
 	if len(vrrp) != 1 || vrrp[0].(map[string]any)["priority"] != float64(160) || vrrp[0].(map[string]any)["state"] != "MASTER" {
 		t.Errorf("lb1 vrrp after the reload = %v, want MASTER at priority 160", st["vrrp"])
+	} else if got := vrrp[0].(map[string]any)["transitions"].(float64); got < transitionsBefore {
+		t.Errorf("lb1 transitions went from %v to %v over the handover; a counter must not go back", transitionsBefore, got)
 	}
 	out, err := h.lab.Hosts["client"].Run("curl", "-s", "-o", "/dev/null", "-m", "2", "-w", "%{http_code}", "http://"+haVIP+":8080/robots.txt")
 	if err != nil || out != "200" {
