@@ -104,7 +104,8 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	if cfg.Admin.Listen != "off" {
-		d.admin = admin.New(cfg.Admin, admin.Deps{Logger: d.log.Named("admin"), Listen: opts.Listen, Status: func() any { return d.Snapshot() }, SetNodeState: d.setNodeState, Metrics: d.metrics})
+		d.admin = admin.New(cfg.Admin, admin.Deps{Logger: d.log.Named("admin"), Status: func() any { return d.Snapshot() },
+			SetNodeState: d.setNodeState, Metrics: d.metrics, Listen: opts.Listen})
 		if err := d.admin.Listen(); err != nil {
 			g.binding.Abort()
 			return nil, err
