@@ -184,8 +184,10 @@ func TestNetnsElectionFailoverHandover(t *testing.T) {
 	clientReaches(t, c, vip4test, b, 2*time.Second)
 
 	// A comes back: it removes its stale VIP at start-up, then preempts.
+	// Its BACKUP wait includes starting the process, which a loaded
+	// machine may take seconds for.
 	lbA.start()
-	lbA.waitState("BACKUP", 2*time.Second)
+	lbA.waitState("BACKUP", 10*time.Second)
 	lbA.waitState("MASTER", 2*time.Second)
 	waitOnly(t, time.Second, vip4test, a, b)
 	lbB.waitState("BACKUP", time.Second)
