@@ -196,6 +196,12 @@ func TestEdgeCSSCoherenceAndCacheHealth(t *testing.T) {
 	if b, err := json.Marshal(c.d.Snapshot()); err != nil || !strings.Contains(string(b), `"reachable":false`) || !strings.Contains(string(b), `"down_since":`) {
 		t.Errorf("/status while Redis is down has no reachable:false and down_since: %s %v", b, err)
 	}
+	if c.d.cssReachable() {
+		t.Error("VRRP's track_css_cache input says reachable while Redis is down")
+	}
 	redis.Start()
 	waitUntil("css_cache_up 1 again", func() bool { return up() == 1 })
+	if !c.d.cssReachable() {
+		t.Error("VRRP's track_css_cache input says unreachable after Redis came back")
+	}
 }
