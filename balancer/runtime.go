@@ -59,7 +59,7 @@ type Deps struct {
 	// Dial opens connections to nodes; nil uses TCP with timeouts.connect.
 	Dial func(addr string, timeout time.Duration) (net.Conn, error)
 	// Listen gives the server the socket of a listen: address it does not
-	// hold yet (network "tcp"); nil binds one with IP_FREEBIND. A socket
+	// hold yet (network "tcp"); nil binds one with ListenFreebind. A socket
 	// handed over by systemd or by the process being upgraded comes in
 	// here; TLS and the server's own wrapping stay the server's.
 	Listen func(network, address string) (net.Listener, error)

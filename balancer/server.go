@@ -122,8 +122,7 @@ func (s *Server) Bind(ctx context.Context, rt *Runtime) (*Binding, error) {
 	b := &Binding{}
 	listen := rt.deps.Listen
 	if listen == nil {
-		lc := net.ListenConfig{Control: freebind}
-		listen = func(network, address string) (net.Listener, error) { return lc.Listen(ctx, network, address) }
+		listen = func(network, address string) (net.Listener, error) { return listenFreebind(ctx, network, address) }
 	}
 	for i, l := range rt.cfg.Listen {
 		wl := held[l.Address]
@@ -397,6 +396,18 @@ func hostOnly(h []byte) []byte {
 		return h[:i]
 	}
 	return h
+}
+
+// ListenFreebind binds address as the server does without Deps.Listen:
+// with IP_FREEBIND, so a VIP this host does not hold yet is fine. A Listen
+// hook falls back to it for addresses it has no socket for.
+func ListenFreebind(network, address string) (net.Listener, error) {
+	return listenFreebind(context.Background(), network, address)
+}
+
+func listenFreebind(ctx context.Context, network, address string) (net.Listener, error) {
+	lc := net.ListenConfig{Control: freebind}
+	return lc.Listen(ctx, network, address)
 }
 
 // freebind lets the socket bind to an address not (yet) on this host.

@@ -248,3 +248,19 @@ func freeAddr(t *testing.T) string {
 	defer ln.Close()
 	return ln.Addr().String()
 }
+
+// TestListenFreebindTakesAnAbsentAddress: the default binding (and a
+// Listen hook's fallback) accepts an address this host does not hold, as a
+// backup's VIP; a plain bind refuses it.
+func TestListenFreebindTakesAnAbsentAddress(t *testing.T) {
+	const absent = "192.0.2.55:0" // TEST-NET-1, on no interface here
+	if ln, err := net.Listen("tcp", absent); err == nil {
+		ln.Close()
+		t.Skip("this host holds 192.0.2.55; nothing to show")
+	}
+	ln, err := ListenFreebind("tcp", absent)
+	if err != nil {
+		t.Fatalf("ListenFreebind(%s) = %v, want a socket", absent, err)
+	}
+	ln.Close()
+}
