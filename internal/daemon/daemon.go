@@ -151,7 +151,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	sup := newSupervisor(context.WithoutCancel(ctx), d.log)
 	d.sup = sup
-	stopServe := sup.start("balancer", d.srv.Serve)
+	stopServe := sup.start("data plane", d.srv.Serve)
 	var stopAdmin func()
 	if d.admin != nil {
 		stopAdmin = sup.start("admin", d.admin.Run)
