@@ -25,6 +25,9 @@ type Deps struct {
 	SetNodeState func(name, state string) error
 	// Metrics, when set, is served on GET /metrics.
 	Metrics *Metrics
+	// Listen obtains the admin socket (an inherited one, at a restart or
+	// upgrade); nil binds it.
+	Listen func(network, address string) (net.Listener, error)
 }
 
 // Server is the admin HTTP listener.
@@ -74,7 +77,11 @@ func (s *Server) checkHost(w http.ResponseWriter, r *http.Request) {
 
 // Listen binds admin.listen.
 func (s *Server) Listen() error {
-	ln, err := net.Listen("tcp", s.cfg.Listen)
+	listen := s.deps.Listen
+	if listen == nil {
+		listen = net.Listen
+	}
+	ln, err := listen("tcp", s.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("admin: listen %s: %w", s.cfg.Listen, err)
 	}

@@ -58,6 +58,9 @@ type Deps struct {
 	Metrics   Metrics // nil records nothing
 	// Dial opens connections to nodes; nil uses TCP with timeouts.connect.
 	Dial func(addr string, timeout time.Duration) (net.Conn, error)
+	// Listen obtains the socket of a listen: entry (an inherited one, at a
+	// restart or upgrade); nil binds it with IP_FREEBIND.
+	Listen func(network, address string) (net.Listener, error)
 }
 
 // Runtime is everything a request needs, built from one configuration and

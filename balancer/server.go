@@ -134,8 +134,12 @@ func sameListeners(a, b []configs.Listener) bool {
 func (s *Server) Listen(ctx context.Context) error {
 	rt := s.rt.Load()
 	lc := net.ListenConfig{Control: freebind}
+	listen := rt.deps.Listen
+	if listen == nil {
+		listen = func(network, address string) (net.Listener, error) { return lc.Listen(ctx, network, address) }
+	}
 	for i, l := range rt.cfg.Listen {
-		ln, err := lc.Listen(ctx, "tcp", l.Address)
+		ln, err := listen("tcp", l.Address)
 		if err != nil {
 			s.closeListeners()
 			return fmt.Errorf("balancer: listen %s: %w", l.Address, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"sync"
 	"time"
@@ -27,6 +28,9 @@ type Options struct {
 	// Loggers, when nil, are built from the configuration's log: section.
 	Loggers *Loggers
 	Version string
+	// Listen obtains every listening socket, public and admin (inherited
+	// ones at a restart or upgrade: internal/handoff); nil binds them.
+	Listen func(network, address string) (net.Listener, error)
 }
 
 // Daemon is one running mosparo-lb.
@@ -89,7 +93,8 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	if cfg.Admin.Listen != "off" {
-		d.admin = admin.New(cfg.Admin, admin.Deps{Logger: d.log.Named("admin"), Status: d.Status, SetNodeState: d.comps.setNodeState, Metrics: d.metrics})
+		d.admin = admin.New(cfg.Admin, admin.Deps{Logger: d.log.Named("admin"), Status: d.Status, SetNodeState: d.comps.setNodeState, Metrics: d.metrics,
+			Listen: d.opts.Listen})
 		if err := d.admin.Listen(); err != nil {
 			return nil, err
 		}
@@ -115,6 +120,7 @@ func (d *Daemon) buildRuntime(cfg *configs.Config) (*balancer.Runtime, error) {
 		AccessLog: d.loggers.Access,
 		Health:    d.comps.healthSource(),
 		CSS:       d.comps.edgeCache(),
+		Listen:    d.opts.Listen,
 	}
 	if d.metrics != nil {
 		deps.Metrics = d.metrics

@@ -1,0 +1,368 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mosparo-lb/mosparo-lb/internal/mosparotest"
+	"golang.org/x/sys/unix"
+)
+
+// loadGen sends GET requests to the LB from a bounded number of workers
+// until stopped or each has sent maxPerWorker: half reuse keep-alive
+// connections, half open a new connection per request. A failure is any
+// transport error or a status other than 200 that the client sees; Go's
+// client retries an idempotent request once when a reused idle connection
+// turns out closed (RFC 9112 §9.3.1), as browsers do.
+type loadGen struct {
+	sent, failed atomic.Int64
+	mu           sync.Mutex
+	firstErrs    []string
+	stop         chan struct{}
+	wg           sync.WaitGroup
+}
+
+func startLoad(t *testing.T, url string, workers, maxPerWorker int) *loadGen {
+	t.Helper()
+	g := &loadGen{stop: make(chan struct{})}
+	keep := &http.Transport{MaxIdleConnsPerHost: workers}
+	fresh := &http.Transport{DisableKeepAlives: true}
+	t.Cleanup(func() { g.halt(); keep.CloseIdleConnections() })
+	for i := 0; i < workers; i++ {
+		tr := keep
+		if i%2 == 1 {
+			tr = fresh
+		}
+		c := &http.Client{Transport: tr, Timeout: 15 * time.Second}
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			for n := 0; n < maxPerWorker; n++ {
+				select {
+				case <-g.stop:
+					return
+				default:
+				}
+				g.sent.Add(1)
+				resp, err := c.Get(url)
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						err = fmt.Errorf("status %d", resp.StatusCode)
+					}
+				}
+				if err != nil {
+					g.failed.Add(1)
+					g.mu.Lock()
+					if len(g.firstErrs) < 10 {
+						g.firstErrs = append(g.firstErrs, err.Error())
+					}
+					g.mu.Unlock()
+				}
+				time.Sleep(2 * time.Millisecond) // leave the shared CPUs to the LB
+			}
+		}()
+	}
+	return g
+}
+
+func (g *loadGen) halt() {
+	select {
+	case <-g.stop:
+	default:
+		close(g.stop)
+	}
+	g.wg.Wait()
+}
+
+// waitSent waits until at least n more requests were sent, so each phase
+// of a test runs under load; bounded by a generous timeout.
+func (g *loadGen) waitSent(t *testing.T, n int64) {
+	t.Helper()
+	want := g.sent.Load() + n
+	deadline := time.Now().Add(time.Minute)
+	for g.sent.Load() < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("load stalled at %d requests", g.sent.Load())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (g *loadGen) report(t *testing.T) {
+	t.Helper()
+	g.halt()
+	t.Logf("load: %d requests sent, %d failed", g.sent.Load(), g.failed.Load())
+	if g.failed.Load() != 0 {
+		t.Errorf("%d of %d requests failed; first errors: %s", g.failed.Load(), g.sent.Load(), strings.Join(g.firstErrs, "; "))
+	}
+}
+
+// handoffSetup starts two emulated nodes and writes a configuration with
+// the given public listener and a normally bound admin listener.
+func handoffSetup(t *testing.T, public string) (cfgPath string) {
+	t.Helper()
+	var nodes []string
+	for i := 1; i <= 2; i++ {
+		n, err := mosparotest.Start(mosparotest.Options{Name: fmt.Sprintf("n%d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		nodes = append(nodes, n.Addr())
+	}
+	cfgPath = filepath.Join(t.TempDir(), "lb.yaml")
+	yaml := fmt.Sprintf(`listen: [{address: %q}]
+admin: {listen: %q}
+nodes:
+  - {name: n1, address: %q}
+  - {name: n2, address: %q}
+log: {level: info, access_log: false}
+shutdown: {grace: 20s}
+`, public, freeAddr(t), nodes[0], nodes[1])
+	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfgPath
+}
+
+// logFile is a file for the LB's output: a child started by an upgrade
+// keeps writing to it after its parent exited, which a pipe read by
+// exec.Cmd would turn into a Wait that never returns.
+func logFile(t *testing.T) (*os.File, func() string) {
+	t.Helper()
+	f, err := os.CreateTemp(t.TempDir(), "lb-*.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f, func() string { b, _ := os.ReadFile(f.Name()); return string(b) }
+}
+
+func waitServing(t *testing.T, url string, logs func() string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the LB does not serve %s; log:\n%s", url, logs())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitExit waits for a process of ours, bounded; it kills it past the bound.
+func waitExit(t *testing.T, cmd *exec.Cmd, done <-chan error, logs func() string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("pid %d exit: %v; log:\n%s", cmd.Process.Pid, err, logs())
+		}
+	case <-time.After(time.Minute):
+		cmd.Process.Kill()
+		t.Fatalf("pid %d did not exit within a minute; log:\n%s", cmd.Process.Pid, logs())
+	}
+}
+
+// TestSocketActivationRestartUnderLoad plays systemd with a .socket unit:
+// the test holds the listening socket and starts the binary with it
+// (LISTEN_FDS, LISTEN_PID set by a shell that then execs, as systemd sets it
+// between fork and exec), then restarts it twice (SIGTERM, wait, start
+// again) while the load runs. Connections arriving between two processes
+// wait in the socket's backlog: no request may fail.
+func TestSocketActivationRestartUnderLoad(t *testing.T) {
+	bin := buildBinary(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	sock, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
+	public := ln.Addr().String()
+	cfg := handoffSetup(t, public)
+	out, logs := logFile(t)
+	start := func() (*exec.Cmd, <-chan error) {
+		cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`, bin, "run", "-config", cfg)
+		cmd.Env = append(os.Environ(), "LISTEN_FDS=1", "LISTEN_FDNAMES=web")
+		cmd.ExtraFiles = []*os.File{sock}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		t.Cleanup(func() { cmd.Process.Kill() })
+		return cmd, done
+	}
+	url := "http://" + public + "/login"
+	cmd, done := start()
+	waitServing(t, url, logs)
+	load := startLoad(t, url, 8, 20000)
+	load.waitSent(t, 200)
+	for i := 0; i < 2; i++ {
+		cmd.Process.Signal(syscall.SIGTERM)
+		waitExit(t, cmd, done, logs)
+		// Between here and the next process's first accept, clients queue.
+		cmd, done = start()
+		load.waitSent(t, 300)
+	}
+	load.report(t)
+	if n := strings.Count(logs(), "listening sockets inherited"); n != 3 {
+		t.Errorf("%d processes logged inherited sockets, want 3; log:\n%s", n, logs())
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	waitExit(t, cmd, done, logs)
+}
+
+// TestSocketActivationUnclaimedSocketIsAnError: a socket from the socket
+// unit that no listen: entry names stops the start with a message naming it.
+func TestSocketActivationUnclaimedSocketIsAnError(t *testing.T) {
+	bin := buildBinary(t)
+	extra, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	f, _ := extra.(*net.TCPListener).File()
+	defer f.Close()
+	cfg := handoffSetup(t, freeAddr(t))
+	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`, bin, "run", "-config", cfg)
+	cmd.Env = append(os.Environ(), "LISTEN_FDS=1", "LISTEN_FDNAMES=stray")
+	cmd.ExtraFiles = []*os.File{f}
+	b, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || !strings.Contains(string(b), extra.Addr().String()) || !strings.Contains(string(b), `"stray"`) {
+		t.Errorf("start with an unclaimed socket = %v, want an exit naming %s \"stray\":\n%s", err, extra.Addr(), b)
+	}
+}
+
+// TestUpgradeUnderLoad runs the nginx-style binary upgrade twice under load:
+// `mosparo-lb upgrade` (SIGUSR2 via the PID file) starts the binary at the
+// same path with the listening sockets, which reports ready; the old
+// process drains and exits; no request may fail. A refused upgrade (the
+// configuration no longer loads) leaves the running process serving. The
+// test process is a child subreaper, as systemd is for a service, so it can
+// reap the new processes.
+func TestUpgradeUnderLoad(t *testing.T) {
+	bin := buildBinary(t)
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		t.Fatalf("PR_SET_CHILD_SUBREAPER: %v", err)
+	}
+	defer unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+	public := freeAddr(t)
+	cfg := handoffSetup(t, public)
+	pidFile := filepath.Join(t.TempDir(), "lb.pid")
+	out, logs := logFile(t)
+	cmd := exec.Command(bin, "run", "-config", cfg, "-pid-file", pidFile, "-upgrade-timeout", "60s")
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	first := cmd.Process.Pid
+	t.Cleanup(func() {
+		if pid, err := readPIDFile(pidFile); err == nil {
+			syscall.Kill(pid, syscall.SIGKILL)
+			reap(pid, 10*time.Second)
+		}
+		cmd.Process.Kill()
+		reap(first, 10*time.Second)
+	})
+	url := "http://" + public + "/login"
+	waitServing(t, url, logs)
+	waitPIDFile(t, pidFile, first, logs)
+	load := startLoad(t, url, 8, 20000)
+	load.waitSent(t, 200)
+
+	good, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, []byte("listen: [{address: 1}]\n"), 0o600)
+	syscall.Kill(first, syscall.SIGUSR2)
+	waitLog(t, logs, "upgrade refused")
+	os.WriteFile(cfg, good, 0o600)
+	load.waitSent(t, 100)
+
+	pid := first
+	for i := 0; i < 2; i++ {
+		b, err := exec.Command(bin, "upgrade", "-pid-file", pidFile, "-timeout", "90s").CombinedOutput()
+		if err != nil || !strings.Contains(string(b), "took over") {
+			t.Fatalf("mosparo-lb upgrade: %v\n%s\nlog:\n%s", err, b, logs())
+		}
+		next, err := readPIDFile(pidFile)
+		if err != nil || next == pid {
+			t.Fatalf("pid file after the upgrade = %d, %v; old pid %d", next, err, pid)
+		}
+		if !reap(pid, time.Minute) {
+			t.Fatalf("the old process %d did not exit after the upgrade; log:\n%s", pid, logs())
+		}
+		pid = next
+		load.waitSent(t, 300)
+	}
+	load.report(t)
+	syscall.Kill(pid, syscall.SIGTERM)
+	if !reap(pid, time.Minute) {
+		t.Errorf("the last process %d did not exit on SIGTERM", pid)
+	}
+}
+
+// reap waits for pid (a child, or an orphan we are the subreaper of) to
+// exit, bounded; it reports whether it did.
+func reap(pid int, within time.Duration) bool {
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		var ws syscall.WaitStatus
+		got, err := syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
+		if got == pid || errors.Is(err, syscall.ECHILD) {
+			return true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return false
+}
+
+func waitPIDFile(t *testing.T, path string, want int, logs func() string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if pid, err := readPIDFile(path); err == nil && pid == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pid file %s never named %d; log:\n%s", path, want, logs())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func waitLog(t *testing.T, logs func() string, want string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(logs(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("log never said %q:\n%s", want, logs())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
