@@ -366,3 +366,73 @@ func waitLog(t *testing.T, logs func() string, want string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestHostileSocketEnvironment starts the real binary with broken or foreign
+// socket variables: broken ones stop it with the reason before it serves;
+// ones meant for another process are ignored with a warning and the
+// listener is bound as usual.
+func TestHostileSocketEnvironment(t *testing.T) {
+	bin := buildBinary(t)
+	public := freeAddr(t)
+	cfg := handoffSetup(t, public)
+	pipeR, pipeW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pipeR.Close()
+	defer pipeW.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock, _ := ln.(*net.TCPListener).File()
+	ln.Close()
+	defer sock.Close()
+	tests := []struct {
+		name  string
+		env   string // after LISTEN_PID=$$ (ours) unless it sets its own
+		extra []*os.File
+		want  string
+		fails bool
+	}{
+		{name: "garbage count", env: "LISTEN_FDS=three", want: `LISTEN_FDS="three"`, fails: true},
+		{name: "huge count", env: "LISTEN_FDS=4096", want: `LISTEN_FDS="4096"`, fails: true},
+		{name: "names do not match", env: "LISTEN_FDS=1 LISTEN_FDNAMES=a:b", extra: []*os.File{pipeR}, want: "2 names for 1", fails: true},
+		{name: "a pipe is not a socket", env: "LISTEN_FDS=1", extra: []*os.File{pipeR}, want: "fd 3", fails: true},
+		{name: "descriptor not passed", env: "LISTEN_FDS=2", extra: []*os.File{sock}, want: "fd 4", fails: true},
+		{name: "another process's variables", env: "LISTEN_FDS=1 LISTEN_PID=1", want: "socket variables ignored"},
+		{name: "forged upgrade parent", env: "MOSPARO_LB_UPGRADE_PARENT=1 MOSPARO_LB_UPGRADE_FDS=0 MOSPARO_LB_UPGRADE_READY_FD=3", want: "socket variables ignored"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			script := `LISTEN_PID=$$; export LISTEN_PID; export ` + tt.env + `; exec "$0" "$@"`
+			cmd := exec.Command("/bin/sh", "-c", script, bin, "run", "-config", cfg)
+			cmd.ExtraFiles = tt.extra
+			out, logs := logFile(t)
+			cmd.Stdout, cmd.Stderr = out, out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			t.Cleanup(func() { cmd.Process.Kill() })
+			if tt.fails {
+				select {
+				case err := <-done:
+					if err == nil || !strings.Contains(logs(), tt.want) {
+						t.Errorf("exit %v, want a failure saying %q; output:\n%s", err, tt.want, logs())
+					}
+				case <-time.After(time.Minute):
+					t.Fatalf("still running with %s; output:\n%s", tt.env, logs())
+				}
+				return
+			}
+			waitServing(t, "http://"+public+"/login", logs)
+			if !strings.Contains(logs(), tt.want) {
+				t.Errorf("log lacks %q:\n%s", tt.want, logs())
+			}
+			cmd.Process.Signal(syscall.SIGTERM)
+			waitExit(t, cmd, done, logs)
+		})
+	}
+}

@@ -79,7 +79,9 @@ func (u *upgrader) check() error {
 		return err
 	}
 	if u.configPath == "" {
-		return nil // the demo: its embedded configuration has no VRRP
+		// The demo's nodes run in this process on fixed ports; a second
+		// demo could not start them.
+		return errors.New("the demo cannot be upgraded; use mosparo-lb run")
 	}
 	// Two processes with one VRRP instance would each advertise or each
 	// hold the VIP; until the instance can move between processes without
