@@ -189,9 +189,12 @@ func waitExit(t *testing.T, cmd *exec.Cmd, done <-chan error, logs func() string
 // (LISTEN_FDS, LISTEN_PID set by a shell that then execs, as systemd sets it
 // between fork and exec), then restarts it twice (SIGTERM, wait, start
 // again) while the load runs. Connections arriving between two processes
-// wait in the socket's backlog: no request may fail.
+// wait in the socket's backlog: no request may fail. Then the
+// socket-activated process is upgraded (SIGUSR2): the new one gets the
+// socket from it, with systemd's name.
 func TestSocketActivationRestartUnderLoad(t *testing.T) {
 	bin := buildBinary(t)
+	subreaper(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -205,8 +208,9 @@ func TestSocketActivationRestartUnderLoad(t *testing.T) {
 	public := ln.Addr().String()
 	cfg := handoffSetup(t, public)
 	out, logs := logFile(t)
+	pidFile := filepath.Join(t.TempDir(), "lb.pid")
 	start := func() (*exec.Cmd, <-chan error) {
-		cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`, bin, "run", "-config", cfg)
+		cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ exec "$0" "$@"`, bin, "run", "-config", cfg, "-pid-file", pidFile)
 		cmd.Env = append(os.Environ(), "LISTEN_FDS=1", "LISTEN_FDNAMES=web")
 		cmd.ExtraFiles = []*os.File{sock}
 		cmd.Stdout, cmd.Stderr = out, out
@@ -230,12 +234,37 @@ func TestSocketActivationRestartUnderLoad(t *testing.T) {
 		cmd, done = start()
 		load.waitSent(t, 300)
 	}
-	load.report(t)
-	if n := strings.Count(logs(), "listening sockets inherited"); n != 3 {
-		t.Errorf("%d processes logged inherited sockets, want 3; log:\n%s", n, logs())
+	if n := strings.Count(logs(), `"from":"systemd","sockets":["fd 3 (`+public+`, name \"web\")"]`); n != 3 {
+		t.Errorf("%d processes logged the socket from systemd, want 3; log:\n%s", n, logs())
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	waitExit(t, cmd, done, logs)
+	waitPIDFile(t, pidFile, cmd.Process.Pid, logs)
+	cmd.Process.Signal(syscall.SIGUSR2)
+	waitExit(t, cmd, done, logs) // drained and gone once the new one is ready
+	load.waitSent(t, 300)
+	load.report(t)
+	if !strings.Contains(logs(), `"from":"upgrade","sockets":["fd 3 (`+public+`, name \"web\")","fd 4 (`) {
+		t.Errorf("the upgraded process did not log systemd's socket with its name; log:\n%s", logs())
+	}
+	pid, err := readPIDFile(pidFile)
+	if err != nil || pid == cmd.Process.Pid {
+		t.Fatalf("pid file after the upgrade: %d, %v", pid, err)
+	}
+	syscall.Kill(pid, syscall.SIGTERM)
+	if !reap(pid, time.Minute) {
+		syscall.Kill(pid, syscall.SIGKILL)
+		t.Errorf("the upgraded process %d did not exit on SIGTERM", pid)
+	}
+}
+
+// subreaper makes the test process adopt orphaned descendants, as systemd
+// does for a service: a process started by an upgrade outlives its parent
+// and must still be reaped.
+func subreaper(t *testing.T) {
+	t.Helper()
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		t.Fatalf("PR_SET_CHILD_SUBREAPER: %v", err)
+	}
+	t.Cleanup(func() { unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) })
 }
 
 // TestSocketActivationUnclaimedSocketIsAnError: a socket from the socket
@@ -269,10 +298,7 @@ func TestSocketActivationUnclaimedSocketIsAnError(t *testing.T) {
 // reap the new processes.
 func TestUpgradeUnderLoad(t *testing.T) {
 	bin := buildBinary(t)
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		t.Fatalf("PR_SET_CHILD_SUBREAPER: %v", err)
-	}
-	defer unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+	subreaper(t)
 	public := freeAddr(t)
 	cfg := handoffSetup(t, public)
 	pidFile := filepath.Join(t.TempDir(), "lb.pid")

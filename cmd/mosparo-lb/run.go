@@ -91,7 +91,7 @@ func runDaemon(opts daemon.Options, ro runOptions, ready func(*daemon.Daemon)) e
 		return err
 	}
 	if socks.Source() != handoff.None {
-		log.Info("listening sockets inherited", zap.Stringer("from", socks.Source()))
+		log.Info("listening sockets inherited", zap.Stringer("from", socks.Source()), zap.Strings("sockets", socks.Inherited()))
 	}
 	up := &upgrader{socks: socks, log: log.Named("upgrade"), exe: exe, exeErr: exeErr, args: os.Args[1:],
 		configPath: opts.Path, timeout: ro.upgradeTimeout, pidFile: ro.pidFile, handedOver: handedOver}

@@ -21,8 +21,9 @@ import (
 // can pass them on. The zero value is not usable; use Inherit or Empty.
 // Safe for concurrent use.
 type Sockets struct {
-	source Source
-	ready  *os.File // upgrade child: where to report readiness; nil otherwise
+	source    Source
+	inherited []string // what arrived, described for the log
+	ready     *os.File // upgrade child: where to report readiness; nil otherwise
 
 	mu    sync.Mutex
 	spare []*inherited    // not claimed yet, in fd order
@@ -97,6 +98,9 @@ func Inherit(p Process) (*Sockets, error) {
 			s.ready.Close()
 		}
 		return Empty(), err
+	}
+	for _, in := range s.spare {
+		s.inherited = append(s.inherited, in.String())
 	}
 	return s, nil
 }
@@ -188,6 +192,10 @@ func checkListening(f *os.File) error {
 
 // Source says where the inherited sockets came from.
 func (s *Sockets) Source() Source { return s.source }
+
+// Inherited describes the sockets that arrived ("fd 3 (127.0.0.1:80, name
+// "web")"), for the log.
+func (s *Sockets) Inherited() []string { return s.inherited }
 
 // Listen returns the inherited socket listening on address, or binds a new
 // one (with IP_FREEBIND, so an address this host does not hold yet, a VIP,
