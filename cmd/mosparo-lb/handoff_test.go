@@ -20,12 +20,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// loadGen sends GET requests to the LB from a bounded number of workers
-// until stopped or each has sent maxPerWorker: half reuse keep-alive
-// connections, half open a new connection per request. A failure is any
-// transport error or a status other than 200 that the client sees; Go's
-// client retries an idempotent request once when a reused idle connection
-// turns out closed (RFC 9112 §9.3.1), as browsers do.
+// loadGen sends requests to the LB from a bounded number of workers until
+// stopped or each has sent maxPerWorker: half send GET /login on keep-alive
+// connections, half POST a submit-token request (not idempotent, so never
+// retried) on a new connection each. A failure is any transport error or a
+// status other than 200 that the client sees; Go's client retries an
+// idempotent request once when a reused idle connection turns out closed
+// (RFC 9112 §9.3.1), as browsers do.
 type loadGen struct {
 	sent, failed atomic.Int64
 	mu           sync.Mutex
@@ -34,18 +35,22 @@ type loadGen struct {
 	wg           sync.WaitGroup
 }
 
-func startLoad(t *testing.T, url string, workers, maxPerWorker int) *loadGen {
+func startLoad(t *testing.T, lb string, workers, maxPerWorker int) *loadGen {
 	t.Helper()
 	g := &loadGen{stop: make(chan struct{})}
 	keep := &http.Transport{MaxIdleConnsPerHost: workers}
 	fresh := &http.Transport{DisableKeepAlives: true}
 	t.Cleanup(func() { g.halt(); keep.CloseIdleConnections() })
 	for i := 0; i < workers; i++ {
-		tr := keep
+		c := &http.Client{Transport: keep, Timeout: 15 * time.Second}
+		send := func() (*http.Response, error) { return c.Get("http://" + lb + "/login") }
 		if i%2 == 1 {
-			tr = fresh
+			c = &http.Client{Transport: fresh, Timeout: 15 * time.Second}
+			send = func() (*http.Response, error) {
+				return c.Post("http://"+lb+"/api/v1/frontend/request-submit-token", "application/x-www-form-urlencoded",
+					strings.NewReader("publicKey="+mosparotest.DemoPublicKey+"&pageTitle=t&pageUrl=https%3A%2F%2Fexample.com%2F"))
+			}
 		}
-		c := &http.Client{Transport: tr, Timeout: 15 * time.Second}
 		g.wg.Add(1)
 		go func() {
 			defer g.wg.Done()
@@ -56,7 +61,7 @@ func startLoad(t *testing.T, url string, workers, maxPerWorker int) *loadGen {
 				default:
 				}
 				g.sent.Add(1)
-				resp, err := c.Get(url)
+				resp, err := send()
 				if err == nil {
 					io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
@@ -225,7 +230,7 @@ func TestSocketActivationRestartUnderLoad(t *testing.T) {
 	url := "http://" + public + "/login"
 	cmd, done := start()
 	waitServing(t, url, logs)
-	load := startLoad(t, url, 8, 20000)
+	load := startLoad(t, public, 8, 20000)
 	load.waitSent(t, 200)
 	for i := 0; i < 2; i++ {
 		cmd.Process.Signal(syscall.SIGTERM)
@@ -320,7 +325,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	url := "http://" + public + "/login"
 	waitServing(t, url, logs)
 	waitPIDFile(t, pidFile, first, logs)
-	load := startLoad(t, url, 8, 20000)
+	load := startLoad(t, public, 8, 20000)
 	load.waitSent(t, 200)
 
 	good, _ := os.ReadFile(cfg)
