@@ -124,6 +124,9 @@ func runDaemon(opts daemon.Options, ro runOptions, ready func(*daemon.Daemon)) e
 		log.Warn("pid file not written", zap.String("path", ro.pidFile), zap.Error(err))
 	}
 	err = <-runErr
-	removePIDFile(ro.pidFile, os.Getpid())
+	if !up.done.Load() {
+		// After a handover the file is the new process's to write.
+		removePIDFile(ro.pidFile, os.Getpid())
+	}
 	return err
 }

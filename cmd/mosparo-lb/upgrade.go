@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -34,11 +35,11 @@ type upgrader struct {
 	timeout    time.Duration
 	pidFile    string
 	handedOver func() // ends this process's Run
-	done       bool
+	done       atomic.Bool
 }
 
 func (u *upgrader) run(ctx context.Context) {
-	if u.done {
+	if u.done.Load() {
 		u.log.Warn("upgrade already handed over; this process is draining")
 		return
 	}
@@ -57,7 +58,7 @@ func (u *upgrader) run(ctx context.Context) {
 		}
 		return
 	}
-	u.done = true
+	u.done.Store(true)
 	// Type=notify: the new process becomes the unit's main process, so its
 	// exit (not ours) is the service's, and $MAINPID reaches it. Sent by us,
 	// the main process, which NotifyAccess=main accepts; then nothing more
