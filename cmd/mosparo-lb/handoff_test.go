@@ -467,3 +467,122 @@ func TestHostileSocketEnvironment(t *testing.T) {
 		})
 	}
 }
+
+// notifyMsg is one sd_notify datagram and the PID the kernel says sent it.
+type notifyMsg struct {
+	pid  int
+	text string
+}
+
+// credNotifySocket is systemd's notification socket with SO_PASSCRED, so
+// each message carries its sender's PID, which NotifyAccess= judges.
+func credNotifySocket(t *testing.T) (string, <-chan notifyMsg) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "notify.sock")
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, _ := c.SyscallConn()
+	rc.Control(func(fd uintptr) { err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PASSCRED, 1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := make(chan notifyMsg, 256)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf, oob := make([]byte, 4096), make([]byte, 256)
+		for {
+			n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+			if err != nil {
+				return
+			}
+			m := notifyMsg{text: string(buf[:n])}
+			if scms, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil && len(scms) > 0 {
+				if cred, err := unix.ParseUnixCredentials(&scms[0]); err == nil {
+					m.pid = int(cred.Pid)
+				}
+			}
+			select {
+			case msgs <- m:
+			default:
+			}
+		}
+	}()
+	t.Cleanup(func() { c.Close(); <-done })
+	return path, msgs
+}
+
+// TestUpgradeSystemdNotifications plays systemd's side of a Type=notify
+// unit with NotifyAccess=main and WatchdogSec= during an upgrade: only the
+// main PID is heard; the old process makes the new one main with MAINPID=
+// and is silent afterwards (its STOPPING=1 would stop the service); the new
+// one then feeds the watchdog as the main process.
+func TestUpgradeSystemdNotifications(t *testing.T) {
+	bin := buildBinary(t)
+	subreaper(t)
+	notify, msgs := credNotifySocket(t)
+	public := freeAddr(t)
+	cfg := handoffSetup(t, public)
+	pidFile := filepath.Join(t.TempDir(), "lb.pid")
+	out, logs := logFile(t)
+	// WATCHDOG_PID is set the way systemd sets it, to the process it starts.
+	cmd := exec.Command("/bin/sh", "-c", `WATCHDOG_PID=$$ exec "$0" "$@"`, bin, "run", "-config", cfg, "-pid-file", pidFile)
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+notify, "WATCHDOG_USEC=400000")
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	old := cmd.Process.Pid
+	main := old
+	stopping := false  // the test sent SIGTERM: STOPPING=1 is due
+	var heard []string // what systemd accepted, "pid text"
+	// accept reads messages as systemd would until cond holds for one.
+	accept := func(what string, cond func(notifyMsg) bool) {
+		t.Helper()
+		timeout := time.After(time.Minute)
+		for {
+			select {
+			case m := <-msgs:
+				if m.pid == old && main != old {
+					t.Errorf("the old process %d spoke after handing over: %q", old, m.text)
+				}
+				if m.pid != main {
+					continue // refused under NotifyAccess=main
+				}
+				heard = append(heard, fmt.Sprintf("%d %s", m.pid, m.text))
+				if strings.Contains(m.text, "STOPPING=1") && !stopping {
+					t.Fatalf("the main process %d sent STOPPING=1 during an upgrade: %q", m.pid, heard)
+				}
+				if v, ok := strings.CutPrefix(m.text, "MAINPID="); ok {
+					fmt.Sscan(v, &main)
+				}
+				if cond(m) {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("no %s within a minute; accepted %q; log:\n%s", what, heard, logs())
+			}
+		}
+	}
+	accept("READY=1", func(m notifyMsg) bool { return strings.HasPrefix(m.text, "READY=1") })
+	waitPIDFile(t, pidFile, old, logs)
+	syscall.Kill(old, syscall.SIGUSR2)
+	accept("MAINPID= from the old process", func(m notifyMsg) bool { return main != old })
+	accept("a watchdog ping from the new main process", func(m notifyMsg) bool { return m.text == "WATCHDOG=1" })
+	waitExit(t, cmd, done, logs)
+	if pid, err := readPIDFile(pidFile); err != nil || pid != main {
+		t.Errorf("pid file names %d (%v), systemd's main PID is %d", pid, err, main)
+	}
+	stopping = true
+	syscall.Kill(main, syscall.SIGTERM)
+	accept("STOPPING=1 from the new main process on SIGTERM", func(m notifyMsg) bool { return strings.HasPrefix(m.text, "STOPPING=1") })
+	if !reap(main, time.Minute) {
+		syscall.Kill(main, syscall.SIGKILL)
+		t.Errorf("the new process %d did not exit on SIGTERM", main)
+	}
+}
