@@ -25,8 +25,8 @@ type Deps struct {
 	SetNodeState func(name, state string) error
 	// Metrics, when set, is served on GET /metrics.
 	Metrics *Metrics
-	// Listen obtains the admin socket (an inherited one, at a restart or
-	// upgrade); nil binds it.
+	// Listen gives Listen its socket (one handed over by systemd or an
+	// upgrading process); nil binds one with net.Listen.
 	Listen func(network, address string) (net.Listener, error)
 }
 

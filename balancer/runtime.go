@@ -58,8 +58,10 @@ type Deps struct {
 	Metrics   Metrics // nil records nothing
 	// Dial opens connections to nodes; nil uses TCP with timeouts.connect.
 	Dial func(addr string, timeout time.Duration) (net.Conn, error)
-	// Listen obtains the socket of a listen: entry (an inherited one, at a
-	// restart or upgrade); nil binds it with IP_FREEBIND.
+	// Listen gives the server the socket of a listen: address it does not
+	// hold yet (network "tcp"); nil binds one with IP_FREEBIND. A socket
+	// handed over by systemd or by the process being upgraded comes in
+	// here; TLS and the server's own wrapping stay the server's.
 	Listen func(network, address string) (net.Listener, error)
 }
 

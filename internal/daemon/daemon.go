@@ -28,8 +28,10 @@ type Options struct {
 	// Loggers, when nil, are built from the configuration's log: section.
 	Loggers *Loggers
 	Version string
-	// Listen obtains every listening socket, public and admin (inherited
-	// ones at a restart or upgrade: internal/handoff); nil binds them.
+	// Listen, when set, gives the daemon the socket of every public and
+	// admin address it binds (at start and for addresses a reload adds):
+	// systemd socket activation and an upgrading process hand theirs over
+	// through it. Nil binds new sockets (public ones with IP_FREEBIND).
 	Listen func(network, address string) (net.Listener, error)
 }
 
