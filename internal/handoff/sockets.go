@@ -202,10 +202,11 @@ func (s *Sockets) Inherited() []string { return s.inherited }
 // is fine). It is the daemon's listen hook; what it returns, once closed,
 // is no longer passed on at an upgrade.
 func (s *Sockets) Listen(network, address string) (net.Listener, error) {
+	want, ok := parseWanted(network, address) // may resolve a name: not under the lock
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, in := range s.spare {
-		if matches(in.addr, network, address) {
+		if ok && want.matches(in.addr) {
 			s.spare = append(s.spare[:i], s.spare[i+1:]...)
 			return s.holdLocked(in.ln, in.name), nil
 		}
@@ -283,31 +284,50 @@ func (h *heldListener) Close() error {
 	return h.TCPListener.Close()
 }
 
-// matches reports whether a socket bound to addr serves the configured
-// address: the same port, and the same IP, where an empty host (":80")
-// takes an unspecified socket of either family (systemd's ListenStream=80
-// is a dual-stack [::]:80). Port 0 never matches: it asks for a new port.
-func matches(addr netip.AddrPort, network, address string) bool {
+// wanted is a configured address as matching needs it.
+type wanted struct {
+	ip   netip.Addr // invalid for an empty host
+	port uint16
+}
+
+// parseWanted resolves a configured address the way net.Listen would. It
+// reports false for what no inherited socket can serve: an unparsable
+// address, or port 0, which asks for a new port.
+func parseWanted(network, address string) (wanted, bool) {
 	host, port, err := net.SplitHostPort(address)
 	if err != nil {
-		return false
+		return wanted{}, false
 	}
 	p, err := net.LookupPort(network, port)
-	if err != nil || p == 0 || uint16(p) != addr.Port() {
+	if err != nil || p == 0 {
+		return wanted{}, false
+	}
+	w := wanted{port: uint16(p)}
+	if host == "" {
+		return w, true
+	}
+	if w.ip, err = netip.ParseAddr(host); err != nil {
+		ta, err := net.ResolveTCPAddr(network, address)
+		if err != nil {
+			return wanted{}, false
+		}
+		w.ip = ta.AddrPort().Addr()
+	}
+	w.ip = w.ip.Unmap()
+	return w, true
+}
+
+// matches reports whether a socket bound to addr serves w: the same port,
+// and the same IP, where an empty host (":80") takes an unspecified socket
+// of either family (systemd's ListenStream=80 is a dual-stack [::]:80).
+func (w wanted) matches(addr netip.AddrPort) bool {
+	if w.port != addr.Port() {
 		return false
 	}
-	if host == "" {
+	if !w.ip.IsValid() {
 		return addr.Addr().IsUnspecified()
 	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		ta, rerr := net.ResolveTCPAddr(network, address)
-		if rerr != nil {
-			return false
-		}
-		ip = ta.AddrPort().Addr()
-	}
-	return ip.Unmap() == addr.Addr()
+	return w.ip == addr.Addr()
 }
 
 // freebind lets the socket bind an address not (yet) on this host, as the

@@ -181,8 +181,9 @@ func TestMatches(t *testing.T) {
 		{ap("127.0.0.1:80"), "no-such-host.invalid:80", false},
 	}
 	for _, tt := range tests {
-		if got := matches(tt.sock, "tcp", tt.address); got != tt.want {
-			t.Errorf("matches(%s, %q) = %v, want %v", tt.sock, tt.address, got, tt.want)
+		w, ok := parseWanted("tcp", tt.address)
+		if got := ok && w.matches(tt.sock); got != tt.want {
+			t.Errorf("%q matches %s = %v, want %v", tt.address, tt.sock, got, tt.want)
 		}
 	}
 }
