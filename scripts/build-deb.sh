@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # build-deb.sh VERSION BIN OUTDIR: out/mosparo-lb_<version>_<arch>.deb with
-# plain dpkg-deb: the binary, the systemd unit, the default configuration as
+# plain dpkg-deb: the binary, the systemd units (service and socket), the default configuration as
 # a conffile, and maintainer scripts that create and (on purge) remove the
 # system user and /etc/mosparo-lb.
 set -euo pipefail
@@ -13,6 +13,9 @@ ROOT=$(mktemp -d); trap 'rm -rf "$ROOT"' EXIT
 install -D -m 0755 "$BIN" "$ROOT/usr/bin/mosparo-lb"
 sed 's|/usr/local/bin/mosparo-lb|/usr/bin/mosparo-lb|g; /^# systemd unit/,/^# See docs/d' configs/mosparo-lb.service >"$ROOT/unit"
 install -D -m 0644 "$ROOT/unit" "$ROOT/lib/systemd/system/mosparo-lb.service"; rm "$ROOT/unit"
+# The socket unit is shipped, not enabled: its addresses must match listen:.
+sed '/^# systemd socket unit/,/^# See docs/d' configs/mosparo-lb.socket >"$ROOT/unit"
+install -D -m 0644 "$ROOT/unit" "$ROOT/lib/systemd/system/mosparo-lb.socket"; rm "$ROOT/unit"
 install -D -m 0640 packaging/mosparo-lb.yaml "$ROOT/etc/mosparo-lb/mosparo-lb.yaml"
 install -D -m 0644 configs/mosparo-lb.yaml "$ROOT/usr/share/doc/mosparo-lb/mosparo-lb.yaml.reference"
 install -m 0644 docs/configuration.md docs/operations.md "$ROOT/usr/share/doc/mosparo-lb/"

@@ -57,11 +57,23 @@ func TestDebianPackage(t *testing.T) {
 			t.Errorf("installed unit lacks %q", want)
 		}
 	}
+	socket := run("cat", "/lib/systemd/system/mosparo-lb.socket")
+	for _, want := range []string{"[Socket]", "ListenStream=127.0.0.1:8080", "Service=mosparo-lb.service"} {
+		if !strings.Contains(socket, want) {
+			t.Errorf("installed socket unit lacks %q", want)
+		}
+	}
+	if strings.Contains(socket, "install -m") {
+		t.Error("installed socket unit keeps the source tree's install instructions")
+	}
+	if !strings.Contains(unit, "-pid-file /run/mosparo-lb/mosparo-lb.pid") || !strings.Contains(unit, "RuntimeDirectory=mosparo-lb") {
+		t.Error("installed service unit does not write the PID file `mosparo-lb upgrade` reads")
+	}
 	if got := run("/usr/bin/mosparo-lb", "check", "-config", "/etc/mosparo-lb/mosparo-lb.yaml"); !strings.Contains(got, "ok") {
 		t.Errorf("check of the installed configuration: %s", got)
 	}
 	run("dpkg", "--purge", "mosparo-lb")
-	for _, p := range []string{"/usr/bin/mosparo-lb", "/etc/mosparo-lb", "/lib/systemd/system/mosparo-lb.service", "/usr/share/doc/mosparo-lb"} {
+	for _, p := range []string{"/usr/bin/mosparo-lb", "/etc/mosparo-lb", "/lib/systemd/system/mosparo-lb.service", "/lib/systemd/system/mosparo-lb.socket", "/usr/share/doc/mosparo-lb"} {
 		if _, err := os.Stat(p); err == nil {
 			t.Errorf("%s left after purge", p)
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"time"
 
 	"github.com/mosparo-lb/mosparo-lb/configs"
 	"github.com/mosparo-lb/mosparo-lb/internal/daemon"
@@ -32,7 +33,7 @@ func cmdDemo(args []string) error {
 		defer n.Close()
 	}
 	opts := daemon.Options{Source: configs.Demo(), Name: "demo.yaml (embedded)", Version: version}
-	return runDaemon(opts, func(d *daemon.Daemon) { printDemo(d) })
+	return runDaemon(opts, runOptions{upgradeTimeout: time.Minute}, func(d *daemon.Daemon) { printDemo(d) })
 }
 
 func printDemo(d *daemon.Daemon) {

@@ -6,6 +6,7 @@
 //
 //	mosparo-lb run -config FILE         run the load balancer
 //	mosparo-lb check -config FILE       validate a configuration
+//	mosparo-lb upgrade [-pid-file F]    hand over to the new binary (SIGUSR2)
 //	mosparo-lb demo                     run three emulated nodes behind the LB
 //	mosparo-lb status [-admin ADDR]     print a running LB's status
 //	mosparo-lb node drain|maintenance|ready NAME [-admin ADDR] [-token T]
@@ -32,6 +33,8 @@ func main() {
 		err = cmdRun(args)
 	case "check":
 		err = cmdCheck(args)
+	case "upgrade":
+		err = cmdUpgrade(args)
 	case "demo":
 		err = cmdDemo(args)
 	case "status":
@@ -59,8 +62,11 @@ func usage() {
 	fmt.Fprint(os.Stderr, `usage: mosparo-lb <command> [flags]
 
 commands:
-  run -config FILE        run the load balancer (SIGHUP reloads, SIGTERM stops gracefully)
+  run -config FILE [-pid-file F] [-upgrade-timeout D]
+                          run the load balancer (SIGHUP reloads, SIGTERM stops gracefully,
+                          SIGUSR2 starts the binary at the same path and hands the sockets over)
   check -config FILE      validate a configuration file and exit
+  upgrade [-pid-file F]   SIGUSR2 to the running LB, wait until the new process took over
   demo                    run three emulated mosparo nodes behind the LB on 127.0.0.1:8080
   status [-admin ADDR]    print the status of a running LB
   node drain|maintenance|ready NAME [-admin ADDR] [-token TOKEN]

@@ -49,3 +49,7 @@ func (l *Loggers) Sync() {
 		_ = l.buf.Stop()
 	}
 }
+
+// Logger is the process logger, for what the command around the daemon logs
+// (an upgrade).
+func (d *Daemon) Logger() *zap.Logger { return d.log }
