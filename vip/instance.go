@@ -505,6 +505,9 @@ func (ex *executor) do(acts []Action) {
 				fields = append(fields, zap.Stringer("master", ma))
 			}
 			in.log.Info("vrrp state change", fields...)
+			if in.opts.OnTransition != nil {
+				in.opts.OnTransition(Transition{Instance: in.cfg.Name, From: ex.from, To: a.State, Priority: a.Priority, At: in.now()})
+			}
 			ex.from = a.State
 			ex.notify.notify(a.State, a.Priority)
 		}
