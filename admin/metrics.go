@@ -82,6 +82,8 @@ type Metrics struct {
 	duration *prometheus.HistogramVec
 	retries  *prometheus.CounterVec
 	gauges   func() Gauges
+	// traffic are the same requests by node and class for History.
+	traffic trafficSet
 }
 
 // NewMetrics registers every family; gauges is called on each scrape.
@@ -95,7 +97,7 @@ func NewMetrics(gauges func() Gauges) *Metrics {
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "mosparo_lb_request_duration_seconds",
 			Help:    "Time from reading a request to having its answer, by route class.",
-			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+			Buckets: latencyBuckets,
 		}, []string{"route"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mosparo_lb_retries_total",
@@ -115,7 +117,7 @@ func (m *Metrics) Handler() http.Handler {
 
 // Node returns the per-request recorder of one node ("" = the LB itself).
 func (m *Metrics) Node(name string) balancer.RequestRecorder {
-	r := &nodeRecorder{m: m, node: name}
+	r := &nodeRecorder{m: m, node: name, traffic: m.traffic.node(name)}
 	empty := map[int]prometheus.Counter{}
 	r.codes.Store(&empty)
 	for c := balancer.Class(0); c < balancer.NumClasses; c++ {
@@ -128,12 +130,13 @@ func (m *Metrics) Node(name string) balancer.RequestRecorder {
 // nodeRecorder caches resolved series so Observe allocates nothing once a
 // (class, code) pair has been seen: the counter map is copy-on-write.
 type nodeRecorder struct {
-	m     *Metrics
-	node  string
-	mu    sync.Mutex
-	codes atomic.Pointer[map[int]prometheus.Counter]
-	hist  [balancer.NumClasses]prometheus.Observer
-	retry [balancer.NumClasses]prometheus.Counter
+	m       *Metrics
+	node    string
+	traffic *nodeTraffic
+	mu      sync.Mutex
+	codes   atomic.Pointer[map[int]prometheus.Counter]
+	hist    [balancer.NumClasses]prometheus.Observer
+	retry   [balancer.NumClasses]prometheus.Counter
 }
 
 func (r *nodeRecorder) Observe(class balancer.Class, status int, d time.Duration, retries int) {
@@ -147,6 +150,7 @@ func (r *nodeRecorder) Observe(class balancer.Class, status int, d time.Duration
 	}
 	c.Inc()
 	r.hist[class].Observe(d.Seconds())
+	r.traffic[class].observe(status, d)
 	if retries > 0 {
 		r.retry[class].Add(float64(retries))
 	}
