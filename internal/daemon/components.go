@@ -30,6 +30,8 @@ type components struct {
 	wg   *sync.WaitGroup
 	cfg  *configs.Config // the configuration the components run with
 	host string
+	// events receives node and VRRP state changes for the status page.
+	events *admin.Events
 
 	disc     *discovery.Source
 	stopDisc func()
@@ -44,8 +46,8 @@ type components struct {
 	stopCron func()
 }
 
-func newComponents(cfg *configs.Config, log *zap.Logger) (*components, error) {
-	c := &components{log: log, changed: make(chan struct{}, 1), cfg: cfg}
+func newComponents(cfg *configs.Config, log *zap.Logger, events *admin.Events) (*components, error) {
+	c := &components{log: log, changed: make(chan struct{}, 1), cfg: cfg, events: events}
 	c.host, _ = os.Hostname()
 	var err error
 	if c.disc, err = c.newDiscovery(cfg, nil); err != nil {
@@ -58,7 +60,7 @@ func newComponents(cfg *configs.Config, log *zap.Logger) (*components, error) {
 	}
 	if len(cfg.VRRP.Instances) > 0 {
 		c.vips, err = vip.New(cfg.VRRP, vip.Options{Logger: log.Named("vip"), PoolHealthy: c.checker.PoolHealthy,
-			CSSCacheReachable: c.cssReachable})
+			CSSCacheReachable: c.cssReachable, OnTransition: c.events.VRRPChanged})
 		if err != nil {
 			return nil, err
 		}
@@ -76,7 +78,7 @@ func (c *components) newDiscovery(cfg *configs.Config, prev *discovery.Source) (
 }
 
 func (c *components) newChecker(h configs.Health) *health.Checker {
-	return health.New(h, health.Options{Logger: c.log})
+	return health.New(h, health.Options{Logger: c.log, OnChange: c.events.NodeChanged})
 }
 
 func (c *components) newCSS(cc configs.CSSCache) (*cssproxy.Proxy, error) {

@@ -43,6 +43,8 @@ type Daemon struct {
 	comps   *components
 	reload  reloadStatus
 	metrics *admin.Metrics
+	history *admin.History // the status page's charts; nil without admin
+	events  *admin.Events  // the status page's event list
 }
 
 type reloadStatus struct {
@@ -71,7 +73,8 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	}
 	d.log = d.loggers.Main
 	d.cfg = cfg
-	d.comps, err = newComponents(cfg, d.log)
+	d.events = admin.NewEvents(0, nil)
+	d.comps, err = newComponents(cfg, d.log, d.events)
 	if err != nil {
 		return nil, err
 	}
@@ -79,6 +82,7 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		// Without the admin listener nobody can read them (it is not
 		// started by a reload), so requests are not counted at all.
 		d.metrics = admin.NewMetrics(d.gauges)
+		d.history = admin.NewHistory(d.metrics, admin.HistoryOptions{})
 	}
 	rt, err := d.buildRuntime(cfg)
 	if err != nil {
@@ -154,6 +158,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	if d.admin != nil {
 		run("admin", d.admin.Run)
+		run("history", d.history.Run)
 	}
 	d.comps.start(cctx, &wg)
 	run("rebuild", d.rebuildLoop)
@@ -246,6 +251,7 @@ func (d *Daemon) Reload(ctx context.Context) error {
 			d.cfg = cfg
 		}
 	}
+	d.events.Reloaded(err)
 	if err != nil {
 		d.reload.Failures++
 		d.reload.LastError = err.Error()
@@ -272,6 +278,10 @@ func (d *Daemon) Status() any {
 		"timestamp": time.Now().UTC(),
 	}
 	d.comps.addStatus(st)
+	if d.history != nil {
+		st["history"] = d.history.View()
+	}
+	st["events"] = d.events.List()
 	return st
 }
 
