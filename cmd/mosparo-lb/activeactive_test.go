@@ -180,4 +180,23 @@ func TestActiveActive(t *testing.T) {
 	if !a.holds("lb2", "VI_B") || a.holds("lb1", "VI_B") {
 		t.Error("VI_B moved during lb1's return; only VI_A should have")
 	}
+	// The status page's event list on lb2 tells the story of VI_A.
+	if got := a.vrrpEvents("lb2", "VI_A"); !strings.Contains(got, "BACKUP->MASTER") || !strings.HasSuffix(got, "MASTER->BACKUP") {
+		t.Errorf("lb2's VI_A events = %q, want it to have taken VI_A over and given it back", got)
+	}
+}
+
+// vrrpEvents lists the transitions of instance in lb's /status events,
+// oldest first, as "FROM->TO FROM->TO".
+func (a *aaLab) vrrpEvents(lb, instance string) string {
+	h := haLab{lab: a.lab}
+	evs, _ := h.status(lb)["events"].([]any)
+	var out []string
+	for _, e := range evs {
+		ev, _ := e.(map[string]any)
+		if ev["kind"] == "vrrp" && ev["subject"] == instance {
+			out = append([]string{fmt.Sprintf("%v->%v", ev["from"], ev["to"])}, out...)
+		}
+	}
+	return strings.Join(out, " ")
 }
