@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mosparo-lb/mosparo-lb/balancer"
+	"github.com/mosparo-lb/mosparo-lb/vip"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -47,7 +48,7 @@ type NodeGauge struct {
 // VRRPGauge is one VRRP instance.
 type VRRPGauge struct {
 	Instance    string
-	State       string
+	State       vip.State
 	Priority    int
 	Transitions uint64
 
@@ -201,7 +202,7 @@ var (
 	descConnsRefuse = prometheus.NewDesc("mosparo_lb_client_connections_refused_total", "Client connections closed at accept, by the limit reached (max_conns, max_conns_per_ip).", []string{"limit"}, nil)
 	descReloadFails = prometheus.NewDesc("mosparo_lb_config_reload_failures_total", "Configuration reloads rejected.", nil, nil)
 	nodeStates      = []string{"up", "down", "draining", "setup", "maintenance"}
-	vrrpStates      = []string{"INIT", "BACKUP", "MASTER", "FAULT"}
+	vrrpStates      = []vip.State{vip.Initialize, vip.Backup, vip.Master, vip.Fault}
 )
 
 func (s *stateCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -229,7 +230,7 @@ func (s *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, v := range g.VRRP {
 		for _, st := range vrrpStates {
-			ch <- prometheus.MustNewConstMetric(descVRRPState, prometheus.GaugeValue, b2f(v.State == st), v.Instance, st)
+			ch <- prometheus.MustNewConstMetric(descVRRPState, prometheus.GaugeValue, b2f(v.State == st), v.Instance, st.String())
 		}
 		ch <- prometheus.MustNewConstMetric(descVRRPPrio, prometheus.GaugeValue, float64(v.Priority), v.Instance)
 		ch <- prometheus.MustNewConstMetric(descVRRPTrans, prometheus.CounterValue, float64(v.Transitions), v.Instance)

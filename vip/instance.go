@@ -21,7 +21,7 @@ type InstanceStatus struct {
 	Name      string `json:"name"`
 	Interface string `json:"interface"`
 	VRID      int    `json:"vrid"`
-	State     string `json:"state"`
+	State     State  `json:"state"`
 	// Priority is the configured priority, EffectivePriority the one sent
 	// after tracking (see TrackPenalty).
 	Priority          int `json:"priority"`
@@ -188,7 +188,7 @@ func (in *instance) publish() {
 	m := in.m
 	s := &InstanceStatus{
 		Name: in.cfg.Name, Interface: in.cfg.Interface, VRID: in.cfg.VirtualRouterID,
-		State: m.State().String(), Priority: in.cfg.Priority, EffectivePriority: int(m.Priority()),
+		State: m.State(), Priority: in.cfg.Priority, EffectivePriority: int(m.Priority()),
 		TrackPenalty: m.penalty, AdvertInterval: in.mcfg.AdvertInterval.String(),
 		MasterAdvertInterval: m.MasterAdverInterval().String(), Unicast: len(in.peers) > 0, Version: int(in.version),
 		Transitions: m.Transitions(), LastChange: m.LastChange(),

@@ -114,5 +114,5 @@ func (m *Manager) Status() []InstanceStatus {
 // unknown name.
 func (m *Manager) IsMaster(instance string) bool {
 	in := m.byName[instance]
-	return in != nil && in.Status().State == Master.String()
+	return in != nil && in.Status().State == Master
 }

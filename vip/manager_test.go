@@ -25,7 +25,7 @@ func TestManagerBeforeRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := m.Status()
-	if len(st) != 2 || st[0].Name != "VI_1" || st[0].State != "INIT" || st[0].EffectivePriority != 150 ||
+	if len(st) != 2 || st[0].Name != "VI_1" || st[0].State != Initialize || st[0].EffectivePriority != 150 ||
 		st[0].AdvertInterval != "100ms" || st[1].VIPs[0] != "2001:db8::10/64" || !st[1].Unicast {
 		t.Errorf("Status() = %+v", st)
 	}
