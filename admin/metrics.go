@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mosparo-lb/mosparo-lb/balancer"
+	"github.com/mosparo-lb/mosparo-lb/vip"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -47,7 +48,7 @@ type NodeGauge struct {
 // VRRPGauge is one VRRP instance.
 type VRRPGauge struct {
 	Instance    string
-	State       string
+	State       vip.State
 	Priority    int
 	Transitions uint64
 
@@ -82,6 +83,8 @@ type Metrics struct {
 	duration *prometheus.HistogramVec
 	retries  *prometheus.CounterVec
 	gauges   func() Gauges
+	// traffic are the same requests by node and class for History.
+	traffic trafficSet
 }
 
 // NewMetrics registers every family; gauges is called on each scrape.
@@ -95,7 +98,7 @@ func NewMetrics(gauges func() Gauges) *Metrics {
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "mosparo_lb_request_duration_seconds",
 			Help:    "Time from reading a request to having its answer, by route class.",
-			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+			Buckets: latencyBuckets,
 		}, []string{"route"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mosparo_lb_retries_total",
@@ -115,7 +118,7 @@ func (m *Metrics) Handler() http.Handler {
 
 // Node returns the per-request recorder of one node ("" = the LB itself).
 func (m *Metrics) Node(name string) balancer.RequestRecorder {
-	r := &nodeRecorder{m: m, node: name}
+	r := &nodeRecorder{m: m, node: name, traffic: m.traffic.node(name)}
 	empty := map[int]prometheus.Counter{}
 	r.codes.Store(&empty)
 	for c := balancer.Class(0); c < balancer.NumClasses; c++ {
@@ -128,12 +131,13 @@ func (m *Metrics) Node(name string) balancer.RequestRecorder {
 // nodeRecorder caches resolved series so Observe allocates nothing once a
 // (class, code) pair has been seen: the counter map is copy-on-write.
 type nodeRecorder struct {
-	m     *Metrics
-	node  string
-	mu    sync.Mutex
-	codes atomic.Pointer[map[int]prometheus.Counter]
-	hist  [balancer.NumClasses]prometheus.Observer
-	retry [balancer.NumClasses]prometheus.Counter
+	m       *Metrics
+	node    string
+	traffic *nodeTraffic
+	mu      sync.Mutex
+	codes   atomic.Pointer[map[int]prometheus.Counter]
+	hist    [balancer.NumClasses]prometheus.Observer
+	retry   [balancer.NumClasses]prometheus.Counter
 }
 
 func (r *nodeRecorder) Observe(class balancer.Class, status int, d time.Duration, retries int) {
@@ -147,6 +151,7 @@ func (r *nodeRecorder) Observe(class balancer.Class, status int, d time.Duration
 	}
 	c.Inc()
 	r.hist[class].Observe(d.Seconds())
+	r.traffic[class].observe(status, d)
 	if retries > 0 {
 		r.retry[class].Add(float64(retries))
 	}
@@ -197,7 +202,7 @@ var (
 	descConnsRefuse = prometheus.NewDesc("mosparo_lb_client_connections_refused_total", "Client connections closed at accept, by the limit reached (max_conns, max_conns_per_ip).", []string{"limit"}, nil)
 	descReloadFails = prometheus.NewDesc("mosparo_lb_config_reload_failures_total", "Configuration reloads rejected.", nil, nil)
 	nodeStates      = []string{"up", "down", "draining", "setup", "maintenance"}
-	vrrpStates      = []string{"INIT", "BACKUP", "MASTER", "FAULT"}
+	vrrpStates      = []vip.State{vip.Initialize, vip.Backup, vip.Master, vip.Fault}
 )
 
 func (s *stateCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -225,7 +230,7 @@ func (s *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, v := range g.VRRP {
 		for _, st := range vrrpStates {
-			ch <- prometheus.MustNewConstMetric(descVRRPState, prometheus.GaugeValue, b2f(v.State == st), v.Instance, st)
+			ch <- prometheus.MustNewConstMetric(descVRRPState, prometheus.GaugeValue, b2f(v.State == st), v.Instance, st.String())
 		}
 		ch <- prometheus.MustNewConstMetric(descVRRPPrio, prometheus.GaugeValue, float64(v.Priority), v.Instance)
 		ch <- prometheus.MustNewConstMetric(descVRRPTrans, prometheus.CounterValue, float64(v.Transitions), v.Instance)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/mosparo-lb/mosparo-lb/balancer"
+	"github.com/mosparo-lb/mosparo-lb/vip"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"net/http/httptest"
@@ -16,7 +17,7 @@ func TestMetricsFamilies(t *testing.T) {
 		return Gauges{
 			PoolHealthy: true,
 			Nodes:       []NodeGauge{{Name: "n1", State: "up", InFlight: 2, Ejections: 1, Weight: 100}},
-			VRRP:        []VRRPGauge{{Instance: "VI_1", State: "MASTER", Priority: 150, Transitions: 3}},
+			VRRP:        []VRRPGauge{{Instance: "VI_1", State: vip.Master, Priority: 150, Transitions: 3}},
 			CSS:         &CSSGauge{Hits: 5, Misses: 1},
 			Cron:        &CronGauge{Runs: map[string]uint64{"done": 2}},
 			Reloads:     1,

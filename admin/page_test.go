@@ -1,28 +1,25 @@
 package admin_test
 
 import (
-	"bufio"
 	"context"
-	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/input"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
-	"golang.org/x/net/websocket"
 
 	"github.com/mosparo-lb/mosparo-lb/admin"
 	"github.com/mosparo-lb/mosparo-lb/configs"
@@ -225,37 +222,68 @@ func TestHostCheckWithoutToken(t *testing.T) {
 const pageTestToken = "page-test-token"
 
 // TestStatusPageInChromium runs the whole daemon with three emulated mosparo
-// nodes, opens the status page in headless Chromium, enters the admin
-// token, drains a node with a real mouse click, and checks /status, the
-// phone layout and screenshots.
+// nodes, sends traffic through it, opens the status page in headless
+// Chromium, enters the admin token, drains a node with a real mouse click,
+// and checks /status, the traffic charts, the event list, the phone layout
+// and screenshots, and that the page's script reported no error.
 func TestStatusPageInChromium(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Chromium")
 	}
-	adminURL := startDaemon(t, pageTestToken)
+	adminURL, lbURL := startDaemon(t, pageTestToken)
+	// Static files and the UI: two route classes, every node.
+	for i := range 60 {
+		path := "/robots.txt"
+		if i%3 == 0 {
+			path = "/login"
+		}
+		resp, err := http.Get(lbURL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
 	b := startChromium(t)
-	p := b.page
 
-	p.call(t, "Emulation.setDeviceMetricsOverride", map[string]any{"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": false})
-	p.call(t, "Page.navigate", map[string]any{"url": adminURL + "/"})
-	p.waitJS(t, `document.querySelectorAll('#nodes tbody tr').length === 3`)
+	b.viewport(t, 1280, 900, 1, false)
+	b.navigate(t, adminURL+"/")
+	b.waitJS(t, `document.querySelectorAll('#nodes tbody tr').length === 3`)
 	for _, n := range []string{"n1", "n2", "n3"} {
-		row := p.evalString(t, `document.querySelector('#nodes tr[data-node="`+n+`"]').innerText`)
+		row := b.evalString(t, `document.querySelector('#nodes tr[data-node="`+n+`"]').innerText`)
 		if !strings.Contains(row, "up") || !strings.Contains(row, "connected") {
 			t.Errorf("row of %s = %q, want state up and reason connected", n, row)
 		}
 	}
 
-	// The daemon has a token, so the page asks for it before any write.
-	p.waitJS(t, `!document.getElementById('token-form').hidden`)
-	p.evalString(t, `document.getElementById('token-input').focus(), ''`)
-	p.call(t, "Input.insertText", map[string]any{"text": pageTestToken})
-	p.click(t, "#token-save")
-	p.waitJS(t, `sessionStorage.getItem('mosparo-lb-admin-token') === '`+pageTestToken+`'`)
+	// The charts: requests/s, p99 and errors/s by node and by route class,
+	// drawn from /status "history" (the running interval shows after 1 s).
+	b.waitJS(t, `document.querySelectorAll('#charts figure.chart').length === 6`)
+	b.waitJS(t, `+document.querySelector('figure[data-metric="rps"][data-dim="classes"]').dataset.points > 0`)
+	for _, sel := range []string{
+		`figure[data-metric="rps"][data-dim="classes"] g[data-series="static"]`,
+		`figure[data-metric="rps"][data-dim="classes"] g[data-series="admin"]`,
+		`figure[data-metric="p99_ms"][data-dim="classes"] g[data-series="static"]`,
+		`figure[data-metric="rps"][data-dim="nodes"] g[data-series="n1"]`,
+	} {
+		if got := b.evalString(t, `String((document.querySelector('`+sel+`') || {childElementCount: -1}).childElementCount)`); got == "0" || got == "-1" {
+			t.Errorf("%s has %s drawn elements, want a line or a point", sel, got)
+		}
+	}
+	if got := b.evalString(t, `document.querySelector('figure[data-metric="rps"][data-dim="classes"] .legend').innerText`); !strings.Contains(got, "static") || !strings.Contains(got, "/s") {
+		t.Errorf("requests/s legend = %q, want the static class with its rate", got)
+	}
 
-	p.click(t, `#nodes tr[data-node="n2"] button[data-action="drain"]`)
+	// The daemon has a token, so the page asks for it before any write.
+	b.waitJS(t, `!document.getElementById('token-form').hidden`)
+	b.do(t, "focus the token field", chromedp.Focus(chromedp.ID("token-input")))
+	b.insertText(t, pageTestToken)
+	b.click(t, "#token-save")
+	b.waitJS(t, `sessionStorage.getItem('mosparo-lb-admin-token') === '`+pageTestToken+`'`)
+
+	b.click(t, `#nodes tr[data-node="n2"] button[data-action="drain"]`)
 	select {
-	case msg := <-p.dialogs:
+	case msg := <-b.dialogs:
 		if !strings.Contains(msg, "Drain node n2") {
 			t.Errorf("confirmation = %q, want it to name the node", msg)
 		}
@@ -263,25 +291,27 @@ func TestStatusPageInChromium(t *testing.T) {
 		t.Fatal("drain click asked for no confirmation")
 	}
 	waitNodeState(t, adminURL, "n2", "draining")
-	// The page shows it on its own refresh.
-	p.waitJS(t, `document.querySelector('#nodes tr[data-node="n2"]').dataset.state === 'draining'`)
+	// The page shows it on its own refresh, in the table and as an event.
+	b.waitJS(t, `document.querySelector('#nodes tr[data-node="n2"]').dataset.state === 'draining'`)
+	b.waitJS(t, `[...document.querySelectorAll('#events li[data-kind="operator"]')].some(li => /n2/.test(li.innerText) && /draining/.test(li.innerText))`)
 	b.screenshot(t, "status-page-desktop.png")
 
 	// A phone: one column of cards, nothing wider than the screen.
-	p.call(t, "Emulation.setDeviceMetricsOverride", map[string]any{"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": true})
-	p.waitJS(t, `getComputedStyle(document.querySelector('#nodes thead')).display === 'none'`)
-	if w := p.evalString(t, `String(document.documentElement.scrollWidth) + ' <= ' + String(window.innerWidth)`); !fits(w) {
+	b.viewport(t, 390, 844, 2, true)
+	b.waitJS(t, `getComputedStyle(document.querySelector('#nodes thead')).display === 'none'`)
+	if w := b.evalString(t, `String(document.documentElement.scrollWidth) + ' <= ' + String(window.innerWidth)`); !fits(w) {
 		t.Errorf("phone layout overflows: scrollWidth %s", w)
 	}
 	b.screenshot(t, "status-page-phone.png")
 
 	// Ready needs no confirmation and undoes the drain.
-	p.click(t, `#nodes tr[data-node="n2"] button[data-action="ready"]`)
+	b.click(t, `#nodes tr[data-node="n2"] button[data-action="ready"]`)
 	waitNodeState(t, adminURL, "n2", "up")
+	b.waitJS(t, `[...document.querySelectorAll('#events li[data-kind="node_state"]')].some(li => /n2/.test(li.innerText) && /draining → up/.test(li.innerText))`)
 
 	// The page's script never fails silently.
-	if errs := p.exceptions(); len(errs) > 0 {
-		t.Errorf("page threw: %v", errs)
+	if errs := b.problems(); len(errs) > 0 {
+		t.Errorf("page reported errors: %v", errs)
 	}
 }
 
@@ -292,7 +322,7 @@ func TestStatusPageRefusesCrossSiteWrite(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Chromium")
 	}
-	adminURL := startDaemon(t, "")
+	adminURL, _ := startDaemon(t, "")
 	// A recorder on the same kind of address proves the browser really
 	// sends such requests (the test is not passing because Chromium
 	// blocked them) and shows the headers the server judges.
@@ -314,11 +344,10 @@ func TestStatusPageRefusesCrossSiteWrite(t *testing.T) {
 	// "localhost" and 127.0.0.1 are different sites to the browser.
 	evilURL := strings.Replace(evil.URL, "127.0.0.1", "localhost", 1)
 	b := startChromium(t)
-	p := b.page
-	p.call(t, "Page.navigate", map[string]any{"url": evilURL + "/"})
-	p.waitJS(t, `document.title === 'evil'`)
+	b.navigate(t, evilURL+"/")
+	b.waitJS(t, `document.title === 'evil'`)
 	for _, target := range []string{recorder.URL + "/nodes/n1/drain", adminURL + "/nodes/n1/drain"} {
-		p.evalAwait(t, `fetch('`+target+`', {method: 'POST', mode: 'no-cors'}).then(() => 'sent', e => 'failed: ' + e)`)
+		b.evalAwait(t, `fetch('`+target+`', {method: 'POST', mode: 'no-cors'}).then(() => 'sent', e => 'failed: ' + e)`)
 	}
 	select {
 	case h := <-seen:
@@ -357,14 +386,13 @@ func TestStatusPageRendersEverySection(t *testing.T) {
 		}
 	})
 	b := startChromium(t)
-	p := b.page
-	p.call(t, "Page.navigate", map[string]any{"url": ts.URL + "/"})
-	p.waitJS(t, `document.querySelectorAll('#nodes tbody tr').length === 2`)
+	b.navigate(t, ts.URL+"/")
+	b.waitJS(t, `document.querySelectorAll('#nodes tbody tr').length === 2`)
 	// Everything from /status is text, never markup.
-	if n := p.evalString(t, `String(document.querySelectorAll('main img, main b, main i, main script').length) + ' ' + document.title`); n != "0 mosparo-lb status" {
+	if n := b.evalString(t, `String(document.querySelectorAll('main img, main b, main i, main script').length) + ' ' + document.title`); n != "0 mosparo-lb status" {
 		t.Errorf("markup from /status was rendered: %s (elements, title)", n)
 	}
-	if got := p.evalString(t, `document.querySelector('#nodes').innerText`); !strings.Contains(got, "<img src=x") || !strings.Contains(got, "<b>bold</b>") {
+	if got := b.evalString(t, `document.querySelector('#nodes').innerText`); !strings.Contains(got, "<img src=x") || !strings.Contains(got, "<b>bold</b>") {
 		t.Errorf("hostile node name and reason not shown as text: %q", got)
 	}
 	for sel, want := range map[string]string{
@@ -374,20 +402,20 @@ func TestStatusPageRendersEverySection(t *testing.T) {
 		"#summary":           "NO HEALTHY NODE",
 		"#facts":             "test",
 	} {
-		got := p.evalString(t, `(document.querySelector('`+sel+`') || {innerText: ''}).innerText`)
+		got := b.evalString(t, `(document.querySelector('`+sel+`') || {innerText: ''}).innerText`)
 		if !strings.Contains(got, want) {
 			t.Errorf("%s text = %q, want it to contain %q", sel, got, want)
 		}
 	}
-	if got := p.evalString(t, `document.querySelector('#section-vrrp').innerText`); !strings.Contains(got, "192.0.2.10/24") {
+	if got := b.evalString(t, `document.querySelector('#section-vrrp').innerText`); !strings.Contains(got, "192.0.2.10/24") {
 		t.Errorf("VRRP section = %q, want the virtual IP", got)
 	}
-	if got := p.evalString(t, `[...document.querySelectorAll('#sections > section')].map(s => s.dataset.key).join(',')`); got != "vrrp,css_cache,cron" {
+	if got := b.evalString(t, `[...document.querySelectorAll('#sections > section')].map(s => s.dataset.key).join(',')`); got != "vrrp,css_cache,cron" {
 		t.Errorf("section order = %s, want vrrp,css_cache,cron", got)
 	}
 	b.screenshot(t, "status-page-sections.png")
-	if errs := p.exceptions(); len(errs) > 0 {
-		t.Errorf("page threw: %v", errs)
+	if errs := b.problems(); len(errs) > 0 {
+		t.Errorf("page reported errors: %v", errs)
 	}
 }
 
@@ -398,9 +426,9 @@ func fits(s string) bool {
 }
 
 // startDaemon runs the real daemon (balancer, health checker, admin API)
-// over three emulated mosparo nodes and returns the admin base URL once
-// every node is up.
-func startDaemon(t *testing.T, token string) string {
+// over three emulated mosparo nodes and returns the admin base URL and the
+// public listener's once every node is up.
+func startDaemon(t *testing.T, token string) (adminURL, lbURL string) {
 	t.Helper()
 	var nodes strings.Builder
 	for _, name := range []string{"n1", "n2", "n3"} {
@@ -437,7 +465,7 @@ log: {level: error, format: console, access_log: false}
 	for _, n := range []string{"n1", "n2", "n3"} {
 		waitNodeState(t, base, n, "up")
 	}
-	return base
+	return base, "http://" + d.Addrs()[0]
 }
 
 func nodeState(t *testing.T, base, name string) string {
@@ -474,15 +502,22 @@ func waitNodeState(t *testing.T, base, name, want string) {
 	t.Fatalf("node %s state = %q after 20s, want %q", name, got, want)
 }
 
-// ---- a minimal Chrome DevTools Protocol client ---------------------------
+// ---- headless Chromium through chromedp ----------------------------------
 
-// browser is one headless Chromium process and its first tab.
+// browser is one headless Chromium started by chromedp and its first tab.
+// JavaScript dialogs are accepted at once (a pending confirm() would block
+// the tab) and reported on dialogs; uncaught exceptions and console errors
+// (a CSP violation is one) are collected for problems.
 type browser struct {
-	page *cdpConn
+	ctx     context.Context
+	dialogs chan string
+
+	mu   sync.Mutex
+	errs []string
 }
 
-// startChromium launches Chromium with a fresh profile and connects to its
-// first tab. The process group is killed when the test ends.
+// startChromium launches Chromium with a fresh profile. Everything is
+// stopped, and every goroutine has returned, when the test ends.
 func startChromium(t *testing.T) *browser {
 	t.Helper()
 	bin := os.Getenv("CHROMIUM")
@@ -496,97 +531,142 @@ func startChromium(t *testing.T) *browser {
 		}
 		t.Skip(msg)
 	}
-	profile := t.TempDir()
-	cmd := exec.Command(bin,
-		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--disable-dev-shm-usage", "--hide-scrollbars", "--window-size=1280,900",
-		// x/net/websocket always sends an Origin header, which Chromium
-		// rejects on the DevTools socket unless allowed.
-		"--remote-allow-origins=http://127.0.0.1",
-		"--remote-debugging-port=0", "--user-data-dir="+profile, "about:blank")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900),
+		chromedp.Flag("disable-quic", true), chromedp.Flag("hide-scrollbars", true), chromedp.Flag("disable-component-update", true))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc()
+		wg.Wait()
+	})
+	// The first action starts the browser and binds it to ctx, so it gets
+	// no timeout of its own; a Chromium that cannot start fails it.
+	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}
-	exited := make(chan struct{})
-	t.Cleanup(func() {
-		// Chromium forks helpers (zygote, renderers, GPU): kill the group.
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-	})
-	wsURL := make(chan string, 1)
-	var logMu sync.Mutex
-	var chromeLog strings.Builder
-	go func() {
-		defer close(exited)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			logMu.Lock()
-			chromeLog.WriteString(line + "\n")
-			logMu.Unlock()
-			if u, ok := strings.CutPrefix(line, "DevTools listening on "); ok {
-				wsURL <- u
+	b := &browser{ctx: ctx, dialogs: make(chan string, 4)}
+	console := chromedp.Console(ctx)
+	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
+	wg.Go(func() {
+		for m, err := range console {
+			if err != nil {
+				return
+			}
+			if m.IsException() || m.Type == chromedp.ConsoleError {
+				b.mu.Lock()
+				b.errs = append(b.errs, fmt.Sprintf("%s (%s:%d)", m, m.URL, m.Line+1))
+				b.mu.Unlock()
 			}
 		}
-		_ = cmd.Wait()
-	}()
-	var browserWS string
-	select {
-	case browserWS = <-wsURL:
-	case <-exited:
-		t.Fatalf("chromium exited:\n%s", chromeLog.String())
-	case <-time.After(30 * time.Second):
-		logMu.Lock()
-		defer logMu.Unlock()
-		t.Fatalf("chromium printed no DevTools address in 30s:\n%s", chromeLog.String())
-	}
-	// ws://127.0.0.1:PORT/devtools/browser/ID -> http://127.0.0.1:PORT/json/list
-	hostPort := strings.SplitN(strings.TrimPrefix(browserWS, "ws://"), "/", 2)[0]
-	var targets []struct{ Type, WebSocketDebuggerURL string }
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get("http://" + hostPort + "/json/list")
-		if err == nil {
-			err = json.NewDecoder(resp.Body).Decode(&targets)
-			resp.Body.Close()
+	})
+	wg.Go(func() {
+		for ev, err := range dialogs {
+			if err != nil {
+				return
+			}
+			select {
+			case b.dialogs <- ev.Message:
+			default:
+			}
+			// The click that opened it waits for this answer.
+			_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
 		}
-		if err == nil && len(targets) > 0 && targets[0].WebSocketDebuggerURL != "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no page target from chromium: %v %+v", err, targets)
-		}
-		time.Sleep(100 * time.Millisecond)
+	})
+	return b
+}
+
+// do runs actions in the tab, 30 s at most (the machine may be loaded).
+func (b *browser) do(t *testing.T, what string, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		t.Fatalf("%s: %v", what, err)
 	}
-	var pageWS string
-	for _, tg := range targets {
-		if tg.Type == "page" {
-			pageWS = tg.WebSocketDebuggerURL
-			break
-		}
+}
+
+// navigate opens url in the tab.
+func (b *browser) navigate(t *testing.T, url string) {
+	t.Helper()
+	b.do(t, "navigate to "+url, chromedp.Navigate(url))
+}
+
+// viewport sets the size of the tab; mobile emulates a phone.
+func (b *browser) viewport(t *testing.T, w, h int64, scale float64, mobile bool) {
+	t.Helper()
+	opts := []chromedp.EmulateViewportOption{chromedp.EmulateScale(scale)}
+	if mobile {
+		opts = append(opts, chromedp.EmulateMobile)
 	}
-	if pageWS == "" {
-		t.Fatalf("no page target among %+v", targets)
+	b.do(t, "set the viewport", chromedp.EmulateViewport(w, h, opts...))
+}
+
+// evalString runs a JavaScript expression that yields a string.
+func (b *browser) evalString(t *testing.T, expr string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
+	if err != nil {
+		t.Fatalf("evaluate %s: %v", expr, err)
 	}
-	c := dialCDP(t, pageWS)
-	c.call(t, "Page.enable", nil)
-	c.call(t, "Runtime.enable", nil)
-	return &browser{page: c}
+	return v
+}
+
+// evalAwait runs an expression yielding a promise and returns its JSON value.
+func (b *browser) evalAwait(t *testing.T, expr string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return string(v)
+}
+
+// waitJS waits until a boolean expression holds (20 s at most: the whole
+// suite may be loading both cores).
+func (b *browser) waitJS(t *testing.T, expr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 25*time.Second)
+	defer cancel()
+	_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void]("(() => { try { return !!("+expr+"); } catch (e) { return false; } })()",
+		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(20*time.Second)))
+	if err != nil {
+		body, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string]("document.body.innerText"))
+		t.Fatalf("page never satisfied %s: %v; body:\n%s", expr, err, body)
+	}
+}
+
+// click presses and releases the left mouse button over the element, as a
+// user would: the event goes through hit testing, so a hidden or covered
+// button is not clicked. A confirm() it opens is accepted.
+func (b *browser) click(t *testing.T, selector string) {
+	t.Helper()
+	b.do(t, "click "+selector, chromedp.ScrollIntoView(chromedp.CSS(selector)), chromedp.Click(chromedp.CSS(selector)))
+}
+
+// insertText types text into the focused element.
+func (b *browser) insertText(t *testing.T, text string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	if _, err := chromedp.Call(ctx, input.InsertText, input.InsertTextParams{Text: text}); err != nil {
+		t.Fatalf("insert text: %v", err)
+	}
 }
 
 // screenshot writes a PNG of the tab to the test's artifact directory
 // (kept with go test -artifacts, e.g. -artifacts -outputdir out/).
 func (b *browser) screenshot(t *testing.T, name string) {
 	t.Helper()
-	var shot struct{ Data string }
-	b.page.callInto(t, "Page.captureScreenshot", map[string]any{"format": "png"}, &shot)
-	png, err := base64.StdEncoding.DecodeString(shot.Data)
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	if err != nil || len(png) < 8 || string(png[1:4]) != "PNG" {
 		t.Fatalf("screenshot is not a PNG (%d bytes, %v)", len(png), err)
 	}
@@ -597,230 +677,9 @@ func (b *browser) screenshot(t *testing.T, name string) {
 	t.Logf("screenshot: %s", path)
 }
 
-// cdpConn is one DevTools websocket: calls are matched to replies by id;
-// JavaScript dialogs are accepted at once (a pending confirm() would block
-// the tab and every later call) and reported on dialogs.
-type cdpConn struct {
-	ws      *websocket.Conn
-	dialogs chan string
-
-	mu      sync.Mutex
-	nextID  int
-	pending map[int]chan cdpMessage
-	thrown  []string
-	closed  error
-}
-
-type cdpMessage struct {
-	ID     int             `json:"id,omitempty"`
-	Method string          `json:"method,omitempty"`
-	Params json.RawMessage `json:"params,omitempty"`
-	Result json.RawMessage `json:"result,omitempty"`
-	Error  *struct {
-		Message string `json:"message"`
-	} `json:"error,omitempty"`
-}
-
-func dialCDP(t *testing.T, url string) *cdpConn {
-	t.Helper()
-	cfg, err := websocket.NewConfig(url, "http://127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ws, err := cfg.DialContext(ctx)
-	if err != nil {
-		t.Fatalf("dial %s: %v", url, err)
-	}
-	c := &cdpConn{ws: ws, dialogs: make(chan string, 4), pending: map[int]chan cdpMessage{}}
-	done := make(chan struct{})
-	go c.read(done)
-	t.Cleanup(func() {
-		ws.Close()
-		<-done
-	})
-	return c
-}
-
-func (c *cdpConn) read(done chan struct{}) {
-	defer close(done)
-	for {
-		var raw []byte
-		if err := websocket.Message.Receive(c.ws, &raw); err != nil {
-			c.mu.Lock()
-			c.closed = err
-			for id, ch := range c.pending {
-				close(ch)
-				delete(c.pending, id)
-			}
-			c.mu.Unlock()
-			return
-		}
-		var m cdpMessage
-		if json.Unmarshal(raw, &m) != nil {
-			continue
-		}
-		switch {
-		case m.ID != 0:
-			c.mu.Lock()
-			ch := c.pending[m.ID]
-			delete(c.pending, m.ID)
-			c.mu.Unlock()
-			if ch != nil {
-				ch <- m
-			}
-		case m.Method == "Page.javascriptDialogOpening":
-			var d struct{ Message string }
-			_ = json.Unmarshal(m.Params, &d)
-			select {
-			case c.dialogs <- d.Message:
-			default:
-			}
-			// Fire and forget: this goroutine must not wait for a reply
-			// it is the one to read.
-			_, _ = c.send("Page.handleJavaScriptDialog", map[string]any{"accept": true})
-		case m.Method == "Runtime.exceptionThrown":
-			c.mu.Lock()
-			c.thrown = append(c.thrown, string(m.Params))
-			c.mu.Unlock()
-		}
-	}
-}
-
-func (c *cdpConn) send(method string, params any) (chan cdpMessage, error) {
-	c.mu.Lock()
-	if c.closed != nil {
-		c.mu.Unlock()
-		return nil, c.closed
-	}
-	c.nextID++
-	id := c.nextID
-	ch := make(chan cdpMessage, 1)
-	c.pending[id] = ch
-	c.mu.Unlock()
-	if params == nil {
-		params = map[string]any{}
-	}
-	b, _ := json.Marshal(map[string]any{"id": id, "method": method, "params": params})
-	if err := websocket.Message.Send(c.ws, string(b)); err != nil {
-		return nil, err
-	}
-	return ch, nil
-}
-
-func (c *cdpConn) callInto(t *testing.T, method string, params, result any) {
-	t.Helper()
-	ch, err := c.send(method, params)
-	if err != nil {
-		t.Fatalf("%s: %v", method, err)
-	}
-	select {
-	case m, ok := <-ch:
-		if !ok {
-			t.Fatalf("%s: connection closed", method)
-		}
-		if m.Error != nil {
-			t.Fatalf("%s: %s", method, m.Error.Message)
-		}
-		if result != nil {
-			if err := json.Unmarshal(m.Result, result); err != nil {
-				t.Fatalf("%s result: %v", method, err)
-			}
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("%s: no reply in 30s", method)
-	}
-}
-
-func (c *cdpConn) call(t *testing.T, method string, params any) {
-	t.Helper()
-	c.callInto(t, method, params, nil)
-}
-
-// eval runs expr in the page (awaiting a promise when await is set) and
-// returns its JSON value.
-func (c *cdpConn) eval(t *testing.T, expr string, await bool) (json.RawMessage, error) {
-	t.Helper()
-	var r struct {
-		Result struct {
-			Value json.RawMessage `json:"value"`
-		} `json:"result"`
-		ExceptionDetails *struct {
-			Text      string `json:"text"`
-			Exception struct {
-				Description string `json:"description"`
-			} `json:"exception"`
-		} `json:"exceptionDetails"`
-	}
-	c.callInto(t, "Runtime.evaluate", map[string]any{"expression": expr, "returnByValue": true, "awaitPromise": await}, &r)
-	if r.ExceptionDetails != nil {
-		return nil, errors.New(r.ExceptionDetails.Text + " " + r.ExceptionDetails.Exception.Description)
-	}
-	return r.Result.Value, nil
-}
-
-func (c *cdpConn) evalString(t *testing.T, expr string) string {
-	t.Helper()
-	v, err := c.eval(t, expr, false)
-	if err != nil {
-		t.Fatalf("evaluate %s: %v", expr, err)
-	}
-	var s string
-	if err := json.Unmarshal(v, &s); err != nil {
-		t.Fatalf("evaluate %s = %s, want a string", expr, v)
-	}
-	return s
-}
-
-func (c *cdpConn) evalAwait(t *testing.T, expr string) string {
-	t.Helper()
-	v, err := c.eval(t, expr, true)
-	if err != nil {
-		t.Fatalf("evaluate %s: %v", expr, err)
-	}
-	return string(v)
-}
-
-// waitJS polls a boolean expression until it holds (20 s at most: the
-// whole suite may be loading both cores).
-func (c *cdpConn) waitJS(t *testing.T, expr string) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	var last string
-	for time.Now().Before(deadline) {
-		v, err := c.eval(t, "(() => { try { return !!("+expr+"); } catch (e) { return false; } })()", false)
-		if err == nil && string(v) == "true" {
-			return
-		}
-		last = fmt.Sprint(string(v), err)
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("page never satisfied %s (last %s); body:\n%s", expr, last, c.evalString(t, "document.body.innerText"))
-}
-
-// click presses and releases the left mouse button over the centre of the
-// element, as a user would (the event goes through hit testing, so a
-// hidden or covered button is not clicked).
-func (c *cdpConn) click(t *testing.T, selector string) {
-	t.Helper()
-	c.waitJS(t, `document.querySelector('`+selector+`')`)
-	pos := c.evalString(t, `(() => { const e = document.querySelector('`+selector+`'); e.scrollIntoView({block: 'center'});
-		const r = e.getBoundingClientRect(); return JSON.stringify({x: r.x + r.width / 2, y: r.y + r.height / 2}); })()`)
-	var xy struct{ X, Y float64 }
-	if err := json.Unmarshal([]byte(pos), &xy); err != nil {
-		t.Fatal(err)
-	}
-	c.call(t, "Input.dispatchMouseEvent", map[string]any{"type": "mouseMoved", "x": xy.X, "y": xy.Y})
-	for _, typ := range []string{"mousePressed", "mouseReleased"} {
-		// The release triggers the click handler; a confirm() it opens
-		// is accepted by the reader, so this call returns.
-		c.call(t, "Input.dispatchMouseEvent", map[string]any{"type": typ, "x": xy.X, "y": xy.Y, "button": "left", "clickCount": 1})
-	}
-}
-
-func (c *cdpConn) exceptions() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]string(nil), c.thrown...)
+// problems are the uncaught exceptions and console errors so far.
+func (b *browser) problems() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.errs...)
 }

@@ -102,7 +102,7 @@ func NewRuntime(cfg *configs.Config, nodes []NodeSpec, deps Deps) (*Runtime, err
 	rt := &Runtime{
 		cfg:         cfg,
 		retries:     *cfg.Balancing.Retries,
-		hashClients: cfg.Balancing.Policy == "client_ip_hash",
+		hashClients: cfg.Balancing.Policy == configs.PolicyClientIPHash,
 		count5xx:    cfg.Health.Passive.Count5xx,
 		timeout:     cfg.Timeouts.Request.D(),
 		clientRead:  cfg.Timeouts.ClientRead.D(),

@@ -4,6 +4,8 @@ import (
 	"math/bits"
 	"sync"
 	"sync/atomic"
+
+	"github.com/mosparo-lb/mosparo-lb/configs"
 )
 
 // maxPoolNodes bounds a pool so eligibility fits one uint64 mask; mosparo
@@ -29,13 +31,13 @@ type Selector interface {
 }
 
 // NewSelector returns the policy named in balancing.policy.
-func NewSelector(policy string) Selector {
+func NewSelector(policy configs.Policy) Selector {
 	switch policy {
-	case "round_robin":
+	case configs.PolicyRoundRobin:
 		return &RoundRobin{}
-	case "weighted":
+	case configs.PolicyWeighted:
 		return &Weighted{}
-	case "client_ip_hash":
+	case configs.PolicyClientIPHash:
 		return ClientIPHash{}
 	default:
 		return &LeastConn{}

@@ -3,6 +3,8 @@ package balancer
 import (
 	"fmt"
 	"testing"
+
+	"github.com/mosparo-lb/mosparo-lb/configs"
 )
 
 // testPool is a fresh pool of three equal nodes per test.
@@ -112,7 +114,7 @@ func TestClientIPHashPolicy(t *testing.T) {
 }
 
 func TestNewSelector(t *testing.T) {
-	for policy, want := range map[string]string{"round_robin": "*balancer.RoundRobin", "least_conn": "*balancer.LeastConn",
+	for policy, want := range map[configs.Policy]string{"round_robin": "*balancer.RoundRobin", "least_conn": "*balancer.LeastConn",
 		"weighted": "*balancer.Weighted", "client_ip_hash": "balancer.ClientIPHash"} {
 		if got := fmt.Sprintf("%T", NewSelector(policy)); got != want {
 			t.Errorf("NewSelector(%q) = %s, want %s", policy, got, want)

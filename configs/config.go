@@ -86,10 +86,21 @@ type Node struct {
 	Host string `yaml:"host"`
 }
 
+// Policy is a balancing.policy value, spelled as in the file.
+type Policy string
+
+// Balancing policies; balancer.NewSelector maps each to its Selector.
+const (
+	PolicyRoundRobin   Policy = "round_robin"
+	PolicyLeastConn    Policy = "least_conn"
+	PolicyWeighted     Policy = "weighted"
+	PolicyClientIPHash Policy = "client_ip_hash"
+)
+
 // Balancing chooses nodes and bounds retries.
 type Balancing struct {
 	// Policy is round_robin, least_conn, weighted or client_ip_hash. Default least_conn.
-	Policy string `yaml:"policy"`
+	Policy Policy `yaml:"policy"`
 	// Retries is how many other nodes a failed request may be tried on
 	// (0..10). Default 2. A request that may have reached a node is only
 	// retried when its method is idempotent.

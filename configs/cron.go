@@ -46,7 +46,9 @@ type Cron struct {
 	// setting, else its address.
 	Host string `yaml:"host"`
 	// VRRPInstance names the VRRP instance whose master runs the cron.
-	// Default: the only instance when vrrp.instances has exactly one.
+	// Default: the only instance when vrrp.instances has exactly one;
+	// required with several (active-active), and then the same on every
+	// LB, so that exactly one LB (that instance's master) calls it.
 	VRRPInstance string `yaml:"vrrp_instance"`
 	// ConsulLock is the Consul KV key of the session lock used when no VRRP
 	// instance is configured but discovery.consul is. Default
@@ -153,7 +155,7 @@ func (c *Config) validateCronRefs(v *validator) {
 	}
 	if mode, _ := c.CronMode(); mode == "" {
 		if len(c.VRRP.Instances) > 1 {
-			v.Errorf("cron.vrrp_instance", "is required with %d vrrp instances: name the one whose master runs the web cron", len(c.VRRP.Instances))
+			v.Errorf("cron.vrrp_instance", "is required with %d vrrp instances: name the one whose master runs the web cron, the same on every LB (docs/operations.md, active-active)", len(c.VRRP.Instances))
 			return
 		}
 		v.Errorf("cron.enabled", "needs one LB to run the web cron: configure vrrp (its master runs it), discovery.consul (a session lock on cron.consul_lock), or set cron.standalone: true when this is the only LB")

@@ -20,7 +20,7 @@ func TestDefaults(t *testing.T) {
 	}{
 		{"listen", c.Listen[0].Address, ":80"},
 		{"nodes[0].weight", c.Nodes[0].Weight, 100},
-		{"balancing.policy", c.Balancing.Policy, "least_conn"},
+		{"balancing.policy", c.Balancing.Policy, PolicyLeastConn},
 		{"balancing.retries", *c.Balancing.Retries, 2},
 		{"timeouts.connect", c.Timeouts.Connect.D(), time.Second},
 		{"timeouts.request", c.Timeouts.Request.D(), 30 * time.Second},

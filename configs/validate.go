@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -13,7 +14,7 @@ import (
 var RouteClasses = []string{"frontend", "api", "resources", "static", "health", "cron", "setup", "admin"}
 
 // Policies are the valid balancing.policy values.
-var Policies = []string{"round_robin", "least_conn", "weighted", "client_ip_hash"}
+var Policies = []Policy{PolicyRoundRobin, PolicyLeastConn, PolicyWeighted, PolicyClientIPHash}
 
 func (c *Config) defaults() {
 	if len(c.Listen) == 0 {
@@ -23,7 +24,7 @@ func (c *Config) defaults() {
 		setInt(&c.Nodes[i].Weight, 100)
 	}
 	if c.Balancing.Policy == "" {
-		c.Balancing.Policy = "least_conn"
+		c.Balancing.Policy = PolicyLeastConn
 	}
 	if c.Balancing.Retries == nil {
 		two := 2
@@ -338,9 +339,13 @@ func positive(v *validator, path string, d Duration) {
 	}
 }
 
-func oneOf(v *validator, path, got string, valid []string) {
-	if !contains(valid, got) {
-		v.Errorf(path, "%q is not valid; use one of %s", got, strings.Join(valid, ", "))
+func oneOf[T ~string](v *validator, path string, got T, valid []T) {
+	if !slices.Contains(valid, got) {
+		names := make([]string, len(valid))
+		for i, s := range valid {
+			names[i] = string(s)
+		}
+		v.Errorf(path, "%q is not valid; use one of %s", got, strings.Join(names, ", "))
 	}
 }
 

@@ -33,6 +33,23 @@ type Options struct {
 	// Rand returns a uniform integer in [0, n) for n > 0; it spreads checks
 	// (health.jitter). nil is math/rand/v2.Int64N.
 	Rand func(n int64) int64
+	// OnChange, when set, is told every change of a node's effective
+	// state (checks, ejections, operator actions), for the status page's
+	// event list. It runs with the Checker locked: it must be quick and
+	// must not call the Checker.
+	OnChange func(Change)
+}
+
+// Change is one change of a node's effective state, as OnChange sees it.
+type Change struct {
+	Node, Address string
+	From, To      State
+	// Reason is the last check's explanation; Ejected and Operator say
+	// whether a passive ejection or an operator's state is in force.
+	Reason   string
+	Ejected  bool
+	Operator State
+	At       time.Time
 }
 
 // Checker owns the health of every configured node: it runs the active
@@ -45,6 +62,7 @@ type Checker struct {
 	now    func() time.Time
 	client ProbeClient
 	rnd    func(int64) int64
+	change func(Change) // Options.OnChange; nil when unset
 
 	mu     sync.Mutex
 	nodes  []*Node          // in SetTargets order
@@ -65,6 +83,7 @@ func New(cfg configs.Health, opts Options) *Checker {
 		now:     opts.Now,
 		client:  opts.Client,
 		rnd:     opts.Rand,
+		change:  opts.OnChange,
 		byAddr:  map[string]*Node{},
 		wake:    make(chan struct{}, 1),
 		changed: make(chan struct{}, 1),
@@ -215,6 +234,10 @@ func (c *Checker) publish(n *Node, old State, now time.Time) {
 	}
 	c.log.Info("node state changed", zap.String("node", n.target.Name), zap.Stringer("from", old),
 		zap.Stringer("to", n.m.effective()), zap.String("reason", n.m.reason))
+	if c.change != nil {
+		c.change(Change{Node: n.target.Name, Address: n.address, From: old, To: n.m.effective(), Reason: n.m.reason,
+			Ejected: n.m.ejected(), Operator: n.m.operator, At: now})
+	}
 	c.updatePool()
 	c.signal()
 }

@@ -386,3 +386,43 @@ func TestReconfigureKeepsState(t *testing.T) {
 		t.Errorf("next check in %v, want the new interval 10s", d)
 	}
 }
+
+// TestOnChange: the hook sees each change of the effective state once,
+// with what caused it (the status page's event list), and nothing else.
+func TestOnChange(t *testing.T) {
+	clk := newClock()
+	var got []Change
+	cfg := testConfig()
+	c := New(cfg, Options{Logger: zaptest.NewLogger(t), Now: clk.Now, Rand: func(int64) int64 { return 0 },
+		OnChange: func(ch Change) { got = append(got, ch) }})
+	c.SetTargets([]Target{{Name: "a", Address: "a:80"}, {Name: "b", Address: "b:80"}, {Name: "c", Address: "c:80"}})
+	for _, x := range []string{"a:80", "b:80", "c:80"} {
+		verdict(t, c, clk, x, Up) // already up: no change
+	}
+	if err := c.SetOperatorState("b", Draining); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetOperatorState("b", Draining); err != nil { // no change the second time
+		t.Fatal(err)
+	}
+	a := c.Node("a:80")
+	for range 3 {
+		a.Observe(ServerError, clk.Now().UnixNano())
+	}
+	want := []Change{
+		{Node: "b", Address: "b:80", From: Up, To: Draining, Reason: "test up", Operator: Draining, At: clk.Now()},
+		{Node: "a", Address: "a:80", From: Up, To: Down, Reason: "test up", Ejected: true, At: clk.Now()},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("OnChange saw %d changes, want %d: %+v", len(got), len(want), got)
+	}
+	for i := range want {
+		g := got[i]
+		if g.At.Equal(want[i].At) {
+			g.At = want[i].At // the passive path rebuilds the time from nanoseconds
+		}
+		if g != want[i] {
+			t.Errorf("change %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}

@@ -21,7 +21,7 @@ type InstanceStatus struct {
 	Name      string `json:"name"`
 	Interface string `json:"interface"`
 	VRID      int    `json:"vrid"`
-	State     string `json:"state"`
+	State     State  `json:"state"`
 	// Priority is the configured priority, EffectivePriority the one sent
 	// after tracking (see TrackPenalty).
 	Priority          int `json:"priority"`
@@ -195,7 +195,7 @@ func (in *instance) publish() {
 	m := in.m
 	s := &InstanceStatus{
 		Name: in.cfg.Name, Interface: in.cfg.Interface, VRID: in.cfg.VirtualRouterID,
-		State: m.State().String(), Priority: in.cfg.Priority, EffectivePriority: int(m.Priority()),
+		State: m.State(), Priority: in.cfg.Priority, EffectivePriority: int(m.Priority()),
 		TrackPenalty: m.penalty, AdvertInterval: in.mcfg.AdvertInterval.String(),
 		MasterAdvertInterval: m.MasterAdverInterval().String(), Unicast: len(in.peers) > 0, Version: int(in.version),
 		Transitions: m.Transitions(), LastChange: m.LastChange(),
@@ -538,6 +538,9 @@ func (ex *executor) do(acts []Action) {
 				fields = append(fields, zap.Stringer("master", ma))
 			}
 			in.log.Info("vrrp state change", fields...)
+			if in.opts.OnTransition != nil {
+				in.opts.OnTransition(Transition{Instance: in.cfg.Name, From: ex.from, To: a.State, Priority: a.Priority, At: in.now()})
+			}
 			ex.from = a.State
 			ex.notify.notify(a.State, a.Priority)
 		}

@@ -40,6 +40,18 @@ type Options struct {
 	// TrackInterval is how often PoolHealthy and tracked links are polled.
 	// Default 100ms.
 	TrackInterval time.Duration
+	// OnTransition, when set, is told every state change of every
+	// instance (the status page's event list), from the instance's
+	// goroutine: it must be quick and must not block.
+	OnTransition func(Transition)
+}
+
+// Transition is one state change of an instance, as OnTransition sees it.
+type Transition struct {
+	Instance string
+	From, To State
+	Priority uint8
+	At       time.Time
 }
 
 // Manager runs every configured VRRP instance of this process.
@@ -102,5 +114,5 @@ func (m *Manager) Status() []InstanceStatus {
 // unknown name.
 func (m *Manager) IsMaster(instance string) bool {
 	in := m.byName[instance]
-	return in != nil && in.Status().State == Master.String()
+	return in != nil && in.Status().State == Master
 }

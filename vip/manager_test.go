@@ -25,7 +25,7 @@ func TestManagerBeforeRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := m.Status()
-	if len(st) != 2 || st[0].Name != "VI_1" || st[0].State != "INIT" || st[0].EffectivePriority != 150 ||
+	if len(st) != 2 || st[0].Name != "VI_1" || st[0].State != Initialize || st[0].EffectivePriority != 150 ||
 		st[0].AdvertInterval != "100ms" || st[1].VIPs[0] != "2001:db8::10/64" || !st[1].Unicast {
 		t.Errorf("Status() = %+v", st)
 	}
@@ -84,5 +84,37 @@ func TestTrackCSSCache(t *testing.T) {
 				t.Errorf("tracking() = %d, %v, want %d, %v", penalty, fault, tc.penalty, tc.fault)
 			}
 		})
+	}
+}
+
+type fixedClock time.Time
+
+func (c fixedClock) Now() time.Time { return time.Time(c) }
+
+// TestOnTransition: every state change an instance carries out reaches
+// Options.OnTransition with the state it left.
+func TestOnTransition(t *testing.T) {
+	c, err := configs.Parse("t.yaml", []byte(`vrrp:
+  instances:
+    - {name: VI_1, interface: eth0, virtual_router_id: 51, priority: 150, virtual_ips: ["192.0.2.10/24"]}
+`), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	var got []Transition
+	m, err := New(c.VRRP, Options{Clock: fixedClock(at), OnTransition: func(tr Transition) { got = append(got, tr) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := m.byName["VI_1"]
+	ex := &executor{in: in, notify: newNotifier("VI_1", NotifyConfig{}, zap.NewNop()), from: Initialize}
+	ex.do([]Action{{Kind: ActionNotify, State: Backup, Priority: 150}, {Kind: ActionNotify, State: Master, Priority: 150}})
+	want := []Transition{
+		{Instance: "VI_1", From: Initialize, To: Backup, Priority: 150, At: at},
+		{Instance: "VI_1", From: Backup, To: Master, Priority: 150, At: at},
+	}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("OnTransition saw %+v, want %+v", got, want)
 	}
 }

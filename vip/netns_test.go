@@ -94,7 +94,7 @@ func (n *lb) start() {
 	n.proc = netnstest.Start(n.t, cmd)
 }
 
-func (n *lb) state() string { return n.instanceStatus().State }
+func (n *lb) state() string { return n.instanceStatus().State.String() }
 
 // instanceStatus is the helper's last written status of its only instance.
 func (n *lb) instanceStatus() InstanceStatus {

@@ -1,6 +1,7 @@
 package vip
 
 import (
+	"fmt"
 	"net/netip"
 	"time"
 )
@@ -28,6 +29,26 @@ func (s State) String() string {
 		return "FAULT"
 	}
 	return "UNKNOWN"
+}
+
+// MarshalText writes the keepalived spelling (MASTER, BACKUP, ...), so
+// State is a JSON string in /status.
+func (s State) MarshalText() ([]byte, error) {
+	if s > Fault {
+		return nil, fmt.Errorf("vip: invalid state %d", uint8(s))
+	}
+	return []byte(s.String()), nil
+}
+
+// UnmarshalText reads a name written by MarshalText.
+func (s *State) UnmarshalText(b []byte) error {
+	for c := Initialize; c <= Fault; c++ {
+		if string(b) == c.String() {
+			*s = c
+			return nil
+		}
+	}
+	return fmt.Errorf("vip: unknown state %q", b)
 }
 
 // MachineConfig is what the state machine needs of an instance.

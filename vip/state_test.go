@@ -233,3 +233,24 @@ func TestMachineStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestStateText: /status and the netns helpers spell states as keepalived
+// does; anything else is refused.
+func TestStateText(t *testing.T) {
+	for _, s := range []State{Initialize, Backup, Master, Fault} {
+		b, err := s.MarshalText()
+		var back State
+		if err != nil || back.UnmarshalText(b) != nil || back != s {
+			t.Errorf("%v: MarshalText = %q, %v; read back %v", s, b, err, back)
+		}
+	}
+	if _, err := State(9).MarshalText(); err == nil {
+		t.Error("MarshalText of State(9) succeeded")
+	}
+	for _, bad := range []string{"", "master", "UNKNOWN", "MASTER "} {
+		var s State
+		if err := s.UnmarshalText([]byte(bad)); err == nil {
+			t.Errorf("UnmarshalText(%q) = %v, want an error", bad, s)
+		}
+	}
+}

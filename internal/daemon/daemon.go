@@ -46,7 +46,9 @@ type Daemon struct {
 	checker *health.Checker // one for the daemon's life: node state survives reloads
 	metrics *admin.Metrics  // nil without an admin listener
 	admin   *admin.Server
-	changed chan struct{} // discovery changed the node set: rebuild
+	history *admin.History // the status page's charts; nil without admin
+	events  *admin.Events  // the status page's event list
+	changed chan struct{}  // discovery changed the node set: rebuild
 	cur     atomic.Pointer[generation]
 	// faults, set by tests, makes the named build step fail.
 	faults atomic.Pointer[func(step string) error]
@@ -93,11 +95,13 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		}
 	}
 	d.log = d.loggers.Main
-	d.checker = health.New(cfg.Health, health.Options{Logger: d.log})
+	d.events = admin.NewEvents(0, nil)
+	d.checker = health.New(cfg.Health, health.Options{Logger: d.log, OnChange: d.events.NodeChanged})
 	if cfg.Admin.Listen != "off" {
 		// Without the admin listener nobody can read them (it is not
 		// started by a reload), so requests are not counted at all.
 		d.metrics = admin.NewMetrics(func() admin.Gauges { s := d.Snapshot(); return s.gauges() })
+		d.history = admin.NewHistory(d.metrics, admin.HistoryOptions{})
 	}
 	g, err := d.build(ctx, cfg, nil)
 	if err != nil {
@@ -156,6 +160,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.admin != nil {
 		stopAdmin = sup.start("admin", d.admin.Run)
 	}
+	var stopHistory func()
+	if d.history != nil {
+		stopHistory = sup.start("history", d.history.Run)
+	}
 	stopHealth := sup.start("health", d.checker.Run)
 	g := d.cur.Load()
 	d.startParts(g, false)
@@ -201,6 +209,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	stopWatchdog()
 	if stopAdmin != nil {
 		stopAdmin()
+	}
+	if stopHistory != nil {
+		stopHistory()
 	}
 	return sup.wait()
 }
@@ -256,6 +267,7 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	if err == nil {
 		err = d.apply(ctx, cfg)
 	}
+	d.events.Reloaded(err)
 	d.mu.Lock()
 	d.reload.Count++
 	d.reload.Last = time.Now()

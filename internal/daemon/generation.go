@@ -120,7 +120,7 @@ func (d *Daemon) buildVRRP(g, prev *generation) error {
 		return nil
 	}
 	var err error
-	g.vips, err = vip.New(v, vip.Options{Logger: d.log.Named("vip"), PoolHealthy: d.canServe,
+	g.vips, err = vip.New(v, vip.Options{Logger: d.log.Named("vip"), PoolHealthy: d.canServe, OnTransition: d.events.VRRPChanged,
 		CSSCacheReachable: d.cssReachable})
 	return err
 }

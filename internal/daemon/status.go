@@ -60,6 +60,9 @@ type Snapshot struct {
 	Discovery   discovery.Status     `json:"discovery"`
 	VRRP        []vip.InstanceStatus `json:"vrrp,omitempty"` // nil without vrrp.instances
 	Cron        *cron.Status         `json:"cron,omitempty"` // nil when cron is off
+	// History feeds the page's charts (nil without admin); Events its list.
+	History *admin.HistoryView `json:"history,omitempty"`
+	Events  []admin.Event      `json:"events"`
 }
 
 // NodeSnapshot is one node: health's view and the data plane's counters.
@@ -111,6 +114,11 @@ func (d *Daemon) Snapshot() Snapshot {
 		st := g.cron.Status()
 		s.Cron = &st
 	}
+	if d.history != nil {
+		v := d.history.View()
+		s.History = &v
+	}
+	s.Events = d.events.List()
 	return s
 }
 

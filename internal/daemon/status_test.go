@@ -46,7 +46,7 @@ func TestStatusDocumentNames(t *testing.T) {
 	if err := json.Unmarshal(b, &doc); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"client_conns", "cron", "css_cache", "discovery", "listen", "nodes", "pool_ok", "reloads",
+	want := []string{"client_conns", "cron", "css_cache", "discovery", "events", "history", "listen", "nodes", "pool_ok", "reloads",
 		"serving", "started", "timestamp", "version"}
 	if got := slices.Sorted(maps.Keys(doc.Top)); !slices.Equal(got, want) {
 		t.Errorf("/status keys = %v, want %v", got, want)
@@ -86,7 +86,7 @@ func TestGaugesFromSnapshot(t *testing.T) {
 		}},
 		CSSCache: &cssproxy.Stats{Hits: 10, Redirects: 3, NotModified: 2, Misses: 1, Errors: 4, Entries: 8, Bytes: 800,
 			Reachable: &reachable, CoherenceChecks: 12, Disagreements: 5, Disagreeing: 1},
-		VRRP: []vip.InstanceStatus{{Name: "VI_1", State: "BACKUP", EffectivePriority: 90, Transitions: 2,
+		VRRP: []vip.InstanceStatus{{Name: "VI_1", State: vip.Backup, EffectivePriority: 90, Transitions: 2,
 			OtherVersionAdverts: 17, AuthFailures: 19}},
 		Cron: &cron.Status{Outcomes: map[string]uint64{"ok": 3}},
 	}
@@ -96,7 +96,7 @@ func TestGaugesFromSnapshot(t *testing.T) {
 		Nodes:       []admin.NodeGauge{{Name: "n1", State: "draining", InFlight: 4, Ejections: 3, Weight: 40, Queued: 6, QueueTimeouts: 9}},
 		CSS: &admin.CSSGauge{Hits: 5, Redirects: 3, NotModified: 2, Misses: 1, Errors: 4, Entries: 8, Bytes: 800,
 			Reachable: &reachable, CoherenceChecks: 12, Disagreements: 5, Disagreeing: 1},
-		VRRP: []admin.VRRPGauge{{Instance: "VI_1", State: "BACKUP", Priority: 90, Transitions: 2, OtherVersionAdverts: 17, AuthFailures: 19}},
+		VRRP: []admin.VRRPGauge{{Instance: "VI_1", State: vip.Backup, Priority: 90, Transitions: 2, OtherVersionAdverts: 17, AuthFailures: 19}},
 		Cron: &admin.CronGauge{Runs: map[string]uint64{"ok": 3}},
 	}
 	if got := s.gauges(); !reflect.DeepEqual(got, want) {

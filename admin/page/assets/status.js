@@ -21,6 +21,17 @@
   const SECTION_ORDER = ['vrrp', 'css_cache', 'caches', 'cron', 'discovery'];
   const TITLES = { vrrp: 'VRRP', css_cache: 'CSS cache', caches: 'Caches', cron: 'Web cron', discovery: 'Discovery', reloads: 'Reloads' };
 
+  // The charts of /status "history": one per metric and dimension, one
+  // line per node or route class.
+  const CHARTS = [
+    { metric: 'rps', title: 'Requests/s', unit: '/s' },
+    { metric: 'p99_ms', title: 'p99 latency', unit: ' ms' },
+    { metric: 'errors_per_s', title: 'Errors/s (5xx)', unit: '/s' },
+  ];
+  const DIMENSIONS = [{ key: 'nodes', title: 'by node' }, { key: 'classes', title: 'by route class' }];
+  const MAX_EVENTS = 50;
+  const SVG_NS = 'http://www.w3.org/2000/svg';
+
   let timer = 0;
   let unreachable = false;
   let messageTimer = 0;
@@ -161,6 +172,106 @@
     return el('table', { class: 'cards' }, el('thead', null, head), el('tbody', null, body));
   }
 
+  // ---- charts and events ---------------------------------------------
+
+  // svg builds an SVG element; attributes only (no style: the CSP forbids
+  // inline styles, colours come from status.css classes).
+  function svg(tag, attrs) {
+    const e = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
+    return e;
+  }
+
+  // niceMax rounds a chart's top up to 1, 2 or 5 times a power of ten.
+  function niceMax(v) {
+    if (!(v > 0)) return 1;
+    const p = Math.pow(10, Math.floor(Math.log10(v)));
+    for (const m of [1, 2, 5, 10]) if (v <= m * p) return m * p;
+    return 10 * p;
+  }
+
+  function fmtValue(v, unit) {
+    if (typeof v !== 'number') return '—';
+    const s = Number.isInteger(v) || v >= 100 ? Math.round(v).toLocaleString() : v >= 10 ? v.toFixed(1) : v.toFixed(2);
+    return s + unit;
+  }
+
+  function lastNumber(values) {
+    for (let i = values.length - 1; i >= 0; i--) if (typeof values[i] === 'number') return values[i];
+    return undefined;
+  }
+
+  // chart draws one metric of several series over the window [t1 - span, t1].
+  function chart(c, dim, times, series, span) {
+    const W = 320, H = 120, L = 2, R = 2, T = 16, B = 4;
+    const ts = times.map((t) => Date.parse(t));
+    const t1 = ts[ts.length - 1];
+    let max = 0;
+    for (const s of series) for (const v of s[c.metric] || []) if (typeof v === 'number' && v > max) max = v;
+    const top = niceMax(max);
+    const x = (t) => L + (W - L - R) * Math.max(0, (t - (t1 - span))) / span;
+    const y = (v) => H - B - (H - T - B) * Math.min(v, top) / top;
+    const root = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, class: 'plot', role: 'img',
+      'aria-label': c.title + ' ' + dim.title });
+    root.append(svg('line', { class: 'axis', x1: L, x2: W - R, y1: H - B, y2: H - B }),
+      svg('line', { class: 'grid', x1: L, x2: W - R, y1: T, y2: T }));
+    const label = svg('text', { class: 'scale', x: L + 2, y: T - 4 });
+    label.textContent = fmtValue(top, c.unit);
+    root.append(label);
+    let drawn = 0;
+    series.forEach((s, i) => {
+      const values = s[c.metric] || [];
+      const g = svg('g', { class: 'series s' + (i % 8), 'data-series': s.name });
+      let seg = [];
+      const flush = () => {
+        if (seg.length === 1) g.append(svg('circle', { cx: seg[0][0], cy: seg[0][1], r: 2 }));
+        else if (seg.length > 1) g.append(svg('polyline', { points: seg.map((p) => p[0].toFixed(1) + ',' + p[1].toFixed(1)).join(' ') }));
+        drawn += seg.length;
+        seg = [];
+      };
+      values.forEach((v, j) => {
+        if (typeof v !== 'number' || isNaN(ts[j])) { flush(); return; }
+        seg.push([x(ts[j]), y(v)]);
+      });
+      flush();
+      root.append(g);
+    });
+    const legend = el('ul', { class: 'legend' }, series.map((s, i) =>
+      el('li', { class: 's' + (i % 8) }, s.name + ' ', el('span', { class: 'num' }, fmtValue(lastNumber(s[c.metric] || []), c.unit)))));
+    return el('figure', { class: 'chart', 'data-metric': c.metric, 'data-dim': dim.key, 'data-points': String(drawn) },
+      el('figcaption', null, c.title + ' ' + dim.title), root, legend);
+  }
+
+  function renderCharts(h) {
+    const times = h && Array.isArray(h.times) ? h.times : [];
+    $('charts-section').hidden = times.length === 0;
+    if (times.length === 0) return;
+    const step = typeof h.interval_ns === 'number' && h.interval_ns > 0 ? h.interval_ns / 1e6 : 10000;
+    const span = Math.max(step * Math.max(times.length - 1, 1), step * 60);
+    $('charts-window').textContent = '(last ' + ago(Math.round(span / 1000)) + ', ' + ago(Math.round(step / 1000)) + ' steps)';
+    const figures = [];
+    for (const dim of DIMENSIONS) {
+      const series = Array.isArray(h[dim.key]) ? h[dim.key] : [];
+      if (series.length === 0) continue;
+      for (const c of CHARTS) figures.push(chart(c, dim, times, series, span));
+    }
+    $('charts').replaceChildren(...figures);
+  }
+
+  function renderEvents(events) {
+    const list = Array.isArray(events) ? events.slice(0, MAX_EVENTS) : [];
+    if (list.length === 0) {
+      $('events').replaceChildren(el('li', { class: 'none' }, 'none since the LB started'));
+      return;
+    }
+    $('events').replaceChildren(...list.map((e) => el('li', { 'data-kind': e.kind || '' },
+      el('time', { dateTime: e.time || '' }, e.time ? fmtTime(e.time) : '—'),
+      badge(String(e.kind || 'event').replace(/_/g, ' '), 'kind-' + String(e.kind || '').replace(/[^a-z_]/g, '')),
+      e.subject ? el('strong', null, e.subject) : null,
+      e.from || e.to ? el('span', null, (e.from || '?') + ' → ' + (e.to || '?')) : null,
+      e.detail ? el('span', { class: 'detail' }, e.detail) : null)));
+  }
+
   // ---- rendering -----------------------------------------------------
 
   function nodeRow(n) {
@@ -211,8 +322,10 @@
     // Known sections first, in the order an operator reads them.
     const order = (k) => { const i = SECTION_ORDER.indexOf(k); return i < 0 ? SECTION_ORDER.length : i; };
     const entries = Object.entries(st).sort((a, b) => order(a[0]) - order(b[0]));
+    renderCharts(st.history);
+    renderEvents(st.events);
     for (const [k, v] of entries) {
-      if (k === 'nodes') continue;
+      if (k === 'nodes' || k === 'history' || k === 'events') continue;
       if (isScalar(v) || (Array.isArray(v) && v.every(isScalar))) {
         facts.append(el('dt', null, humanize(k)), el('dd', null, value(k, v, 0)));
         continue;
