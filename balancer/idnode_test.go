@@ -33,8 +33,8 @@ const (
 	actHeadBody             // a HEAD answered with its body, and a second answer
 	// The node's faults, from here on: the balancer must count each once
 	// against the node.
-	act101       // an unrequested 101 Switching Protocols
-	actResetMid  // half an answer head, then an RST
+	act101      // an unrequested 101 Switching Protocols
+	actResetMid // half an answer head, then an RST
 	actCloseEarly
 	actTruncated // a body shorter than its Content-Length, then close
 	actGarbage   // bytes that are no HTTP answer
