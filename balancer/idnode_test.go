@@ -53,15 +53,17 @@ func (a act) fault() bool { return a >= act101 }
 const healthBody = `{"service":"mosparo","healthy":true,"databaseStatus":"connected","error":null,"statusCode":200}`
 
 // connTrack is what a test's dial hook knows of one balancer-to-node
-// connection: how often the balancer checked it for staleness, that is,
-// took it for a request. A node writing bytes while the connection is idle
-// holds mu, so the balancer's check comes either before them (the node
-// then sees the count moved and writes nothing) or after them (it must see
-// them): without that, bytes crossing the next request on the wire are the
-// next answer for any HTTP/1.1 proxy, and no test could tell a defect.
+// connection: how often the balancer took it for a request, seen at its
+// stale check or, when there was none, at the request's write. A node
+// writing bytes while the connection is idle holds mu, so the balancer's
+// check comes either before them (the node then sees the count moved and
+// writes nothing) or after them (it must see them): without that, bytes
+// crossing the next request on the wire are the next answer for any
+// HTTP/1.1 proxy, and no test could tell a defect.
 type connTrack struct {
-	mu    sync.Mutex
-	polls int
+	mu     sync.Mutex
+	taken  int
+	polled bool // taken counted at the stale check, not yet written
 }
 
 // connRegistry maps the balancer's end of each node connection to its track.
@@ -98,6 +100,16 @@ type trackedConn struct {
 	tr *connTrack
 }
 
+func (c *trackedConn) Write(p []byte) (int, error) {
+	c.tr.mu.Lock()
+	if !c.tr.polled {
+		c.tr.taken++
+	}
+	c.tr.polled = false
+	c.tr.mu.Unlock()
+	return c.TCPConn.Write(p)
+}
+
 func (c *trackedConn) SyscallConn() (syscall.RawConn, error) {
 	raw, err := c.TCPConn.SyscallConn()
 	if err != nil {
@@ -114,7 +126,8 @@ type trackedRaw struct {
 func (r trackedRaw) Read(f func(fd uintptr) bool) error {
 	r.tr.mu.Lock()
 	defer r.tr.mu.Unlock()
-	r.tr.polls++
+	r.tr.taken++
+	r.tr.polled = true
 	return r.RawConn.Read(f)
 }
 
@@ -292,7 +305,7 @@ func (n *idNode) whileIdle(c *net.TCPConn, a act, id string, reqs int) bool {
 	}
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
-	if tr.polls != reqs {
+	if tr.taken != reqs {
 		return true // the next request is on its way: too late to be late
 	}
 	if a == actIdleClose {
