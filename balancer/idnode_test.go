@@ -140,6 +140,8 @@ type idNode struct {
 	// nonce, when set, is echoed instead of the request's X-Req-Id (for a
 	// fuzz target whose requests carry no id).
 	nonce atomic.Pointer[string]
+	// inspect, when set, is shown every request read before it is answered.
+	inspect func(req *fasthttp.Request)
 
 	acts     [numActs]atomic.Int64
 	faults   atomic.Int64
@@ -154,12 +156,13 @@ type idNode struct {
 	done  bool
 }
 
-func startIDNode(name string, reg *connRegistry, log func(id, node string), choose func(head bool) act) (*idNode, error) {
+// startIDNode starts a node; reg (for idle-time acts), log and inspect may be nil.
+func startIDNode(name string, reg *connRegistry, log func(id, node string), inspect func(*fasthttp.Request), choose func(head bool) act) (*idNode, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	n := &idNode{name: name, ln: ln, reg: reg, choose: choose, log: log, conns: map[net.Conn]struct{}{}}
+	n := &idNode{name: name, ln: ln, reg: reg, choose: choose, log: log, inspect: inspect, conns: map[net.Conn]struct{}{}}
 	n.wg.Add(1)
 	go n.accept()
 	return n, nil
@@ -219,6 +222,9 @@ func (n *idNode) serve(c *net.TCPConn) {
 			return
 		}
 		n.requests.Add(1)
+		if n.inspect != nil {
+			n.inspect(&req)
+		}
 		id := string(req.Header.Peek("X-Req-Id"))
 		if p := n.nonce.Load(); p != nil {
 			id = *p
@@ -299,6 +305,9 @@ func (n *idNode) play(c *net.TCPConn, a act, id string, head bool, reqs int) boo
 // request since (see connTrack), and only once the bytes are acknowledged,
 // so that they are in the balancer's socket before it can look again.
 func (n *idNode) whileIdle(c *net.TCPConn, a act, id string, reqs int) bool {
+	if n.reg == nil {
+		return true
+	}
 	tr := n.reg.lookup(c.RemoteAddr().String())
 	if tr == nil {
 		return true

@@ -156,7 +156,7 @@ func TestInvariantsUnderHostileMix(t *testing.T) {
 			}
 			return a
 		}
-		n, err := startIDNode(spec.name, reg, run.logID, choose)
+		n, err := startIDNode(spec.name, reg, run.logID, nil, choose)
 		if err != nil {
 			t.Fatal(err)
 		}
