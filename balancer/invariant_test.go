@@ -47,9 +47,9 @@ shutdown: {grace: 2s}
 // Sizes of the run: bounded in count; their time is what the nodes'
 // slow acts and client_read take, a few seconds.
 const (
-	invGoodClients    = 12
-	invGoodRequests   = 40
-	invHostileClients = 6
+	invGoodClients    = 24
+	invGoodRequests   = 30
+	invHostileClients = 10
 	invHostileRounds  = 16
 )
 
@@ -247,8 +247,8 @@ func (r *invRun) verify(t *testing.T, nodes []*idNode, healthy map[string]bool, 
 	for _, p := range r.problems {
 		t.Error(p)
 	}
-	t.Logf("%d requests from %d clients (%d good, %d hostile), %d ids read by nodes; misdelivered %d",
-		r.requests.Load(), invGoodClients+invHostileClients+1, invGoodClients+1, invHostileClients, len(r.received), r.misdelivery.Load())
+	t.Logf("%d requests from %d concurrent clients (%d good on keep-alive connections, %d hostile, a connection per request) and a final good one; %d ids read by nodes; misdelivered %d",
+		r.requests.Load(), invGoodClients+invHostileClients, invGoodClients, invHostileClients, len(r.received), r.misdelivery.Load())
 	if n := r.misdelivery.Load(); n != 0 {
 		t.Errorf("%d answers reached the wrong client", n)
 	}
@@ -496,6 +496,7 @@ var hostileKinds = []hostileKind{
 	{"pipelined", func(r *invRun, id string) error {
 		// Three requests in one write; three answers in order, each its own.
 		ids := []string{id + "a", id + "b", id + "c"}
+		r.requests.Add(int64(len(ids) - 1))
 		r.note(r.posts, ids[2])
 		raw := "GET /login HTTP/1.1\r\nHost: mosparo.example\r\nX-Req-Id: " + ids[0] + "\r\n\r\n" +
 			"HEAD /login HTTP/1.1\r\nHost: mosparo.example\r\nX-Req-Id: " + ids[1] + "\r\n\r\n" +
