@@ -280,6 +280,13 @@ func (r *invRun) verify(t *testing.T, nodes []*idNode, healthy map[string]bool, 
 			t.Errorf("id %s got 502 although healthy %s read it last", id, got[len(got)-1])
 		}
 	}
+	var faults int64
+	for _, n := range nodes {
+		faults += n.faults.Load()
+	}
+	if faults == 0 {
+		t.Error("the misbehaving nodes never misbehaved: the run tested nothing")
+	}
 	for _, n := range nodes {
 		st, sn := stats[n.name], snaps[n.name]
 		var acts []string
