@@ -34,23 +34,33 @@ func FuzzRequestPath(f *testing.F) {
 		f.Fatal(err)
 	}
 	for i, c := range cases {
+		answer := defaultAnswer("{ID}")[0].data
+		for _, a := range c.answers["a"] {
+			answer = joinSteps(a)
+			break
+		}
 		for _, steps := range c.clients {
-			var raw []byte
-			for _, s := range steps {
-				raw = append(raw, s.data...)
-			}
-			f.Add(raw, uint8(i))
+			f.Add(joinSteps(steps), uint8(i), answer)
 		}
 	}
 	h := newPathHarness(f)
-	f.Fuzz(func(t *testing.T, raw []byte, pick uint8) {
-		h.exec(t, raw, fuzzActs[int(pick)%len(fuzzActs)])
+	f.Fuzz(func(t *testing.T, raw []byte, pick uint8, answer []byte) {
+		h.exec(t, raw, fuzzActs[int(pick)%len(fuzzActs)], answer)
 	})
 }
 
 // fuzzActs are the node acts a run may pick: all but those that need time
-// or the idle-connection hook.
-var fuzzActs = []act{actGood, actStray, actShortCL, actHeadBody, act101, actResetMid, actCloseEarly, actTruncated, actGarbage}
+// or the idle-connection hook. actRaw sends the fuzzed answer.
+var fuzzActs = []act{actGood, actStray, actShortCL, actHeadBody, act101, actResetMid, actCloseEarly, actTruncated, actGarbage, actRaw}
+
+// joinSteps is the bytes of a script, its @ steps left out.
+func joinSteps(steps []scriptStep) []byte {
+	var raw []byte
+	for _, s := range steps {
+		raw = append(raw, s.data...)
+	}
+	return raw
+}
 
 const pathYAML = `
 listen: [{address: "127.0.0.1:0", default_host: mosparo.example}]
@@ -73,7 +83,11 @@ type pathHarness struct {
 	violation string // the first bad request a node read in this run
 }
 
-func newPathHarness(f *testing.F) *pathHarness {
+func newPathHarnessT(f *testing.T) *pathHarness { return newPathHarnessTB(f) }
+
+func newPathHarness(f *testing.F) *pathHarness { return newPathHarnessTB(f) }
+
+func newPathHarnessTB(f testing.TB) *pathHarness {
 	h := &pathHarness{rec: newRecHealth()}
 	for _, name := range []string{"a", "b"} {
 		n, err := startIDNode(name, nil, nil, h.inspect, func(head bool) act {
@@ -163,11 +177,12 @@ func forwardedViolation(raw []byte) string {
 
 // exec runs one client: raw, then the end of its stream; everything the
 // balancer sends back is checked once it closes.
-func (h *pathHarness) exec(t *testing.T, raw []byte, a act) {
+func (h *pathHarness) exec(t *testing.T, raw []byte, a act, answer []byte) {
 	h.runs++
 	nonce := "run" + strconv.Itoa(h.runs)
 	for _, n := range h.nodes {
 		n.nonce.Store(&nonce)
+		n.raw.Store(&answer)
 	}
 	h.mu.Lock()
 	h.cur, h.violation = a, ""
@@ -285,7 +300,7 @@ func wellFormedAnswers(b []byte, at int, failed map[int]bool) bool {
 		return false
 	}
 	var resp fasthttp.ResponseHeader
-	if err := resp.Read(newBufReader(bytes.NewReader(rest[:end+4]))); err != nil {
+	if err := resp.Read(newBufReader(bytes.NewReader(rest[:end+4]))); err != nil || !tokenNames(rest[:end]) {
 		failed[at] = true
 		return false
 	}
@@ -311,6 +326,19 @@ func wellFormedAnswers(b []byte, at int, failed map[int]bool) bool {
 	}
 	failed[at] = true
 	return false
+}
+
+// tokenNames reports whether every header line of an answer head (status
+// line first) is a token name, a colon and a value (RFC 9110 5.1, 5.5).
+func tokenNames(head []byte) bool {
+	lines := bytes.Split(head, []byte("\r\n"))
+	for _, l := range lines[1:] {
+		k, _, ok := bytes.Cut(l, []byte(":"))
+		if !ok || !isToken(k) {
+			return false
+		}
+	}
+	return true
 }
 
 // skipChunks returns the offset after a chunked body starting at at.

@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"net"
 	"sync"
@@ -38,10 +39,11 @@ const (
 	actCloseEarly
 	actTruncated // a body shorter than its Content-Length, then close
 	actGarbage   // bytes that are no HTTP answer
+	actRaw       // the node's raw answer bytes (a fuzz target's), then close
 	numActs
 )
 
-var actNames = [numActs]string{"good", "slow", "stray", "short-cl", "late", "idle-close", "head-body", "101", "reset-mid", "close-early", "truncated", "garbage"}
+var actNames = [numActs]string{"good", "slow", "stray", "short-cl", "late", "idle-close", "head-body", "101", "reset-mid", "close-early", "truncated", "garbage", "raw"}
 
 func (a act) String() string { return actNames[a] }
 
@@ -142,6 +144,8 @@ type idNode struct {
 	nonce atomic.Pointer[string]
 	// inspect, when set, is shown every request read before it is answered.
 	inspect func(req *fasthttp.Request)
+	// raw holds actRaw's answer; "{ID}" in it stands for the id.
+	raw atomic.Pointer[[]byte]
 
 	acts     [numActs]atomic.Int64
 	faults   atomic.Int64
@@ -295,6 +299,11 @@ func (n *idNode) play(c *net.TCPConn, a act, id string, head bool, reqs int) boo
 		return false
 	case actGarbage:
 		_, _ = c.Write([]byte("SSH-2.0-OpenSSH_9.2\r\n\r\n"))
+		return false
+	case actRaw:
+		if p := n.raw.Load(); p != nil {
+			_, _ = c.Write(bytes.ReplaceAll(*p, []byte("{ID}"), []byte(id)))
+		}
 		return false
 	}
 	return err == nil

@@ -146,7 +146,7 @@ func TestInvariantsUnderHostileMix(t *testing.T) {
 			case !spec.bad:
 				return actGood
 			}
-			a := act(rng.IntN(int(numActs)))
+			a := act(rng.IntN(int(actRaw)))
 			switch {
 			case a == actHeadBody && !head:
 				a = actStray
