@@ -1,6 +1,7 @@
 package balancer
 
 import (
+	"bytes"
 	"errors"
 	"net"
 	"time"
@@ -22,6 +23,8 @@ var (
 	errInterim = errors.New("the node answered with an interim 1xx status as its final answer")
 	// errStalePool: every pooled connection the node left had unread bytes.
 	errStalePool = errors.New("every idle connection to the node had unread bytes")
+	// errFieldName: a header or trailer name of the answer is not a token.
+	errFieldName = errors.New("the node's answer has a field name that is not a token")
 )
 
 // requestError is a request that could not be written as it is, with the
@@ -90,12 +93,44 @@ func (u *upstream) exchange(req *fasthttp.Request, resp *fasthttp.Response, dead
 	if err == nil && resp.StatusCode() < 200 {
 		err = errInterim
 	}
+	if err == nil && !validAnswerNames(&resp.Header) {
+		err = errFieldName
+	}
 	if err != nil || leftover || resp.SkipBody || resp.ConnectionClose() || req.ConnectionClose() {
 		hc.CloseConn(cc)
 		return err
 	}
 	hc.ReleaseConn(cc)
 	return nil
+}
+
+// validAnswerNames reports whether every field name of an answer is a
+// token. fasthttp lets a space through ("X A: b"), which the client or a
+// later hop may split differently (RFC 9112 section 5.1); like HAProxy,
+// such an answer is not forwarded. Trailer fields are named in the Trailer
+// list fasthttp keeps (it lists the received ones too), and reach the
+// client as header fields once hopHeaders drops Trailer.
+func validAnswerNames(h *fasthttp.ResponseHeader) bool {
+	for k, v := range h.All() {
+		if !isToken(k) || string(k) == fasthttp.HeaderTrailer && !tokenList(v) {
+			return false
+		}
+	}
+	return true
+}
+
+var comma = []byte(",")
+
+// tokenList reports whether a comma-separated list holds only tokens.
+func tokenList(v []byte) bool {
+	for len(v) > 0 {
+		var item []byte
+		item, v, _ = bytes.Cut(v, comma)
+		if item = bytes.TrimSpace(item); len(item) > 0 && !isToken(item) {
+			return false
+		}
+	}
+	return true
 }
 
 func disarm(nc *nodeConn) {
