@@ -23,8 +23,10 @@ var (
 	errInterim = errors.New("the node answered with an interim 1xx status as its final answer")
 	// errStalePool: every pooled connection the node left had unread bytes.
 	errStalePool = errors.New("every idle connection to the node had unread bytes")
-	// errFieldName: a header or trailer name of the answer is not a token.
-	errFieldName = errors.New("the node's answer has a field name that is not a token")
+	// errMalformed: an answer fasthttp reads but a client must not get: a
+	// version other than HTTP/1.0 or 1.1, a status outside 100-599, a field
+	// name that is not a token.
+	errMalformed = errors.New("the node's answer is not well-formed HTTP/1.x (version, status or field name)")
 )
 
 // requestError is a request that could not be written as it is, with the
@@ -84,17 +86,21 @@ func (u *upstream) exchange(req *fasthttp.Request, resp *fasthttp.Response, dead
 	// anyway may arrive after the headers, so the connection is not reused.
 	resp.SkipBody = req.Header.IsHead()
 	br := hc.AcquireReader(c)
+	// fasthttp reads status 000 as 200; the bytes that came with the first
+	// one show it (ReadLimitBody waits for them anyway).
+	zero := false
+	if p, perr := br.Peek(1); perr == nil && len(p) > 0 {
+		p, _ = br.Peek(br.Buffered())
+		zero = statusZero(p)
+	}
 	err = resp.ReadLimitBody(br, maxResponseBody)
 	// Bytes already read past the answer belong to no request.
 	leftover := br.Buffered() > 0
 	hc.ReleaseReader(br)
 	// Before the connection goes back: the next exchange on it arms it anew.
 	disarm(nc)
-	if err == nil && resp.StatusCode() < 200 {
-		err = errInterim
-	}
-	if err == nil && !validAnswerNames(&resp.Header) {
-		err = errFieldName
+	if err == nil {
+		err = checkAnswer(&resp.Header, zero)
 	}
 	if err != nil || leftover || resp.SkipBody || resp.ConnectionClose() || req.ConnectionClose() {
 		hc.CloseConn(cc)
@@ -103,6 +109,45 @@ func (u *upstream) exchange(req *fasthttp.Request, resp *fasthttp.Response, dead
 	hc.ReleaseConn(cc)
 	return nil
 }
+
+// checkAnswer refuses a final answer fasthttp has read but a client must
+// not get. zero tells a status 000, which fasthttp reports as 200.
+func checkAnswer(h *fasthttp.ResponseHeader, zero bool) error {
+	switch code := h.StatusCode(); {
+	case zero || code > 599:
+		return errMalformed
+	case code < 200:
+		return errInterim
+	}
+	if p := h.Protocol(); !bytes.Equal(p, strHTTP11) && !bytes.Equal(p, strHTTP10) {
+		return errMalformed
+	}
+	if !validAnswerNames(h) {
+		return errMalformed
+	}
+	return nil
+}
+
+var (
+	strHTTP11 = []byte("HTTP/1.1")
+	strHTTP10 = []byte("HTTP/1.0")
+)
+
+// statusZero reports whether the status line at the start of p (after the
+// empty lines fasthttp skips) has the code 000.
+func statusZero(p []byte) bool {
+	p = bytes.TrimLeft(p, "\r\n")
+	_, rest, ok := bytes.Cut(p, space)
+	if !ok {
+		return false
+	}
+	return bytes.HasPrefix(bytes.TrimLeft(rest, " "), zeroCode)
+}
+
+var (
+	space    = []byte(" ")
+	zeroCode = []byte("000")
+)
 
 // validAnswerNames reports whether every field name of an answer is a
 // token. fasthttp lets a space through ("X A: b"), which the client or a
