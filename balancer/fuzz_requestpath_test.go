@@ -244,11 +244,7 @@ func readToEnd(c net.Conn) ([]byte, error) {
 // next run must not see this one's outcomes.
 func (h *pathHarness) settle(t *testing.T) {
 	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(time.Millisecond) {
-		var n int64
-		for _, s := range h.srv.NodeStats() {
-			n += s.InFlight
-		}
-		if n == 0 {
+		if inFlight(h.srv) == 0 {
 			return
 		}
 	}
