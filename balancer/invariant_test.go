@@ -218,8 +218,10 @@ func TestInvariantsUnderHostileMix(t *testing.T) {
 	run.goodClient("final", 20, rand.New(rand.NewPCG(seed, 300)))
 
 	// Requests whose clients left (gone-while-node-answers) may still be
-	// with a node: their outcome must be in the counts.
-	for end := time.Now().Add(30 * time.Second); inFlight(srv) > 0 && time.Now().Before(end); {
+	// with a node, and a failure is counted just after the request leaves
+	// in_flight: wait (bounded) until every fault is counted; verify
+	// reports any difference left.
+	for end := time.Now().Add(30 * time.Second); !settled(srv, nodes) && time.Now().Before(end); {
 		time.Sleep(10 * time.Millisecond)
 	}
 	stats := map[string]NodeStat{}
@@ -242,6 +244,24 @@ func TestInvariantsUnderHostileMix(t *testing.T) {
 		n.close()
 	}
 	waitFDs(t, fdsBefore)
+}
+
+// settled reports whether no request is in flight and every node's
+// failures match its faults.
+func settled(s *Server, nodes []*idNode) bool {
+	if inFlight(s) > 0 {
+		return false
+	}
+	faults := map[string]int64{}
+	for _, n := range nodes {
+		faults[n.name] = n.faults.Load()
+	}
+	for _, st := range s.NodeStats() {
+		if int64(st.Failures) != faults[st.Name] {
+			return false
+		}
+	}
+	return true
 }
 
 func inFlight(s *Server) int64 {
