@@ -83,11 +83,7 @@ type pathHarness struct {
 	violation string // the first bad request a node read in this run
 }
 
-func newPathHarnessT(f *testing.T) *pathHarness { return newPathHarnessTB(f) }
-
-func newPathHarness(f *testing.F) *pathHarness { return newPathHarnessTB(f) }
-
-func newPathHarnessTB(f testing.TB) *pathHarness {
+func newPathHarness(f *testing.F) *pathHarness {
 	h := &pathHarness{rec: newRecHealth()}
 	for _, name := range []string{"a", "b"} {
 		n, err := startIDNode(name, nil, nil, h.inspect, func(head bool) act {
