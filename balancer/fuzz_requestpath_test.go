@@ -236,15 +236,24 @@ func readToEnd(c net.Conn) ([]byte, error) {
 	}
 }
 
-// settle waits (bounded) until the balancer has no request in flight: the
-// next run must not see this one's outcomes.
+// settle waits (bounded) until the balancer has no request in flight and
+// has told passive health the outcome of every request a node read (just
+// after in_flight drops): the next run must not see this one's outcomes.
 func (h *pathHarness) settle(t *testing.T) {
 	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(time.Millisecond) {
-		if inFlight(h.srv) == 0 {
+		var read, observed int64
+		for _, n := range h.nodes {
+			read += n.requests.Load()
+			rn := h.rec.node(n.addr())
+			for o := range rn.outcomes {
+				observed += rn.outcomes[o].Load()
+			}
+		}
+		if inFlight(h.srv) == 0 && observed == read {
 			return
 		}
 	}
-	t.Fatal("requests still in flight 10s after the client left")
+	t.Fatal("requests still in flight, or outcomes untold, 10s after the client left")
 }
 
 func (h *pathHarness) failures() int64 {
