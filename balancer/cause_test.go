@@ -36,6 +36,7 @@ func TestClassifyForwardErrors(t *testing.T) {
 		{"closed early", io.EOF, causeBadAnswer, 502, health.BadAnswer, false, true},
 		{"unparsable", errors.New("cannot find whitespace in the first line of response"), causeBadAnswer, 502, health.BadAnswer, false, true},
 		{"101", errInterim, causeBadAnswer, 502, health.BadAnswer, false, true},
+		{"malformed answer", errMalformed, causeBadAnswer, 502, health.BadAnswer, false, true},
 		{"too large", fasthttp.ErrBodyTooLarge, causeBadAnswer, 502, health.BadAnswer, false, true},
 		{"stale pool", errStalePool, causeBadAnswer, 502, health.BadAnswer, false, true},
 		{"wrapped", fmt.Errorf("node n1: %w", errQueueFull), causeQueue, 503, 0, false, false},

@@ -461,3 +461,54 @@ func startLBWith(t *testing.T, cfg *configsConfig, nodes []NodeSpec, h HealthSou
 	})
 	return s, s.Addrs()[0]
 }
+
+// What a node answers is forwarded only when it is an HTTP/1.x answer the
+// client can read as the node meant it (issue 11: answers well-formed).
+// Otherwise it is a bad answer: 502, the node blamed. The client always
+// gets the balancer's own version (RFC 9110 6.2), not the node's.
+func TestNodeAnswerMustBeWellFormed(t *testing.T) {
+	tests := []struct {
+		name   string
+		answer string
+		status int
+	}{
+		{"well-formed", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 200},
+		{"HTTP/1.0", "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", 200},
+		{"header name with a space", "HTTP/1.1 200 OK\r\nX A: b\r\nContent-Length: 2\r\n\r\nok", 502},
+		{"trailer name with a space", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n2\r\nok\r\n0\r\nX-T: 1\r\nBad Trailer: 2\r\n\r\n", 502},
+		// Found by FuzzRequestPath: fasthttp reads any HTTP/d.d and any three
+		// digits, and status 000 as 200.
+		{"version 0.0", "HTTP/0.0 200 OK\r\nContent-Length: 2\r\n\r\nok", 502},
+		{"version 2.0", "HTTP/2.0 200 OK\r\nContent-Length: 2\r\n\r\nok", 502},
+		{"status 000", "HTTP/1.1 000 \r\nContent-Length: 2\r\n\r\nok", 502},
+		{"status 000 after spaces", "HTTP/1.1   000 x\r\nContent-Length: 2\r\n\r\nok", 502},
+		{"status 099", "HTTP/1.1 099 x\r\nContent-Length: 2\r\n\r\nok", 502},
+		{"status 600", "HTTP/1.1 600 x\r\nContent-Length: 2\r\n\r\nok", 502},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := startScript(t, func(c net.Conn, _ *fasthttp.Request) bool {
+				_, _ = c.Write([]byte(tt.answer))
+				return false
+			})
+			h := newRecHealth()
+			_, addr := startLBWith(t, testConfig(t, listenYAML+"timeouts: {connect: 200ms, request: 2s}\nbalancing: {retries: 0}\n"), []NodeSpec{n.spec("n1")}, h)
+			resp := rawResponse(t, addr, "GET /x HTTP/1.1\r\nHost: a.example\r\n\r\n", false)
+			if got := resp.StatusCode(); got != tt.status {
+				t.Errorf("status = %d, want %d", got, tt.status)
+			}
+			if p := string(resp.Header.Protocol()); p != "HTTP/1.1" {
+				t.Errorf("client got version %q, want HTTP/1.1", p)
+			}
+			for k := range resp.Header.All() {
+				if !isToken(k) {
+					t.Errorf("client got header name %q", k)
+				}
+			}
+			want := map[bool]int64{true: 1}[tt.status == 502]
+			if got := h.node(n.addr()).failures(); got != want {
+				t.Errorf("node blamed %d times, want %d", got, want)
+			}
+		})
+	}
+}

@@ -294,6 +294,8 @@ func (rt *Runtime) finishResponse(ctx *fasthttp.RequestCtx, u *upstream, o *outc
 	removeHopByHop(&resp.Header)
 	// The node closing its side says nothing about the client's connection.
 	resp.Header.ResetConnectionClose()
+	// The client talks to the balancer: its version, not the node's (RFC 9110 6.2).
+	resp.Header.SetProtocol(strHTTP11)
 	if o.class == Setup && string(ctx.Request.Header.Cookie(affinityCookie)) != u.name {
 		setAffinity(resp, u.name)
 	}

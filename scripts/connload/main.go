@@ -39,6 +39,9 @@ func main() {
 		}
 		conns = append(conns, c)
 	}
+	if *mode == "half" {
+		conns, refused = dropClosed(conns)
+	}
 	fmt.Printf("READY open=%d refused=%d\n", len(conns), refused)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
@@ -59,7 +62,7 @@ func exchange(c net.Conn, mode string) bool {
 		if _, err := c.Write([]byte("POST /api/v1/frontend/check-form-data HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n" + strings.Repeat("x", 50))); err != nil {
 			return false
 		}
-		return true // a refused one is not told apart here: read /metrics
+		return true // told apart later by dropClosed
 	}
 	if _, err := c.Write([]byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n")); err != nil {
 		return false
@@ -79,4 +82,24 @@ func exchange(c net.Conn, mode string) bool {
 		}
 	}
 	return true
+}
+
+// dropClosed closes and counts the half-sent connections the LB has closed
+// (over a cap it closes at accept, after the client's write succeeded).
+// By the time all are open their end of stream has long arrived, so a
+// read that waits a millisecond and times out means the LB holds it.
+func dropClosed(conns []net.Conn) ([]net.Conn, int) {
+	var kept []net.Conn
+	buf := make([]byte, 1)
+	for _, c := range conns {
+		_ = c.SetReadDeadline(time.Now().Add(time.Millisecond))
+		_, err := c.Read(buf)
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			_ = c.SetReadDeadline(time.Time{})
+			kept = append(kept, c)
+			continue
+		}
+		c.Close()
+	}
+	return kept, len(conns) - len(kept)
 }
