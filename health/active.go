@@ -18,6 +18,11 @@ const maxSleep = 30 * time.Second
 type probeJob struct {
 	n             *Node
 	address, host string
+	// fpDue: a fingerprint is due whatever the verdict; lastVerdict lets
+	// the probe take one when the verdict changes; prev is the last one.
+	fpDue       bool
+	lastVerdict State
+	prev        *versionRecord
 }
 
 // probeResult is a finished check on its way back to Run's loop.
@@ -26,6 +31,7 @@ type probeResult struct {
 	v              State
 	reason         string
 	started, ended time.Time
+	version        *versionRecord // nil: no fingerprint was taken
 }
 
 // Run probes every node on its own schedule until ctx is done, then waits
@@ -91,7 +97,8 @@ func (c *Checker) due(now time.Time, jobs []probeJob) ([]probeJob, time.Time) {
 		}
 		if !now.Before(n.m.nextProbe) {
 			n.inFlight = true
-			jobs = append(jobs, probeJob{n: n, address: n.address, host: n.target.Host})
+			jobs = append(jobs, probeJob{n: n, address: n.address, host: n.target.Host, lastVerdict: n.verdict, prev: n.version,
+				fpDue: n.version == nil || n.fpChecks+1 >= c.params().fpEvery})
 			continue
 		}
 		if n.m.nextProbe.Before(next) {
@@ -115,10 +122,26 @@ func (c *Checker) probe(ctx context.Context, j probeJob, results chan<- probeRes
 	} else {
 		r.v, r.reason = judge(status, body, p.trustBypassed)
 	}
+	r.version = c.fingerprint(ctx, p, j, r.v)
 	select {
 	case results <- r:
 	case <-ctx.Done():
 	}
+}
+
+// fingerprint takes the node's code-version fingerprint after a check
+// with verdict v when one is due or v differs from the last verdict (an
+// update makes the updated node report draining, a code sync brings it
+// back up), and only from a node that answers: a down node keeps its last
+// one. It returns nil when it took none.
+func (c *Checker) fingerprint(ctx context.Context, p *params, j probeJob, v State) *versionRecord {
+	ac, ok := c.client.(AssetClient)
+	if !ok || p.fpEvery == 0 || v == Down || !j.fpDue && v == j.lastVerdict {
+		return nil
+	}
+	fctx, cancel := context.WithTimeout(ctx, p.fpTimeout)
+	defer cancel()
+	return takeFingerprint(fctx, ac, j.address, j.host, j.prev, c.now())
 }
 
 // errReason words a failed probe for /status.
@@ -142,6 +165,11 @@ func (c *Checker) apply(r probeResult) {
 		return
 	}
 	p := c.params()
+	n.verdict = r.v
+	n.fpChecks++
+	if r.version != nil {
+		c.setVersion(n, r.version)
+	}
 	old := n.m.effective()
 	n.m.probed(p, r.v, r.reason, r.started, r.ended)
 	n.m.nextProbe = r.started.Add(jittered(n.m.delay(p), p.jitter, c.rnd))
