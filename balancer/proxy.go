@@ -170,6 +170,15 @@ func (rt *Runtime) forward(ctx *fasthttp.RequestCtx, st *reqState, o *outcome, p
 	st.cand.weights = &st.weights
 	st.cand.key = key
 	var tried uint64
+	if kind&kindUpdate != 0 {
+		var body []byte
+		if tried, body = rt.updateExcluded(p); body != nil {
+			writeError(ctx, o.class, fasthttp.StatusServiceUnavailable, body)
+			o.status = fasthttp.StatusServiceUnavailable
+			finishClose(ctx, clientClose)
+			return
+		}
+	}
 	now := start
 	for attempt := 0; attempt <= rt.retries; attempt++ {
 		p.fill(&st.cand, tried, now.UnixNano(), kind)

@@ -337,6 +337,7 @@ func (c *components) addStatus(st map[string]any) {
 		st["css_cache"] = c.css.Stats()
 	}
 	st["discovery"] = c.disc.Status()
+	st["versions"] = c.checker.Versions()
 	if c.vips != nil {
 		st["vrrp"] = c.vips.Status()
 	}
@@ -395,11 +396,12 @@ func (c *components) gauges(stats []balancer.NodeStat) admin.Gauges {
 	for _, s := range stats {
 		byAddr[s.Address] = s
 	}
-	g := admin.Gauges{PoolHealthy: healthy}
+	g := admin.Gauges{PoolHealthy: healthy, VersionsMixed: c.checker.Versions().Mixed}
 	for _, ns := range snap {
 		s := byAddr[ns.Address]
 		g.Nodes = append(g.Nodes, admin.NodeGauge{Name: ns.Name, State: ns.State.String(), InFlight: s.InFlight,
-			Ejections: ns.Ejections, Weight: ns.EffectiveWeight, Queued: s.Queued, QueueTimeouts: s.QueueTimeouts})
+			Ejections: ns.Ejections, Weight: ns.EffectiveWeight, Queued: s.Queued, QueueTimeouts: s.QueueTimeouts,
+			Version: ns.Version.String()})
 	}
 	if css != nil {
 		st := css.Stats()
