@@ -45,6 +45,8 @@ type Node struct {
 	version  *versionRecord // last fingerprint; nil before the first
 	fpChecks int            // checks since it was taken
 	verdict  State          // the last check's verdict, 0 before the first
+	// fpInFlight: a fingerprint is being taken (it outlives its check).
+	fpInFlight bool
 }
 
 // Version returns the node's code-version fingerprint, zero while unknown

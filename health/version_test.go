@@ -364,3 +364,53 @@ func TestCheckerFollowsVersions(t *testing.T) {
 		t.Errorf("one version again logged %d times, want 1", got)
 	}
 }
+
+// TestSlowFingerprintDoesNotDelayChecks: a node that never finishes
+// sending a built file keeps being checked at its interval; the
+// fingerprint fails at health.version.timeout with a reason.
+func TestSlowFingerprintDoesNotDelayChecks(t *testing.T) {
+	hang := make(chan struct{})
+	defer close(hang)
+	a, addr := newAssetNode(t, "1.5.4")
+	a.answer = func(w http.ResponseWriter, r *http.Request) bool {
+		switch r.URL.Path {
+		case configs.DefaultHealthPath:
+			_, _ = w.Write([]byte(bodyConnected))
+			return true
+		case "/build/mosparo.js":
+			select {
+			case <-hang:
+			case <-r.Context().Done():
+			}
+			return true
+		}
+		return false
+	}
+	d := func(ms int) configs.Duration { return configs.Duration(time.Duration(ms) * time.Millisecond) }
+	jit, slow, every := d(0), d(0), 1
+	c := New(configs.Health{Interval: d(100), FastInterval: d(30), DownInterval: d(100), Timeout: d(90),
+		Rise: 1, Fall: 1, Jitter: &jit, SlowStart: &slow,
+		Version: configs.VersionCheck{Every: &every, Timeout: d(1500)}}, Options{})
+	c.SetTargets([]Target{{Name: "a", Address: addr}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	deadline := time.Now().Add(15 * time.Second)
+	var s NodeStatus
+	for time.Now().Before(deadline) {
+		s = c.Snapshot()[0]
+		if s.VersionError != "" {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(s.VersionError, "/build/mosparo.js") || !s.Version.IsZero() {
+		t.Fatalf("version %s, error %q; want unknown, failed on /build/mosparo.js", s.Version, s.VersionError)
+	}
+	// 1.5s of fingerprint: checks every 100ms went on meanwhile.
+	if s.ConsecutiveOK < 5 {
+		t.Errorf("%d checks during a 1.5s fingerprint, want them to go on at the interval", s.ConsecutiveOK)
+	}
+}
