@@ -37,6 +37,13 @@ type EdgeCache interface {
 	Observe(ctx *fasthttp.RequestCtx)
 }
 
+// StaleEdgeCache is an EdgeCache that can also answer from entries it
+// would otherwise not use (too old, or due for a coherence check) when no
+// node can take a /resources request (package cssproxy).
+type StaleEdgeCache interface {
+	ServeStale(ctx *fasthttp.RequestCtx, scheme, host, prefix []byte) bool
+}
+
 // Metrics records per-request metrics. Node is called once per node when a
 // runtime is built ("" for requests no node answered); the recorder it
 // returns is called on every request and must not allocate.

@@ -1,6 +1,11 @@
 package balancer
 
-import "github.com/mosparo-lb/mosparo-lb/health"
+import (
+	"net/netip"
+
+	"github.com/mosparo-lb/mosparo-lb/health"
+	"github.com/valyala/fasthttp"
+)
 
 // Versioned is the view of a node's code version the update routes need
 // (implemented by *health.Node). A NodeHealth without it leaves the update
@@ -116,4 +121,19 @@ func (u *upstream) version() health.Fingerprint {
 		return health.Fingerprint{}
 	}
 	return u.ver.Version()
+}
+
+// serveStale answers a /resources GET that no node can take while an
+// update is pending from the CSS edge, stale entries allowed, rather than
+// with a 503 (FACTS 11.2: the draining nodes would answer 302 to an HTML
+// page). It reads the request as it would go to a node, forwarded headers
+// included, so the 307's URL is the one a node would build.
+func (rt *Runtime) serveStale(ctx *fasthttp.RequestCtx, st *reqState, peer netip.Addr) bool {
+	sc, ok := rt.deps.CSS.(StaleEdgeCache)
+	if !ok {
+		return false
+	}
+	scheme, host, prefix, buf := rt.fwd.clientFacing(&ctx.Request.Header, peer, ctx.IsTLS(), st.buf)
+	st.buf = buf
+	return sc.ServeStale(ctx, scheme, host, prefix)
 }
