@@ -70,8 +70,8 @@ const (
 	maxAssetFiles   = 32       // mosparo 1.5 names 4
 	maxAssetPath    = 256
 	// maxAssetBody bounds one built file: mosparo.js, the largest, is a
-	// few MiB.
-	maxAssetBody = 16 << 20
+	// few MiB. A fingerprint holds one file (twice, briefly) at a time.
+	maxAssetBody = 8 << 20
 	maxValidator = 256
 )
 
