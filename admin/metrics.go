@@ -16,7 +16,9 @@ import (
 
 // Gauges are the values read at scrape time from the other components.
 type Gauges struct {
-	PoolHealthy    bool
+	PoolHealthy bool
+	// VersionsMixed: the nodes run different mosparo code versions.
+	VersionsMixed  bool
 	Nodes          []NodeGauge
 	VRRP           []VRRPGauge
 	CSS            *CSSGauge // nil without css_cache
@@ -43,6 +45,8 @@ type NodeGauge struct {
 	// of them were answered 503 after timeouts.queue.
 	Queued        int64
 	QueueTimeouts uint64
+	// Version is the node's code-version fingerprint, "" while unknown.
+	Version string
 }
 
 // VRRPGauge is one VRRP instance.
@@ -185,6 +189,8 @@ var (
 	descNodeWeight  = prometheus.NewDesc("mosparo_lb_node_effective_weight", "The node's weight as balanced now (lower during slow start).", []string{"node"}, nil)
 	descNodeQueued  = prometheus.NewDesc("mosparo_lb_node_queued", "Requests waiting for a connection to the node (limits.max_conns_per_node in use).", []string{"node"}, nil)
 	descNodeQueueTO = prometheus.NewDesc("mosparo_lb_node_queue_timeouts_total", "Requests answered 503 after waiting timeouts.queue for a connection to the node.", []string{"node"}, nil)
+	descNodeVersion = prometheus.NewDesc("mosparo_lb_node_version_info", "1 with the node's code-version fingerprint (a hash of its built assets; one series per node, absent while unknown).", []string{"node", "version"}, nil)
+	descVersMixed   = prometheus.NewDesc("mosparo_lb_versions_mixed", "1 while the nodes run different mosparo code versions (source code not synced onto every node).", nil, nil)
 	descVRRPState   = prometheus.NewDesc("mosparo_lb_vrrp_state", "1 for the VRRP instance's current state.", []string{"instance", "state"}, nil)
 	descVRRPPrio    = prometheus.NewDesc("mosparo_lb_vrrp_priority", "The VRRP instance's effective priority.", []string{"instance"}, nil)
 	descVRRPTrans   = prometheus.NewDesc("mosparo_lb_vrrp_transitions_total", "State transitions of the VRRP instance.", []string{"instance"}, nil)
@@ -206,7 +212,7 @@ var (
 )
 
 func (s *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPool, descNodeState, descNodeFlight, descNodeEject, descNodeWeight, descNodeQueued, descNodeQueueTO,
+	for _, d := range []*prometheus.Desc{descPool, descVersMixed, descNodeVersion, descNodeState, descNodeFlight, descNodeEject, descNodeWeight, descNodeQueued, descNodeQueueTO,
 		descVRRPState, descVRRPPrio, descVRRPTrans, descVRRPDropped, descCSS, descCSSEntries, descCSSBytes, descCSSUp, descCSSChecks, descCSSDisagree, descCSSDisProj, descCron, descReloads, descReloadFails, descConns, descConnsRefuse} {
 		ch <- d
 	}
@@ -218,7 +224,11 @@ func (s *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	g := s.gauges()
 	ch <- prometheus.MustNewConstMetric(descPool, prometheus.GaugeValue, b2f(g.PoolHealthy))
+	ch <- prometheus.MustNewConstMetric(descVersMixed, prometheus.GaugeValue, b2f(g.VersionsMixed))
 	for _, n := range g.Nodes {
+		if n.Version != "" {
+			ch <- prometheus.MustNewConstMetric(descNodeVersion, prometheus.GaugeValue, 1, n.Name, n.Version)
+		}
 		for _, st := range nodeStates {
 			ch <- prometheus.MustNewConstMetric(descNodeState, prometheus.GaugeValue, b2f(n.State == st), n.Name, st)
 		}

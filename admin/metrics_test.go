@@ -15,13 +15,14 @@ import (
 func TestMetricsFamilies(t *testing.T) {
 	m := NewMetrics(func() Gauges {
 		return Gauges{
-			PoolHealthy: true,
-			Nodes:       []NodeGauge{{Name: "n1", State: "up", InFlight: 2, Ejections: 1, Weight: 100}},
-			VRRP:        []VRRPGauge{{Instance: "VI_1", State: vip.Master, Priority: 150, Transitions: 3}},
-			CSS:         &CSSGauge{Hits: 5, Misses: 1},
-			Cron:        &CronGauge{Runs: map[string]uint64{"done": 2}},
-			Reloads:     1,
-			ClientConns: &ClientConnGauge{Open: 7, RefusedMaxConns: 2, RefusedIP: 3},
+			PoolHealthy:   true,
+			Nodes:         []NodeGauge{{Name: "n1", State: "up", InFlight: 2, Ejections: 1, Weight: 100, Version: "0a1b2c3d4e5f60718293a4b5"}, {Name: "n2", State: "down"}},
+			VersionsMixed: true,
+			VRRP:          []VRRPGauge{{Instance: "VI_1", State: vip.Master, Priority: 150, Transitions: 3}},
+			CSS:           &CSSGauge{Hits: 5, Misses: 1},
+			Cron:          &CronGauge{Runs: map[string]uint64{"done": 2}},
+			Reloads:       1,
+			ClientConns:   &ClientConnGauge{Open: 7, RefusedMaxConns: 2, RefusedIP: 3},
 		}
 	})
 	r := m.Node("n1")
@@ -42,10 +43,19 @@ func TestMetricsFamilies(t *testing.T) {
 		"mosparo_lb_css_cache_requests_total", "mosparo_lb_css_cache_entries", "mosparo_lb_cron_runs_total",
 		"mosparo_lb_config_reloads_total", "mosparo_lb_config_reload_failures_total",
 		"mosparo_lb_client_connections", "mosparo_lb_client_connections_refused_total",
+		"mosparo_lb_node_version_info", "mosparo_lb_versions_mixed",
 	} {
 		if _, ok := fams[name]; !ok {
 			t.Errorf("family %s missing", name)
 		}
+	}
+	// One version series per node with a fingerprint; none while unknown.
+	if v := fams["mosparo_lb_node_version_info"].Metric; len(v) != 1 || v[0].GetLabel()[0].GetValue() != "n1" ||
+		v[0].GetLabel()[1].GetValue() != "0a1b2c3d4e5f60718293a4b5" {
+		t.Errorf("node_version_info = %v, want n1's fingerprint only", v)
+	}
+	if v := fams["mosparo_lb_versions_mixed"].Metric[0].GetGauge().GetValue(); v != 1 {
+		t.Errorf("versions_mixed = %v, want 1", v)
 	}
 	reqs := fams["mosparo_lb_requests_total"]
 	var total float64

@@ -372,7 +372,8 @@ func TestStatusPageRendersEverySection(t *testing.T) {
 	ts, _ := newAdmin(t, "", func() any {
 		return map[string]any{
 			"nodes": []map[string]any{
-				{"name": "a", "address": "10.0.0.1:80", "state": "down", "health": "down", "reason": "connect refused", "check_latency_ns": 1500000},
+				{"name": "a", "address": "10.0.0.1:80", "state": "down", "health": "down", "reason": "connect refused", "check_latency_ns": 1500000,
+					"version": "5eed1e55c0ffee0123456789"},
 				// Names and reasons can come from Consul or a node's answer.
 				{"name": `<img src=x onerror="document.title='pwned'">`, "address": "10.0.0.2:80", "state": "up", "reason": "<b>bold</b>"},
 			},
@@ -383,6 +384,7 @@ func TestStatusPageRendersEverySection(t *testing.T) {
 			"cron":      map[string]any{"enabled": true, "last_run": "2026-01-02T03:04:05Z", "last_node": "a", "last_status": 200},
 			"pool_ok":   false,
 			"version":   "test",
+			"versions":  map[string]any{"mixed": true, "nodes": map[string]any{"5eed1e55c0ffee0123456789": []string{"a"}, "unknown": []string{"b"}}},
 		}
 	})
 	b := startChromium(t)
@@ -400,6 +402,7 @@ func TestStatusPageRendersEverySection(t *testing.T) {
 		"#section-css_cache": "redis",
 		"#section-cron":      "Last node", // keys are shown humanized
 		"#summary":           "NO HEALTHY NODE",
+		"#nodes":             "5eed1e55",
 		"#facts":             "test",
 	} {
 		got := b.evalString(t, `(document.querySelector('`+sel+`') || {innerText: ''}).innerText`)
@@ -407,11 +410,14 @@ func TestStatusPageRendersEverySection(t *testing.T) {
 			t.Errorf("%s text = %q, want it to contain %q", sel, got, want)
 		}
 	}
+	if got := b.evalString(t, `document.querySelector('#summary').innerText`); !strings.Contains(got, "NODES RUN DIFFERENT VERSIONS") {
+		t.Errorf("summary = %q, want the mixed versions flagged", got)
+	}
 	if got := b.evalString(t, `document.querySelector('#section-vrrp').innerText`); !strings.Contains(got, "192.0.2.10/24") {
 		t.Errorf("VRRP section = %q, want the virtual IP", got)
 	}
-	if got := b.evalString(t, `[...document.querySelectorAll('#sections > section')].map(s => s.dataset.key).join(',')`); got != "vrrp,css_cache,cron" {
-		t.Errorf("section order = %s, want vrrp,css_cache,cron", got)
+	if got := b.evalString(t, `[...document.querySelectorAll('#sections > section')].map(s => s.dataset.key).join(',')`); got != "vrrp,css_cache,cron,versions" {
+		t.Errorf("section order = %s, want vrrp,css_cache,cron,versions", got)
 	}
 	b.screenshot(t, "status-page-sections.png")
 	if errs := b.problems(); len(errs) > 0 {

@@ -30,6 +30,7 @@ type upstream struct {
 	hash   uint64
 	hc     *fasthttp.HostClient
 	health NodeHealth
+	ver    Versioned       // nil when health does not fingerprint
 	rec    RequestRecorder // nil without metrics
 
 	// maxConns is limits.max_conns_per_node: with as many requests in
@@ -105,7 +106,7 @@ func tierOf(c Class, st health.State, admin bool, kind reqKind) int {
 		}
 		return tierFallback
 	case health.Setup:
-		if c == Admin || c == Setup || c == Static {
+		if kind&kindUpdate == 0 && (c == Admin || c == Setup || c == Static) {
 			return tierFallback
 		}
 	}

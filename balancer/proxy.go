@@ -108,7 +108,9 @@ func (rt *Runtime) serve(ctx *fasthttp.RequestCtx, st *reqState, class Class, ro
 			return o
 		}
 		rt.forward(ctx, st, &o, peer, path, start)
-		rt.deps.CSS.Observe(ctx)
+		if o.node != nil { // a node answered, not the LB (ServeStale included)
+			rt.deps.CSS.Observe(ctx)
+		}
 		return o
 	}
 	rt.forward(ctx, st, &o, peer, path, start)
@@ -170,6 +172,15 @@ func (rt *Runtime) forward(ctx *fasthttp.RequestCtx, st *reqState, o *outcome, p
 	st.cand.weights = &st.weights
 	st.cand.key = key
 	var tried uint64
+	if kind&kindUpdate != 0 {
+		var body []byte
+		if tried, body = rt.updateExcluded(p); body != nil {
+			writeError(ctx, o.class, fasthttp.StatusServiceUnavailable, body)
+			o.status = fasthttp.StatusServiceUnavailable
+			finishClose(ctx, clientClose)
+			return
+		}
+	}
 	now := start
 	for attempt := 0; attempt <= rt.retries; attempt++ {
 		p.fill(&st.cand, tried, now.UnixNano(), kind)
@@ -216,6 +227,11 @@ func (rt *Runtime) forward(ctx *fasthttp.RequestCtx, st *reqState, o *outcome, p
 	}
 	if o.node == nil {
 		if kind&kindDrainRedirect != 0 && p.anyDraining() {
+			if o.class == Resources && rt.serveStale(ctx, st, peer) {
+				o.status = ctx.Response.StatusCode()
+				finishClose(ctx, clientClose)
+				return
+			}
 			// Better than the draining node's 302 to an HTML page (FACTS 11.2).
 			writeError(ctx, o.class, fasthttp.StatusServiceUnavailable, bodyUpdatePending)
 			o.status = fasthttp.StatusServiceUnavailable

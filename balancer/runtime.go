@@ -37,6 +37,13 @@ type EdgeCache interface {
 	Observe(ctx *fasthttp.RequestCtx)
 }
 
+// StaleEdgeCache is an EdgeCache that can also answer from entries it
+// would otherwise not use (too old, or due for a coherence check) when no
+// node can take a /resources request (package cssproxy).
+type StaleEdgeCache interface {
+	ServeStale(ctx *fasthttp.RequestCtx, scheme, host, prefix []byte) bool
+}
+
 // Metrics records per-request metrics. Node is called once per node when a
 // runtime is built ("" for requests no node answered); the recorder it
 // returns is called on every request and must not allocate.
@@ -88,6 +95,10 @@ type Runtime struct {
 	deps         Deps
 	noNode       RequestRecorder // requests answered by the LB itself
 	limits       bodyLimits
+	// versionRouting: nodes have fingerprints (health.version.every is not
+	// 0), and update routes follow updateNode's (update.go).
+	versionRouting bool
+	updateNode     string
 }
 
 // NewRuntime builds a runtime; it reads TLS certificate files, so a reload
@@ -125,8 +136,14 @@ func NewRuntime(cfg *configs.Config, nodes []NodeSpec, deps Deps) (*Runtime, err
 		return nil, fmt.Errorf("balancer: edge.allow_cron_from: %w", err)
 	}
 	for _, n := range nodes {
-		rt.nodes = append(rt.nodes, rt.newUpstream(n))
+		u := rt.newUpstream(n)
+		rt.nodes = append(rt.nodes, u)
+		rt.versionRouting = rt.versionRouting || u.ver != nil
 	}
+	if e := cfg.Health.Version.Every; e != nil && *e == 0 {
+		rt.versionRouting = false
+	}
+	rt.updateNode = cfg.Balancing.UpdateNode
 	if deps.Metrics != nil {
 		rt.noNode = deps.Metrics.Node("")
 		for _, u := range rt.nodes {
@@ -175,6 +192,7 @@ func (rt *Runtime) newUpstream(n NodeSpec) *upstream {
 	u.maxConns = int64(rt.cfg.Limits.MaxConnsPerNode)
 	if rt.deps.Health != nil {
 		u.health = rt.deps.Health.NodeHealth(n.Address)
+		u.ver, _ = u.health.(Versioned)
 	}
 	connect := rt.cfg.Timeouts.Connect.D()
 	dial := rt.deps.Dial

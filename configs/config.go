@@ -108,6 +108,11 @@ type Balancing struct {
 	// Pools maps route classes to a subset of nodes by name. A class not
 	// listed uses every node. Example: {admin: [node1], cron: [node1]}.
 	Pools map[string][]string `yaml:"pools"`
+	// UpdateNode names the node whose code version the update routes
+	// (/administration/update/*) follow: they go only to nodes with its
+	// version fingerprint. Default "": the admin: true nodes' version, or
+	// the one version every node runs; when that is ambiguous, 503.
+	UpdateNode string `yaml:"update_node"`
 }
 
 // Timeouts bound every upstream exchange and idle client connections.

@@ -52,6 +52,23 @@ type Health struct {
 	TrustBypassed bool `yaml:"trust_bypassed"`
 	// Passive configures outlier detection from proxied requests.
 	Passive Passive `yaml:"passive"`
+	// Version configures the code-version fingerprint of each node.
+	Version VersionCheck `yaml:"version"`
+}
+
+// VersionCheck configures the fingerprint of each node's code version: a
+// hash of the built assets /build/entrypoints.json names (FACTS 11.3),
+// fetched after a health check, with conditional requests.
+type VersionCheck struct {
+	// Every is how many health checks of a node pass between two
+	// fingerprints; a change of the node's health state (an update makes
+	// the updated node report draining) fingerprints at once. Default 30;
+	// 0 turns fingerprints off (then the update routes go to any node);
+	// at most 100000.
+	Every *int `yaml:"every"`
+	// Timeout bounds one fingerprint (entrypoints.json and every file it
+	// names). Default 10s; 100ms..5m.
+	Timeout Duration `yaml:"timeout"`
 }
 
 // Passive ejects a node after consecutive failed requests, for a time that
@@ -121,6 +138,11 @@ func (h *Health) defaults() {
 		n := 50
 		p.MaxEjectedPercent = &n
 	}
+	if h.Version.Every == nil {
+		n := 30
+		h.Version.Every = &n
+	}
+	setDuration(&h.Version.Timeout, "10s")
 }
 
 func (h *Health) validate(v *validator, path string) {
@@ -164,5 +186,11 @@ func (h *Health) validate(v *validator, path string) {
 	}
 	if n := p.MaxEjectedPercent; n != nil && (*n < 0 || *n > 100) {
 		v.Errorf(pp+".max_ejected_percent", "must be 0..100, got %d", *n)
+	}
+	if n := h.Version.Every; n != nil && (*n < 0 || *n > 100000) {
+		v.Errorf(path+".version.every", "must be 0 (off) up to 100000 checks, got %d", *n)
+	}
+	if d := h.Version.Timeout.D(); d < 100*time.Millisecond || d > 5*time.Minute {
+		v.Errorf(path+".version.timeout", "must be 100ms..5m, got %s", d)
 	}
 }

@@ -36,6 +36,8 @@ func TestHealthDefaults(t *testing.T) {
 		{"passive.base_ejection", h.Passive.BaseEjection.D(), 30 * time.Second},
 		{"passive.max_ejection", h.Passive.MaxEjection.D(), 5 * time.Minute},
 		{"passive.max_ejected_percent", *h.Passive.MaxEjectedPercent, 50},
+		{"version.every", *h.Version.Every, 30},
+		{"version.timeout", h.Version.Timeout.D(), 10 * time.Second},
 	}
 	for _, ck := range checks {
 		if ck.got != ck.want {
@@ -103,6 +105,9 @@ func TestHealthInvalid(t *testing.T) {
 		{"negative failures", "health: {passive: {consecutive_failures: -1}}", "health.passive.consecutive_failures", "0 (off) up to 10000"},
 		{"max below base", "health: {passive: {base_ejection: 1m, max_ejection: 30s}}", "health.passive.max_ejection", "at least health.passive.base_ejection"},
 		{"percent above 100", "health: {passive: {max_ejected_percent: 101}}", "health.passive.max_ejected_percent", "0..100"},
+		{"negative version every", "health: {version: {every: -1}}", "health.version.every", "0 (off) up to 100000"},
+		{"version timeout too short", "health: {version: {timeout: 10ms}}", "health.version.timeout", "100ms..5m"},
+		{"unknown update node", "balancing: {update_node: n9}", "balancing.update_node", `no node is named "n9"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -202,6 +202,9 @@ func (c *Config) validateBalancing(v *validator) {
 	for _, n := range c.Nodes {
 		names[n.Name] = true
 	}
+	if u := c.Balancing.UpdateNode; u != "" && !names[u] && c.Discovery.Consul == nil {
+		v.Errorf("balancing.update_node", "no node is named %q", u)
+	}
 	for class, members := range c.Balancing.Pools {
 		p := "balancing.pools." + class
 		if !contains(RouteClasses, class) {

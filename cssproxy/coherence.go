@@ -67,6 +67,19 @@ func (c *coherence) allow(id projectID, cached []byte, now time.Time) bool {
 		c.checks.Add(1)
 		return false
 	}
+	return c.trusted(v, cached)
+}
+
+// trusted reports whether no node's last answer about id's unhashed URL
+// disagrees with cached.
+func (c *coherence) trustedID(id projectID, cached []byte) bool {
+	if c.interval <= 0 {
+		return true
+	}
+	return c.trusted(c.verdict(id), cached)
+}
+
+func (c *coherence) trusted(v *projectVerdict, cached []byte) bool {
 	switch v.verdict.Load() {
 	case verdictAgree, verdictUnknown:
 		return true

@@ -145,6 +145,7 @@ type request struct {
 	header       map[string]string
 	scheme, host string
 	prefix       string
+	stale        bool // call ServeStale instead
 }
 
 // serve calls Serve the way the balancer does and returns whether it
@@ -165,7 +166,11 @@ func serve(p *Proxy, r request) (bool, *fasthttp.Response) {
 	if r.host == "" {
 		r.host = "mosparo.example"
 	}
-	ok := p.Serve(&ctx, []byte(r.scheme), []byte(r.host), []byte(r.prefix))
+	serve := p.Serve
+	if r.stale {
+		serve = p.ServeStale
+	}
+	ok := serve(&ctx, []byte(r.scheme), []byte(r.host), []byte(r.prefix))
 	resp := &fasthttp.Response{}
 	ctx.Response.CopyTo(resp)
 	return ok, resp

@@ -77,6 +77,9 @@ type Stats struct {
 	CoherenceChecks uint64     `json:"coherence_checks"`
 	Disagreements   uint64     `json:"disagreements"`
 	Disagreeing     int        `json:"disagreeing_projects"`
+	// Stale are the part of Hits answered while every node that could
+	// take them had an unfinished update (ServeStale).
+	Stale uint64 `json:"stale_while_updating"`
 }
 
 // backend is what the proxy needs from a shared cache.
@@ -116,6 +119,7 @@ type Proxy struct {
 	bufs    sync.Pool // *[]byte for building Location headers
 
 	hits, redirects, notModified, misses, errs atomic.Uint64
+	stale                                      atomic.Uint64
 }
 
 // New builds a proxy for cfg. It does not connect: Run does, so a cache
@@ -225,6 +229,7 @@ func (p *Proxy) Stats() Stats {
 		CoherenceChecks: p.coh.checks.Load(),
 		Disagreements:   p.coh.disagreements.Load(),
 		Disagreeing:     p.coh.disagreeing(),
+		Stale:           p.stale.Load(),
 	}
 }
 

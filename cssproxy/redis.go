@@ -88,7 +88,14 @@ func newRedisBackend(url string, s redisSettings, log *zap.Logger,
 	opt.ForceSingleClient = opt.Sentinel.MasterSet == ""
 	opt.DisableCache = !s.tracking
 	opt.CacheSizeEachConn = redisCacheBytes
-	opt.OnInvalidations = func(msgs []rueidis.RedisMessage) {
+	b := &redisBackend{opt: opt, log: log, maxValue: s.maxValue, ttl: s.ttl}
+	b.opt.OnInvalidations = func(msgs []rueidis.RedisMessage) {
+		if !b.tracking.Load() {
+			// Without tracking the local copy never relied on
+			// invalidations: entries age out by revalidate_interval and
+			// are served up to max_stale while the cache is down.
+			return
+		}
 		if msgs == nil {
 			// Whole-db flush, or the connection closed: tracking promises
 			// nothing about what happened meanwhile.
@@ -105,7 +112,6 @@ func newRedisBackend(url string, s redisSettings, log *zap.Logger,
 			}
 		}
 	}
-	b := &redisBackend{opt: opt, log: log, maxValue: s.maxValue, ttl: s.ttl}
 	b.tracking.Store(s.tracking)
 	return b, nil
 }

@@ -125,6 +125,14 @@ func TestRedisWithoutTracking(t *testing.T) {
 		ok, resp := serve(p, request{path: "/resources/" + id + "/" + testHash(2) + ".css"})
 		return ok && bytes.Equal(resp.Body(), css2)
 	})
+	// Without tracking, a lost connection does not empty the local copy:
+	// it is served up to max_stale (30s) while Redis is down. It was
+	// emptied before, leaving nothing to serve while the nodes update.
+	srv.Stop()
+	time.Sleep(500 * time.Millisecond) // the connection drop is noticed (pings every 50ms)
+	if ok, resp := serve(p, request{path: "/resources/" + id + "/" + testHash(2) + ".css"}); !ok || !bytes.Equal(resp.Body(), css2) {
+		t.Errorf("with Redis down: Serve = %v, want the held copy", ok)
+	}
 }
 
 // TestRedisDownAtStart: the balancer may start before Redis; requests fall

@@ -82,6 +82,40 @@ func (p *Proxy) Serve(ctx *fasthttp.RequestCtx, scheme, host, prefix []byte) boo
 	return true
 }
 
+// ServeStale is Serve for a request no node can take because every node
+// that could has an unfinished update and would answer it with a 302 to
+// the finalize page (FACTS 11.2): it serves the local entry whatever its
+// age when the shared cache does not answer, and the unhashed URL without
+// waiting for a coherence check, but never against a node's last answer
+// (a project a node says is gone or moved). It reports false, touching
+// nothing, when it has nothing to serve.
+func (p *Proxy) ServeStale(ctx *fasthttp.RequestCtx, scheme, host, prefix []byte) bool {
+	method := ctx.Method()
+	if !bytes.Equal(method, methodGet) && !bytes.Equal(method, methodHead) {
+		return false
+	}
+	id, hash, ok := parseResourcePath(ctx.Path())
+	if !ok {
+		return false
+	}
+	e := p.entryFor(id)
+	if e == nil {
+		e = p.store.get(id) // the shared cache did not answer: the old copy
+	}
+	if e == nil || !e.found || (hash != nil && !bytes.Equal(hash, e.hash)) ||
+		hash == nil && !p.coh.trustedID(id, e.hash) {
+		return false
+	}
+	p.hits.Add(1)
+	p.stale.Add(1)
+	if hash == nil {
+		p.writeRedirect(ctx, e, scheme, host, prefix)
+	} else {
+		p.writeCSS(ctx, e)
+	}
+	return true
+}
+
 // Observe takes note of a node's answer to a CSS request the edge left to
 // it: for the unhashed URL, its redirect (or 404) is compared with the
 // cached hash. The balancer calls it after forwarding a /resources GET or

@@ -6,7 +6,9 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -522,4 +524,57 @@ func TestServeFailedRevalidationRetried(t *testing.T) {
 		_, resp := serve(p, request{path: path})
 		return bytes.HasSuffix(resp.Header.Peek("Location"), []byte("/00ff.css"))
 	})
+}
+
+// TestServeStaleWhileUpdating: what ServeStale answers when every node
+// that could has an unfinished update (FACTS 11.2), compared with Serve.
+func TestServeStaleWhileUpdating(t *testing.T) {
+	p, fb, clk := newFakeProxy(t, "  revalidate_interval: 1s\n  max_stale: 5s\n  coherence_interval: 10s\n  breaker: {failures: 1, cooldown: 1m}\n")
+	fb.set(tid, []byte(".a{}"), thash)
+	hashed := "/resources/" + tid + "/" + thash + ".css"
+	unhashed := "/resources/" + tid + ".css"
+	serve(p, request{path: hashed})
+
+	// The unhashed URL due for its coherence check.
+	if ok, _ := serve(p, request{path: unhashed}); ok {
+		t.Fatal("Serve answered the coherence check")
+	}
+	clk.Advance(11 * time.Second)
+	ok, resp := serve(p, request{path: unhashed, stale: true})
+	if loc := string(resp.Header.Peek("Location")); !ok || resp.StatusCode() != 307 || !strings.HasSuffix(loc, "/"+thash+".css") {
+		t.Errorf("ServeStale(unhashed, check due) = %v %d %q, want the 307", ok, resp.StatusCode(), loc)
+	}
+
+	// The cache down past max_stale: Serve declines, ServeStale serves.
+	fb.mu.Lock()
+	fb.err = errors.New("connection refused")
+	fb.mu.Unlock()
+	clk.Advance(time.Minute)
+	if ok, _ := serve(p, request{path: hashed}); ok {
+		t.Error("Serve answered past max_stale")
+	}
+	if ok, resp := serve(p, request{path: hashed, stale: true}); !ok || string(resp.Body()) != ".a{}" {
+		t.Errorf("ServeStale(hashed, past max_stale) = %v %q, want the old CSS", ok, resp.Body())
+	}
+	for _, tt := range []struct {
+		name string
+		r    request
+	}{
+		{"POST", request{method: "POST", path: hashed, stale: true}},
+		{"another hash", request{path: "/resources/" + tid + "/" + strings.Repeat("0", 64) + ".css", stale: true}},
+		{"uncached project", request{path: "/resources/00000000-0000-4000-8000-000000000000.css", stale: true}},
+		{"not CSS", request{path: "/resources/logo.svg", stale: true}},
+	} {
+		if ok, _ := serve(p, tt.r); ok {
+			t.Errorf("ServeStale(%s) answered", tt.name)
+		}
+	}
+	// A node said the project moved: never against a node's answer.
+	nodeAnswer(p, unhashed, 307, "https://m.example/resources/"+tid+"/"+fmt.Sprintf("%064x", 7)+".css")
+	if ok, _ := serve(p, request{path: unhashed, stale: true}); ok {
+		t.Error("ServeStale answered against a disagreeing node")
+	}
+	if s := p.Stats(); s.Stale != 2 {
+		t.Errorf("Stats.Stale = %d, want 2", s.Stale)
+	}
 }

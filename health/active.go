@@ -18,6 +18,12 @@ const maxSleep = 30 * time.Second
 type probeJob struct {
 	n             *Node
 	address, host string
+	// fpDue: a fingerprint is due whatever the verdict; lastVerdict lets
+	// the probe take one when the verdict changes; prev is the last one.
+	fpDue       bool
+	lastVerdict State
+	prev        *versionRecord
+	fpBusy      bool // the last check's fingerprint is still being taken
 }
 
 // probeResult is a finished check on its way back to Run's loop.
@@ -26,6 +32,10 @@ type probeResult struct {
 	v              State
 	reason         string
 	started, ended time.Time
+	// fpFollows: a fingerprint is being taken after this check and comes
+	// as a result of its own, with version set and v zero.
+	fpFollows bool
+	version   *versionRecord
 }
 
 // Run probes every node on its own schedule until ctx is done, then waits
@@ -43,7 +53,7 @@ func (c *Checker) Run(ctx context.Context) error {
 		// nodes, or a later Run would never check them again.
 		c.mu.Lock()
 		for _, n := range c.nodes {
-			n.inFlight = false
+			n.inFlight, n.fpInFlight = false, false
 		}
 		c.mu.Unlock()
 		c.running.Store(false)
@@ -91,7 +101,8 @@ func (c *Checker) due(now time.Time, jobs []probeJob) ([]probeJob, time.Time) {
 		}
 		if !now.Before(n.m.nextProbe) {
 			n.inFlight = true
-			jobs = append(jobs, probeJob{n: n, address: n.address, host: n.target.Host})
+			jobs = append(jobs, probeJob{n: n, address: n.address, host: n.target.Host, lastVerdict: n.verdict, prev: n.version,
+				fpDue: n.version == nil || n.fpChecks+1 >= c.params().fpEvery, fpBusy: n.fpInFlight})
 			continue
 		}
 		if n.m.nextProbe.Before(next) {
@@ -101,7 +112,9 @@ func (c *Checker) due(now time.Time, jobs []probeJob) ([]probeJob, time.Time) {
 	return jobs, next
 }
 
-// probe runs one check and hands the verdict to Run's loop.
+// probe runs one check and hands the verdict to Run's loop, then takes
+// the fingerprint if one is wanted and hands that over as well: a slow
+// or hostile asset answer never delays the verdict.
 func (c *Checker) probe(ctx context.Context, j probeJob, results chan<- probeResult, wg *sync.WaitGroup) {
 	defer wg.Done()
 	p := c.params()
@@ -115,10 +128,32 @@ func (c *Checker) probe(ctx context.Context, j probeJob, results chan<- probeRes
 	} else {
 		r.v, r.reason = judge(status, body, p.trustBypassed)
 	}
+	ac, _ := c.client.(AssetClient)
+	r.fpFollows = ac != nil && wantFingerprint(p, j, r.v)
 	select {
 	case results <- r:
 	case <-ctx.Done():
+		return
 	}
+	if !r.fpFollows {
+		return
+	}
+	fctx, cancel := context.WithTimeout(ctx, p.fpTimeout)
+	rec := takeFingerprint(fctx, ac, j.address, j.host, j.prev, c.now())
+	cancel()
+	select {
+	case results <- probeResult{n: j.n, version: rec}:
+	case <-ctx.Done():
+	}
+}
+
+// wantFingerprint reports whether to take the node's code-version
+// fingerprint after a check with verdict v: when one is due or v differs
+// from the last verdict (an update makes the updated node report
+// draining, a code sync brings it back up), only from a node that answers
+// (a down node keeps its last one), and never two at once.
+func wantFingerprint(p *params, j probeJob, v State) bool {
+	return p.fpEvery > 0 && v != Down && !j.fpBusy && (j.fpDue || v != j.lastVerdict)
 }
 
 // errReason words a failed probe for /status.
@@ -137,11 +172,21 @@ func (c *Checker) apply(r probeResult) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := r.n
+	if r.version != nil {
+		n.fpInFlight = false
+		if !n.removed {
+			c.setVersion(n, r.version)
+		}
+		return
+	}
 	n.inFlight = false
 	if n.removed {
 		return
 	}
 	p := c.params()
+	n.verdict = r.v
+	n.fpChecks++
+	n.fpInFlight = n.fpInFlight || r.fpFollows
 	old := n.m.effective()
 	n.m.probed(p, r.v, r.reason, r.started, r.ended)
 	n.m.nextProbe = r.started.Add(jittered(n.m.delay(p), p.jitter, c.rnd))

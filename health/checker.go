@@ -67,6 +67,9 @@ type Checker struct {
 	mu     sync.Mutex
 	nodes  []*Node          // in SetTargets order
 	byAddr map[string]*Node // the same nodes by address
+	// versionsLogged and versionsMixed: what setVersion logged last.
+	versionsLogged string
+	versionsMixed  bool
 
 	wake    chan struct{} // tells Run the schedule changed
 	changed chan struct{} // Changed()

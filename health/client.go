@@ -40,5 +40,15 @@ func (c HTTPClient) Get(ctx context.Context, address, host, path string) (int, [
 		Accept: "application/json", MaxBody: maxProbeBody, Dial: c.Dial})
 }
 
+// GetAsset implements AssetClient: a conditional GET over a fresh
+// connection like Get's, no Accept header, redirects returned as they are.
+func (c HTTPClient) GetAsset(ctx context.Context, r AssetRequest) (nodecall.Answer, error) {
+	return nodecall.Do(ctx, nodecall.Request{Address: r.Address, Host: r.Host, Target: r.Path,
+		MaxBody: r.MaxBody, Dial: c.Dial, IfNoneMatch: r.IfNoneMatch, IfModifiedSince: r.IfModifiedSince})
+}
+
 // Interface guards.
-var _ ProbeClient = HTTPClient{}
+var (
+	_ ProbeClient = HTTPClient{}
+	_ AssetClient = HTTPClient{}
+)

@@ -65,6 +65,19 @@
 // ("ready"). The operator state is kept by address across SetTargets, so it
 // survives reloads; checks go on underneath.
 //
+// # Code version (version.go, versions.go)
+//
+// After a check whose verdict is alive and differs from the last one, and
+// every health.version.every checks, the node's code version is
+// fingerprinted without PHP: a hash of the files /build/entrypoints.json
+// names, fetched conditionally over fresh connections and bounded by
+// health.version.timeout. The fingerprint follows its check's verdict as a
+// result of its own, so a slow or hostile answer never delays health
+// detection. A failed fingerprint is unknown (zero) with a reason; a down
+// node keeps its last one. Node.Version is one atomic load for the
+// balancer; Versions tells whether the nodes run different versions,
+// logged once per change.
+//
 // # Concurrency
 //
 // Node.State, Node.Weight and Node.Observe are the data plane's hot path:

@@ -22,6 +22,9 @@ type params struct {
 	baseEject   time.Duration
 	maxEject    time.Duration
 	maxEjectPct int
+	// version fingerprints (version.go)
+	fpEvery   int // checks between fingerprints; 0 = off
+	fpTimeout time.Duration
 }
 
 func newParams(cfg configs.Health) params {
@@ -41,6 +44,8 @@ func newParams(cfg configs.Health) params {
 		baseEject:     cfg.Passive.BaseEjection.D(),
 		maxEject:      max(cfg.Passive.MaxEjection.D(), cfg.Passive.BaseEjection.D()),
 		maxEjectPct:   min(max(*cfg.Passive.MaxEjectedPercent, 0), 100),
+		fpEvery:       max(*cfg.Version.Every, 0),
+		fpTimeout:     max(cfg.Version.Timeout.D(), time.Millisecond),
 	}
 	// A hand-built, unvalidated config must not make the runner spin.
 	for _, d := range []*time.Duration{&p.interval, &p.fast, &p.down, &p.timeout} {

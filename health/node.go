@@ -35,12 +35,27 @@ type Node struct {
 	weight   atomic.Int64  // configured weight
 	rampFrom atomic.Int64  // unix nanos a slow-start ramp began; 0: none
 	fails    atomic.Int64  // consecutive failed requests (passive)
+	fp       atomic.Pointer[Fingerprint]
 
 	// Guarded by c.mu.
 	target   Target
 	m        machine
 	inFlight bool
 	removed  bool
+	version  *versionRecord // last fingerprint; nil before the first
+	fpChecks int            // checks since it was taken
+	verdict  State          // the last check's verdict, 0 before the first
+	// fpInFlight: a fingerprint is being taken (it outlives its check).
+	fpInFlight bool
+}
+
+// Version returns the node's code-version fingerprint, zero while unknown
+// (never taken, or the last attempt failed). It allocates nothing.
+func (n *Node) Version() Fingerprint {
+	if f := n.fp.Load(); f != nil {
+		return *f
+	}
+	return Fingerprint{}
 }
 
 // State returns the node's effective state; a passive ejection shows as

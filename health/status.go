@@ -41,6 +41,12 @@ type NodeStatus struct {
 	EffectiveWeight int `json:"effective_weight"`
 	// SlowStart is the slow-start ramp's progress, 0..1 (1: no ramp).
 	SlowStart float64 `json:"slow_start_progress"`
+	// Version is the node's code-version fingerprint (version.go), ""
+	// while unknown; VersionChecked is when it was last taken, and
+	// VersionError why that failed.
+	Version        Fingerprint `json:"version"`
+	VersionChecked time.Time   `json:"version_checked,omitzero"`
+	VersionError   string      `json:"version_error,omitempty"`
 }
 
 // Snapshot returns every node's status in SetTargets order.
@@ -71,6 +77,10 @@ func (c *Checker) Snapshot() []NodeStatus {
 			Weight:          int(n.weight.Load()),
 			EffectiveWeight: n.Weight(now.UnixNano()),
 			SlowStart:       rampProgress(n.rampFrom.Load(), now.UnixNano(), int64(p.slowStart)),
+		}
+		s.Version = n.Version()
+		if v := n.version; v != nil {
+			s.VersionChecked, s.VersionError = v.at, v.err
 		}
 		if m.ejected() {
 			s.Reason = fmt.Sprintf("ejected by passive detection until %s (%d failed requests in a row); last check: %s",

@@ -205,3 +205,66 @@ func TestEdgeCSSCoherenceAndCacheHealth(t *testing.T) {
 		t.Error("VRRP's track_css_cache input says unreachable after Redis came back")
 	}
 }
+
+// TestEdgeCSSWhileEveryNodeIsUpdating: with every node draining for an
+// unfinished update, the nodes would answer CSS with a 302 to the finalize
+// page (FACTS 11.2); the edge serves what the cache holds instead, stale
+// entries and unhashed URLs due for a coherence check included, and a
+// project it does not hold gets the LB's 503, never a node's 302.
+func TestEdgeCSSWhileEveryNodeIsUpdating(t *testing.T) {
+	redis := cachetest.StartRedis(t)
+	nodes := startNodes(t, 2)
+	c := startCluster(t, nodes, fmt.Sprintf("css_cache: {backend: redis, url: \"redis://%s\", client_tracking: false, "+
+		"revalidate_interval: 100ms, max_stale: 200ms, coherence_interval: 1s}\n", redis.Addr))
+	nodeCSS, nodeHash, _ := nodes[0].ProjectCSS(mosparotest.DemoUUID)
+	redisSet(t, redis.Addr, "design_"+mosparotest.DemoUUID+"_content", phpString(string(nodeCSS)))
+	redisSet(t, redis.Addr, "design_"+mosparotest.DemoUUID+"_hash", phpString(nodeHash))
+	cl := &fasthttp.Client{}
+	get := func(path string) (int, string, string, string) {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		req.SetRequestURI(c.lb + path)
+		req.Header.SetHost("mosparo.example")
+		req.UseHostHeader = true
+		if err := cl.DoTimeout(req, resp, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode(), string(resp.Header.Peek("X-Mosparo-Node")), string(resp.Header.Peek("Location")), string(resp.Body())
+	}
+	hashed := "/resources/" + mosparotest.DemoUUID + "/" + nodeHash + ".css"
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if code, node, _, _ := get(hashed); code == 200 && node == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the edge never read the cache")
+		}
+	}
+	for _, n := range nodes {
+		n.SetVersion("1.6.0")
+	}
+	waitState(t, c, "n1", "draining")
+	waitState(t, c, "n2", "draining")
+
+	unhashed := "/resources/" + mosparotest.DemoUUID + ".css"
+	wantLoc := "http://mosparo.example" + hashed
+	for i := range 2 {
+		time.Sleep(1100 * time.Millisecond) // each one due for a coherence check
+		if code, node, loc, _ := get(unhashed); code != 307 || node != "" || loc != wantLoc {
+			t.Errorf("unhashed #%d while updating = %d from %q to %q, want the edge's 307 to %q", i, code, node, loc, wantLoc)
+		}
+	}
+	redis.Stop()
+	time.Sleep(400 * time.Millisecond) // past revalidate_interval + max_stale
+	if code, node, _, body := get(hashed); code != 200 || node != "" || body != string(nodeCSS) {
+		t.Errorf("stale hashed CSS while updating = %d from %q (%d bytes), want the edge's 200 with the cached CSS", code, node, len(body))
+	}
+	other := "/resources/00000000-0000-4000-8000-000000000000.css"
+	if code, node, _, body := get(other); code != 503 || node != "" || !strings.Contains(body, "not finalized") {
+		t.Errorf("uncached project while updating = %d from %q: %s, want the LB's 503", code, node, body)
+	}
+	if b, _ := json.Marshal(c.d.Snapshot()); !strings.Contains(string(b), `"stale_while_updating":`) || strings.Contains(string(b), `"stale_while_updating":0`) {
+		t.Errorf("/status css_cache has no stale_while_updating count: %s", b)
+	}
+}

@@ -383,6 +383,14 @@ func (p *pendingHealth) Observe(o health.Outcome, now int64) {
 	}
 }
 
+// Version is the node's code-version fingerprint; unknown until resolved.
+func (p *pendingHealth) Version() health.Fingerprint {
+	if n := p.n.Load(); n != nil {
+		return n.Version()
+	}
+	return health.Fingerprint{}
+}
+
 // logResult is the one line a reload leaves.
 func (d *Daemon) logResult(err error) {
 	if err != nil {
@@ -396,4 +404,5 @@ func (d *Daemon) logResult(err error) {
 var (
 	_ balancer.HealthSource = genHealth{}
 	_ balancer.NodeHealth   = (*pendingHealth)(nil)
+	_ balancer.Versioned    = (*pendingHealth)(nil)
 )

@@ -58,6 +58,7 @@ type Snapshot struct {
 	Timestamp   time.Time            `json:"timestamp"`
 	CSSCache    *cssproxy.Stats      `json:"css_cache,omitempty"` // nil without css_cache
 	Discovery   discovery.Status     `json:"discovery"`
+	Versions    health.Versions      `json:"versions"`
 	VRRP        []vip.InstanceStatus `json:"vrrp,omitempty"` // nil without vrrp.instances
 	Cron        *cron.Status         `json:"cron,omitempty"` // nil when cron is off
 	// History feeds the page's charts (nil without admin); Events its list.
@@ -102,6 +103,7 @@ func (d *Daemon) Snapshot() Snapshot {
 		ClientConns: ClientConns{Open: cs.Open, RefusedMaxConns: cs.RefusedTotal, RefusedPerIP: cs.RefusedPerIP},
 		Timestamp:   time.Now().UTC(),
 		Discovery:   g.disc.Status(),
+		Versions:    d.checker.Versions(),
 	}
 	if g.css != nil {
 		st := g.css.Stats()
@@ -140,11 +142,13 @@ func (d *Daemon) nodeSnapshots(stats []balancer.NodeStat) []NodeSnapshot {
 // gauges are the scrape-time metrics of s.
 func (s *Snapshot) gauges() admin.Gauges {
 	out := admin.Gauges{PoolHealthy: s.PoolOK, Reloads: uint64(s.Reloads.Count), ReloadFailures: uint64(s.Reloads.Failures),
+		VersionsMixed: s.Versions.Mixed,
 		ClientConns: &admin.ClientConnGauge{Open: int64(s.ClientConns.Open), RefusedMaxConns: s.ClientConns.RefusedMaxConns,
 			RefusedIP: s.ClientConns.RefusedPerIP}}
 	for _, n := range s.Nodes {
 		out.Nodes = append(out.Nodes, admin.NodeGauge{Name: n.Name, State: n.State.String(), InFlight: n.InFlight,
-			Ejections: n.Ejections, Weight: n.EffectiveWeight, Queued: n.Queued, QueueTimeouts: n.QueueTimeouts})
+			Ejections: n.Ejections, Weight: n.EffectiveWeight, Queued: n.Queued, QueueTimeouts: n.QueueTimeouts,
+			Version: n.Version.String()})
 	}
 	if st := s.CSSCache; st != nil {
 		out.CSS = &admin.CSSGauge{Hits: st.Hits - st.Redirects - st.NotModified, Redirects: st.Redirects, NotModified: st.NotModified,

@@ -47,7 +47,7 @@ func TestStatusDocumentNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"client_conns", "cron", "css_cache", "discovery", "events", "history", "listen", "nodes", "pool_ok", "reloads",
-		"serving", "started", "timestamp", "version"}
+		"serving", "started", "timestamp", "version", "versions"}
 	if got := slices.Sorted(maps.Keys(doc.Top)); !slices.Equal(got, want) {
 		t.Errorf("/status keys = %v, want %v", got, want)
 	}

@@ -219,21 +219,15 @@ var (
 func (n *Node) serveStatic(ctx *fasthttp.RequestCtx, path []byte) {
 	var body, ct, etag []byte
 	switch string(path) {
-	case "/build/mosparo-frontend.js":
-		body, ct, etag = frontendJS, ctJS, []byte(`"6650b580-8000"`)
-	case "/build/mosparo-frontend.css":
-		body, ct, etag = frontendCSS, ctCSS, []byte(`"6650b580-3000"`)
 	case "/favicon.ico":
 		body, ct, etag = faviconICO, ctICO, []byte(`"6650b580-46"`)
 	case "/robots.txt":
 		body, ct, etag = robotsTxt, ctPlain, []byte(`"6650b580-1a"`)
-	case pathManifest:
-		v := n.version.load()
-		body, ct, etag = v.manifest, ctJSON, v.etag
-	case pathEntrypoints:
-		v := n.version.load()
-		body, ct, etag = v.entrypoints, ctJSON, v.etag
 	default:
+		if f, ok := n.version.load().files[string(path)]; ok {
+			body, ct, etag = f.body, f.ct, f.etag
+			break
+		}
 		n.serveNotFound(ctx)
 		return
 	}

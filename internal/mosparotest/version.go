@@ -13,27 +13,64 @@ import (
 // a database unless set otherwise.
 const DefaultVersion = "1.5.4"
 
-// codeVersion is what a node's code version shows outside PHP: the build manifest and
-// entrypoints (FACTS 11.3), identical on nodes of one version, different between versions.
+// codeVersion is what a node's code version shows outside PHP (FACTS 11.3 as corrected by
+// issue 12): mosparo's Webpack Encore build has versioning off, so entrypoints.json and the names
+// it lists are the same in every release, and only the content of the built files changes
+// between releases whose front-end sources differ. The emulator builds that content from the
+// assets version (the code version unless SetVersionAssets says otherwise).
 type codeVersion struct {
-	name        string
-	manifest    []byte
-	entrypoints []byte
-	etag        []byte // nginx's "mtime-size" ETag, changing with the version
+	name   string
+	assets string
+	files  map[string]staticFile // /build/* by path
 }
 
-func newCodeVersion(v string) *codeVersion {
-	// Webpack Encore's output without versioning lists fixed names; the emulator adds the
-	// version so that the files differ between versions as real builds do.
-	return &codeVersion{
-		name: v,
-		manifest: fmt.Appendf(nil, `{"build/mosparo-frontend.js":"/build/mosparo-frontend.js",`+
-			`"build/mosparo-frontend.css":"/build/mosparo-frontend.css","build/mosparo.js":"/build/mosparo.js",`+
-			`"build/images/logo.%s.svg":"/build/images/logo.%s.svg"}`, v, v),
-		entrypoints: fmt.Appendf(nil, `{"entrypoints":{"mosparo-frontend":{"js":["/build/mosparo-frontend.js?v=%s"],`+
-			`"css":["/build/mosparo-frontend.css?v=%s"]}}}`, v, v),
-		etag: fmt.Appendf(nil, `"%08x-2f1"`, crc32.ChecksumIEEE([]byte(v))),
+// staticFile is one file nginx serves, with its "mtime-size" ETag.
+type staticFile struct {
+	body, ct, etag []byte
+}
+
+// encoreEntrypoints is Encore 4's entrypoints.json for mosparo's two entries without
+// versioning: one text for every release.
+const encoreEntrypoints = `{
+  "entrypoints": {
+    "mosparo": {
+      "js": [
+        "/build/mosparo.js"
+      ],
+      "css": [
+        "/build/mosparo.css"
+      ]
+    },
+    "mosparo-frontend": {
+      "js": [
+        "/build/mosparo-frontend.js"
+      ],
+      "css": [
+        "/build/mosparo-frontend.css"
+      ]
+    }
+  }
+}`
+
+func newCodeVersion(v, assets string) *codeVersion {
+	// The deployment time is the files' mtime: nginx's ETag changes with every unpacked
+	// release even when the content does not.
+	mtime := crc32.ChecksumIEEE([]byte(v))
+	font := fmt.Sprintf("build/fonts/tabler-icons.%08x.woff2", crc32.ChecksumIEEE([]byte("font "+assets)))
+	banner := "/*! mosparo " + assets + " (emulated by mosparotest) */\n"
+	c := &codeVersion{name: v, assets: assets, files: map[string]staticFile{}}
+	add := func(path string, ct []byte, body []byte) {
+		c.files[path] = staticFile{body: body, ct: ct, etag: fmt.Appendf(nil, `"%08x-%x"`, mtime, len(body))}
 	}
+	add(pathEntrypoints, ctJSON, []byte(encoreEntrypoints))
+	add(pathManifest, ctJSON, fmt.Appendf(nil, `{"build/mosparo.css":"/build/mosparo.css","build/mosparo.js":"/build/mosparo.js",`+
+		`"build/mosparo-frontend.css":"/build/mosparo-frontend.css","build/mosparo-frontend.js":"/build/mosparo-frontend.js",`+
+		`"%s":"/%s","build/images/mosparo-logo.svg":"/build/images/mosparo-logo.svg"}`, font, font))
+	add("/build/mosparo-frontend.js", ctJS, append([]byte(banner), frontendJS...))
+	add("/build/mosparo-frontend.css", ctCSS, append([]byte(banner), frontendCSS...))
+	add("/build/mosparo.js", ctJS, []byte(banner+"(()=>{window.mosparoAdmin={version:\""+assets+"\"}})();\n"))
+	add("/build/mosparo.css", ctCSS, []byte(banner+".page{display:flex}\n"))
+	return c
 }
 
 // versionState is a node's code version, swapped whole.
@@ -44,11 +81,19 @@ func (s *versionState) load() *codeVersion { return s.p.Load() }
 // SetVersion replaces the node's code (Kernel::VERSION and the build assets), as syncing the
 // source code of a new release onto the node does. While the database's installed version
 // differs, the node reports the update as not finished (FACTS 1.1, 11.2).
-func (n *Node) SetVersion(v string) {
+func (n *Node) SetVersion(v string) { n.SetVersionAssets(v, v) }
+
+// SetVersionAssets is SetVersion for a release whose built assets equal those of release
+// assets: mosparo 1.5.0 to 1.5.4 share their front-end sources and package-lock.json, so their
+// builds, and the fingerprints taken of them, are alike.
+func (n *Node) SetVersionAssets(v, assets string) {
 	if v == "" {
 		v = DefaultVersion
 	}
-	n.version.p.Store(newCodeVersion(v))
+	if assets == "" {
+		assets = v
+	}
+	n.version.p.Store(newCodeVersion(v, assets))
 }
 
 // Version returns the node's code version.

@@ -13,16 +13,29 @@ func TestVersionUpdateAndFinalize(t *testing.T) {
 	db := NewDatabase()
 	n1 := startNode(t, Options{Name: "n1", Database: db})
 	n2 := startNode(t, Options{Name: "n2", Database: db})
-	manifest := get(t, n1.URL()+"/build/manifest.json").body
-	if m2 := get(t, n2.URL()+"/build/manifest.json").body; m2 != manifest {
-		t.Fatalf("manifests of one version differ: %q vs %q", manifest, m2)
+	const js = "/build/mosparo-frontend.js"
+	script := get(t, n1.URL()+js).body
+	if s2 := get(t, n2.URL()+js).body; s2 != script {
+		t.Fatalf("built files of one version differ: %.80q vs %.80q", script, s2)
 	}
-	etag := get(t, n1.URL()+"/build/manifest.json").header.Get("ETag")
+	entrypoints := get(t, n1.URL()+"/build/entrypoints.json")
+	etag := get(t, n1.URL()+js).header.Get("ETag")
 
 	n1.SetVersion("1.5.5")
-	if got := get(t, n1.URL()+"/build/manifest.json"); got.body == manifest || got.header.Get("ETag") == etag {
-		t.Errorf("manifest and ETag did not change with the version")
+	if got := get(t, n1.URL()+js); got.body == script || got.header.Get("ETag") == etag {
+		t.Errorf("%s and its ETag did not change with the version", js)
 	}
+	// Encore without versioning: the entry points name the same files in every release.
+	if got := get(t, n1.URL()+"/build/entrypoints.json"); got.body != entrypoints.body || got.header.Get("ETag") == entrypoints.header.Get("ETag") {
+		t.Errorf("entrypoints.json: body changed %v, ETag kept %v; want the same text, a new mtime",
+			got.body != entrypoints.body, got.header.Get("ETag") == entrypoints.header.Get("ETag"))
+	}
+	// A patch release with the same front-end sources builds the same files.
+	n2.SetVersionAssets("1.5.3", "1.5.4")
+	if got := get(t, n2.URL()+js).body; got != script {
+		t.Errorf("1.5.3 with 1.5.4's assets serves other files")
+	}
+	n2.SetVersion("1.5.4")
 	if got := n1.effectiveHealth(); got != UpdateNotFinished {
 		t.Errorf("n1 on new code: %v, want update-not-finished", got)
 	}

@@ -32,12 +32,30 @@ type Request struct {
 	ConnectTimeout time.Duration
 	// Dial opens the connection; nil uses a net.Dialer.
 	Dial func(ctx context.Context, network, address string) (net.Conn, error)
+	// IfNoneMatch and IfModifiedSince make the request conditional (the
+	// validators of an earlier Answer); "" sends neither header.
+	IfNoneMatch, IfModifiedSince string
+}
+
+// Answer is a node's answer to Do, with the headers a later conditional
+// request or an error message needs.
+type Answer struct {
+	Status             int
+	Body               []byte
+	ETag, LastModified string
+	Location           string // of a redirect
 }
 
 // Get sends r with "User-Agent: mosparo-lb" and "Connection: close". A fresh
 // connection cannot be a stale keep-alive one the node closed meanwhile
 // (PEERS 5.4), and it tests what the balancer does next: connect.
 func Get(ctx context.Context, r Request) (status int, body []byte, err error) {
+	a, err := Do(ctx, r)
+	return a.Status, a.Body, err
+}
+
+// Do is Get returning the answer's validators and Location too.
+func Do(ctx context.Context, r Request) (Answer, error) {
 	dial := r.Dial
 	if dial == nil {
 		var d net.Dialer
@@ -51,7 +69,7 @@ func Get(ctx context.Context, r Request) (status int, body []byte, err error) {
 	}
 	conn, err := dial(dctx, "tcp", r.Address)
 	if err != nil {
-		return 0, nil, fmt.Errorf("%w: %w", ErrConnect, err)
+		return Answer{}, fmt.Errorf("%w: %w", ErrConnect, err)
 	}
 	defer conn.Close()
 	// A deadline does not follow a cancel; closing the connection does.
@@ -59,7 +77,7 @@ func Get(ctx context.Context, r Request) (status int, body []byte, err error) {
 	defer stop()
 	if dl, ok := ctx.Deadline(); ok {
 		if err := conn.SetDeadline(dl); err != nil {
-			return 0, nil, fmt.Errorf("set deadline: %w", err)
+			return Answer{}, fmt.Errorf("set deadline: %w", err)
 		}
 	}
 
@@ -78,19 +96,31 @@ func Get(ctx context.Context, r Request) (status int, body []byte, err error) {
 	if r.Accept != "" {
 		req.Header.Set(fasthttp.HeaderAccept, r.Accept)
 	}
+	if r.IfNoneMatch != "" {
+		req.Header.Set(fasthttp.HeaderIfNoneMatch, r.IfNoneMatch)
+	}
+	if r.IfModifiedSince != "" {
+		req.Header.Set(fasthttp.HeaderIfModifiedSince, r.IfModifiedSince)
+	}
 	req.SetConnectionClose()
 
 	w := bufio.NewWriterSize(conn, 1024)
 	if err := req.Write(w); err != nil {
-		return 0, nil, preferCtx(ctx, fmt.Errorf("write request: %w", err))
+		return Answer{}, preferCtx(ctx, fmt.Errorf("write request: %w", err))
 	}
 	if err := w.Flush(); err != nil {
-		return 0, nil, preferCtx(ctx, fmt.Errorf("write request: %w", err))
+		return Answer{}, preferCtx(ctx, fmt.Errorf("write request: %w", err))
 	}
 	if err := resp.ReadLimitBody(bufio.NewReaderSize(conn, 4096), r.MaxBody); err != nil {
-		return 0, nil, preferCtx(ctx, fmt.Errorf("read answer: %w", err))
+		return Answer{}, preferCtx(ctx, fmt.Errorf("read answer: %w", err))
 	}
-	return resp.StatusCode(), append([]byte(nil), resp.Body()...), nil
+	return Answer{
+		Status:       resp.StatusCode(),
+		Body:         append([]byte(nil), resp.Body()...),
+		ETag:         string(resp.Header.Peek(fasthttp.HeaderETag)),
+		LastModified: string(resp.Header.Peek(fasthttp.HeaderLastModified)),
+		Location:     string(resp.Header.Peek(fasthttp.HeaderLocation)),
+	}, nil
 }
 
 // preferCtx reports a timeout or cancel as such: once ctx closed the

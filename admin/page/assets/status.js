@@ -18,7 +18,7 @@
     { action: 'maintenance', label: 'Maintenance', confirm: 'Put node %s into maintenance? It gets no requests at all.' },
     { action: 'ready', label: 'Ready', confirm: '' },
   ];
-  const SECTION_ORDER = ['vrrp', 'css_cache', 'caches', 'cron', 'discovery'];
+  const SECTION_ORDER = ['vrrp', 'css_cache', 'caches', 'cron', 'versions', 'discovery'];
   const TITLES = { vrrp: 'VRRP', css_cache: 'CSS cache', caches: 'Caches', cron: 'Web cron', discovery: 'Discovery', reloads: 'Reloads' };
 
   // The charts of /status "history": one per metric and dimension, one
@@ -283,6 +283,10 @@
       el('td', { 'data-label': 'State' }, el('span', null, badge(n.state || 'unknown'),
         n.health && n.health !== n.state ? el('span', { class: 'addr' }, 'checks: ' + n.health) : null)),
       el('td', { 'data-label': 'Reason' }, n.reason || '—'),
+      // The code-version fingerprint, shortened; the whole one and why it
+      // is unknown are in the cell's title.
+      el('td', { class: 'version', 'data-label': 'Version', title: n.version_error || n.version || '' },
+        n.version ? String(n.version).slice(0, 8) : '—'),
       el('td', { class: 'num', 'data-label': 'Check latency' }, fmtDuration(n.check_latency_ns)),
       el('td', { class: 'num', 'data-label': 'Requests' }, scalar('requests', n.requests)),
       el('td', { class: 'num', 'data-label': 'Failures' }, scalar('failures', n.failures)),
@@ -312,6 +316,8 @@
     if (st.pool_ok === false) parts.push('NO HEALTHY NODE');
     // mosparo's health API does not cover the shared cache (FACTS 11.9).
     if (st.css_cache && st.css_cache.reachable === false) parts.push('CSS CACHE DOWN');
+    // The seed's "sync the source code" step was forgotten (FACTS 11.3).
+    if (st.versions && st.versions.mixed === true) parts.push('NODES RUN DIFFERENT VERSIONS');
     if (st.version) parts.push('version ' + st.version);
     $('summary').textContent = parts.join(' · ');
 
