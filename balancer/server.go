@@ -334,6 +334,12 @@ func (l *watchingListener) Accept() (net.Conn, error) {
 		}
 		rt := l.srv.rt.Load()
 		peer := tcpPeer(c.RemoteAddr())
+		if pp := rt.proxyPolicy(l.info.index); pp != nil {
+			if wc := l.srv.acceptProxied(c, peer, pp, rt, l.info); wc != nil {
+				return wc, nil
+			}
+			continue
+		}
 		lim := rt.cfg.Limits
 		if r := l.srv.conns.admit(peer, lim.MaxConns, lim.MaxConnsPerIP, rt.fwd.isTrusted(peer)); r != admitted {
 			c.Close()
