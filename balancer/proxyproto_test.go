@@ -9,6 +9,10 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -280,7 +284,9 @@ func TestProxyProtocolClientAddress(t *testing.T) {
 			if want := forwardedFor(tt.client); got[before] != want {
 				t.Errorf("node read\n%q\nwant\n%q", got[before], want)
 			}
-			waitFor(t, func() bool { return lb.logs.FilterMessage("request").FilterField(zap.String("client", tt.client)).Len() > 0 })
+			waitFor(t, func() bool {
+				return lb.logs.FilterMessage("request").FilterField(zap.String("client", tt.client)).Len() > 0
+			})
 		})
 	}
 }
@@ -445,4 +451,126 @@ timeouts: {connect: 500ms, request: 2s}
 	if err := c.Handshake(); err == nil {
 		t.Error("a handshake without a PROXY header succeeded")
 	}
+}
+
+// TestProxyProtocolFromHAProxy puts a real sender in front: HAProxy in TCP
+// mode with send-proxy (v1), send-proxy-v2 with TLVs, and send-proxy-v2 to
+// a TLS listener (HAProxy passes the TLS through). HAProxy connects from
+// 127.0.0.3, the only address in proxy_protocol.from; clients come from
+// 127.0.0.5, which the node must see, byte for byte. HAProxy's own health
+// checks (v2 LOCAL) pass too, with its address as the client.
+func TestProxyProtocolFromHAProxy(t *testing.T) {
+	if _, err := exec.LookPath("haproxy"); err != nil {
+		if os.Getenv("MOSPARO_LB_REQUIRE_ROOT_TESTS") == "1" {
+			t.Fatal("haproxy is not installed (scripts/install-test-deps.sh)")
+		}
+		t.Skip("haproxy is not installed")
+	}
+	dir := t.TempDir()
+	cert, key := writeCert(t, dir, "mosparo.example")
+	lb := startProxyLB(t, fmt.Sprintf(`
+listen:
+  - {address: "127.0.0.1:0", proxy_protocol: {from: [127.0.0.3]}}
+  - {address: "127.0.0.2:0", proxy_protocol: {from: [127.0.0.3]}, tls: {certificates: [{cert: %q, key: %q}]}}
+timeouts: {connect: 500ms, request: 2s}
+`, cert, key))
+	plain, tlsAddr := lb.srv.Addrs()[0], lb.srv.Addrs()[1]
+	fronts := startHAProxyFronts(t, fmt.Sprintf(`
+frontend v1
+    bind fd@3
+    default_backend v1
+frontend v2
+    bind fd@4
+    unique-id-format %%{+X}o\ %%ci:%%cp
+    default_backend v2
+frontend tls
+    bind fd@5
+    default_backend tls
+backend v1
+    server lb %s send-proxy source 127.0.0.3
+backend v2
+    option httpchk
+    http-check send meth GET uri /lbcheck ver HTTP/1.1 hdr Host mosparo.example
+    server lb %s send-proxy-v2 proxy-v2-options crc32c,unique-id source 127.0.0.3 check inter 100ms
+backend tls
+    server lb %s send-proxy-v2 source 127.0.0.3
+`, plain, plain, tlsAddr), 3)
+	request := []byte("GET /login HTTP/1.1\r\nHost: mosparo.example\r\nX-Forwarded-For: 127.0.0.1\r\n\r\n")
+	for i, name := range []string{"send-proxy", "send-proxy-v2"} {
+		before := len(lb.node.received())
+		answer := sendProxied(t, "127.0.0.5", fronts[i], nil, request, false)
+		if statusOf(answer) != 200 {
+			t.Fatalf("%s: answer %q, want 200", name, answer)
+		}
+		got := lb.node.received()
+		if len(got) <= before || !slices.Contains(got[before:], forwardedFor("127.0.0.5")) {
+			t.Errorf("%s: node read %q, want %q among them", name, got[before:], forwardedFor("127.0.0.5"))
+		}
+	}
+	raw := dialFrom(t, "127.0.0.5", fronts[2])
+	c := tls.Client(raw, &tls.Config{ServerName: "mosparo.example", InsecureSkipVerify: true})
+	if _, err := c.Write([]byte("GET /login HTTP/1.1\r\nHost: mosparo.example\r\nConnection: close\r\n\r\n")); err != nil {
+		t.Fatalf("TLS through HAProxy: %v", err)
+	}
+	if answer, _ := io.ReadAll(c); statusOf(string(answer)) != 200 {
+		t.Fatalf("TLS through HAProxy: answer %q, want 200", answer)
+	}
+	want := "GET /login HTTP/1.1\r\nHost: mosparo.example\r\nX-Forwarded-For: 127.0.0.5\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: mosparo.example\r\n\r\n"
+	if got := lb.node.received(); !slices.Contains(got, want) {
+		t.Errorf("TLS: node read %q, want %q among them", got, want)
+	}
+	check := "GET /lbcheck HTTP/1.1\r\nHost: mosparo.example\r\nX-Forwarded-For: 127.0.0.3\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: mosparo.example\r\n\r\n"
+	waitFor(t, func() bool { return slices.Contains(lb.node.received(), check) })
+	if st := lb.srv.ConnStats(); st.RefusedProxyHeader != 0 || st.RefusedProxyPeer != 0 {
+		t.Errorf("ConnStats = %+v: HAProxy's connections were refused", st)
+	}
+}
+
+// startHAProxyFronts runs haproxy with sections after a TCP-mode defaults
+// block, its listening sockets made here and passed as fd 3 on, so there is
+// no port race. It returns their addresses.
+func startHAProxyFronts(t *testing.T, sections string, n int) []string {
+	t.Helper()
+	var files []*os.File
+	var addrs []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := ln.(*net.TCPListener).File()
+		ln.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		files = append(files, f)
+		addrs = append(addrs, ln.Addr().String())
+	}
+	cfg := "global\n    maxconn 100\ndefaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n    timeout check 1s\n" + sections
+	path := filepath.Join(t.TempDir(), "haproxy.cfg")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("haproxy", "-db", "-f", path)
+	cmd.ExtraFiles = files
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			t.Error("haproxy did not exit")
+		}
+		if strings.Contains(out.String(), "[ALERT]") {
+			t.Errorf("haproxy: %s", out.String())
+		}
+	})
+	return addrs
 }
