@@ -290,6 +290,7 @@ func (d *Daemon) gauges() admin.Gauges {
 	g := d.comps.gauges(d.srv.NodeStats())
 	g.Reloads, g.ReloadFailures = uint64(rl.Count), uint64(rl.Failures)
 	cs := d.srv.ConnStats()
-	g.ClientConns = &admin.ClientConnGauge{Open: int64(cs.Open), RefusedMaxConns: cs.RefusedTotal, RefusedIP: cs.RefusedPerIP}
+	g.ClientConns = &admin.ClientConnGauge{Open: int64(cs.Open), RefusedMaxConns: cs.RefusedTotal, RefusedIP: cs.RefusedPerIP,
+		RefusedProxyPeer: cs.RefusedProxyPeer, RefusedProxyHeader: cs.RefusedProxyHeader}
 	return g
 }
