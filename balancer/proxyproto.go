@@ -144,6 +144,9 @@ var errProxyRefused = errors.New("balancer: proxied client over limits.max_conns
 func (c *proxyConn) readHeader() error {
 	srv, lb := c.wc.srv, c.wc.peer
 	h, rest, err := readProxyHeader(c.Conn)
+	if err == io.EOF {
+		return err // closed before a byte: a TCP health check, no fault
+	}
 	if err != nil {
 		srv.conns.count(refusedProxyHeader)
 		srv.conns.logRefusal(srv.logger, refusedProxyHeader, lb, time.Now(), zap.Error(err))
@@ -200,7 +203,7 @@ const (
 var proxyV1Sig = []byte("PROXY ")
 
 // readProxyHeader reads one header from r and returns it with the bytes
-// read after it.
+// read after it; io.EOF itself when r ends before its first byte.
 func readProxyHeader(r io.Reader) (*proxyproto.Header, []byte, error) {
 	buf := make([]byte, 0, proxyReadSize)
 	var rerr error
@@ -215,6 +218,8 @@ func readProxyHeader(r io.Reader) (*proxyproto.Header, []byte, error) {
 				return nil, nil, err
 			}
 			return h, buf[n:], nil
+		case rerr == io.EOF && len(buf) == 0:
+			return nil, nil, io.EOF
 		case rerr != nil:
 			if rerr == io.EOF {
 				rerr = io.ErrUnexpectedEOF

@@ -307,20 +307,29 @@ func TestProxyProtocolRefusals(t *testing.T) {
 		{"malformed v1", "127.0.0.1", []byte("PROXY TCP4 192.0.2.7 nonsense 1 2\r\n"), false},
 		{"malformed v2", "127.0.0.1", append(append([]byte{}, proxyproto.SIGV2...), 0x21, 0x11, 0, 3, 1, 2, 3), false},
 		{"truncated v1", "127.0.0.1", v1[:20], false},
+		{"closed before a byte (a TCP health check, not counted)", "127.0.0.1", nil, false},
 		{"peer outside from", "127.0.0.2", v1, true},
 		{"peer outside from without header", "127.0.0.3", nil, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			before := lb.srv.ConnStats()
 			request := []byte(loginRequest)
-			if len(tt.header) > 0 && tt.header[len(tt.header)-1] != '\n' && tt.name != "malformed v2" {
-				request = nil // truncated: the connection ends inside the header
+			silent := strings.HasPrefix(tt.name, "closed before a byte")
+			if silent || len(tt.header) > 0 && tt.header[len(tt.header)-1] != '\n' && tt.name != "malformed v2" {
+				request = nil // the connection ends inside the header, or before it
 			}
 			if answer := sendProxied(t, tt.from, lb.addr, tt.header, request, false); answer != "" {
 				t.Errorf("answer %q, want the connection closed without one", answer)
 			}
+			if silent {
+				waitFor(t, func() bool { return lb.srv.ConnStats().Open == 0 })
+			}
 			after := lb.srv.ConnStats()
-			if tt.peer && after.RefusedProxyPeer != before.RefusedProxyPeer+1 || !tt.peer && after.RefusedProxyHeader != before.RefusedProxyHeader+1 {
+			counted := uint64(1)
+			if silent {
+				counted = 0
+			}
+			if tt.peer && after.RefusedProxyPeer != before.RefusedProxyPeer+counted || !tt.peer && after.RefusedProxyHeader != before.RefusedProxyHeader+counted {
 				t.Errorf("ConnStats %+v after %+v: not counted", after, before)
 			}
 		})
