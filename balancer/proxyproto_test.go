@@ -583,3 +583,29 @@ func startHAProxyFronts(t *testing.T, sections string, n int) []string {
 	})
 	return addrs
 }
+
+// TestProxyProtocolSlowHeaderBlocksNoOne: a peer that sends half a header
+// holds only its own connection; the listener keeps accepting and serving
+// others meanwhile (the header is read in the connection's goroutine).
+func TestProxyProtocolSlowHeaderBlocksNoOne(t *testing.T) {
+	lb := startProxyLB(t, `
+listen: [{address: "127.0.0.1:0", proxy_protocol: {from: [127.0.0.1], timeout: 1m}}]
+timeouts: {connect: 500ms, request: 2s}
+shutdown: {grace: 1s}
+`)
+	var slow []*net.TCPConn
+	for range 3 {
+		c := dialFrom(t, "127.0.0.1", lb.addr)
+		if _, err := c.Write([]byte("PROXY TCP4 192.0.2.7 ")); err != nil {
+			t.Fatal(err)
+		}
+		slow = append(slow, c)
+	}
+	// Within sendProxied's 15 s deadline, far below the header timeout.
+	if a := sendProxied(t, "127.0.0.1", lb.addr, proxyV1("192.0.2.8", "203.0.113.1"), []byte(loginRequest), false); statusOf(a) != 200 {
+		t.Errorf("answer %q while other headers are pending, want 200", a)
+	}
+	for _, c := range slow {
+		c.Close()
+	}
+}
