@@ -283,3 +283,6 @@ func parseProxyHeader(b []byte) (*proxyproto.Header, error) {
 	}
 	return h, nil
 }
+
+// Interface guards.
+var _ net.Conn = (*proxyConn)(nil)
