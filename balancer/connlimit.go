@@ -14,6 +14,10 @@ import (
 // half sent), and the unit allows a million descriptors, so without a cap
 // slow clients grow the process until the kernel kills it. Over a cap the
 // connection is closed before a byte is read; it never reaches fasthttp.
+// On a proxy_protocol listener the client is known only from the PROXY
+// header: max_conns is checked at accept, max_conns_per_ip once the header
+// is read (admitConn, admitClient), and over it the connection reads as
+// closed.
 
 // ConnStats are the client-connection counters of a Server.
 type ConnStats struct {

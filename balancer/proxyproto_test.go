@@ -609,3 +609,37 @@ shutdown: {grace: 1s}
 		c.Close()
 	}
 }
+
+// TestConnLimiterTwoSteps: a proxied connection holds a place in
+// max_conns from accept and one under its client from the header on; a
+// connection closed before its header holds none, even when the header
+// is admitted after the close.
+func TestConnLimiterTwoSteps(t *testing.T) {
+	l := newConnLimiter()
+	client := netip.MustParseAddr("192.0.2.7")
+	a, b, c := &watchedConn{noPerIP: true}, &watchedConn{noPerIP: true}, &watchedConn{noPerIP: true}
+	for range 3 {
+		if r := l.admitConn(3); r != admitted {
+			t.Fatalf("admitConn = %v", r)
+		}
+	}
+	if r := l.admitConn(3); r != refusedTotal {
+		t.Errorf("fourth admitConn = %v, want %v", r, refusedTotal)
+	}
+	if r := l.admitClient(a, client, 1, false); r != admitted || a.peer != client {
+		t.Errorf("admitClient = %v, peer %v", r, a.peer)
+	}
+	if r := l.admitClient(b, client, 1, false); r != refusedPerIP {
+		t.Errorf("second admitClient of one client = %v, want %v", r, refusedPerIP)
+	}
+	c.closed.Store(true)
+	l.release(c)
+	if r := l.admitClient(c, netip.MustParseAddr("192.0.2.8"), 1, false); r != admitted || !c.noPerIP {
+		t.Errorf("admitClient after close = %v, noPerIP %v: it must take no place", r, c.noPerIP)
+	}
+	l.release(b)
+	l.release(a)
+	if st := l.stats(); st.Open != 0 || st.LargestPerIPNow != 0 || len(l.perIP) != 0 {
+		t.Errorf("after every release: %+v, per IP %v", st, l.perIP)
+	}
+}
