@@ -643,3 +643,58 @@ func TestConnLimiterTwoSteps(t *testing.T) {
 		t.Errorf("after every release: %+v, per IP %v", st, l.perIP)
 	}
 }
+
+// TestProxyProtocolFollowsRuntime: a listener's policy is the current
+// runtime's, so a reload that turns proxy_protocol on or off, or changes
+// from, applies to the next connection (the runtime is stored directly
+// here, as Swap does).
+func TestProxyProtocolFollowsRuntime(t *testing.T) {
+	lb := startProxyLB(t, proxyYAML)
+	nodes := []NodeSpec{{Name: "n1", Address: lb.node.ln.Addr().String(), Weight: 100}}
+	swap := func(yaml string) {
+		t.Helper()
+		rt, err := NewRuntime(testConfig(t, yaml), nodes, Deps{Logger: zap.NewNop()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rt.wd = lb.srv.wd
+		lb.srv.rt.Swap(rt).CloseIdle()
+	}
+	header := proxyV1("192.0.2.7", "203.0.113.1")
+	swap(strings.Replace(proxyYAML, "proxy_protocol: {from: [127.0.0.1], timeout: 1s}", "", 1))
+	if a := sendProxied(t, "127.0.0.1", lb.addr, nil, []byte(loginRequest), false); statusOf(a) != 200 {
+		t.Errorf("proxy_protocol off: plain request answered %q, want 200", a)
+	}
+	swap(strings.Replace(proxyYAML, "from: [127.0.0.1]", "from: [127.0.0.2]", 1))
+	if a := sendProxied(t, "127.0.0.1", lb.addr, header, []byte(loginRequest), false); a != "" {
+		t.Errorf("127.0.0.1 no longer in from: answered %q, want the connection closed", a)
+	}
+	swap(proxyYAML)
+	if a := sendProxied(t, "127.0.0.1", lb.addr, header, []byte(loginRequest), false); statusOf(a) != 200 {
+		t.Errorf("proxy_protocol back on: answered %q, want 200", a)
+	}
+	got := lb.node.received()
+	if len(got) != 2 || got[0] != forwardedFor("127.0.0.1") || got[1] != forwardedFor("192.0.2.7") {
+		t.Errorf("node read %q", got)
+	}
+}
+
+// TestProxyProtocolIPv6Balancer: a balancer reaching mosparo-lb over IPv6
+// is matched against an IPv6 from list; the client it names may be IPv4.
+func TestProxyProtocolIPv6Balancer(t *testing.T) {
+	probe, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	probe.Close()
+	lb := startProxyLB(t, `
+listen: [{address: "[::1]:0", proxy_protocol: {from: ["::1/128"]}}]
+timeouts: {connect: 500ms, request: 2s}
+`)
+	if a := sendProxied(t, "::1", lb.addr, proxyV2(t, "192.0.2.7:1", "203.0.113.1:443"), []byte(loginRequest), false); statusOf(a) != 200 {
+		t.Fatalf("answer %q, want 200", a)
+	}
+	if got := lb.node.received(); len(got) != 1 || got[0] != forwardedFor("192.0.2.7") {
+		t.Errorf("node read %q, want %q", got, forwardedFor("192.0.2.7"))
+	}
+}
