@@ -32,6 +32,9 @@ type Gauges struct {
 type ClientConnGauge struct {
 	Open                       int64
 	RefusedMaxConns, RefusedIP uint64 // closed at accept, by the limit reached
+	// Closed on proxy_protocol listeners: a peer outside proxy_protocol.from,
+	// no valid PROXY header in time.
+	RefusedProxyPeer, RefusedProxyHeader uint64
 }
 
 // NodeGauge is one node's health state and counters.
@@ -205,7 +208,7 @@ var (
 	descCron        = prometheus.NewDesc("mosparo_lb_cron_runs_total", "Web cron calls by outcome.", []string{"outcome"}, nil)
 	descReloads     = prometheus.NewDesc("mosparo_lb_config_reloads_total", "Configuration reloads attempted.", nil, nil)
 	descConns       = prometheus.NewDesc("mosparo_lb_client_connections", "Client connections open on the public listeners.", nil, nil)
-	descConnsRefuse = prometheus.NewDesc("mosparo_lb_client_connections_refused_total", "Client connections closed at accept, by the limit reached (max_conns, max_conns_per_ip).", []string{"limit"}, nil)
+	descConnsRefuse = prometheus.NewDesc("mosparo_lb_client_connections_refused_total", "Client connections closed at accept, by the limit reached (max_conns, max_conns_per_ip), or unread on a proxy_protocol listener (proxy_protocol_from, proxy_protocol_header).", []string{"limit"}, nil)
 	descReloadFails = prometheus.NewDesc("mosparo_lb_config_reload_failures_total", "Configuration reloads rejected.", nil, nil)
 	nodeStates      = []string{"up", "down", "draining", "setup", "maintenance"}
 	vrrpStates      = []vip.State{vip.Initialize, vip.Backup, vip.Master, vip.Fault}
@@ -274,6 +277,8 @@ func (s *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descConns, prometheus.GaugeValue, float64(c.Open))
 		ch <- prometheus.MustNewConstMetric(descConnsRefuse, prometheus.CounterValue, float64(c.RefusedMaxConns), "max_conns")
 		ch <- prometheus.MustNewConstMetric(descConnsRefuse, prometheus.CounterValue, float64(c.RefusedIP), "max_conns_per_ip")
+		ch <- prometheus.MustNewConstMetric(descConnsRefuse, prometheus.CounterValue, float64(c.RefusedProxyPeer), "proxy_protocol_from")
+		ch <- prometheus.MustNewConstMetric(descConnsRefuse, prometheus.CounterValue, float64(c.RefusedProxyHeader), "proxy_protocol_header")
 	}
 }
 

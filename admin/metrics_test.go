@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +23,7 @@ func TestMetricsFamilies(t *testing.T) {
 			CSS:           &CSSGauge{Hits: 5, Misses: 1},
 			Cron:          &CronGauge{Runs: map[string]uint64{"done": 2}},
 			Reloads:       1,
-			ClientConns:   &ClientConnGauge{Open: 7, RefusedMaxConns: 2, RefusedIP: 3},
+			ClientConns:   &ClientConnGauge{Open: 7, RefusedMaxConns: 2, RefusedIP: 3, RefusedProxyPeer: 4, RefusedProxyHeader: 5},
 		}
 	})
 	r := m.Node("n1")
@@ -64,5 +65,12 @@ func TestMetricsFamilies(t *testing.T) {
 	}
 	if total != 3 {
 		t.Errorf("requests_total sums to %v, want 3", total)
+	}
+	refused := map[string]float64{}
+	for _, mm := range fams["mosparo_lb_client_connections_refused_total"].Metric {
+		refused[mm.GetLabel()[0].GetValue()] = mm.GetCounter().GetValue()
+	}
+	if want := map[string]float64{"max_conns": 2, "max_conns_per_ip": 3, "proxy_protocol_from": 4, "proxy_protocol_header": 5}; !maps.Equal(refused, want) {
+		t.Errorf("client_connections_refused_total = %v, want %v", refused, want)
 	}
 }

@@ -3,6 +3,7 @@ package balancer
 import (
 	"bufio"
 	"bytes"
+	"io"
 	"net/netip"
 	"net/url"
 	"strings"
@@ -147,4 +148,60 @@ func FuzzClassifyGuards(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzProxyHeader frames and parses arbitrary bytes as a PROXY header,
+// read whole and in chunks of a fuzzed size: no panic, the same verdict
+// and client either way, and the bytes kept after a header are exactly
+// those that followed it.
+func FuzzProxyHeader(f *testing.F) {
+	f.Add([]byte("PROXY TCP4 192.0.2.7 203.0.113.1 40000 443\r\nGET / HTTP/1.1\r\n\r\n"), uint8(0))
+	f.Add([]byte("PROXY TCP6 2001:db8::7 2001:db8::1 40000 443\r\n"), uint8(3))
+	f.Add([]byte("PROXY UNKNOWN\r\n"), uint8(1))
+	f.Add([]byte("PROXY TCP4 "+strings.Repeat("9", 120)), uint8(7))
+	f.Add(proxyV2(f, "192.0.2.7:1", "203.0.113.1:2", someTLVs...), uint8(5))
+	f.Add(proxyV2(f, "[2001:db8::7]:1", "[2001:db8::1]:2"), uint8(0))
+	f.Add(proxyV2Local(f), uint8(2))
+	f.Add(proxyV2Unix(f), uint8(9))
+	f.Add([]byte("\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x07\x03\x00\x04\xa9\xb8\x7e\x8f"), uint8(1)) // HAProxy's LOCAL health check
+	f.Add([]byte("\r\n\r\n\x00\r\nQUIT\n\x21\x11\xff\xff"), uint8(0))
+	f.Fuzz(func(t *testing.T, data []byte, chunk uint8) {
+		h1, rest1, err1 := readProxyHeader(bytes.NewReader(data))
+		h2, rest2, err2 := readProxyHeader(&chunkReader{b: data, n: 1 + int(chunk%32)})
+		if (err1 == nil) != (err2 == nil) {
+			t.Fatalf("whole: %v, in chunks of %d: %v", err1, 1+chunk%32, err2)
+		}
+		if err1 != nil {
+			return
+		}
+		c1, ok1 := proxiedClient(h1)
+		c2, ok2 := proxiedClient(h2)
+		if c1 != c2 || ok1 != ok2 {
+			t.Fatalf("client whole %v %v, in chunks %v %v", c1, ok1, c2, ok2)
+		}
+		n, err := proxyHeaderLen(data)
+		if err != nil || n <= 0 || n > len(data) {
+			t.Fatalf("parsed a header proxyHeaderLen calls %d, %v", n, err)
+		}
+		for _, rest := range [][]byte{rest1, rest2} {
+			if !bytes.HasPrefix(data[n:], rest) {
+				t.Fatalf("kept %q, but %q followed the header", rest, data[n:])
+			}
+		}
+	})
+}
+
+// chunkReader returns at most n bytes per Read.
+type chunkReader struct {
+	b []byte
+	n int
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	m := copy(p[:min(len(p), r.n)], r.b)
+	r.b = r.b[m:]
+	return m, nil
 }

@@ -176,11 +176,12 @@ func startHAProxy(c *hostileCase, nodes []*scriptNode) (string, func() (map[stri
 
 // haproxyConfig mirrors the case's settings that HAProxy has an
 // equivalent for: max_conns_per_node (maxconn + queue), timeouts.request,
-// redirect_https.
+// redirect_https, proxy_protocol (accept-proxy).
 func haproxyConfig(c *hostileCase, nodes []*scriptNode) []byte {
 	var cfg struct {
 		Listen []struct {
 			RedirectHTTPS bool `yaml:"redirect_https"`
+			ProxyProtocol any  `yaml:"proxy_protocol"`
 		}
 		Timeouts struct{ Request string }
 		Limits   struct {
@@ -207,8 +208,12 @@ defaults
     retries 2
     option redispatch
 frontend fe
-    bind fd@3
 `, server)
+	b.WriteString("    bind fd@3")
+	if len(cfg.Listen) > 0 && cfg.Listen[0].ProxyProtocol != nil {
+		b.WriteString(" accept-proxy")
+	}
+	b.WriteString("\n")
 	if len(cfg.Listen) > 0 && cfg.Listen[0].RedirectHTTPS {
 		b.WriteString("    http-request redirect scheme https code 308\n")
 	}

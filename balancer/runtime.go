@@ -99,6 +99,8 @@ type Runtime struct {
 	// 0), and update routes follow updateNode's (update.go).
 	versionRouting bool
 	updateNode     string
+	proxy        []*proxyPolicy // per listener index; nil: no PROXY header (proxyproto.go)
+	proxyTimeout time.Duration  // the shortest proxy_protocol.timeout; 0 for none
 }
 
 // NewRuntime builds a runtime; it reads TLS certificate files, so a reload
@@ -126,6 +128,9 @@ func NewRuntime(cfg *configs.Config, nodes []NodeSpec, deps Deps) (*Runtime, err
 		return nil, fmt.Errorf("balancer: trusted_proxies: %w", err)
 	}
 	rt.fwd.strip = newNameSet(cfg.StripClientIPHeaders)
+	if rt.proxy, rt.proxyTimeout, err = newProxyPolicies(cfg.Listen); err != nil {
+		return nil, err
+	}
 	if cfg.Edge.ForwardedPrefix != "" {
 		rt.fwd.prefix = []byte(cfg.Edge.ForwardedPrefix)
 	}
@@ -179,7 +184,9 @@ func NewRuntime(cfg *configs.Config, nodes []NodeSpec, deps Deps) (*Runtime, err
 }
 
 // tick is the watchdog interval these timeouts need.
-func (rt *Runtime) tick() time.Duration { return tickFor(rt.timeout, rt.clientRead, rt.idle) }
+func (rt *Runtime) tick() time.Duration {
+	return tickFor(rt.timeout, rt.clientRead, rt.idle, rt.proxyTimeout)
+}
 
 func (rt *Runtime) newUpstream(n NodeSpec) *upstream {
 	u := &upstream{

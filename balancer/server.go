@@ -475,16 +475,24 @@ func (l *watchingListener) Accept() (net.Conn, error) {
 func (l *watchingListener) admit(c net.Conn) net.Conn {
 	rt := l.srv.rt.Load()
 	peer := tcpPeer(c.RemoteAddr())
-	lim := rt.cfg.Limits
-	if r := l.srv.conns.admit(peer, lim.MaxConns, lim.MaxConnsPerIP, rt.fwd.isTrusted(peer)); r != admitted {
-		c.Close()
-		l.srv.conns.logRefusal(l.srv.logger, r, peer, time.Now())
-		return nil
-	}
 	info := l.info.Load()
-	wc := l.srv.wd.watch(&watchedConn{Conn: c, srv: l.srv, ln: info, peer: peer})
-	// Like the rest of a request, its first byte is due within client_read.
-	wc.arm(rt.clientRead, limitRead)
+	var wc *watchedConn
+	if pp := rt.proxyPolicy(info.index); pp != nil {
+		// The per-IP limit waits for the client the header names.
+		if wc = l.srv.acceptProxied(c, peer, pp, rt, info); wc == nil {
+			return nil
+		}
+	} else {
+		lim := rt.cfg.Limits
+		if r := l.srv.conns.admit(peer, lim.MaxConns, lim.MaxConnsPerIP, rt.fwd.isTrusted(peer)); r != admitted {
+			c.Close()
+			l.srv.conns.logRefusal(l.srv.logger, r, peer, time.Now())
+			return nil
+		}
+		wc = l.srv.wd.watch(&watchedConn{Conn: c, srv: l.srv, ln: info, peer: peer})
+		// Like the rest of a request, its first byte is due within client_read.
+		wc.arm(rt.clientRead, limitRead)
+	}
 	if info.tls {
 		return tls.Server(wc, l.tls)
 	}

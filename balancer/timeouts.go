@@ -134,9 +134,12 @@ type watchedConn struct {
 	// Client connections only.
 	srv    *Server
 	ln     *listenerInfo
-	peer   netip.Addr // the client, read once
+	peer   netip.Addr // the client, read once (on proxy_protocol listeners, set by admitClient)
 	phase  atomic.Int32
 	closed atomic.Bool // the connection limit is released once
+	// noPerIP: no place in max_conns_per_ip is held (yet), as on a
+	// proxy_protocol listener before the header; guarded by the limiter.
+	noPerIP bool
 }
 
 // Phases of a client connection.
@@ -204,7 +207,7 @@ func (c *watchedConn) handling() {
 
 func (c *watchedConn) Close() error {
 	if c.srv != nil && c.closed.CompareAndSwap(false, true) {
-		c.srv.conns.release(c.peer)
+		c.srv.conns.release(c)
 	}
 	c.w.forget(c)
 	return c.Conn.Close()

@@ -55,6 +55,22 @@ type Listener struct {
 	// names none. Default: the first DNS name of the listener's first
 	// certificate; without one, such requests get 400.
 	DefaultHost string `yaml:"default_host"`
+	// ProxyProtocol, when set, makes the listener take the client address
+	// from a PROXY protocol (v1 or v2) header, sent before anything else
+	// (before the TLS handshake on a TLS listener) by a TCP load balancer in
+	// front. Default: off.
+	ProxyProtocol *ProxyProtocol `yaml:"proxy_protocol"`
+}
+
+// ProxyProtocol is which peers of a listener must send a PROXY protocol
+// header, and how long they may take to send it.
+type ProxyProtocol struct {
+	// From are the CIDRs (or single addresses) of the load balancers in
+	// front; a connection from any other peer is closed unread. Required.
+	From []string `yaml:"from"`
+	// Timeout bounds reading the header after the connection is accepted;
+	// past it the connection is closed. Default 5s.
+	Timeout Duration `yaml:"timeout"`
 }
 
 // TLS holds the certificates of a listener; the one whose names match the

@@ -23,6 +23,11 @@ func (c *Config) defaults() {
 	for i := range c.Nodes {
 		setInt(&c.Nodes[i].Weight, 100)
 	}
+	for _, l := range c.Listen {
+		if l.ProxyProtocol != nil {
+			setDuration(&l.ProxyProtocol.Timeout, "5s")
+		}
+	}
 	if c.Balancing.Policy == "" {
 		c.Balancing.Policy = PolicyLeastConn
 	}
@@ -161,6 +166,15 @@ func (c *Config) validateListen(v *validator) {
 		}
 		if l.RedirectPort < 0 || l.RedirectPort > 65535 {
 			v.Errorf(p+".redirect_port", "must be a port 1..65535, got %d", l.RedirectPort)
+		}
+		if pp := l.ProxyProtocol; pp != nil {
+			if len(pp.From) == 0 {
+				v.Errorf(p+".proxy_protocol.from", "lists no load balancer; name the addresses or CIDRs that send the PROXY header")
+			}
+			validCIDRs(v, p+".proxy_protocol.from", pp.From)
+			if d := pp.Timeout.D(); d <= 0 || d > time.Minute {
+				v.Errorf(p+".proxy_protocol.timeout", "must be positive and at most 1m, got %s", d)
+			}
 		}
 	}
 }

@@ -83,6 +83,10 @@ type ClientConns struct {
 	Open            int    `json:"open"`
 	RefusedMaxConns uint64 `json:"refused_max_conns"`
 	RefusedPerIP    uint64 `json:"refused_max_conns_per_ip"`
+	// Closed on proxy_protocol listeners: a peer outside from:, or no
+	// valid PROXY header in time.
+	RefusedProxyPeer   uint64 `json:"refused_proxy_protocol_from"`
+	RefusedProxyHeader uint64 `json:"refused_proxy_protocol_header"`
 }
 
 // Snapshot reads every part of the current generation.
@@ -93,17 +97,18 @@ func (d *Daemon) Snapshot() Snapshot {
 	g := d.cur.Load()
 	cs := d.srv.ConnStats()
 	s := Snapshot{
-		Version:     d.opts.Version,
-		Started:     d.started.UTC(),
-		Listen:      d.srv.Addrs(),
-		Nodes:       d.nodeSnapshots(d.srv.NodeStats()),
-		Reloads:     rl,
-		PoolOK:      d.checker.PoolHealthy(),
-		Serving:     d.srv.Healthy(),
-		ClientConns: ClientConns{Open: cs.Open, RefusedMaxConns: cs.RefusedTotal, RefusedPerIP: cs.RefusedPerIP},
-		Timestamp:   time.Now().UTC(),
-		Discovery:   g.disc.Status(),
-		Versions:    d.checker.Versions(),
+		Version: d.opts.Version,
+		Started: d.started.UTC(),
+		Listen:  d.srv.Addrs(),
+		Nodes:   d.nodeSnapshots(d.srv.NodeStats()),
+		Reloads: rl,
+		PoolOK:  d.checker.PoolHealthy(),
+		Serving: d.srv.Healthy(),
+		ClientConns: ClientConns{Open: cs.Open, RefusedMaxConns: cs.RefusedTotal, RefusedPerIP: cs.RefusedPerIP,
+			RefusedProxyPeer: cs.RefusedProxyPeer, RefusedProxyHeader: cs.RefusedProxyHeader},
+		Timestamp: time.Now().UTC(),
+		Discovery: g.disc.Status(),
+		Versions:  d.checker.Versions(),
 	}
 	if g.css != nil {
 		st := g.css.Stats()
@@ -144,7 +149,8 @@ func (s *Snapshot) gauges() admin.Gauges {
 	out := admin.Gauges{PoolHealthy: s.PoolOK, Reloads: uint64(s.Reloads.Count), ReloadFailures: uint64(s.Reloads.Failures),
 		VersionsMixed: s.Versions.Mixed,
 		ClientConns: &admin.ClientConnGauge{Open: int64(s.ClientConns.Open), RefusedMaxConns: s.ClientConns.RefusedMaxConns,
-			RefusedIP: s.ClientConns.RefusedPerIP}}
+			RefusedIP: s.ClientConns.RefusedPerIP, RefusedProxyPeer: s.ClientConns.RefusedProxyPeer,
+			RefusedProxyHeader: s.ClientConns.RefusedProxyHeader}}
 	for _, n := range s.Nodes {
 		out.Nodes = append(out.Nodes, admin.NodeGauge{Name: n.Name, State: n.State.String(), InFlight: n.InFlight,
 			Ejections: n.Ejections, Weight: n.EffectiveWeight, Queued: n.Queued, QueueTimeouts: n.QueueTimeouts,
