@@ -36,7 +36,7 @@ func TestAppendVariant(t *testing.T) {
 func TestAppendStripped(t *testing.T) {
 	for _, tt := range []struct {
 		name, inm, want string
-		found          Set
+		found           Set
 	}{
 		{"gzip", `"abc-gz"`, `"abc"`, SetOf(Gzip)},
 		{"br", `"abc-br"`, `"abc"`, SetOf(Brotli)},
