@@ -27,10 +27,10 @@ type Compression struct {
 	// application/javascript, application/x-javascript, application/xml,
 	// application/manifest+json, image/svg+xml.
 	Types []string `yaml:"types"`
-	// GzipLevel is gzip's level, 1 (fastest) .. 9 (smallest). Default 5.
+	// GzipLevel is gzip's level, 1 (fastest) .. 9 (smallest). Default 1 (docs/operations.md: measured CPU against size).
 	GzipLevel int `yaml:"gzip_level"`
 	// BrotliLevel is brotli's level, 0 (fastest) .. 9; 10 and 11 are far
-	// too slow per request. Default 4.
+	// too slow per request. Default 1.
 	BrotliLevel *int `yaml:"brotli_level"`
 }
 
@@ -51,9 +51,9 @@ func (c *Compression) defaults() {
 	if c.Types == nil {
 		c.Types = append([]string(nil), DefaultCompressionTypes...)
 	}
-	setInt(&c.GzipLevel, 5)
+	setInt(&c.GzipLevel, 1)
 	if c.BrotliLevel == nil {
-		l := 4
+		l := 1
 		c.BrotliLevel = &l
 	}
 }

@@ -13,7 +13,7 @@ func TestCompressionDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := c.Compression
-	if !got.Enabled || got.MinBytes != 1024 || got.GzipLevel != 5 || *got.BrotliLevel != 4 {
+	if !got.Enabled || got.MinBytes != 1024 || got.GzipLevel != 1 || *got.BrotliLevel != 1 {
 		t.Errorf("defaults = %+v", got)
 	}
 	if !slices.Equal(got.Algorithms, []string{"br", "gzip"}) || !slices.Equal(got.Types, DefaultCompressionTypes) {
