@@ -83,6 +83,7 @@ type Runtime struct {
 	deps         Deps
 	noNode       RequestRecorder // requests answered by the LB itself
 	limits       bodyLimits
+	comp         *compressor // nil: compression off
 }
 
 // NewRuntime builds a runtime; it reads TLS certificate files, so a reload
@@ -106,6 +107,9 @@ func NewRuntime(cfg *configs.Config, nodes []NodeSpec, deps Deps) (*Runtime, err
 		limits:      newBodyLimits(cfg.Limits),
 	}
 	var err error
+	if rt.comp, err = newCompressor(cfg.Compression); err != nil {
+		return nil, err
+	}
 	if rt.fwd.trusted, err = prefixes(cfg.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("balancer: trusted_proxies: %w", err)
 	}
