@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mosparo-lb/mosparo-lb/internal/contentcoding"
 )
 
 func TestNewEntry(t *testing.T) {
@@ -19,14 +21,21 @@ func TestNewEntry(t *testing.T) {
 	if want := "/resources/" + tid + "/" + thash + ".css"; string(e.location) != want {
 		t.Errorf("location = %q, want %q", e.location, want)
 	}
-	if e.gzip == nil || len(e.gzip) >= len(css) {
-		t.Errorf("gzip = %d bytes for %d of CSS, want smaller", len(e.gzip), len(css))
+	for _, c := range []contentcoding.Coding{contentcoding.Gzip, contentcoding.Brotli} {
+		form, tag := e.coded[c], e.codedTag[c]
+		if form == nil || len(form) >= len(css) || !e.offered.Has(c) {
+			t.Errorf("%s = %d bytes for %d of CSS, want smaller", c, len(form), len(css))
+		}
+		if want, _ := contentcoding.AppendVariant(nil, e.etag, c); !bytes.Equal(tag, want) || bytes.Equal(tag, e.etag) {
+			t.Errorf("%s etag %q, want %q", c, tag, want)
+		}
 	}
-	if !bytes.HasPrefix(e.etag, []byte(`"`)) || !bytes.HasSuffix(e.etagGzip, []byte(`-gz"`)) || bytes.Equal(e.etag, e.etagGzip) {
-		t.Errorf("etags %q %q", e.etag, e.etagGzip)
+	if !bytes.HasPrefix(e.etag, []byte(`"`)) || bytes.Equal(e.codedTag[contentcoding.Gzip], e.codedTag[contentcoding.Brotli]) {
+		t.Errorf("etags %q %q", e.etag, e.codedTag)
 	}
-	if e.size < len(css)+len(e.gzip) {
-		t.Errorf("size %d does not count body and gzip (%d)", e.size, len(css)+len(e.gzip))
+	// Every stored form counts against css_cache.max_bytes.
+	if extra := len(e.coded[contentcoding.Gzip]) + len(e.coded[contentcoding.Brotli]); e.size < len(css)+extra {
+		t.Errorf("size %d does not count body and both forms (%d)", e.size, len(css)+extra)
 	}
 	other, _ := newEntry(id, append(bytes.Clone(css[:len(css)-1]), 'x'), []byte(thash), now)
 	if bytes.Equal(e.etag, other.etag) {

@@ -340,7 +340,7 @@ func (p *Proxy) fetch(id projectID) *entry {
 	}
 	if old := p.store.get(id); old != nil && old.found && bytes.Equal(old.hash, hash) && bytes.Equal(old.body, content) {
 		// Revalidated and unchanged (the common case with memcached): keep
-		// the gzip form and ETags instead of computing them again.
+		// the gzip and brotli forms and ETags instead of computing them again.
 		return old.renewed(now)
 	}
 	e, err := newEntry(id, content, hash, now)

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	brrr "github.com/molecule-man/go-brrr"
+	"github.com/mosparo-lb/mosparo-lb/internal/contentcoding"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
 	"go.uber.org/zap"
@@ -128,50 +130,84 @@ func TestServeHashedCSS(t *testing.T) {
 	}
 }
 
-func TestServeGzip(t *testing.T) {
+// TestServeCompressed: the entry's precompressed forms go to the clients
+// that accept them, each with its own ETag, and decode to the CSS.
+func TestServeCompressed(t *testing.T) {
 	p, fb, _ := newFakeProxy(t, "")
 	css := testCSS(tid, 12<<10)
 	fb.set(tid, css, thash)
 	path := "/resources/" + tid + "/" + thash + ".css"
 	_, plain := serve(p, request{path: path})
+	tags := map[string]string{"": string(plain.Header.Peek("ETag"))}
 	for _, tc := range []struct {
-		ae   string
-		gzip bool
+		ae, want string
 	}{
-		{"gzip, deflate, br", true},
-		{"br;q=1.0, GZIP;q=0.5", true},
-		{"x-gzip", true},
-		{"*", true},
-		{"gzip;q=0", false},
-		{"gzip; q=0.000, br", false},
-		{"br", false},
-		{"", false},
+		{"gzip, deflate, br", "br"},
+		{"gzip, deflate, br, zstd", "br"},
+		{"br;q=1.0, GZIP;q=0.5", "br"},
+		{"br;q=0.5, gzip", "gzip"},
+		{"x-gzip", "gzip"},
+		{"*", "br"},
+		{"*;q=0", ""},
+		{"identity;q=0", ""},
+		{"gzip;q=0", ""},
+		{"gzip; q=0.000, br", "br"},
+		{"br", "br"},
+		{"deflate", ""},
+		{"", ""},
+		{"gzip;q=1.5, br;q=x", ""},
 	} {
 		t.Run(tc.ae, func(t *testing.T) {
 			ok, resp := serve(p, request{path: path, header: map[string]string{"Accept-Encoding": tc.ae}})
 			if !ok {
 				t.Fatal("Serve = false")
 			}
-			isGzip := string(resp.Header.Peek("Content-Encoding")) == "gzip"
-			if isGzip != tc.gzip {
-				t.Fatalf("Accept-Encoding %q: gzip = %v, want %v", tc.ae, isGzip, tc.gzip)
+			ce := string(resp.Header.Peek("Content-Encoding"))
+			if ce != tc.want {
+				t.Fatalf("Accept-Encoding %q: Content-Encoding %q, want %q", tc.ae, ce, tc.want)
 			}
-			if !isGzip {
-				return
+			if v := string(resp.Header.Peek("Vary")); v != "Accept-Encoding" {
+				t.Errorf("Vary %q", v)
 			}
-			zr, err := gzip.NewReader(bytes.NewReader(resp.Body()))
-			if err != nil {
-				t.Fatal(err)
+			if got := decodeBody(t, ce, resp.Body()); !bytes.Equal(got, css) {
+				t.Errorf("%q decodes to %d bytes, want the CSS", ce, len(got))
 			}
-			got, err := io.ReadAll(zr)
-			if err != nil || !bytes.Equal(got, css) {
-				t.Errorf("gunzip = %d bytes, %v, want the CSS", len(got), err)
+			etag := string(resp.Header.Peek("ETag"))
+			if old, seen := tags[ce]; seen && old != etag {
+				t.Errorf("%q: ETag %s, earlier %s", ce, etag, old)
 			}
-			if bytes.Equal(resp.Header.Peek("ETag"), plain.Header.Peek("ETag")) {
-				t.Error("gzip and identity share an ETag")
-			}
+			tags[ce] = etag
 		})
 	}
+	if len(tags) != 3 || tags["br"] == tags["gzip"] || tags["br"] == tags[""] || tags["gzip"] == tags[""] {
+		t.Errorf("want three distinct ETags, got %v", tags)
+	}
+}
+
+// decodeBody undoes a Content-Encoding with decoders other than the
+// encoders that made it.
+func decodeBody(t *testing.T, ce string, b []byte) []byte {
+	t.Helper()
+	var r io.Reader
+	switch ce {
+	case "":
+		return b
+	case "gzip":
+		zr, err := gzip.NewReader(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = zr
+	case "br":
+		r = brrr.NewReader(bytes.NewReader(b))
+	default:
+		t.Fatalf("Content-Encoding %q", ce)
+	}
+	got, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
 }
 
 func TestServeSmallCSSHasNoGzip(t *testing.T) {
@@ -191,6 +227,8 @@ func TestServeIfNoneMatch(t *testing.T) {
 	etag := string(first.Header.Peek("ETag"))
 	_, gz := serve(p, request{path: path, header: map[string]string{"Accept-Encoding": "gzip"}})
 	gzTag := string(gz.Header.Peek("ETag"))
+	_, br := serve(p, request{path: path, header: map[string]string{"Accept-Encoding": "br"}})
+	brTag := string(br.Header.Peek("ETag"))
 	for _, tc := range []struct {
 		name, inm string
 		want      int
@@ -199,6 +237,8 @@ func TestServeIfNoneMatch(t *testing.T) {
 		{"weak form", "W/" + etag, 304},
 		{"in a list", `"nope", ` + etag, 304},
 		{"gzip tag", gzTag, 304},
+		{"brotli tag", brTag, 304},
+		{"weak brotli tag", "W/" + brTag, 304},
 		{"star", "*", 304},
 		{"other tag", `"nope"`, 200},
 		{"garbage", `nope, "unterminated`, 200},
@@ -216,8 +256,15 @@ func TestServeIfNoneMatch(t *testing.T) {
 			}
 		})
 	}
-	if s := p.Stats(); s.NotModified != 5 {
-		t.Errorf("Stats.NotModified = %d, want 5", s.NotModified)
+	// Each coding's 304 carries the ETag of the form that client gets.
+	for ae, want := range map[string]string{"br": brTag, "gzip": gzTag, "": etag} {
+		_, resp := serve(p, request{path: path, header: map[string]string{"If-None-Match": gzTag + ", " + brTag + ", " + etag, "Accept-Encoding": ae}})
+		if resp.StatusCode() != 304 || string(resp.Header.Peek("ETag")) != want || string(resp.Header.Peek("Vary")) != "Accept-Encoding" {
+			t.Errorf("Accept-Encoding %q: %d, ETag %q, Vary %q; want 304, %s", ae, resp.StatusCode(), resp.Header.Peek("ETag"), resp.Header.Peek("Vary"), want)
+		}
+	}
+	if s := p.Stats(); s.NotModified != 10 {
+		t.Errorf("Stats.NotModified = %d, want 10", s.NotModified)
 	}
 }
 
@@ -485,7 +532,8 @@ func TestRevalidationUnchangedReusesEntryWork(t *testing.T) {
 	if second == first || !second.fetched.After(first.fetched) {
 		t.Fatal("revalidation did not produce a renewed entry")
 	}
-	if &second.gzip[0] != &first.gzip[0] || &second.etag[0] != &first.etag[0] {
+	if &second.coded[contentcoding.Gzip][0] != &first.coded[contentcoding.Gzip][0] ||
+		&second.coded[contentcoding.Brotli][0] != &first.coded[contentcoding.Brotli][0] || &second.etag[0] != &first.etag[0] {
 		t.Error("unchanged content was compressed and hashed again")
 	}
 }
