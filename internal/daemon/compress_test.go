@@ -1,0 +1,144 @@
+package daemon
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	brrr "github.com/molecule-man/go-brrr"
+	"github.com/mosparo-lb/mosparo-lb/internal/cachetest"
+	"github.com/mosparo-lb/mosparo-lb/internal/mosparotest"
+)
+
+// TestCompressionThroughTheLB: the whole daemon with compression on and the
+// CSS edge, driven by curl. The edge's precompressed CSS and a node's
+// compressed frontend script decode (in curl and in Go) to the exact bytes
+// the cache and the node hold, and every form revalidates to a 304.
+func TestCompressionThroughTheLB(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl not installed (scripts/install-test-deps.sh): the test did NOT run")
+	}
+	redis := cachetest.StartRedis(t)
+	nodes := startNodes(t, 1)
+	c := startCluster(t, nodes, fmt.Sprintf("css_cache: {backend: redis, url: \"redis://%s/0\"}\ncompression: {enabled: true}\n", redis.Addr))
+	css := ".mosparo__" + mosparotest.DemoUUID + "{color:red}" + strings.Repeat(".mosparo__row{margin:0 4px}", 600)
+	sum := sha256.Sum256([]byte(css))
+	hash := hex.EncodeToString(sum[:])
+	redisSet(t, redis.Addr, "design_"+mosparotest.DemoUUID+"_content", phpString(css))
+	redisSet(t, redis.Addr, "design_"+mosparotest.DemoUUID+"_hash", phpString(hash))
+	cssURL := c.lb + "/resources/" + mosparotest.DemoUUID + "/" + hash + ".css"
+	jsURL := c.lb + "/build/mosparo-frontend.js"
+
+	// curl -D - -o body: the header block and the raw body.
+	curl := func(t *testing.T, url string, args ...string) (head string, body []byte) {
+		t.Helper()
+		f := t.TempDir() + "/body"
+		out, err := exec.Command("curl", append([]string{"-sS", "-m", "10", "-D", "-", "-o", f, "-H", "Host: mosparo.example"}, append(args, url)...)...).Output()
+		if err != nil {
+			t.Fatalf("curl %v %s: %v", args, url, err)
+		}
+		body, err = os.ReadFile(f)
+		if err != nil && !os.IsNotExist(err) { // no file: no body (304)
+			t.Fatal(err)
+		}
+		return string(out), body
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		head, _ := curl(t, cssURL)
+		if strings.HasPrefix(head, "HTTP/1.1 200") && headerValue(head, "x-mosparo-node") == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hashed CSS never served at the edge:\n%s", head)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_, nodeJS := curl(t, nodes[0].URL() + "/build/mosparo-frontend.js")
+
+	for _, tt := range []struct {
+		name, url string
+		want      []byte
+		edge      bool
+	}{
+		{"edge css", cssURL, []byte(css), true},
+		{"proxied js", jsURL, nodeJS, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			head, body := curl(t, tt.url, "--compressed")
+			if headerValue(head, "content-encoding") != "br" || headerValue(head, "vary") != "Accept-Encoding" {
+				t.Errorf("curl --compressed not answered with br and Vary:\n%s", head)
+			}
+			if !bytes.Equal(body, tt.want) {
+				t.Errorf("curl --compressed: %d bytes, want the exact %d", len(body), len(tt.want))
+			}
+			if fromNode := headerValue(head, "x-mosparo-node") != ""; fromNode == tt.edge {
+				t.Errorf("answered by a node = %v, want %v", fromNode, !tt.edge)
+			}
+			etags := map[string]string{}
+			for _, ae := range []string{"br", "gzip", "identity"} {
+				head, raw := curl(t, tt.url, "-H", "Accept-Encoding: "+ae)
+				if got := decode(t, ae, raw); !bytes.Equal(got, tt.want) {
+					t.Errorf("Accept-Encoding %s: decodes to %d bytes, want the exact %d", ae, len(got), len(tt.want))
+				}
+				if ae != "identity" && len(raw) >= len(tt.want) {
+					t.Errorf("Accept-Encoding %s: %d bytes on the wire for %d", ae, len(raw), len(tt.want))
+				}
+				etag := headerValue(head, "etag")
+				if etag == "" {
+					t.Fatalf("Accept-Encoding %s: no ETag", ae)
+				}
+				etags[ae] = etag
+				// The form's own validator revalidates it.
+				head, _ = curl(t, tt.url, "-H", "Accept-Encoding: "+ae, "-H", "If-None-Match: "+etag)
+				if !strings.HasPrefix(head, "HTTP/1.1 304") || headerValue(head, "etag") != etag {
+					t.Errorf("If-None-Match %s with Accept-Encoding %s:\n%s", etag, ae, head)
+				}
+			}
+			if etags["br"] == etags["gzip"] || etags["br"] == etags["identity"] || etags["gzip"] == etags["identity"] {
+				t.Errorf("forms share an ETag: %v", etags)
+			}
+		})
+	}
+}
+
+// headerValue is the first value of the named header in a curl -D block.
+func headerValue(head, name string) string {
+	for _, line := range strings.Split(head, "\r\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(k, name) {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// decode undoes a Content-Encoding with decoders other than the LB's.
+func decode(t *testing.T, ce string, b []byte) []byte {
+	t.Helper()
+	var r io.Reader
+	switch ce {
+	case "br":
+		r = brrr.NewReader(bytes.NewReader(b))
+	case "gzip":
+		zr, err := gzip.NewReader(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = zr
+	default:
+		return b
+	}
+	out, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("%s: %v", ce, err)
+	}
+	return out
+}
