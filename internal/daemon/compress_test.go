@@ -62,7 +62,7 @@ func TestCompressionThroughTheLB(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	_, nodeJS := curl(t, nodes[0].URL() + "/build/mosparo-frontend.js")
+	_, nodeJS := curl(t, nodes[0].URL()+"/build/mosparo-frontend.js")
 
 	for _, tt := range []struct {
 		name, url string
