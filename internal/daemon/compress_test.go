@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -141,4 +143,98 @@ func decode(t *testing.T, ce string, b []byte) []byte {
 		t.Fatalf("%s: %v", ce, err)
 	}
 	return out
+}
+
+// TestCompressionInChromium: headless Chromium (which asks for "gzip,
+// deflate, br, zstd") loads the edge's CSS and a proxied stylesheet through
+// the LB and renders exactly the bytes the cache and the node hold.
+func TestCompressionInChromium(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Chromium")
+	}
+	bin := os.Getenv("CHROMIUM")
+	if bin == "" {
+		bin = "/usr/bin/chromium"
+	}
+	if _, err := os.Stat(bin); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("Chromium not found at %s", bin)
+		}
+		t.Skip("Chromium not found at " + bin + " (make deps installs it; or set CHROMIUM): the test did NOT run")
+	}
+	redis := cachetest.StartRedis(t)
+	nodes := startNodes(t, 1)
+	c := startCluster(t, nodes, fmt.Sprintf("css_cache: {backend: redis, url: \"redis://%s/0\"}\ncompression: {enabled: true}\n", redis.Addr))
+	// No '<', '>' or '&', so the text Chromium shows is the CSS unescaped.
+	css := ".mosparo__" + mosparotest.DemoUUID + "{color:red}" + strings.Repeat(".mosparo__label{font-weight:600;padding:2px}", 400)
+	sum := sha256.Sum256([]byte(css))
+	hash := hex.EncodeToString(sum[:])
+	redisSet(t, redis.Addr, "design_"+mosparotest.DemoUUID+"_content", phpString(css))
+	redisSet(t, redis.Addr, "design_"+mosparotest.DemoUUID+"_hash", phpString(hash))
+	nodeCSS, nodeHash, _ := nodes[0].ProjectCSS(mosparotest.DemoUUID)
+	edgeURL := c.lb + "/resources/" + mosparotest.DemoUUID + "/" + hash + ".css"
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		out, _ := exec.Command("curl", "-sS", "-m", "5", "-o", "/dev/null", "-D", "-", edgeURL).Output()
+		if strings.HasPrefix(string(out), "HTTP/1.1 200") && headerValue(string(out), "x-mosparo-node") == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hashed CSS never served at the edge:\n%s", out)
+		}
+	}
+	for _, tt := range []struct {
+		name, path string
+		want       []byte
+	}{
+		{"edge", "/resources/" + mosparotest.DemoUUID + "/" + hash + ".css", []byte(css)},
+		// The node's own hash differs from the cache's: a node answers, and
+		// the LB compresses its answer.
+		{"proxied", "/resources/" + mosparotest.DemoUUID + "/" + nodeHash + ".css", nodeCSS},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			url := c.lb + tt.path
+			// What Chromium asks for, as curl: the answer must be brotli.
+			out, err := exec.Command("curl", "-sS", "-m", "10", "-o", "/dev/null", "-D", "-",
+				"-H", "Accept-Encoding: gzip, deflate, br, zstd", url).Output()
+			if err != nil {
+				t.Fatalf("curl: %v", err)
+			}
+			if ce := headerValue(string(out), "content-encoding"); ce != "br" {
+				t.Fatalf("Content-Encoding %q for Chromium's Accept-Encoding, want br:\n%s", ce, out)
+			}
+			if fromNode := headerValue(string(out), "x-mosparo-node") != ""; fromNode != (tt.name == "proxied") {
+				t.Fatalf("answered by a node = %v:\n%s", fromNode, out)
+			}
+			dom := chromiumDOM(t, bin, url)
+			got, ok := strings.CutPrefix(dom, `<html><head><meta name="color-scheme" content="light dark"></head><body><pre style="word-wrap: break-word; white-space: pre-wrap;">`)
+			got, ok2 := strings.CutSuffix(strings.TrimSpace(got), "</pre></body></html>")
+			if !ok || !ok2 || got != string(tt.want) {
+				t.Errorf("Chromium shows %d bytes (%.80q...), want the exact %d", len(got), got, len(tt.want))
+			}
+		})
+	}
+}
+
+// chromiumDOM loads url in a fresh headless Chromium and returns the DOM
+// it rendered; the whole process group is killed afterwards.
+func chromiumDOM(t *testing.T, bin, url string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--disable-dev-shm-usage", "--user-data-dir="+t.TempDir(), "--dump-dom", url)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Chromium forks helpers (zygote, renderers): kill the group.
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	err := cmd.Run()
+	if cmd.Process != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	if err != nil {
+		t.Fatalf("chromium --dump-dom %s: %v", url, err)
+	}
+	return stdout.String()
 }
