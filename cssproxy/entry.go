@@ -105,11 +105,11 @@ func newMissEntry(id projectID, now time.Time) *entry {
 const numCodings = contentcoding.Brotli + 1
 
 // bestLevelBytes is the largest CSS compressed at the best levels (gzip 9,
-// brotli 11). That costs a few milliseconds per 10 KiB, once per design
-// change, and mosparo's CSS is about 12 KiB; a larger custom CSS gets
-// cheaper levels so that the request filling the entry is not held up
-// for seconds.
-const bestLevelBytes = 64 << 10
+// brotli 11). Brotli 11 costs about 10 ms per 10 KiB (more on a busy
+// machine), paid by the request that fills the entry, once per design
+// change; mosparo's CSS is about 12 KiB. A larger custom CSS gets cheaper
+// levels so that request is not held up for a second.
+const bestLevelBytes = 32 << 10
 
 // Levels for CSS larger than bestLevelBytes.
 const (

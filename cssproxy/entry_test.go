@@ -51,3 +51,19 @@ func TestNewEntryRejectsUnsafeHash(t *testing.T) {
 		}
 	}
 }
+
+// TestNewEntryLargeCSS: CSS above bestLevelBytes still gets both forms
+// (at cheaper levels), and they decode to it.
+func TestNewEntryLargeCSS(t *testing.T) {
+	id, _ := parseProjectID([]byte(tid))
+	css := testCSS(tid, bestLevelBytes+4096)
+	e, err := newEntry(id, css, []byte(thash), time.Unix(100, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []contentcoding.Coding{contentcoding.Gzip, contentcoding.Brotli} {
+		if got := decodeBody(t, c.String(), e.coded[c]); !bytes.Equal(got, css) {
+			t.Errorf("%s form decodes to %d bytes, want the %d of CSS", c, len(got), len(css))
+		}
+	}
+}
