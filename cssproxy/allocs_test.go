@@ -16,6 +16,7 @@ func TestServeHitAllocatesNothing(t *testing.T) {
 	fb.set(tid, testCSS(tid, 12<<10), thash)
 	hashed := "/resources/" + tid + "/" + thash + ".css"
 	_, first := serve(p, request{path: hashed})
+	packAll(p)
 	etag := string(first.Header.Peek("ETag"))
 	for _, tc := range []struct {
 		name, path string

@@ -31,12 +31,15 @@ type entry struct {
 	body  []byte // CSS, byte-exact as stored
 	etag  []byte // strong validator of body: "<hex>"
 	// coded holds the gzip and brotli forms of body by coding, made once
-	// when the entry is built; nil where a form would not be smaller.
+	// per entry by withForms; nil where a form would not be smaller or
+	// before they are made.
 	// codedTag are their validators, "<hex>-gz" and "<hex>-br"; offered
 	// is the set of codings that have a form.
 	coded    [numCodings][]byte
 	codedTag [numCodings][]byte
 	offered  contentcoding.Set
+	// packed: the forms were made (withForms), or found not worth it.
+	packed bool
 	// location is the path part of the 307 target,
 	// /resources/<uuid>/<hash>.css, appended after scheme, host and prefix.
 	location []byte
@@ -51,8 +54,8 @@ type entry struct {
 }
 
 // newEntry builds a positive entry: it checks the hash is safe to put in a
-// header, precomputes the gzip and brotli forms, the ETags and the
-// redirect path.
+// header, computes the ETag and the redirect path. The compressed forms
+// come later, from withForms, off the request path.
 func newEntry(id projectID, content, hash []byte, now time.Time) (*entry, error) {
 	if len(hash) == 0 || len(hash) > maxHashLen {
 		return nil, fmt.Errorf("%w: design hash of %d bytes", ErrCorrupt, len(hash))
@@ -74,15 +77,27 @@ func newEntry(id projectID, content, hash []byte, now time.Time) (*entry, error)
 	e.etag = append(tag, '"')
 	e.location = fmt.Appendf(nil, "/resources/%s/%s.css", id[:], hash)
 	e.size = entryOverhead + len(e.hash) + len(e.body) + len(e.etag) + len(e.location)
+	return e, nil
+}
+
+// withForms returns a copy of a positive entry holding its gzip and brotli
+// forms and their ETags, counted in its size (css_cache.max_bytes). It
+// compresses at the best levels, which takes milliseconds: the proxy calls
+// it from its packing goroutine, once per design change.
+func (e *entry) withForms() *entry {
+	f := e.renewed(e.fetched)
+	f.packed = true
 	for _, c := range [...]contentcoding.Coding{contentcoding.Gzip, contentcoding.Brotli} {
-		if e.coded[c] = compressSmaller(content, c); e.coded[c] != nil {
-			e.codedTag[c], _ = contentcoding.AppendVariant(nil, e.etag, c)
-			e.offered |= contentcoding.SetOf(c)
-			// The extra forms count against css_cache.max_bytes.
-			e.size += len(e.coded[c]) + len(e.codedTag[c])
+		if f.coded[c] != nil {
+			continue
+		}
+		if f.coded[c] = compressSmaller(e.body, c); f.coded[c] != nil {
+			f.codedTag[c], _ = contentcoding.AppendVariant(nil, e.etag, c)
+			f.offered |= contentcoding.SetOf(c)
+			f.size += len(f.coded[c]) + len(f.codedTag[c])
 		}
 	}
-	return e, nil
+	return f
 }
 
 // renewed returns a copy of a positive entry with a new fetch time, for a
@@ -91,7 +106,7 @@ func newEntry(id projectID, content, hash []byte, now time.Time) (*entry, error)
 func (e *entry) renewed(now time.Time) *entry {
 	return &entry{
 		id: e.id, found: true, hash: e.hash, body: e.body, etag: e.etag,
-		coded: e.coded, codedTag: e.codedTag, offered: e.offered,
+		coded: e.coded, codedTag: e.codedTag, offered: e.offered, packed: e.packed,
 		location: e.location, size: e.size, fetched: now,
 	}
 }
@@ -105,10 +120,10 @@ func newMissEntry(id projectID, now time.Time) *entry {
 const numCodings = contentcoding.Brotli + 1
 
 // bestLevelBytes is the largest CSS compressed at the best levels (gzip 9,
-// brotli 11). Brotli 11 costs about 10 ms per 10 KiB (more on a busy
-// machine), paid by the request that fills the entry, once per design
-// change; mosparo's CSS is about 12 KiB. A larger custom CSS gets cheaper
-// levels so that request is not held up for a second.
+// brotli 11). Brotli 11 costs about 10 ms per 10 KiB (ten times that under
+// the race detector), once per design change, off the request path;
+// mosparo's CSS is about 12 KiB. A larger custom CSS gets cheaper levels,
+// so the packing goroutine keeps up with many projects.
 const bestLevelBytes = 32 << 10
 
 // Levels for CSS larger than bestLevelBytes.
@@ -117,7 +132,7 @@ const (
 	largeBrotliLevel = 5
 )
 
-// compressSmaller compresses once per entry (not per request) and keeps
+// compressSmaller compresses once per entry (never per request) and keeps
 // the result only when it saves bytes.
 func compressSmaller(b []byte, c contentcoding.Coding) []byte {
 	if len(b) < 256 {

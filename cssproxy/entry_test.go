@@ -18,6 +18,10 @@ func TestNewEntry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if e.packed || e.offered != 0 {
+		t.Error("newEntry compressed; that is withForms' work")
+	}
+	e = e.withForms()
 	if want := "/resources/" + tid + "/" + thash + ".css"; string(e.location) != want {
 		t.Errorf("location = %q, want %q", e.location, want)
 	}
@@ -61,6 +65,7 @@ func TestNewEntryLargeCSS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e = e.withForms()
 	for _, c := range []contentcoding.Coding{contentcoding.Gzip, contentcoding.Brotli} {
 		if got := decodeBody(t, c.String(), e.coded[c]); !bytes.Equal(got, css) {
 			t.Errorf("%s form decodes to %d bytes, want the %d of CSS", c, len(got), len(css))

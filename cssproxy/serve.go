@@ -138,7 +138,8 @@ func (p *Proxy) writeCSS(ctx *fasthttp.RequestCtx, e *entry) {
 	h.SetCanonical(hdrACAO, valStar)
 	h.SetCanonical(hdrCacheControl, valImmutable)
 	h.SetCanonical(hdrETag, etag)
-	if e.offered != 0 {
+	if e.offered != 0 || !e.packed {
+		// Also before the forms are made: the answer will vary.
 		h.SetCanonical(hdrVary, valAcceptEnc)
 	}
 	if inm := ctx.Request.Header.Peek(hdrIfNoneMatch); len(inm) > 0 && etagListMatches(inm, e) {

@@ -14,6 +14,8 @@ func BenchmarkServe(b *testing.B) {
 	p, fb, _ := newFakeProxy(b, "")
 	fb.set(tid, testCSS(tid, 12<<10), thash)
 	hashed := "/resources/" + tid + "/" + thash + ".css"
+	serve(p, request{path: hashed})
+	packAll(p)
 	for _, bc := range []struct {
 		name, path, ae string
 	}{

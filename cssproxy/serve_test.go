@@ -137,7 +137,11 @@ func TestServeCompressed(t *testing.T) {
 	css := testCSS(tid, 12<<10)
 	fb.set(tid, css, thash)
 	path := "/resources/" + tid + "/" + thash + ".css"
-	_, plain := serve(p, request{path: path})
+	_, plain := serve(p, request{path: path, header: map[string]string{"Accept-Encoding": "br"}})
+	if string(plain.Header.Peek("Content-Encoding")) != "" || string(plain.Header.Peek("Vary")) != "Accept-Encoding" {
+		t.Error("before its forms are made, the entry is served as it is, with Vary")
+	}
+	packAll(p)
 	tags := map[string]string{"": string(plain.Header.Peek("ETag"))}
 	for _, tc := range []struct {
 		ae, want string
@@ -213,6 +217,8 @@ func decodeBody(t *testing.T, ce string, b []byte) []byte {
 func TestServeSmallCSSHasNoGzip(t *testing.T) {
 	p, fb, _ := newFakeProxy(t, "")
 	fb.set(tid, []byte(".a{}"), thash)
+	serve(p, request{path: "/resources/" + tid + "/" + thash + ".css"})
+	packAll(p)
 	ok, resp := serve(p, request{path: "/resources/" + tid + "/" + thash + ".css", header: map[string]string{"Accept-Encoding": "gzip"}})
 	if !ok || string(resp.Body()) != ".a{}" || len(resp.Header.Peek("Content-Encoding")) != 0 || len(resp.Header.Peek("Vary")) != 0 {
 		t.Errorf("ok=%v body %q encoding %q vary %q", ok, resp.Body(), resp.Header.Peek("Content-Encoding"), resp.Header.Peek("Vary"))
@@ -224,6 +230,7 @@ func TestServeIfNoneMatch(t *testing.T) {
 	fb.set(tid, testCSS(tid, 4096), thash)
 	path := "/resources/" + tid + "/" + thash + ".css"
 	_, first := serve(p, request{path: path})
+	packAll(p)
 	etag := string(first.Header.Peek("ETag"))
 	_, gz := serve(p, request{path: path, header: map[string]string{"Accept-Encoding": "gzip"}})
 	gzTag := string(gz.Header.Peek("ETag"))
@@ -495,6 +502,7 @@ func TestServeOverFastHTTP(t *testing.T) {
 	if r := do("GET", "/resources/"+tid+"/0000.css"); r.StatusCode() != 404 || string(r.Body()) != "from node" {
 		t.Errorf("mismatch = %d %q, want the node's answer", r.StatusCode(), r.Body())
 	}
+	packAll(p)
 	if r := do("GET", hashed, "Accept-Encoding", "gzip"); string(r.Header.Peek("Content-Encoding")) != "gzip" {
 		t.Error("gzip not negotiated over the wire")
 	}
@@ -505,6 +513,49 @@ func TestServeOverFastHTTP(t *testing.T) {
 	}
 	if fellThrough.Load() != 2 {
 		t.Errorf("fell through %d times, want 2", fellThrough.Load())
+	}
+}
+
+// packAll does the packing goroutine's work for a proxy whose Run is not
+// started: every queued entry gets its compressed forms.
+func packAll(p *Proxy) {
+	for {
+		select {
+		case e := <-p.pack:
+			p.packOne(e)
+		default:
+			return
+		}
+	}
+}
+
+// TestPackingKeepsOnlyTheCurrentEntry: forms made for an entry that was
+// invalidated or replaced meanwhile are thrown away, never stored.
+func TestPackingKeepsOnlyTheCurrentEntry(t *testing.T) {
+	p, fb, _ := newFakeProxy(t, "")
+	fb.set(tid, testCSS(tid, 4096), thash)
+	id, _ := parseProjectID([]byte(tid))
+	e := p.load(id)
+	if e.packed || e.offered != 0 {
+		t.Fatal("a fresh entry already has its forms")
+	}
+	queued := <-p.pack
+	p.store.invalidate(id)
+	if p.store.upgrade(queued, queued.withForms()) {
+		t.Error("forms stored for an invalidated entry")
+	}
+	if p.store.get(id) != nil {
+		t.Error("an invalidated entry came back")
+	}
+	p.load(id)
+	_, before := p.store.usage()
+	packAll(p)
+	got := p.store.get(id)
+	if !got.packed || !got.offered.Has(contentcoding.Brotli) || !got.offered.Has(contentcoding.Gzip) {
+		t.Fatalf("packed entry %+v", got.offered)
+	}
+	if _, after := p.store.usage(); after-before != got.size-e.size || after <= before {
+		t.Errorf("store bytes %d -> %d, want the forms' %d more", before, after, got.size-e.size)
 	}
 }
 
@@ -525,7 +576,12 @@ func TestRevalidationUnchangedReusesEntryWork(t *testing.T) {
 	p, fb, clk := newFakeProxy(t, "  revalidate_interval: 1s\n")
 	fb.set(tid, testCSS(tid, 12<<10), thash)
 	id, _ := parseProjectID([]byte(tid))
-	first := p.load(id)
+	p.load(id)
+	packAll(p)
+	first := p.store.get(id)
+	if !first.packed || first.coded[contentcoding.Gzip] == nil {
+		t.Fatal("entry not packed")
+	}
 	clk.Advance(2 * time.Second)
 	fb.set(tid, testCSS(tid, 12<<10), thash) // same bytes, new slice
 	second := p.load(id)

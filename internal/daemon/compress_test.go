@@ -53,10 +53,12 @@ func TestCompressionThroughTheLB(t *testing.T) {
 		}
 		return string(out), body
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	// The edge answers once it has read the cache, and in brotli once its
+	// packing goroutine has made the forms.
+	deadline := time.Now().Add(10 * time.Second)
 	for {
-		head, _ := curl(t, cssURL)
-		if strings.HasPrefix(head, "HTTP/1.1 200") && headerValue(head, "x-mosparo-node") == "" {
+		head, _ := curl(t, cssURL, "-H", "Accept-Encoding: br")
+		if strings.HasPrefix(head, "HTTP/1.1 200") && headerValue(head, "x-mosparo-node") == "" && headerValue(head, "content-encoding") == "br" {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -173,9 +175,10 @@ func TestCompressionInChromium(t *testing.T) {
 	redisSet(t, redis.Addr, "design_"+mosparotest.DemoUUID+"_hash", phpString(hash))
 	nodeCSS, nodeHash, _ := nodes[0].ProjectCSS(mosparotest.DemoUUID)
 	edgeURL := c.lb + "/resources/" + mosparotest.DemoUUID + "/" + hash + ".css"
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		out, _ := exec.Command("curl", "-sS", "-m", "5", "-o", "/dev/null", "-D", "-", edgeURL).Output()
-		if strings.HasPrefix(string(out), "HTTP/1.1 200") && headerValue(string(out), "x-mosparo-node") == "" {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		out, _ := exec.Command("curl", "-sS", "-m", "5", "-o", "/dev/null", "-D", "-", "-H", "Accept-Encoding: br", edgeURL).Output()
+		if strings.HasPrefix(string(out), "HTTP/1.1 200") && headerValue(string(out), "x-mosparo-node") == "" &&
+			headerValue(string(out), "content-encoding") == "br" {
 			break
 		}
 		if time.Now().After(deadline) {
