@@ -38,7 +38,7 @@
 #                       what suits the one CPU each gets with BENCH_PIN=split
 #   BENCH_LB_GOMAXPROCS=n  mosparo-lb alone (default BENCH_WORKERS); "" = Go's
 #                       choice (from the taskset mask: 1 under BENCH_PIN=split)
-#   BENCH_WORKLOADS="login post css css-edge css-307" (css-edge-z on request)
+#   BENCH_WORKLOADS="login post css css-edge css-307 css-edge-z"
 #   BENCH_PROXIES="mosparo-lb haproxy nginx"
 #   BENCH_NGINX_BROTLI=1  css-edge-z: nginx also serves a .br file (brotli_static)
 #                       when the module is installed; 0: gzip_static only
@@ -69,7 +69,7 @@ THREADS=${BENCH_THREADS:-1}
 CONNS=${BENCH_CONNS:-32}
 POLICY=${BENCH_POLICY:-round_robin}
 PIN=${BENCH_PIN:-split}
-WORKLOADS=${BENCH_WORKLOADS:-login post css css-edge css-307}
+WORKLOADS=${BENCH_WORKLOADS:-login post css css-edge css-307 css-edge-z}
 LB_ALT=${BENCH_LB_ALT:-}
 if [[ -n $LB_ALT ]]; then
 	PROXIES=${BENCH_PROXIES:-mosparo-lb mosparo-lb-alt haproxy nginx}
