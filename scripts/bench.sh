@@ -294,7 +294,10 @@ for w in $WORKLOADS; do
 	css) WTITLE[$w]="GET hashed CSS ($size B)" ;;
 	css-edge) WTITLE[$w]="GET hashed CSS ($size B): mosparo-lb from its edge cache, the peers via a node" ;;
 	css-307) WTITLE[$w]="GET /resources/<uuid>.css, 307: mosparo-lb at the edge, the peers via a node" ;;
-	css-edge-z) WTITLE[$w]="GET hashed CSS ($size B) with Accept-Encoding: gzip, br: mosparo-lb from its edge cache, nginx gzip_static$([[ ${BENCH_NGINX_BROTLI:-1} == 1 && -f $BROTLI_STATIC_SO ]] && echo /brotli_static) file, haproxy compressing a node's answer" ;;
+	css-edge-z)
+		static=gzip_static
+		[[ ${BENCH_NGINX_BROTLI:-1} != 1 || ! -f $BROTLI_STATIC_SO ]] || static+=/brotli_static
+		WTITLE[$w]="GET hashed CSS ($size B) with Accept-Encoding: gzip, br: mosparo-lb from its edge cache, nginx $static file, haproxy compressing a node's answer" ;;
 	esac
 done
 
