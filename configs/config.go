@@ -24,20 +24,22 @@ type Config struct {
 	// with '_' and '-' alike, as PHP reads them. Default: none.
 	StripClientIPHeaders []string `yaml:"strip_client_ip_headers"`
 	// Nodes are the static mosparo nodes; discovery may add more.
-	Nodes       []Node      `yaml:"nodes"`
-	Discovery   Discovery   `yaml:"discovery"`
-	Balancing   Balancing   `yaml:"balancing"`
-	Timeouts    Timeouts    `yaml:"timeouts"`
-	Limits      Limits      `yaml:"limits"`
-	Health      Health      `yaml:"health"`
-	Edge        Edge        `yaml:"edge"`
+	Nodes     []Node    `yaml:"nodes"`
+	Discovery Discovery `yaml:"discovery"`
+	Balancing Balancing `yaml:"balancing"`
+	Timeouts  Timeouts  `yaml:"timeouts"`
+	Limits    Limits    `yaml:"limits"`
+	Health    Health    `yaml:"health"`
+	Edge      Edge      `yaml:"edge"`
+	CSSCache  CSSCache  `yaml:"css_cache"`
+	VRRP      VRRP      `yaml:"vrrp"`
+	Cron      Cron      `yaml:"cron"`
+	Admin     Admin     `yaml:"admin"`
+	Log       Log       `yaml:"log"`
+	Shutdown  Shutdown  `yaml:"shutdown"`
+
+	// Compression of the nodes' text answers (gzip, brotli).
 	Compression Compression `yaml:"compression"`
-	CSSCache    CSSCache    `yaml:"css_cache"`
-	VRRP        VRRP        `yaml:"vrrp"`
-	Cron        Cron        `yaml:"cron"`
-	Admin       Admin       `yaml:"admin"`
-	Log         Log         `yaml:"log"`
-	Shutdown    Shutdown    `yaml:"shutdown"`
 }
 
 // Listener is one public address the balancer accepts on.
