@@ -205,3 +205,19 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 	r.b = r.b[m:]
 	return m, nil
 }
+// FuzzCompressHeaders: a node's Content-Type, Cache-Control and Vary never
+// panic the compression checks.
+func FuzzCompressHeaders(f *testing.F) {
+	f.Add([]byte("text/html; charset=UTF-8"), []byte("public, no-transform"))
+	f.Add([]byte(" ;"), []byte(",,=;"))
+	f.Add([]byte("TEXT/"), []byte("No-Transform=1"))
+	c, err := newCompressor(testConfigTB(f, "compression: {enabled: true}\n").Compression)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, ct, cc []byte) {
+		c.compressible(ct)
+		hasToken(cc, strNoTransform)
+		hasToken(cc, valStar)
+	})
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mosparo-lb/mosparo-lb/health"
+	"github.com/mosparo-lb/mosparo-lb/internal/contentcoding"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 )
@@ -21,6 +22,11 @@ type reqState struct {
 	buf     []byte
 	addr    []byte
 	fields  [8]zap.Field
+
+	// compression (compress.go): scratch for bodies and header values, and
+	// the variant ETags the client named in If-None-Match.
+	zbuf, hbuf []byte
+	inm        contentcoding.Set
 }
 
 var statePool = sync.Pool{New: func() any { return new(reqState) }}
@@ -162,6 +168,9 @@ func (rt *Runtime) forward(ctx *fasthttp.RequestCtx, st *reqState, o *outcome, p
 	removeHopByHop(&req.Header)
 	req.Header.ResetConnectionClose()
 	st.buf = rt.fwd.apply(&req.Header, peer, isTLS, st.buf)
+	if rt.comp != nil {
+		rt.comp.request(req, st)
+	}
 	// TLS ends here; the hop to the node is plain HTTP.
 	req.URI().SetSchemeBytes(strHTTP)
 
@@ -201,6 +210,9 @@ func (rt *Runtime) forward(ctx *fasthttp.RequestCtx, st *reqState, o *outcome, p
 		now = time.Now()
 		if err == nil {
 			rt.finishResponse(ctx, u, o, clientClose, now.UnixNano())
+			if rt.comp != nil {
+				rt.comp.respond(ctx, st)
+			}
 			return
 		}
 		c := causeOf(err)

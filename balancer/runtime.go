@@ -99,8 +99,9 @@ type Runtime struct {
 	// 0), and update routes follow updateNode's (update.go).
 	versionRouting bool
 	updateNode     string
-	proxy        []*proxyPolicy // per listener index; nil: no PROXY header (proxyproto.go)
-	proxyTimeout time.Duration  // the shortest proxy_protocol.timeout; 0 for none
+	proxy          []*proxyPolicy // per listener index; nil: no PROXY header (proxyproto.go)
+	proxyTimeout   time.Duration  // the shortest proxy_protocol.timeout; 0 for none
+	comp           *compressor    // nil: compression off
 }
 
 // NewRuntime builds a runtime; it reads TLS certificate files, so a reload
@@ -124,6 +125,9 @@ func NewRuntime(cfg *configs.Config, nodes []NodeSpec, deps Deps) (*Runtime, err
 		limits:      newBodyLimits(cfg.Limits),
 	}
 	var err error
+	if rt.comp, err = newCompressor(cfg.Compression); err != nil {
+		return nil, err
+	}
 	if rt.fwd.trusted, err = prefixes(cfg.TrustedProxies); err != nil {
 		return nil, fmt.Errorf("balancer: trusted_proxies: %w", err)
 	}

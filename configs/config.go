@@ -37,6 +37,9 @@ type Config struct {
 	Admin     Admin     `yaml:"admin"`
 	Log       Log       `yaml:"log"`
 	Shutdown  Shutdown  `yaml:"shutdown"`
+
+	// Compression of the nodes' text answers (gzip, brotli).
+	Compression Compression `yaml:"compression"`
 }
 
 // Listener is one public address the balancer accepts on.

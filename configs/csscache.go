@@ -24,7 +24,7 @@ type CSSCache struct {
 	Timeout Duration `yaml:"timeout"`
 	// Breaker stops asking a failing cache so an outage costs nothing.
 	Breaker CSSCacheBreaker `yaml:"breaker"`
-	// MaxBytes bounds the local in-memory copy (CSS, its gzip form and
+	// MaxBytes bounds the local in-memory copy (CSS, its gzip and brotli forms and
 	// bookkeeping), in bytes. Default 32 MiB; at least 64 KiB.
 	MaxBytes int `yaml:"max_bytes"`
 	// MaxValueBytes is the largest CSS accepted from the cache, in bytes

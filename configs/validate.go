@@ -71,6 +71,7 @@ func (c *Config) defaults() {
 	setDuration(&c.Shutdown.Grace, "10s")
 	c.Health.defaults()
 	c.Discovery.defaults()
+	c.Compression.defaults()
 	c.CSSCache.defaults()
 	c.VRRP.defaults()
 	c.Cron.defaults()
@@ -123,6 +124,7 @@ func (c *Config) validate(v *validator) {
 	oneOf(v, "log.format", c.Log.Format, []string{"json", "console"})
 	c.Health.validate(v, "health")
 	c.Discovery.validate(v, "discovery")
+	c.Compression.validate(v, "compression")
 	c.CSSCache.validate(v, "css_cache")
 	c.VRRP.validate(v, "vrrp")
 	for i, in := range c.VRRP.Instances {

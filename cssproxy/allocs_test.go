@@ -8,7 +8,7 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// TestServeHitAllocatesNothing: a cache hit (200, gzip, 304 and 307) must
+// TestServeHitAllocatesNothing: a cache hit (200, gzip, brotli, 304 and 307) must
 // not allocate in steady state (STYLE.md 10). The RequestCtx is reused the
 // way fasthttp's server reuses it between requests.
 func TestServeHitAllocatesNothing(t *testing.T) {
@@ -16,6 +16,7 @@ func TestServeHitAllocatesNothing(t *testing.T) {
 	fb.set(tid, testCSS(tid, 12<<10), thash)
 	hashed := "/resources/" + tid + "/" + thash + ".css"
 	_, first := serve(p, request{path: hashed})
+	packAll(p)
 	etag := string(first.Header.Peek("ETag"))
 	for _, tc := range []struct {
 		name, path string
@@ -23,7 +24,9 @@ func TestServeHitAllocatesNothing(t *testing.T) {
 		status     int
 	}{
 		{"200", hashed, [2]string{}, 200},
-		{"200 gzip", hashed, [2]string{"Accept-Encoding", "gzip, deflate, br"}, 200},
+		{"200 gzip", hashed, [2]string{"Accept-Encoding", "gzip, deflate"}, 200},
+		{"200 br", hashed, [2]string{"Accept-Encoding", "gzip, deflate, br, zstd"}, 200},
+		{"200 hostile Accept-Encoding", hashed, [2]string{"Accept-Encoding", "br;q=0.x, gzip;q=1.5, *;q=0.1"}, 200},
 		{"200 If-None-Match other", hashed, [2]string{"If-None-Match", `"x", W/"y"`}, 200},
 		{"304", hashed, [2]string{"If-None-Match", `"x", W/` + etag}, 304},
 		{"307", "/resources/" + tid + ".css", [2]string{}, 307},
@@ -45,6 +48,9 @@ func TestServeHitAllocatesNothing(t *testing.T) {
 			run() // fill the local cache and fasthttp's buffers
 			if got := ctx.Response.StatusCode(); got != tc.status {
 				t.Fatalf("status %d, want %d", got, tc.status)
+			}
+			if ce := string(ctx.Response.Header.ContentEncoding()); tc.name == "200 br" && ce != "br" {
+				t.Fatalf("Content-Encoding %q, want br", ce)
 			}
 			if n := testing.AllocsPerRun(1000, run); n != 0 {
 				t.Errorf("Serve allocates %.1f times per hit, want 0", n)

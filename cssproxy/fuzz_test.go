@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"testing"
+
+	"github.com/mosparo-lb/mosparo-lb/internal/contentcoding"
 )
 
 const fuzzMax = 1 << 16
@@ -105,7 +107,7 @@ func FuzzRequestParsing(f *testing.F) {
 	f.Add([]byte("/resources/0b6e2a1c-7d3f-4e5a-9c8b-1f2e3d4c5b6a/abc.css"), []byte("gzip;q=0, br"), []byte(`W/"x", "y"`))
 	f.Add([]byte("/resources/0b6e2a1c-7d3f-4e5a-9c8b-1f2e3d4c5b6a.css"), []byte("*;q=0.000"), []byte(`*`))
 	f.Add([]byte("/resources//.css"), []byte(";;,,q="), []byte(`"unterminated`))
-	e := &entry{etag: []byte(`"x"`), etagGzip: []byte(`"x-gz"`)}
+	e := &entry{etag: []byte(`"x"`), codedTag: [numCodings][]byte{contentcoding.Gzip: []byte(`"x-gz"`), contentcoding.Brotli: []byte(`"x-br"`)}}
 	f.Fuzz(func(t *testing.T, path, ae, inm []byte) {
 		id, hash, ok := parseResourcePath(path)
 		if ok {
@@ -116,7 +118,7 @@ func FuzzRequestParsing(f *testing.F) {
 				t.Fatalf("parseResourcePath(%q) hash %q", path, hash)
 			}
 		}
-		acceptsGzip(ae)
+		contentcoding.Negotiate(ae, contentcoding.SetOf(contentcoding.Gzip, contentcoding.Brotli))
 		etagListMatches(inm, e)
 	})
 }

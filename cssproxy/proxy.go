@@ -118,6 +118,9 @@ type Proxy struct {
 	refresh chan projectID
 	bufs    sync.Pool // *[]byte for building Location headers
 
+	// pack queues new entries for their compressed forms (withForms).
+	pack chan *entry
+
 	hits, redirects, notModified, misses, errs atomic.Uint64
 	stale                                      atomic.Uint64
 }
@@ -146,6 +149,7 @@ func New(cfg configs.CSSCache, opts Options) (*Proxy, error) {
 		revalidate: cfg.RevalidateInterval.D(),
 		maxStale:   cfg.MaxStale.D(),
 		refresh:    make(chan projectID, refreshQueue),
+		pack:       make(chan *entry, refreshQueue),
 		coh:        newCoherence(cfg.CoherenceInterval.D()),
 		probe:      newProbe(cfg.RevalidateInterval.D(), cfg.Timeout.D()),
 	}
@@ -197,6 +201,11 @@ func (p *Proxy) Run(ctx context.Context) error {
 			p.refreshLoop(ctx)
 		}()
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		p.packLoop(ctx)
+	}()
 	wg.Wait()
 	if berr != nil {
 		return fmt.Errorf("cssproxy: %s: %w", p.backend.name(), berr)
@@ -305,7 +314,33 @@ func (p *Proxy) load(id projectID) *entry {
 	}
 	e := p.fetch(id)
 	p.store.finish(id, f, e)
+	if e != nil && e.found && !e.packed {
+		select {
+		case p.pack <- e:
+		default:
+			// Full: served uncompressed until a later lookup queues it.
+		}
+	}
 	return e
+}
+
+// packLoop gives new entries their gzip and brotli forms, one at a time at
+// the best levels, so no request waits for that compression.
+func (p *Proxy) packLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e := <-p.pack:
+			p.packOne(e)
+		}
+	}
+}
+
+// packOne compresses e and swaps the result in, unless e was replaced
+// meanwhile.
+func (p *Proxy) packOne(e *entry) {
+	p.store.upgrade(e, e.withForms())
 }
 
 // fetch asks the shared cache through the breaker and builds the entry. It
@@ -345,7 +380,7 @@ func (p *Proxy) fetch(id projectID) *entry {
 	}
 	if old := p.store.get(id); old != nil && old.found && bytes.Equal(old.hash, hash) && bytes.Equal(old.body, content) {
 		// Revalidated and unchanged (the common case with memcached): keep
-		// the gzip form and ETags instead of computing them again.
+		// the gzip and brotli forms and ETags instead of computing them again.
 		return old.renewed(now)
 	}
 	e, err := newEntry(id, content, hash, now)

@@ -3,6 +3,7 @@ package cssproxy
 import (
 	"bytes"
 
+	"github.com/mosparo-lb/mosparo-lb/internal/contentcoding"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 )
@@ -28,13 +29,11 @@ var (
 	hdrAcceptEnc    = "Accept-Encoding"
 	hdrVary         = []byte("Vary")
 	valAcceptEnc    = []byte("Accept-Encoding")
-	valGzip         = []byte("gzip")
 	resourcesPrefix = []byte("/resources/")
 	cssSuffix       = []byte(".css")
 	schemeSeparator = []byte("://")
 	methodGet       = []byte(fasthttp.MethodGet)
 	methodHead      = []byte(fasthttp.MethodHead)
-	valXGzip        = []byte("x-gzip")
 	weakPrefix      = []byte("W/")
 )
 
@@ -158,21 +157,23 @@ func parseResourcePath(path []byte) (id projectID, hash []byte, ok bool) {
 }
 
 // writeCSS answers 200 (or 304 on a matching If-None-Match) with the
-// entry's bytes, gzip-encoded when the client accepts it. The body is the
-// entry's immutable slice, handed over without a copy.
+// entry's bytes in the coding the client prefers of those the entry holds
+// (brotli, gzip, identity), each with its own ETag. The body is the entry's
+// immutable slice, handed over without a copy: nothing is compressed here.
 func (p *Proxy) writeCSS(ctx *fasthttp.RequestCtx, e *entry) {
 	resp := &ctx.Response
 	h := &resp.Header
-	useGzip := e.gzip != nil && acceptsGzip(ctx.Request.Header.Peek(hdrAcceptEnc))
-	etag := e.etag
-	if useGzip {
-		etag = e.etagGzip
+	coding := contentcoding.Negotiate(ctx.Request.Header.Peek(hdrAcceptEnc), e.offered)
+	body, etag := e.body, e.etag
+	if coding != contentcoding.Identity {
+		body, etag = e.coded[coding], e.codedTag[coding]
 	}
 	h.SetContentTypeBytes(contentTypeCSS)
 	h.SetCanonical(hdrACAO, valStar)
 	h.SetCanonical(hdrCacheControl, valImmutable)
 	h.SetCanonical(hdrETag, etag)
-	if e.gzip != nil {
+	if e.offered != 0 || !e.packed {
+		// Also before the forms are made: the answer will vary.
 		h.SetCanonical(hdrVary, valAcceptEnc)
 	}
 	if inm := ctx.Request.Header.Peek(hdrIfNoneMatch); len(inm) > 0 && etagListMatches(inm, e) {
@@ -182,12 +183,10 @@ func (p *Proxy) writeCSS(ctx *fasthttp.RequestCtx, e *entry) {
 		return
 	}
 	resp.SetStatusCode(fasthttp.StatusOK)
-	if useGzip {
-		h.SetContentEncodingBytes(valGzip)
-		resp.SetBodyRaw(e.gzip)
-		return
+	if coding != contentcoding.Identity {
+		h.SetContentEncodingBytes(coding.Token())
 	}
-	resp.SetBodyRaw(e.body)
+	resp.SetBodyRaw(body)
 }
 
 // writeRedirect answers mosparo's 307 from /resources/<uuid>.css to the
@@ -210,58 +209,8 @@ func (p *Proxy) writeRedirect(ctx *fasthttp.RequestCtx, e *entry, scheme, host, 
 	p.bufs.Put(bp)
 }
 
-// acceptsGzip reports whether an Accept-Encoding value lists gzip (or *)
-// without q=0 (RFC 9110 12.5.3). It scans in place, allocating nothing.
-func acceptsGzip(v []byte) bool {
-	for len(v) > 0 {
-		var item []byte
-		if i := bytes.IndexByte(v, ','); i >= 0 {
-			item, v = v[:i], v[i+1:]
-		} else {
-			item, v = v, nil
-		}
-		name, params := item, []byte(nil)
-		if i := bytes.IndexByte(item, ';'); i >= 0 {
-			name, params = item[:i], item[i+1:]
-		}
-		name = bytes.TrimSpace(name)
-		if !bytes.EqualFold(name, valGzip) && !bytes.EqualFold(name, valXGzip) && !bytes.Equal(name, valStar) {
-			continue
-		}
-		return !qualityZero(params)
-	}
-	return false
-}
-
-// qualityZero reports whether parameters carry q=0 (or 0.0, 0.000).
-func qualityZero(params []byte) bool {
-	for len(params) > 0 {
-		var p []byte
-		if i := bytes.IndexByte(params, ';'); i >= 0 {
-			p, params = params[:i], params[i+1:]
-		} else {
-			p, params = params, nil
-		}
-		p = bytes.TrimSpace(p)
-		if len(p) < 2 || (p[0] != 'q' && p[0] != 'Q') || p[1] != '=' {
-			continue
-		}
-		q := bytes.TrimSpace(p[2:])
-		if len(q) == 0 || q[0] != '0' {
-			return false
-		}
-		for _, c := range q[1:] {
-			if c != '.' && c != '0' {
-				return false
-			}
-		}
-		return true
-	}
-	return false
-}
-
 // etagListMatches applies If-None-Match's weak comparison (RFC 9110
-// 13.1.2): "*" or any listed tag equal to either representation's tag,
+// 13.1.2): "*" or any listed tag equal to any representation's tag,
 // ignoring a W/ prefix.
 func etagListMatches(v []byte, e *entry) bool {
 	for len(v) > 0 {
@@ -289,7 +238,7 @@ func etagListMatches(v []byte, e *entry) bool {
 			return false
 		}
 		tag := v[:end+2]
-		if bytes.Equal(tag, e.etag) || bytes.Equal(tag, e.etagGzip) {
+		if bytes.Equal(tag, e.etag) || bytes.Equal(tag, e.codedTag[contentcoding.Gzip]) || bytes.Equal(tag, e.codedTag[contentcoding.Brotli]) {
 			return true
 		}
 		v = v[end+2:]

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	brrr "github.com/molecule-man/go-brrr"
+	"github.com/mosparo-lb/mosparo-lb/internal/contentcoding"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
 	"go.uber.org/zap"
@@ -130,55 +132,95 @@ func TestServeHashedCSS(t *testing.T) {
 	}
 }
 
-func TestServeGzip(t *testing.T) {
+// TestServeCompressed: the entry's precompressed forms go to the clients
+// that accept them, each with its own ETag, and decode to the CSS.
+func TestServeCompressed(t *testing.T) {
 	p, fb, _ := newFakeProxy(t, "")
 	css := testCSS(tid, 12<<10)
 	fb.set(tid, css, thash)
 	path := "/resources/" + tid + "/" + thash + ".css"
-	_, plain := serve(p, request{path: path})
+	_, plain := serve(p, request{path: path, header: map[string]string{"Accept-Encoding": "br"}})
+	if string(plain.Header.Peek("Content-Encoding")) != "" || string(plain.Header.Peek("Vary")) != "Accept-Encoding" {
+		t.Error("before its forms are made, the entry is served as it is, with Vary")
+	}
+	packAll(p)
+	tags := map[string]string{"": string(plain.Header.Peek("ETag"))}
 	for _, tc := range []struct {
-		ae   string
-		gzip bool
+		ae, want string
 	}{
-		{"gzip, deflate, br", true},
-		{"br;q=1.0, GZIP;q=0.5", true},
-		{"x-gzip", true},
-		{"*", true},
-		{"gzip;q=0", false},
-		{"gzip; q=0.000, br", false},
-		{"br", false},
-		{"", false},
+		{"gzip, deflate, br", "br"},
+		{"gzip, deflate, br, zstd", "br"},
+		{"br;q=1.0, GZIP;q=0.5", "br"},
+		{"br;q=0.5, gzip", "gzip"},
+		{"x-gzip", "gzip"},
+		{"*", "br"},
+		{"*;q=0", ""},
+		{"identity;q=0", ""},
+		{"gzip;q=0", ""},
+		{"gzip; q=0.000, br", "br"},
+		{"br", "br"},
+		{"deflate", ""},
+		{"", ""},
+		{"gzip;q=1.5, br;q=x", ""},
 	} {
 		t.Run(tc.ae, func(t *testing.T) {
 			ok, resp := serve(p, request{path: path, header: map[string]string{"Accept-Encoding": tc.ae}})
 			if !ok {
 				t.Fatal("Serve = false")
 			}
-			isGzip := string(resp.Header.Peek("Content-Encoding")) == "gzip"
-			if isGzip != tc.gzip {
-				t.Fatalf("Accept-Encoding %q: gzip = %v, want %v", tc.ae, isGzip, tc.gzip)
+			ce := string(resp.Header.Peek("Content-Encoding"))
+			if ce != tc.want {
+				t.Fatalf("Accept-Encoding %q: Content-Encoding %q, want %q", tc.ae, ce, tc.want)
 			}
-			if !isGzip {
-				return
+			if v := string(resp.Header.Peek("Vary")); v != "Accept-Encoding" {
+				t.Errorf("Vary %q", v)
 			}
-			zr, err := gzip.NewReader(bytes.NewReader(resp.Body()))
-			if err != nil {
-				t.Fatal(err)
+			if got := decodeBody(t, ce, resp.Body()); !bytes.Equal(got, css) {
+				t.Errorf("%q decodes to %d bytes, want the CSS", ce, len(got))
 			}
-			got, err := io.ReadAll(zr)
-			if err != nil || !bytes.Equal(got, css) {
-				t.Errorf("gunzip = %d bytes, %v, want the CSS", len(got), err)
+			etag := string(resp.Header.Peek("ETag"))
+			if old, seen := tags[ce]; seen && old != etag {
+				t.Errorf("%q: ETag %s, earlier %s", ce, etag, old)
 			}
-			if bytes.Equal(resp.Header.Peek("ETag"), plain.Header.Peek("ETag")) {
-				t.Error("gzip and identity share an ETag")
-			}
+			tags[ce] = etag
 		})
 	}
+	if len(tags) != 3 || tags["br"] == tags["gzip"] || tags["br"] == tags[""] || tags["gzip"] == tags[""] {
+		t.Errorf("want three distinct ETags, got %v", tags)
+	}
+}
+
+// decodeBody undoes a Content-Encoding with decoders other than the
+// encoders that made it.
+func decodeBody(t *testing.T, ce string, b []byte) []byte {
+	t.Helper()
+	var r io.Reader
+	switch ce {
+	case "":
+		return b
+	case "gzip":
+		zr, err := gzip.NewReader(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = zr
+	case "br":
+		r = brrr.NewReader(bytes.NewReader(b))
+	default:
+		t.Fatalf("Content-Encoding %q", ce)
+	}
+	got, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
 }
 
 func TestServeSmallCSSHasNoGzip(t *testing.T) {
 	p, fb, _ := newFakeProxy(t, "")
 	fb.set(tid, []byte(".a{}"), thash)
+	serve(p, request{path: "/resources/" + tid + "/" + thash + ".css"})
+	packAll(p)
 	ok, resp := serve(p, request{path: "/resources/" + tid + "/" + thash + ".css", header: map[string]string{"Accept-Encoding": "gzip"}})
 	if !ok || string(resp.Body()) != ".a{}" || len(resp.Header.Peek("Content-Encoding")) != 0 || len(resp.Header.Peek("Vary")) != 0 {
 		t.Errorf("ok=%v body %q encoding %q vary %q", ok, resp.Body(), resp.Header.Peek("Content-Encoding"), resp.Header.Peek("Vary"))
@@ -190,9 +232,12 @@ func TestServeIfNoneMatch(t *testing.T) {
 	fb.set(tid, testCSS(tid, 4096), thash)
 	path := "/resources/" + tid + "/" + thash + ".css"
 	_, first := serve(p, request{path: path})
+	packAll(p)
 	etag := string(first.Header.Peek("ETag"))
 	_, gz := serve(p, request{path: path, header: map[string]string{"Accept-Encoding": "gzip"}})
 	gzTag := string(gz.Header.Peek("ETag"))
+	_, br := serve(p, request{path: path, header: map[string]string{"Accept-Encoding": "br"}})
+	brTag := string(br.Header.Peek("ETag"))
 	for _, tc := range []struct {
 		name, inm string
 		want      int
@@ -201,6 +246,8 @@ func TestServeIfNoneMatch(t *testing.T) {
 		{"weak form", "W/" + etag, 304},
 		{"in a list", `"nope", ` + etag, 304},
 		{"gzip tag", gzTag, 304},
+		{"brotli tag", brTag, 304},
+		{"weak brotli tag", "W/" + brTag, 304},
 		{"star", "*", 304},
 		{"other tag", `"nope"`, 200},
 		{"garbage", `nope, "unterminated`, 200},
@@ -218,8 +265,15 @@ func TestServeIfNoneMatch(t *testing.T) {
 			}
 		})
 	}
-	if s := p.Stats(); s.NotModified != 5 {
-		t.Errorf("Stats.NotModified = %d, want 5", s.NotModified)
+	// Each coding's 304 carries the ETag of the form that client gets.
+	for ae, want := range map[string]string{"br": brTag, "gzip": gzTag, "": etag} {
+		_, resp := serve(p, request{path: path, header: map[string]string{"If-None-Match": gzTag + ", " + brTag + ", " + etag, "Accept-Encoding": ae}})
+		if resp.StatusCode() != 304 || string(resp.Header.Peek("ETag")) != want || string(resp.Header.Peek("Vary")) != "Accept-Encoding" {
+			t.Errorf("Accept-Encoding %q: %d, ETag %q, Vary %q; want 304, %s", ae, resp.StatusCode(), resp.Header.Peek("ETag"), resp.Header.Peek("Vary"), want)
+		}
+	}
+	if s := p.Stats(); s.NotModified != 10 {
+		t.Errorf("Stats.NotModified = %d, want 10", s.NotModified)
 	}
 }
 
@@ -450,6 +504,7 @@ func TestServeOverFastHTTP(t *testing.T) {
 	if r := do("GET", "/resources/"+tid+"/0000.css"); r.StatusCode() != 404 || string(r.Body()) != "from node" {
 		t.Errorf("mismatch = %d %q, want the node's answer", r.StatusCode(), r.Body())
 	}
+	packAll(p)
 	if r := do("GET", hashed, "Accept-Encoding", "gzip"); string(r.Header.Peek("Content-Encoding")) != "gzip" {
 		t.Error("gzip not negotiated over the wire")
 	}
@@ -460,6 +515,49 @@ func TestServeOverFastHTTP(t *testing.T) {
 	}
 	if fellThrough.Load() != 2 {
 		t.Errorf("fell through %d times, want 2", fellThrough.Load())
+	}
+}
+
+// packAll does the packing goroutine's work for a proxy whose Run is not
+// started: every queued entry gets its compressed forms.
+func packAll(p *Proxy) {
+	for {
+		select {
+		case e := <-p.pack:
+			p.packOne(e)
+		default:
+			return
+		}
+	}
+}
+
+// TestPackingKeepsOnlyTheCurrentEntry: forms made for an entry that was
+// invalidated or replaced meanwhile are thrown away, never stored.
+func TestPackingKeepsOnlyTheCurrentEntry(t *testing.T) {
+	p, fb, _ := newFakeProxy(t, "")
+	fb.set(tid, testCSS(tid, 4096), thash)
+	id, _ := parseProjectID([]byte(tid))
+	e := p.load(id)
+	if e.packed || e.offered != 0 {
+		t.Fatal("a fresh entry already has its forms")
+	}
+	queued := <-p.pack
+	p.store.invalidate(id)
+	if p.store.upgrade(queued, queued.withForms()) {
+		t.Error("forms stored for an invalidated entry")
+	}
+	if p.store.get(id) != nil {
+		t.Error("an invalidated entry came back")
+	}
+	p.load(id)
+	_, before := p.store.usage()
+	packAll(p)
+	got := p.store.get(id)
+	if !got.packed || !got.offered.Has(contentcoding.Brotli) || !got.offered.Has(contentcoding.Gzip) {
+		t.Fatalf("packed entry %+v", got.offered)
+	}
+	if _, after := p.store.usage(); after-before != got.size-e.size || after <= before {
+		t.Errorf("store bytes %d -> %d, want the forms' %d more", before, after, got.size-e.size)
 	}
 }
 
@@ -480,14 +578,20 @@ func TestRevalidationUnchangedReusesEntryWork(t *testing.T) {
 	p, fb, clk := newFakeProxy(t, "  revalidate_interval: 1s\n")
 	fb.set(tid, testCSS(tid, 12<<10), thash)
 	id, _ := parseProjectID([]byte(tid))
-	first := p.load(id)
+	p.load(id)
+	packAll(p)
+	first := p.store.get(id)
+	if !first.packed || first.coded[contentcoding.Gzip] == nil {
+		t.Fatal("entry not packed")
+	}
 	clk.Advance(2 * time.Second)
 	fb.set(tid, testCSS(tid, 12<<10), thash) // same bytes, new slice
 	second := p.load(id)
 	if second == first || !second.fetched.After(first.fetched) {
 		t.Fatal("revalidation did not produce a renewed entry")
 	}
-	if &second.gzip[0] != &first.gzip[0] || &second.etag[0] != &first.etag[0] {
+	if &second.coded[contentcoding.Gzip][0] != &first.coded[contentcoding.Gzip][0] ||
+		&second.coded[contentcoding.Brotli][0] != &first.coded[contentcoding.Brotli][0] || &second.etag[0] != &first.etag[0] {
 		t.Error("unchanged content was compressed and hashed again")
 	}
 }

@@ -91,6 +91,20 @@ func (s *store) putLocked(e *entry) {
 	s.evictLocked()
 }
 
+// upgrade replaces old by packed, the same entry with its compressed
+// forms, and reports whether it did: not when old was replaced, evicted or
+// invalidated meanwhile (its forms would describe stale bytes).
+func (s *store) upgrade(old, packed *entry) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.entries[old.id] != old {
+		return false
+	}
+	packed.referenced.Store(old.referenced.Load())
+	s.putLocked(packed)
+	return true
+}
+
 // evictLocked drops entries in CLOCK order until the budget holds.
 func (s *store) evictLocked() {
 	for s.bytes > s.maxBytes && s.head < len(s.queue) {

@@ -15,7 +15,11 @@
 # 12 KiB hashed CSS, proxied by all three), css-edge (the same URL, but
 # mosparo-lb answers it from its edge cache, issue 5; the peers proxy it as in
 # css), css-307 (GET /resources/<uuid>.css: mosparo-lb answers mosparo's 307 at
-# the edge, the peers proxy it to a node). For the two edge workloads the
+# the edge, the peers proxy it to a node), css-edge-z (the hashed CSS with
+# Accept-Encoding: gzip, br: mosparo-lb from its edge entry's stored brotli
+# form, nginx from a pre-compressed file with gzip_static (and brotli_static
+# when libnginx-mod-http-brotli-static is installed), haproxy proxying to a
+# node with "compression algo gzip"). For the three edge workloads the
 # script starts its own redis-server on loopback, seeds it with the node's CSS
 # exactly as mosparo stores it, and gives mosparo-lb the same config plus
 # css_cache (scripts/bench/css-cache.yaml.in).
@@ -34,8 +38,10 @@
 #                       what suits the one CPU each gets with BENCH_PIN=split
 #   BENCH_LB_GOMAXPROCS=n  mosparo-lb alone (default BENCH_WORKERS); "" = Go's
 #                       choice (from the taskset mask: 1 under BENCH_PIN=split)
-#   BENCH_WORKLOADS="login post css css-edge css-307"
+#   BENCH_WORKLOADS="login post css css-edge css-307 css-edge-z"
 #   BENCH_PROXIES="mosparo-lb haproxy nginx"
+#   BENCH_NGINX_BROTLI=1  css-edge-z: nginx also serves a .br file (brotli_static)
+#                       when the module is installed; 0: gzip_static only
 #   BENCH_PORT_BASE=18480  nodes on +1..+3, proxies on +10 (lb), +11, +12,
 #                       (+13 mosparo-lb-alt, +14 fasthttp-min), redis-server on +20
 #   BENCH_NICE=-10      as root: scheduling priority of the whole benchmark (its
@@ -63,7 +69,7 @@ THREADS=${BENCH_THREADS:-1}
 CONNS=${BENCH_CONNS:-32}
 POLICY=${BENCH_POLICY:-round_robin}
 PIN=${BENCH_PIN:-split}
-WORKLOADS=${BENCH_WORKLOADS:-login post css css-edge css-307}
+WORKLOADS=${BENCH_WORKLOADS:-login post css css-edge css-307 css-edge-z}
 LB_ALT=${BENCH_LB_ALT:-}
 if [[ -n $LB_ALT ]]; then
 	PROXIES=${BENCH_PROXIES:-mosparo-lb mosparo-lb-alt haproxy nginx}
@@ -87,7 +93,7 @@ if [[ -z ${BENCH_INNER:-} ]]; then
 	BENCH_INNER=1 exec timeout -k 10 "$budget" "$0" "$@"
 fi
 
-for tool in wrk haproxy nginx curl python3 taskset; do
+for tool in wrk haproxy nginx curl python3 taskset gzip; do
 	command -v "$tool" >/dev/null || die "$tool not found (apt-get install wrk haproxy nginx-light curl python3 util-linux)"
 done
 [[ -x $LB_BIN && -x $NODE_BIN ]] || die "run make build first ($LB_BIN, $NODE_BIN)"
@@ -95,8 +101,8 @@ EDGE=0 # does any workload need the edge cache (and so redis)?
 for w in $WORKLOADS; do
 	case $w in
 	login | post | css) ;;
-	css-edge | css-307) EDGE=1 ;;
-	*) die "unknown workload $w (login, post, css, css-edge, css-307)" ;;
+	css-edge | css-307 | css-edge-z) EDGE=1 ;;
+	*) die "unknown workload $w (login, post, css, css-edge, css-307, css-edge-z)" ;;
 	esac
 done
 if ((EDGE)); then
@@ -206,6 +212,13 @@ for c in mosparo-lb mosparo-lb-edge; do
 done
 render scripts/bench/haproxy.cfg.in "$DIR/haproxy.cfg"
 render scripts/bench/nginx.conf.in "$DIR/nginx.conf"
+: >"$DIR/nginx-modules.conf"
+: >"$DIR/nginx-extra.conf"
+BROTLI_STATIC_SO=/usr/lib/nginx/modules/ngx_http_brotli_static_module.so
+# css-edge-z: haproxy compresses the node's CSS per request (libslz gzip; 2.6 has no brotli).
+cp "$DIR/haproxy.cfg" "$DIR/haproxy-z.cfg"
+printf '    compression algo gzip\n    compression type text/css\n' >>"$DIR/haproxy-z.cfg"
+HAPROXY_CONF=haproxy
 "$LB_BIN" check -config "$DIR/mosparo-lb.yaml" >/dev/null || die "mosparo-lb rejects its config"
 "$LB_BIN" check -config "$DIR/mosparo-lb-edge.yaml" >/dev/null || die "mosparo-lb rejects its edge config"
 PROFILE=${BENCH_PROFILE:-}
@@ -218,6 +231,7 @@ if [[ " $PROXIES " == *" fasthttp-min "* ]]; then
 	CGO_ENABLED=0 go build -trimpath -o "$DIR/minproxy" ./scripts/bench/minproxy || die "cannot build scripts/bench/minproxy"
 fi
 haproxy -c -q -f "$DIR/haproxy.cfg" || die "haproxy rejects its config"
+haproxy -c -q -f "$DIR/haproxy-z.cfg" || die "haproxy rejects its compression config"
 nginx -q -t -e "$DIR/nginx-error.log" -c "$DIR/nginx.conf" || die "nginx rejects its config"
 
 echo "== mosparo-lb vs haproxy vs nginx: $(date -u '+%Y-%m-%d %H:%M UTC'), $NCPU CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs)), $(uname -r)"
@@ -239,10 +253,11 @@ css_path=$(curl -s -o /dev/null -w '%{redirect_url}' "$NODE_URL/resources/$UUID.
 css_hash=${css_path##*/} css_hash=${css_hash%.css}
 
 declare -A WPATH=([login]=/login [post]=/api/v1/frontend/check-form-data [css]=$css_path
-	[css-edge]=$css_path [css-307]=/resources/$UUID.css)
-declare -A WARGS=([login]="" [post]="-s $ROOT/scripts/bench/check-form-data.lua" [css]="" [css-edge]="" [css-307]="")
+	[css-edge]=$css_path [css-307]=/resources/$UUID.css [css-edge-z]=$css_path)
+declare -A WARGS=([login]="" [post]="-s $ROOT/scripts/bench/check-form-data.lua" [css]="" [css-edge]="" [css-307]=""
+	[css-edge-z]="-s $ROOT/scripts/bench/accept-encoding.lua")
 # req/s ratio to the best peer that the issues ask for (2: >= 1.0, aim 1.2; 5: >= 1.7)
-declare -A WTARGET=([login]=1.0 [post]=1.0 [css]=1.0 [css-edge]=1.7 [css-307]=1.7)
+declare -A WTARGET=([login]=1.0 [post]=1.0 [css]=1.0 [css-edge]=1.7 [css-307]=1.7 [css-edge-z]=1.7)
 declare -A WTITLE WANSWER
 post_body=$(sed -n 's/^wrk.body = "\(.*\)"$/\1/p' scripts/bench/check-form-data.lua)
 
@@ -256,6 +271,9 @@ probe() {
 		curl -s -o /dev/null -w '%{http_code} %{size_download}' -H 'Content-Type: application/x-www-form-urlencoded' \
 			-H 'Origin: http://127.0.0.1' --data-binary "$post_body" "$@" "http://127.0.0.1:$port${WPATH[$w]}" ;;
 	css-307) curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "$@" "http://127.0.0.1:$port${WPATH[$w]}" ;;
+	css-edge-z) # the decoded body's size: every proxy's coding decodes to the node's bytes
+		curl -s --compressed -H 'Accept-Encoding: gzip, br' -o "$DIR/z.body" -w '%{http_code} ' "$@" \
+			"http://127.0.0.1:$port${WPATH[$w]}" && stat -c %s "$DIR/z.body" ;;
 	*) curl -s -o /dev/null -w '%{http_code} %{size_download}' "$@" "http://127.0.0.1:$port${WPATH[$w]}" ;;
 	esac
 }
@@ -276,6 +294,10 @@ for w in $WORKLOADS; do
 	css) WTITLE[$w]="GET hashed CSS ($size B)" ;;
 	css-edge) WTITLE[$w]="GET hashed CSS ($size B): mosparo-lb from its edge cache, the peers via a node" ;;
 	css-307) WTITLE[$w]="GET /resources/<uuid>.css, 307: mosparo-lb at the edge, the peers via a node" ;;
+	css-edge-z)
+		static=gzip_static
+		[[ ${BENCH_NGINX_BROTLI:-1} != 1 || ! -f $BROTLI_STATIC_SO ]] || static+=/brotli_static
+		WTITLE[$w]="GET hashed CSS ($size B) with Accept-Encoding: gzip, br: mosparo-lb from its edge cache, nginx $static file, haproxy compressing a node's answer" ;;
 	esac
 done
 
@@ -305,7 +327,19 @@ fi
 # must have gone through a node.
 via_node() {
 	local w=$1 name=$2 port=$3 i
-	if [[ $name == mosparo-lb* && ($w == css-edge || $w == css-307) ]]; then
+	if [[ ($name == mosparo-lb* || $name == nginx) && $w == css-edge-z ]]; then
+		# mosparo-lb from its edge cache (once its packing goroutine has
+		# made the compressed forms), nginx from its static file.
+		for i in $(seq 20); do
+			probe "$w" "$port" -D "$DIR/answer.hdr" >/dev/null
+			if ! grep -qi '^X-Mosparo-Node:' "$DIR/answer.hdr" && grep -qi '^Content-Encoding:' "$DIR/answer.hdr"; then
+				break
+			fi
+			((i < 20)) || die "$name sends $w to a node; its log: $(tail -5 "$DIR/$name.log")"
+			sleep 0.1
+		done
+		cmp -s "$DIR/z.body" "$DIR/css.body" || die "$name's compressed CSS does not decode to the node's bytes"
+	elif [[ $name == mosparo-lb* && ($w == css-edge || $w == css-307) ]]; then
 		for i in $(seq 20); do # the first lookup may race the cache client's start
 			probe "$w" "$port" -D "$DIR/answer.hdr" >/dev/null
 			grep -qi '^X-Mosparo-Node:' "$DIR/answer.hdr" || break
@@ -320,6 +354,24 @@ via_node() {
 		probe "$w" "$port" -D "$DIR/answer.hdr" >/dev/null
 		grep -qi '^X-Mosparo-Node:' "$DIR/answer.hdr" || die "$name answered $w without a node"
 	fi
+}
+# static_css: nginx's files for css-edge-z, the node's CSS next to its gzip -9
+# and brotli -q 11 forms, and the includes that serve them.
+static_css() {
+	local d=$DIR/static${css_path%/*}
+	mkdir -p "$d"
+	cp "$DIR/css.body" "$d/${css_path##*/}"
+	gzip -9 -k -f "$d/${css_path##*/}"
+	local br_conf="# brotli_static: module not installed"
+	if [[ ${BENCH_NGINX_BROTLI:-1} == 1 && -f $BROTLI_STATIC_SO ]] && command -v brotli >/dev/null; then
+		brotli -q 11 -k -f "$d/${css_path##*/}"
+		echo "load_module $BROTLI_STATIC_SO;" >"$DIR/nginx-modules.conf"
+		br_conf="brotli_static on;"
+	fi
+	sed -e "s|@DIR@|$DIR|g" -e "s|@CSS_PATH@|$css_path|g" -e "s|@BROTLI_STATIC_ON@|$br_conf|" \
+		-e "s|@BROTLI_STATIC@|$([[ $br_conf == brotli* ]] && echo on || echo 'not installed')|" \
+		scripts/bench/nginx-static.conf.in >"$DIR/nginx-extra.conf"
+	nginx -q -t -e "$DIR/nginx-error.log" -c "$DIR/nginx.conf" || die "nginx rejects its static CSS config"
 }
 python3 - "$RESULTS" "$WORKLOADS" "$PROXIES" <<EOF
 import json, sys
@@ -344,7 +396,7 @@ start_proxy() {
 	mosparo-lb-alt)
 		[[ -x $LB_ALT ]] || die "BENCH_LB_ALT=$LB_ALT is not executable"
 		"${PIN_PROXY[@]}" "${LB_ENV[@]}" "$LB_ALT" run -config "$DIR/${LB_CONF/mosparo-lb/mosparo-lb-alt}.yaml" >"$DIR/$name.log" 2>&1 & ;;
-	haproxy) "${PIN_PROXY[@]}" haproxy -db -f "$DIR/haproxy.cfg" >"$DIR/$name.log" 2>&1 & ;;
+	haproxy) "${PIN_PROXY[@]}" haproxy -db -f "$DIR/$HAPROXY_CONF.cfg" >"$DIR/$name.log" 2>&1 & ;;
 	nginx) "${PIN_PROXY[@]}" nginx -e "$DIR/nginx-error.log" -c "$DIR/nginx.conf" >"$DIR/$name.log" 2>&1 & ;;
 	fasthttp-min)
 		"${PIN_PROXY[@]}" "${LB_ENV[@]}" "$DIR/minproxy" -listen "127.0.0.1:${PORT[$name]}" \
@@ -381,14 +433,26 @@ failed=0
 for w in $WORKLOADS; do
 	echo
 	echo "-- ${WTITLE[$w]}"
-	case $w in css-edge | css-307) LB_CONF=mosparo-lb-edge ;; *) LB_CONF=mosparo-lb ;; esac
+	case $w in css-edge | css-307 | css-edge-z) LB_CONF=mosparo-lb-edge ;; *) LB_CONF=mosparo-lb ;; esac
+	HAPROXY_CONF=haproxy
+	: >"$DIR/nginx-modules.conf"
+	: >"$DIR/nginx-extra.conf"
+	if [[ $w == css-edge-z ]]; then
+		HAPROXY_CONF=haproxy-z
+		static_css
+	fi
 	for name in "${proxy_list[@]}"; do
 		start_proxy "$name"
 		# Every proxy must give the same answer as the node itself, and
 		# mosparo-lb must answer the edge workloads without a node.
 		via_node "$w" "$name" "${PORT[$name]}"
-		got=$(probe "$w" "${PORT[$name]}")
+		got=$(probe "$w" "${PORT[$name]}" -D "$DIR/answer.hdr")
 		[[ $got == "$(expect "$w" "${PORT[$name]}")" ]] || die "$name answers '$got' to $w, expected '$(expect "$w" "${PORT[$name]}")'"
+		if [[ $w == css-edge-z ]]; then
+			enc=$(sed -n 's/^[Cc]ontent-[Ee]ncoding: *\([^[:space:]]*\).*/\1/p' "$DIR/answer.hdr")
+			wire=$(curl -s -H 'Accept-Encoding: gzip, br' -o /dev/null -w '%{size_download}' "http://127.0.0.1:${PORT[$name]}${WPATH[$w]}")
+			echo "   $name: Content-Encoding ${enc:-none}, $wire B body on the wire"
+		fi
 	done
 	for name in "${proxy_list[@]}"; do
 		load "$w" "$name" 0 "$WARMUP" "$DIR/warmup.jsonl" >/dev/null || true

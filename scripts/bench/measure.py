@@ -108,6 +108,15 @@ def ms(v):
     return float(m.group(1)) * UNITS[m.group(2)] if m else None
 
 
+SIZES = {"B": 1, "KB": 1024, "MB": 1024 ** 2, "GB": 1024 ** 3, "TB": 1024 ** 4}
+
+
+def size_bytes(v):
+    """wrk's "123.45MB" (binary units) in bytes."""
+    m = re.fullmatch(r"([\d.]+)([KMGT]?B)", v)
+    return float(m.group(1)) * SIZES[m.group(2)] if m else None
+
+
 def parse_wrk(out):
     r = {"rps": None, "requests": None, "p50_ms": None, "p99_ms": None, "non2xx": 0, "sock_errors": 0}
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
@@ -117,6 +126,10 @@ def parse_wrk(out):
     if m:
         r["requests"] = int(m.group(1))
         r["read"] = m.group(3)
+        b = size_bytes(m.group(3))
+        if b is not None and r["requests"]:
+            # Bytes wrk read per answer: status line, headers and body.
+            r["bytes_per_req"] = b / r["requests"]
     for pct, key in (("50", "p50_ms"), ("99", "p99_ms")):
         m = re.search(r"^\s+" + pct + r"%\s+(\S+)", out, re.M)
         if m:
@@ -255,6 +268,7 @@ def cmd_report(a):
                 "p50": median([r["p50_ms"] for r in good]),
                 "p99": median([r["p99_ms"] for r in good]),
                 "cpu": median([r.get("cpu_us_per_req") for r in good]),
+                "wire": median([r.get("bytes_per_req") for r in good]),
                 "proxy_cores": median([r["proxy_cpu_s"] / r["wall_s"] for r in good]),
                 "node_cores": median([r["node_cpu_s"] / r["wall_s"] for r in good]),
                 "wrk_cores": median([r["wrk_cpu_s"] / r["wall_s"] for r in good]),
@@ -265,7 +279,7 @@ def cmd_report(a):
                 "hwm": mem.get((w, p)),
                 "n": len(good),
             }
-        head = ["proxy", "req/s", "p50", "p99", "CPU us/req", "peak RSS", "errors",
+        head = ["proxy", "req/s", "p50", "p99", "CPU us/req", "B/req read", "peak RSS", "errors",
                 "cores: proxy/nodes/wrk/softirq/other", "req/s per round"]
         table = []
         for p in proxies:
@@ -275,6 +289,7 @@ def cmd_report(a):
                 f"{x['rps']:.0f}" if x["rps"] else "-",
                 fmt_ms(x["p50"]), fmt_ms(x["p99"]),
                 f"{x['cpu']:.1f}" if x["cpu"] else "-",
+                f"{x['wire']:.0f}" if x["wire"] else "-",
                 f"{x['hwm'] / 1024:.1f} MiB" if x["hwm"] else "-",
                 str(x["errors"]),
                 "/".join(f"{x[k]:.2f}" if x[k] is not None else "-"

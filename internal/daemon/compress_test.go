@@ -1,0 +1,243 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	brrr "github.com/molecule-man/go-brrr"
+	"github.com/mosparo-lb/mosparo-lb/internal/cachetest"
+	"github.com/mosparo-lb/mosparo-lb/internal/mosparotest"
+)
+
+// TestCompressionThroughTheLB: the whole daemon with compression on and the
+// CSS edge, driven by curl. The edge's precompressed CSS and a node's
+// compressed frontend script decode (in curl and in Go) to the exact bytes
+// the cache and the node hold, and every form revalidates to a 304.
+func TestCompressionThroughTheLB(t *testing.T) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl not installed (scripts/install-test-deps.sh): the test did NOT run")
+	}
+	redis := cachetest.StartRedis(t)
+	nodes := startNodes(t, 1)
+	c := startCluster(t, nodes, fmt.Sprintf("css_cache: {backend: redis, url: \"redis://%s/0\"}\ncompression: {enabled: true}\n", redis.Addr))
+	css := ".mosparo__" + mosparotest.DemoUUID + "{color:red}" + strings.Repeat(".mosparo__row{margin:0 4px}", 600)
+	sum := sha256.Sum256([]byte(css))
+	hash := hex.EncodeToString(sum[:])
+	redisSet(t, redis.Addr, "design_"+mosparotest.DemoUUID+"_content", phpString(css))
+	redisSet(t, redis.Addr, "design_"+mosparotest.DemoUUID+"_hash", phpString(hash))
+	cssURL := c.lb + "/resources/" + mosparotest.DemoUUID + "/" + hash + ".css"
+	jsURL := c.lb + "/build/mosparo-frontend.js"
+
+	// curl -D - -o body: the header block and the raw body.
+	curl := func(t *testing.T, url string, args ...string) (head string, body []byte) {
+		t.Helper()
+		f := t.TempDir() + "/body"
+		out, err := exec.Command("curl", append([]string{"-sS", "-m", "10", "-D", "-", "-o", f, "-H", "Host: mosparo.example"}, append(args, url)...)...).Output()
+		if err != nil {
+			t.Fatalf("curl %v %s: %v", args, url, err)
+		}
+		body, err = os.ReadFile(f)
+		if err != nil && !os.IsNotExist(err) { // no file: no body (304)
+			t.Fatal(err)
+		}
+		return string(out), body
+	}
+	// The edge answers once it has read the cache, and in brotli once its
+	// packing goroutine has made the forms.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		head, _ := curl(t, cssURL, "-H", "Accept-Encoding: br")
+		if strings.HasPrefix(head, "HTTP/1.1 200") && headerValue(head, "x-mosparo-node") == "" && headerValue(head, "content-encoding") == "br" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hashed CSS never served at the edge:\n%s", head)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_, nodeJS := curl(t, nodes[0].URL()+"/build/mosparo-frontend.js")
+
+	for _, tt := range []struct {
+		name, url string
+		want      []byte
+		edge      bool
+	}{
+		{"edge css", cssURL, []byte(css), true},
+		{"proxied js", jsURL, nodeJS, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			head, body := curl(t, tt.url, "--compressed")
+			if headerValue(head, "content-encoding") != "br" || headerValue(head, "vary") != "Accept-Encoding" {
+				t.Errorf("curl --compressed not answered with br and Vary:\n%s", head)
+			}
+			if !bytes.Equal(body, tt.want) {
+				t.Errorf("curl --compressed: %d bytes, want the exact %d", len(body), len(tt.want))
+			}
+			if fromNode := headerValue(head, "x-mosparo-node") != ""; fromNode == tt.edge {
+				t.Errorf("answered by a node = %v, want %v", fromNode, !tt.edge)
+			}
+			etags := map[string]string{}
+			for _, ae := range []string{"br", "gzip", "identity"} {
+				head, raw := curl(t, tt.url, "-H", "Accept-Encoding: "+ae)
+				if got := decode(t, ae, raw); !bytes.Equal(got, tt.want) {
+					t.Errorf("Accept-Encoding %s: decodes to %d bytes, want the exact %d", ae, len(got), len(tt.want))
+				}
+				if ae != "identity" && len(raw) >= len(tt.want) {
+					t.Errorf("Accept-Encoding %s: %d bytes on the wire for %d", ae, len(raw), len(tt.want))
+				}
+				etag := headerValue(head, "etag")
+				if etag == "" {
+					t.Fatalf("Accept-Encoding %s: no ETag", ae)
+				}
+				etags[ae] = etag
+				// The form's own validator revalidates it.
+				head, _ = curl(t, tt.url, "-H", "Accept-Encoding: "+ae, "-H", "If-None-Match: "+etag)
+				if !strings.HasPrefix(head, "HTTP/1.1 304") || headerValue(head, "etag") != etag {
+					t.Errorf("If-None-Match %s with Accept-Encoding %s:\n%s", etag, ae, head)
+				}
+			}
+			if etags["br"] == etags["gzip"] || etags["br"] == etags["identity"] || etags["gzip"] == etags["identity"] {
+				t.Errorf("forms share an ETag: %v", etags)
+			}
+		})
+	}
+}
+
+// headerValue is the first value of the named header in a curl -D block.
+func headerValue(head, name string) string {
+	for _, line := range strings.Split(head, "\r\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(k, name) {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// decode undoes a Content-Encoding with decoders other than the LB's.
+func decode(t *testing.T, ce string, b []byte) []byte {
+	t.Helper()
+	var r io.Reader
+	switch ce {
+	case "br":
+		r = brrr.NewReader(bytes.NewReader(b))
+	case "gzip":
+		zr, err := gzip.NewReader(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = zr
+	default:
+		return b
+	}
+	out, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("%s: %v", ce, err)
+	}
+	return out
+}
+
+// TestCompressionInChromium: headless Chromium (which asks for "gzip,
+// deflate, br, zstd") loads the edge's CSS and a proxied stylesheet through
+// the LB and renders exactly the bytes the cache and the node hold.
+func TestCompressionInChromium(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Chromium")
+	}
+	bin := os.Getenv("CHROMIUM")
+	if bin == "" {
+		bin = "/usr/bin/chromium"
+	}
+	if _, err := os.Stat(bin); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("Chromium not found at %s", bin)
+		}
+		t.Skip("Chromium not found at " + bin + " (make deps installs it; or set CHROMIUM): the test did NOT run")
+	}
+	redis := cachetest.StartRedis(t)
+	nodes := startNodes(t, 1)
+	c := startCluster(t, nodes, fmt.Sprintf("css_cache: {backend: redis, url: \"redis://%s/0\"}\ncompression: {enabled: true}\n", redis.Addr))
+	// No '<', '>' or '&', so the text Chromium shows is the CSS unescaped.
+	css := ".mosparo__" + mosparotest.DemoUUID + "{color:red}" + strings.Repeat(".mosparo__label{font-weight:600;padding:2px}", 400)
+	sum := sha256.Sum256([]byte(css))
+	hash := hex.EncodeToString(sum[:])
+	redisSet(t, redis.Addr, "design_"+mosparotest.DemoUUID+"_content", phpString(css))
+	redisSet(t, redis.Addr, "design_"+mosparotest.DemoUUID+"_hash", phpString(hash))
+	nodeCSS, nodeHash, _ := nodes[0].ProjectCSS(mosparotest.DemoUUID)
+	edgeURL := c.lb + "/resources/" + mosparotest.DemoUUID + "/" + hash + ".css"
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		out, _ := exec.Command("curl", "-sS", "-m", "5", "-o", "/dev/null", "-D", "-", "-H", "Accept-Encoding: br", edgeURL).Output()
+		if strings.HasPrefix(string(out), "HTTP/1.1 200") && headerValue(string(out), "x-mosparo-node") == "" &&
+			headerValue(string(out), "content-encoding") == "br" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hashed CSS never served at the edge:\n%s", out)
+		}
+	}
+	for _, tt := range []struct {
+		name, path string
+		want       []byte
+	}{
+		{"edge", "/resources/" + mosparotest.DemoUUID + "/" + hash + ".css", []byte(css)},
+		// The node's own hash differs from the cache's: a node answers, and
+		// the LB compresses its answer.
+		{"proxied", "/resources/" + mosparotest.DemoUUID + "/" + nodeHash + ".css", nodeCSS},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			url := c.lb + tt.path
+			// What Chromium asks for, as curl: the answer must be brotli.
+			out, err := exec.Command("curl", "-sS", "-m", "10", "-o", "/dev/null", "-D", "-",
+				"-H", "Accept-Encoding: gzip, deflate, br, zstd", url).Output()
+			if err != nil {
+				t.Fatalf("curl: %v", err)
+			}
+			if ce := headerValue(string(out), "content-encoding"); ce != "br" {
+				t.Fatalf("Content-Encoding %q for Chromium's Accept-Encoding, want br:\n%s", ce, out)
+			}
+			if fromNode := headerValue(string(out), "x-mosparo-node") != ""; fromNode != (tt.name == "proxied") {
+				t.Fatalf("answered by a node = %v:\n%s", fromNode, out)
+			}
+			dom := chromiumDOM(t, bin, url)
+			got, ok := strings.CutPrefix(dom, `<html><head><meta name="color-scheme" content="light dark"></head><body><pre style="word-wrap: break-word; white-space: pre-wrap;">`)
+			got, ok2 := strings.CutSuffix(strings.TrimSpace(got), "</pre></body></html>")
+			if !ok || !ok2 || got != string(tt.want) {
+				t.Errorf("Chromium shows %d bytes (%.80q...), want the exact %d", len(got), got, len(tt.want))
+			}
+		})
+	}
+}
+
+// chromiumDOM loads url in a fresh headless Chromium and returns the DOM
+// it rendered; the whole process group is killed afterwards.
+func chromiumDOM(t *testing.T, bin, url string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--disable-dev-shm-usage", "--user-data-dir="+t.TempDir(), "--dump-dom", url)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Chromium forks helpers (zygote, renderers): kill the group.
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	err := cmd.Run()
+	if cmd.Process != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	if err != nil {
+		t.Fatalf("chromium --dump-dom %s: %v", url, err)
+	}
+	return stdout.String()
+}
