@@ -1,0 +1,76 @@
+package ratelimit_test
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/mosparo-lb/mosparo-lb/ratelimit"
+)
+
+// The cost per request: a client already in the table, a new client in a
+// table with room, and a new client in a full table (every call evicts).
+func BenchmarkAllow(b *testing.B) {
+	newLimiter := func(b *testing.B, maxEntries int) *ratelimit.Limiter {
+		l, err := ratelimit.New(ratelimit.Config{Rate: 1e6, Burst: 1000, MaxEntries: maxEntries}, t0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return l
+	}
+	addr := func(i int) netip.Addr {
+		return netip.AddrFrom4([4]byte{byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)})
+	}
+	b.Run("known client", func(b *testing.B) {
+		l := newLimiter(b, 0)
+		a := netip.MustParseAddr("192.0.2.1")
+		now := t0
+		b.ReportAllocs()
+		for b.Loop() {
+			now = now.Add(time.Microsecond)
+			l.Allow(a, now)
+		}
+	})
+	b.Run("known client ipv6", func(b *testing.B) {
+		l := newLimiter(b, 0)
+		a := netip.MustParseAddr("2001:db8:1:2::1")
+		now := t0
+		b.ReportAllocs()
+		for b.Loop() {
+			now = now.Add(time.Microsecond)
+			l.Allow(a, now)
+		}
+	})
+	b.Run("new client", func(b *testing.B) {
+		// Room for every client the loop makes up.
+		l := newLimiter(b, 100_000_000)
+		i := 0
+		b.ReportAllocs()
+		for b.Loop() {
+			i++
+			l.Allow(addr(i), t0)
+		}
+	})
+	b.Run("full table", func(b *testing.B) {
+		l := newLimiter(b, 10_000)
+		for i := range 100_000 {
+			l.Allow(addr(i), t0)
+		}
+		i := 100_000
+		b.ReportAllocs()
+		for b.Loop() {
+			i++
+			l.Allow(addr(i), t0)
+		}
+	})
+	b.Run("known client parallel", func(b *testing.B) {
+		l := newLimiter(b, 0)
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			a := netip.AddrFrom4([4]byte{192, 0, 2, byte(time.Now().UnixNano())})
+			for pb.Next() {
+				l.Allow(a, t0)
+			}
+		})
+	})
+}
