@@ -37,6 +37,9 @@ type Config struct {
 	Admin     Admin     `yaml:"admin"`
 	Log       Log       `yaml:"log"`
 	Shutdown  Shutdown  `yaml:"shutdown"`
+
+	// RateLimits are per-client token buckets on the public API.
+	RateLimits RateLimits `yaml:"rate_limits"`
 }
 
 // Listener is one public address the balancer accepts on.
