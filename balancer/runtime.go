@@ -83,6 +83,7 @@ type Runtime struct {
 	deps         Deps
 	noNode       RequestRecorder // requests answered by the LB itself
 	limits       bodyLimits
+	rate         rateLimits // per-client limiters by class (rate_limits)
 }
 
 // NewRuntime builds a runtime; it reads TLS certificate files, so a reload
@@ -112,6 +113,9 @@ func NewRuntime(cfg *configs.Config, nodes []NodeSpec, deps Deps) (*Runtime, err
 	rt.fwd.strip = newNameSet(cfg.StripClientIPHeaders)
 	if cfg.Edge.ForwardedPrefix != "" {
 		rt.fwd.prefix = []byte(cfg.Edge.ForwardedPrefix)
+	}
+	if rt.rate, err = newRateLimits(cfg.RateLimits, time.Now()); err != nil {
+		return nil, fmt.Errorf("balancer: rate_limits: %w", err)
 	}
 	if rt.allowHealth, err = prefixes(cfg.Edge.AllowHealthFrom); err != nil {
 		return nil, fmt.Errorf("balancer: edge.allow_health_from: %w", err)

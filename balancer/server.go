@@ -102,6 +102,7 @@ func NewServer(rt *Runtime) *Server {
 func (s *Server) Swap(rt *Runtime) error {
 	rt.wd = s.wd
 	s.wd.setTick(rt.tick())
+	rt.rate.adopt(&s.rt.Load().rate)
 	old := s.rt.Swap(rt)
 	var err error
 	if !sameListeners(old.cfg.Listen, rt.cfg.Listen) {
