@@ -23,6 +23,14 @@ type Gauges struct {
 	Reloads        uint64
 	ReloadFailures uint64
 	ClientConns    *ClientConnGauge // nil when no listener serves
+	RateLimits     []RateLimitGauge // one per limited route class
+}
+
+// RateLimitGauge is one route class's per-client limiter (rate_limits).
+type RateLimitGauge struct {
+	Route              string
+	Limited, Evictions uint64
+	Entries, Capacity  int
 }
 
 // ClientConnGauge are the public listeners' connection counters.
@@ -195,6 +203,10 @@ var (
 	descReloads     = prometheus.NewDesc("mosparo_lb_config_reloads_total", "Configuration reloads attempted.", nil, nil)
 	descConns       = prometheus.NewDesc("mosparo_lb_client_connections", "Client connections open on the public listeners.", nil, nil)
 	descConnsRefuse = prometheus.NewDesc("mosparo_lb_client_connections_refused_total", "Client connections closed at accept, by the limit reached (max_conns, max_conns_per_ip).", []string{"limit"}, nil)
+	descRateLimited = prometheus.NewDesc("mosparo_lb_rate_limited_total", "Requests answered 429 by the per-client rate limits, by route class.", []string{"route"}, nil)
+	descRateEntries = prometheus.NewDesc("mosparo_lb_rate_limit_entries", "Clients held by the route class's rate limiter.", []string{"route"}, nil)
+	descRateCap     = prometheus.NewDesc("mosparo_lb_rate_limit_capacity", "Clients the route class's rate limiter can hold (rate_limits.max_entries, rounded up).", []string{"route"}, nil)
+	descRateEvicted = prometheus.NewDesc("mosparo_lb_rate_limit_evictions_total", "Clients forgotten by the route class's rate limiter before their bucket was full again (each may get one extra burst).", []string{"route"}, nil)
 	descReloadFails = prometheus.NewDesc("mosparo_lb_config_reload_failures_total", "Configuration reloads rejected.", nil, nil)
 	nodeStates      = []string{"up", "down", "draining", "setup", "maintenance"}
 	vrrpStates      = []string{"INIT", "BACKUP", "MASTER", "FAULT"}
@@ -202,7 +214,8 @@ var (
 
 func (s *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPool, descNodeState, descNodeFlight, descNodeEject, descNodeWeight, descNodeQueued, descNodeQueueTO,
-		descVRRPState, descVRRPPrio, descVRRPTrans, descVRRPDropped, descCSS, descCSSEntries, descCSSBytes, descCSSUp, descCSSChecks, descCSSDisagree, descCSSDisProj, descCron, descReloads, descReloadFails, descConns, descConnsRefuse} {
+		descVRRPState, descVRRPPrio, descVRRPTrans, descVRRPDropped, descCSS, descCSSEntries, descCSSBytes, descCSSUp, descCSSChecks, descCSSDisagree, descCSSDisProj, descCron, descReloads, descReloadFails, descConns, descConnsRefuse,
+		descRateLimited, descRateEntries, descRateCap, descRateEvicted} {
 		ch <- d
 	}
 }
@@ -259,6 +272,12 @@ func (s *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descConns, prometheus.GaugeValue, float64(c.Open))
 		ch <- prometheus.MustNewConstMetric(descConnsRefuse, prometheus.CounterValue, float64(c.RefusedMaxConns), "max_conns")
 		ch <- prometheus.MustNewConstMetric(descConnsRefuse, prometheus.CounterValue, float64(c.RefusedIP), "max_conns_per_ip")
+	}
+	for _, r := range g.RateLimits {
+		ch <- prometheus.MustNewConstMetric(descRateLimited, prometheus.CounterValue, float64(r.Limited), r.Route)
+		ch <- prometheus.MustNewConstMetric(descRateEntries, prometheus.GaugeValue, float64(r.Entries), r.Route)
+		ch <- prometheus.MustNewConstMetric(descRateCap, prometheus.GaugeValue, float64(r.Capacity), r.Route)
+		ch <- prometheus.MustNewConstMetric(descRateEvicted, prometheus.CounterValue, float64(r.Evictions), r.Route)
 	}
 }
 

@@ -271,6 +271,9 @@ func (d *Daemon) Status() any {
 		"pool_ok":   d.comps.poolHealthy(),
 		"timestamp": time.Now().UTC(),
 	}
+	if rl := d.srv.RateLimitStats(); rl != nil {
+		st["rate_limits"] = rl
+	}
 	d.comps.addStatus(st)
 	return st
 }
@@ -291,5 +294,8 @@ func (d *Daemon) gauges() admin.Gauges {
 	g.Reloads, g.ReloadFailures = uint64(rl.Count), uint64(rl.Failures)
 	cs := d.srv.ConnStats()
 	g.ClientConns = &admin.ClientConnGauge{Open: int64(cs.Open), RefusedMaxConns: cs.RefusedTotal, RefusedIP: cs.RefusedPerIP}
+	for _, r := range d.srv.RateLimitStats() {
+		g.RateLimits = append(g.RateLimits, admin.RateLimitGauge{Route: r.Route, Limited: r.Limited, Evictions: r.Evictions, Entries: r.Entries, Capacity: r.Capacity})
+	}
 	return g
 }
