@@ -62,6 +62,7 @@ func TestRateLimitAllocations(t *testing.T) {
 	}{
 		{"under the limit", "{rate: 1000000, burst: 1000000}", 200},
 		{"over the limit", "{rate: 0.001, burst: 1}", 429},
+		{"over the limit, delay answer", "{rate: 0.001, burst: 1}, frontend_answer: delay", 200},
 	} {
 		for _, trusted := range []string{"", "trusted_proxies: [198.51.100.0/24]\n"} {
 			t.Run(fmt.Sprintf("%s trusted=%v", tt.name, trusted != ""), func(t *testing.T) {

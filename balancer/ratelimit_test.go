@@ -173,3 +173,41 @@ func TestRateLimitOffByDefault(t *testing.T) {
 		t.Errorf("RateLimitStats = %+v, want none", st)
 	}
 }
+
+// With frontend_answer: delay a limited widget call gets mosparo's own delay
+// answer, which the widget counts down before it asks again (mosparo 1.5.4
+// shows only its generic error for a 429); the api class still gets 429.
+func TestRateLimitFrontendDelayAnswer(t *testing.T) {
+	node, err := mosparotest.Start(mosparotest.Options{Name: "n1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { node.Close() })
+	cfg := testConfig(t, baseYAML+"rate_limits: {frontend_answer: delay, frontend: {rate: 0.25, burst: 1}, api: {rate: 0.25, burst: 1}}\n")
+	_, addr := startLB(t, cfg, []NodeSpec{{Name: "n1", Address: node.Addr(), Weight: 100}})
+	const frontend = "/api/v1/frontend/request-submit-token"
+	if resp := rlRequest(t, addr, "POST", frontend); resp.StatusCode() != 200 || len(resp.Header.Peek("X-Mosparo-Node")) == 0 {
+		t.Fatalf("first request: %d from %q, want 200 from the node", resp.StatusCode(), resp.Header.Peek("X-Mosparo-Node"))
+	}
+	resp := rlRequest(t, addr, "POST", frontend)
+	checks := []struct{ name, got, want string }{
+		{"status", fmt.Sprint(resp.StatusCode()), "200"},
+		{"body", string(resp.Body()), `{"security":true,"type":"delay","forSeconds":4}`},
+		{"Content-Type", string(resp.Header.ContentType()), "application/json"},
+		{"Access-Control-Allow-Origin", string(resp.Header.Peek("Access-Control-Allow-Origin")), "https://www.example.com"},
+		{"Retry-After", string(resp.Header.Peek("Retry-After")), ""},
+		{"X-Mosparo-Node", string(resp.Header.Peek("X-Mosparo-Node")), ""},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("limited frontend request: %s = %q, want %q", c.name, c.got, c.want)
+		}
+	}
+	rlRequest(t, addr, "POST", "/api/v1/verification/verify")
+	if resp := rlRequest(t, addr, "POST", "/api/v1/verification/verify"); resp.StatusCode() != fasthttp.StatusTooManyRequests {
+		t.Errorf("limited api request: status %d, want 429", resp.StatusCode())
+	}
+	if got := node.Total(); got != 2 {
+		t.Errorf("node saw %d requests, want 2", got)
+	}
+}

@@ -15,6 +15,13 @@ type RateLimits struct {
 	// API limits the verification, statistic and rule-package API (route
 	// class api), called by the websites' backends. Default: off.
 	API *RateLimit `yaml:"api"`
+	// FrontendAnswer is how a limited frontend request is answered: "429"
+	// (429 Too Many Requests with Retry-After and mosparo's JSON error
+	// shape; mosparo's widget shows its generic "An error occurred" for any
+	// status but 200) or "delay" (200 with mosparo's own delay answer,
+	// {"security":true,"type":"delay","forSeconds":N}: the widget shows its
+	// countdown and asks again by itself when it ends). Default "429".
+	FrontendAnswer string `yaml:"frontend_answer"`
 	// Exempt are CIDRs (or addresses) never limited: the website backends
 	// that call the verification API, monitoring. Default: none.
 	Exempt []string `yaml:"exempt"`
@@ -38,7 +45,13 @@ type RateLimit struct {
 	Burst int `yaml:"burst"`
 }
 
+// FrontendAnswers are the valid rate_limits.frontend_answer values.
+var FrontendAnswers = []string{"429", "delay"}
+
 func (r *RateLimits) defaults() {
+	if r.FrontendAnswer == "" {
+		r.FrontendAnswer = "429"
+	}
 	setInt(&r.IPv6Prefix, 64)
 	setInt(&r.MaxEntries, 100_000)
 	for _, l := range []*RateLimit{r.Frontend, r.API} {
@@ -66,6 +79,7 @@ func (r *RateLimits) validate(v *validator, path string) {
 			v.Errorf(p+".burst", "must be 1..1000000, got %d", c.l.Burst)
 		}
 	}
+	oneOf(v, path+".frontend_answer", r.FrontendAnswer, FrontendAnswers)
 	validCIDRs(v, path+".exempt", r.Exempt)
 	if n := r.IPv6Prefix; n < 16 || n > 128 {
 		v.Errorf(path+".ipv6_prefix", "must be a prefix length 16..128 (64 is one host), got %d", n)

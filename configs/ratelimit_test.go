@@ -16,8 +16,8 @@ func TestRateLimitsOffByDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := c.RateLimits
-	if r.Frontend != nil || r.API != nil || r.IPv6Prefix != 64 || r.MaxEntries != 100_000 {
-		t.Errorf("rate_limits = %+v, want both classes off, ipv6_prefix 64, max_entries 100000", r)
+	if r.Frontend != nil || r.API != nil || r.IPv6Prefix != 64 || r.MaxEntries != 100_000 || r.FrontendAnswer != "429" {
+		t.Errorf("rate_limits = %+v, want both classes off, ipv6_prefix 64, max_entries 100000, frontend_answer 429", r)
 	}
 }
 
@@ -57,6 +57,7 @@ func TestRateLimitsInvalid(t *testing.T) {
 		{"prefix too short", "  ipv6_prefix: 8\n", "rate_limits.ipv6_prefix", "16..128"},
 		{"prefix too long", "  ipv6_prefix: 129\n", "rate_limits.ipv6_prefix", "16..128"},
 		{"table too small", "  max_entries: 10\n", "rate_limits.max_entries", "1024..100000000"},
+		{"bad answer", "  frontend_answer: 503\n", "rate_limits.frontend_answer", "not valid; use one of 429, delay"},
 		{"unknown key", "  verification: {rate: 1}\n", "", "verification"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
