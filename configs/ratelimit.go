@@ -41,7 +41,8 @@ type RateLimit struct {
 	// allowed (0.5 = one every 2 s), 0.001..1000000. Required.
 	Rate float64 `yaml:"rate"`
 	// Burst is how many requests a client that has been quiet may make at
-	// once, 1..1000000. Default: ten seconds' worth of rate, at least 10.
+	// once, 1..1000000. Default: ten seconds' worth of rate, at least 10 (at
+	// most 1000000).
 	Burst int `yaml:"burst"`
 }
 
@@ -56,7 +57,7 @@ func (r *RateLimits) defaults() {
 	setInt(&r.MaxEntries, 100_000)
 	for _, l := range []*RateLimit{r.Frontend, r.API} {
 		if l != nil && l.Rate > 0 && l.Rate <= 1e6 {
-			setInt(&l.Burst, max(10, int(math.Ceil(10*l.Rate))))
+			setInt(&l.Burst, min(max(10, int(math.Ceil(10*l.Rate))), 1_000_000))
 		}
 	}
 }

@@ -30,6 +30,7 @@ func TestRateLimitsBurstDefault(t *testing.T) {
 		{"  frontend: {rate: 0.1}\n", 10},
 		{"  frontend: {rate: 2.05}\n", 21},
 		{"  frontend: {rate: 2, burst: 3}\n", 3},
+		{"  frontend: {rate: 1000000}\n", 1_000_000},
 	} {
 		c, err := parseRateLimits(t, tc.yaml)
 		if err != nil {
