@@ -352,8 +352,10 @@ func TestStatusPageRendersEverySection(t *testing.T) {
 			}},
 			"css_cache": map[string]any{"backend": "redis", "hits": 42, "misses": 1, "healthy": true, "<script>x</script>": "<i>v</i>"},
 			"cron":      map[string]any{"enabled": true, "last_run": "2026-01-02T03:04:05Z", "last_node": "a", "last_status": 200},
-			"pool_ok":   false,
-			"version":   "test",
+			// Issue 15: the shape of balancer.RateLimitStat.
+			"rate_limits": []map[string]any{{"route": "frontend", "rate": 2, "burst": 40, "entries": 9, "capacity": 100352, "limited": 1234, "evictions": 0}},
+			"pool_ok":     false,
+			"version":     "test",
 		}
 	})
 	b := startChromium(t)
@@ -368,11 +370,12 @@ func TestStatusPageRendersEverySection(t *testing.T) {
 		t.Errorf("hostile node name and reason not shown as text: %q", got)
 	}
 	for sel, want := range map[string]string{
-		"#section-vrrp":      "MASTER",
-		"#section-css_cache": "redis",
-		"#section-cron":      "Last node", // keys are shown humanized
-		"#summary":           "NO HEALTHY NODE",
-		"#facts":             "test",
+		"#section-vrrp":        "MASTER",
+		"#section-css_cache":   "redis",
+		"#section-cron":        "Last node", // keys are shown humanized
+		"#section-rate_limits": "1,234",
+		"#summary":             "NO HEALTHY NODE",
+		"#facts":               "test",
 	} {
 		got := p.evalString(t, `(document.querySelector('`+sel+`') || {innerText: ''}).innerText`)
 		if !strings.Contains(got, want) {
@@ -382,8 +385,8 @@ func TestStatusPageRendersEverySection(t *testing.T) {
 	if got := p.evalString(t, `document.querySelector('#section-vrrp').innerText`); !strings.Contains(got, "192.0.2.10/24") {
 		t.Errorf("VRRP section = %q, want the virtual IP", got)
 	}
-	if got := p.evalString(t, `[...document.querySelectorAll('#sections > section')].map(s => s.dataset.key).join(',')`); got != "vrrp,css_cache,cron" {
-		t.Errorf("section order = %s, want vrrp,css_cache,cron", got)
+	if got := p.evalString(t, `[...document.querySelectorAll('#sections > section')].map(s => s.dataset.key).join(',')`); got != "vrrp,css_cache,cron,rate_limits" {
+		t.Errorf("section order = %s, want vrrp,css_cache,cron,rate_limits", got)
 	}
 	b.screenshot(t, "status-page-sections.png")
 	if errs := p.exceptions(); len(errs) > 0 {
