@@ -8,8 +8,10 @@ import (
 	"github.com/mosparo-lb/mosparo-lb/ratelimit"
 )
 
-// The cost per request: a client already in the table, a new client in a
-// table with room, and a new client in a full table (every call evicts).
+// The cost per request, at the default table size (100000 clients,
+// 2.4 MB): a client already in the table, a new client taking a free or
+// refilled slot, and a new client in a table full of draining buckets
+// (every call evicts one: a spoofed-source flood).
 func BenchmarkAllow(b *testing.B) {
 	newLimiter := func(b *testing.B, maxEntries int) *ratelimit.Limiter {
 		l, err := ratelimit.New(ratelimit.Config{Rate: 1e6, Burst: 1000, MaxEntries: maxEntries}, t0)
@@ -45,10 +47,10 @@ func BenchmarkAllow(b *testing.B) {
 		// Every client is new, and the clients before it have their full
 		// bucket again (the steady state of many one-off visitors): the
 		// slot taken is an empty or a reusable one, never an eviction.
-		l := newLimiter(b, 1<<20)
+		l := newLimiter(b, 0)
 		i := 0
 		now := t0
-		for ; i < 2<<20; i++ {
+		for ; i < 1_000_000; i++ {
 			now = now.Add(time.Millisecond)
 			l.Allow(addr(i), now) // every page of the table touched
 		}
