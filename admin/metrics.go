@@ -203,7 +203,7 @@ var (
 	descReloads     = prometheus.NewDesc("mosparo_lb_config_reloads_total", "Configuration reloads attempted.", nil, nil)
 	descConns       = prometheus.NewDesc("mosparo_lb_client_connections", "Client connections open on the public listeners.", nil, nil)
 	descConnsRefuse = prometheus.NewDesc("mosparo_lb_client_connections_refused_total", "Client connections closed at accept, by the limit reached (max_conns, max_conns_per_ip).", []string{"limit"}, nil)
-	descRateLimited = prometheus.NewDesc("mosparo_lb_rate_limited_total", "Requests answered 429 by the per-client rate limits, by route class.", []string{"route"}, nil)
+	descRateLimited = prometheus.NewDesc("mosparo_lb_rate_limited_total", "Requests the per-client rate limits answered at the LB (429, or mosparo's delay answer with rate_limits.frontend_answer: delay), by route class.", []string{"route"}, nil)
 	descRateEntries = prometheus.NewDesc("mosparo_lb_rate_limit_entries", "Clients held by the route class's rate limiter.", []string{"route"}, nil)
 	descRateCap     = prometheus.NewDesc("mosparo_lb_rate_limit_capacity", "Clients the route class's rate limiter can hold (rate_limits.max_entries, rounded up).", []string{"route"}, nil)
 	descRateEvicted = prometheus.NewDesc("mosparo_lb_rate_limit_evictions_total", "Clients forgotten by the route class's rate limiter before their bucket was full again (each may get one extra burst).", []string{"route"}, nil)
