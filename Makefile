@@ -53,7 +53,7 @@ hostile: ## the hostile corpus (issue 11) against mosparo-lb and HAProxy, as a t
 	./scripts/hostile.sh
 
 bench: build ## mosparo-lb vs HAProxy vs nginx with wrk, plus go benchmarks
-	$(GO) test -run '^$$' -bench . -benchmem ./balancer/ ./cssproxy/
+	$(GO) test -run '^$$' -bench . -benchmem ./balancer/ ./cssproxy/ ./ratelimit/
 	./scripts/bench.sh
 
 bench-failover: ## VRRP failover outage, mosparo-lb vs keepalived

@@ -26,6 +26,14 @@ type Gauges struct {
 	Reloads        uint64
 	ReloadFailures uint64
 	ClientConns    *ClientConnGauge // nil when no listener serves
+	RateLimits     []RateLimitGauge // one per limited route class
+}
+
+// RateLimitGauge is one route class's per-client limiter (rate_limits).
+type RateLimitGauge struct {
+	Route              string
+	Limited, Evictions uint64
+	Entries, Capacity  int
 }
 
 // ClientConnGauge are the public listeners' connection counters.
@@ -209,6 +217,10 @@ var (
 	descReloads     = prometheus.NewDesc("mosparo_lb_config_reloads_total", "Configuration reloads attempted.", nil, nil)
 	descConns       = prometheus.NewDesc("mosparo_lb_client_connections", "Client connections open on the public listeners.", nil, nil)
 	descConnsRefuse = prometheus.NewDesc("mosparo_lb_client_connections_refused_total", "Client connections closed at accept, by the limit reached (max_conns, max_conns_per_ip), or unread on a proxy_protocol listener (proxy_protocol_from, proxy_protocol_header).", []string{"limit"}, nil)
+	descRateLimited = prometheus.NewDesc("mosparo_lb_rate_limited_total", "Requests the per-client rate limits answered at the LB (429, or mosparo's delay answer with rate_limits.frontend_answer: delay), by route class.", []string{"route"}, nil)
+	descRateEntries = prometheus.NewDesc("mosparo_lb_rate_limit_entries", "Clients held by the route class's rate limiter.", []string{"route"}, nil)
+	descRateCap     = prometheus.NewDesc("mosparo_lb_rate_limit_capacity", "Clients the route class's rate limiter can hold (rate_limits.max_entries, rounded up).", []string{"route"}, nil)
+	descRateEvicted = prometheus.NewDesc("mosparo_lb_rate_limit_evictions_total", "Clients forgotten by the route class's rate limiter before their bucket was full again (each may get one extra burst).", []string{"route"}, nil)
 	descReloadFails = prometheus.NewDesc("mosparo_lb_config_reload_failures_total", "Configuration reloads rejected.", nil, nil)
 	nodeStates      = []string{"up", "down", "draining", "setup", "maintenance"}
 	vrrpStates      = []vip.State{vip.Initialize, vip.Backup, vip.Master, vip.Fault}
@@ -216,7 +228,8 @@ var (
 
 func (s *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descPool, descVersMixed, descNodeVersion, descNodeState, descNodeFlight, descNodeEject, descNodeWeight, descNodeQueued, descNodeQueueTO,
-		descVRRPState, descVRRPPrio, descVRRPTrans, descVRRPDropped, descCSS, descCSSEntries, descCSSBytes, descCSSUp, descCSSChecks, descCSSDisagree, descCSSDisProj, descCron, descReloads, descReloadFails, descConns, descConnsRefuse} {
+		descVRRPState, descVRRPPrio, descVRRPTrans, descVRRPDropped, descCSS, descCSSEntries, descCSSBytes, descCSSUp, descCSSChecks, descCSSDisagree, descCSSDisProj, descCron, descReloads, descReloadFails, descConns, descConnsRefuse,
+		descRateLimited, descRateEntries, descRateCap, descRateEvicted} {
 		ch <- d
 	}
 }
@@ -279,6 +292,12 @@ func (s *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descConnsRefuse, prometheus.CounterValue, float64(c.RefusedIP), "max_conns_per_ip")
 		ch <- prometheus.MustNewConstMetric(descConnsRefuse, prometheus.CounterValue, float64(c.RefusedProxyPeer), "proxy_protocol_from")
 		ch <- prometheus.MustNewConstMetric(descConnsRefuse, prometheus.CounterValue, float64(c.RefusedProxyHeader), "proxy_protocol_header")
+	}
+	for _, r := range g.RateLimits {
+		ch <- prometheus.MustNewConstMetric(descRateLimited, prometheus.CounterValue, float64(r.Limited), r.Route)
+		ch <- prometheus.MustNewConstMetric(descRateEntries, prometheus.GaugeValue, float64(r.Entries), r.Route)
+		ch <- prometheus.MustNewConstMetric(descRateCap, prometheus.GaugeValue, float64(r.Capacity), r.Route)
+		ch <- prometheus.MustNewConstMetric(descRateEvicted, prometheus.CounterValue, float64(r.Evictions), r.Route)
 	}
 }
 

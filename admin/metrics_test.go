@@ -24,6 +24,7 @@ func TestMetricsFamilies(t *testing.T) {
 			Cron:          &CronGauge{Runs: map[string]uint64{"done": 2}},
 			Reloads:       1,
 			ClientConns:   &ClientConnGauge{Open: 7, RefusedMaxConns: 2, RefusedIP: 3, RefusedProxyPeer: 4, RefusedProxyHeader: 5},
+			RateLimits:    []RateLimitGauge{{Route: "frontend", Limited: 4, Evictions: 1, Entries: 9, Capacity: 100352}},
 		}
 	})
 	r := m.Node("n1")
@@ -45,6 +46,7 @@ func TestMetricsFamilies(t *testing.T) {
 		"mosparo_lb_config_reloads_total", "mosparo_lb_config_reload_failures_total",
 		"mosparo_lb_client_connections", "mosparo_lb_client_connections_refused_total",
 		"mosparo_lb_node_version_info", "mosparo_lb_versions_mixed",
+		"mosparo_lb_rate_limited_total", "mosparo_lb_rate_limit_entries", "mosparo_lb_rate_limit_capacity", "mosparo_lb_rate_limit_evictions_total",
 	} {
 		if _, ok := fams[name]; !ok {
 			t.Errorf("family %s missing", name)

@@ -382,9 +382,11 @@ func TestStatusPageRendersEverySection(t *testing.T) {
 			}},
 			"css_cache": map[string]any{"backend": "redis", "hits": 42, "misses": 1, "healthy": true, "<script>x</script>": "<i>v</i>"},
 			"cron":      map[string]any{"enabled": true, "last_run": "2026-01-02T03:04:05Z", "last_node": "a", "last_status": 200},
-			"pool_ok":   false,
-			"version":   "test",
-			"versions":  map[string]any{"mixed": true, "nodes": map[string]any{"5eed1e55c0ffee0123456789": []string{"a"}, "unknown": []string{"b"}}},
+			// Issue 15: the shape of balancer.RateLimitStat.
+			"rate_limits": []map[string]any{{"route": "frontend", "rate": 2, "burst": 40, "entries": 9, "capacity": 100352, "limited": 1234, "evictions": 0}},
+			"pool_ok":     false,
+			"version":     "test",
+			"versions":    map[string]any{"mixed": true, "nodes": map[string]any{"5eed1e55c0ffee0123456789": []string{"a"}, "unknown": []string{"b"}}},
 		}
 	})
 	b := startChromium(t)
@@ -398,12 +400,13 @@ func TestStatusPageRendersEverySection(t *testing.T) {
 		t.Errorf("hostile node name and reason not shown as text: %q", got)
 	}
 	for sel, want := range map[string]string{
-		"#section-vrrp":      "MASTER",
-		"#section-css_cache": "redis",
-		"#section-cron":      "Last node", // keys are shown humanized
-		"#summary":           "NO HEALTHY NODE",
-		"#nodes":             "5eed1e55",
-		"#facts":             "test",
+		"#section-vrrp":        "MASTER",
+		"#section-css_cache":   "redis",
+		"#section-cron":        "Last node", // keys are shown humanized
+		"#section-rate_limits": "1,234",
+		"#summary":             "NO HEALTHY NODE",
+		"#nodes":               "5eed1e55",
+		"#facts":               "test",
 	} {
 		got := b.evalString(t, `(document.querySelector('`+sel+`') || {innerText: ''}).innerText`)
 		if !strings.Contains(got, want) {
@@ -416,8 +419,8 @@ func TestStatusPageRendersEverySection(t *testing.T) {
 	if got := b.evalString(t, `document.querySelector('#section-vrrp').innerText`); !strings.Contains(got, "192.0.2.10/24") {
 		t.Errorf("VRRP section = %q, want the virtual IP", got)
 	}
-	if got := b.evalString(t, `[...document.querySelectorAll('#sections > section')].map(s => s.dataset.key).join(',')`); got != "vrrp,css_cache,cron,versions" {
-		t.Errorf("section order = %s, want vrrp,css_cache,cron,versions", got)
+	if got := b.evalString(t, `[...document.querySelectorAll('#sections > section')].map(s => s.dataset.key).join(',')`); got != "vrrp,css_cache,cron,versions,rate_limits" {
+		t.Errorf("section order = %s, want vrrp,css_cache,cron,versions,rate_limits", got)
 	}
 	b.screenshot(t, "status-page-sections.png")
 	if errs := b.problems(); len(errs) > 0 {

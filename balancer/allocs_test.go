@@ -3,6 +3,7 @@
 package balancer
 
 import (
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -82,5 +83,36 @@ func TestCompressAllocations(t *testing.T) {
 				t.Errorf("%.2f allocs per request, want 0", a)
 			}
 		})
+	}
+}
+
+// With rate_limits on, a known client under its limit and one over it
+// (answered 429 by the LB) cost no allocation either (issue 15); the
+// trusted-proxy case parses X-Forwarded-For on every request.
+func TestRateLimitAllocations(t *testing.T) {
+	form := []byte("publicKey=PUBLICKEY_example&submitToken=abc&formData=x")
+	for _, tt := range []struct {
+		name, limits string
+		want         int
+	}{
+		{"under the limit", "{rate: 1000000, burst: 1000000}", 200},
+		{"over the limit", "{rate: 0.001, burst: 1}", 429},
+		{"over the limit, delay answer", "{rate: 0.001, burst: 1}, frontend_answer: delay", 200},
+	} {
+		for _, trusted := range []string{"", "trusted_proxies: [198.51.100.0/24]\n"} {
+			t.Run(fmt.Sprintf("%s trusted=%v", tt.name, trusted != ""), func(t *testing.T) {
+				yaml := "listen: [{address: \"127.0.0.1:0\"}]\nlog: {access_log: false}\n" + trusted + "rate_limits: {frontend: " + tt.limits + "}\n"
+				l := newDirectLB(t, yaml, []byte("{}"), 2, "POST", "/api/v1/frontend/check-form-data", form, false)
+				l.once()
+				for i := 0; i < 100; i++ {
+					if code := l.once(); code != tt.want {
+						t.Fatalf("warm-up status %d, want %d", code, tt.want)
+					}
+				}
+				if a := testing.AllocsPerRun(1000, func() { l.once() }); a != 0 {
+					t.Errorf("%.2f allocs per request, want 0", a)
+				}
+			})
+		}
 	}
 }

@@ -205,6 +205,7 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 	r.b = r.b[m:]
 	return m, nil
 }
+
 // FuzzCompressHeaders: a node's Content-Type, Cache-Control and Vary never
 // panic the compression checks.
 func FuzzCompressHeaders(f *testing.F) {
@@ -219,5 +220,40 @@ func FuzzCompressHeaders(f *testing.F) {
 		c.compressible(ct)
 		hasToken(cc, strNoTransform)
 		hasToken(cc, valStar)
+	})
+}
+
+// FuzzClientAddr runs the client-address rule on arbitrary X-Forwarded-For
+// lines from a trusted peer: no panic, and when the last entry is an
+// untrusted address the client is that entry, whatever came before it
+// (issue 15: a client cannot choose its own rate-limit bucket).
+func FuzzClientAddr(f *testing.F) {
+	f.Add("203.0.113.9", "")
+	f.Add("198.51.100.1, 203.0.113.9", "10.0.0.2")
+	f.Add("[2001:db8::1]:443,,", "fe80::1%eth0")
+	f.Add("::ffff:1.2.3.4:5", " , ")
+	fwd := &forwarder{trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}
+	peer := netip.MustParseAddr("10.1.2.3")
+	f.Fuzz(func(t *testing.T, line1, line2 string) {
+		var h fasthttp.RequestHeader
+		h.DisableNormalizing()
+		h.Add("X-Forwarded-For", line1)
+		if line2 != "" {
+			h.Add("X-Forwarded-For", line2)
+		}
+		got := fwd.clientAddr(&h, peer)
+		if !got.IsValid() {
+			t.Fatalf("clientAddr(%q, %q) = invalid address", line1, line2)
+		}
+		// The entry the last (trusted) proxy wrote.
+		all := line1
+		if line2 != "" {
+			all += "," + line2
+		}
+		parts := strings.Split(all, ",")
+		last := strings.TrimSpace(parts[len(parts)-1])
+		if a, ok := parseForwardedFor([]byte(last)); ok && !fwd.isTrusted(a) && got != a {
+			t.Fatalf("clientAddr(%q, %q) = %s, want the last entry %s", line1, line2, got, a)
+		}
 	})
 }

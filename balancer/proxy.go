@@ -106,6 +106,8 @@ func (rt *Runtime) serve(ctx *fasthttp.RequestCtx, st *reqState, class Class, ro
 		writeError(ctx, class, fasthttp.StatusForbidden, bodyForbidden)
 		o.status = fasthttp.StatusForbidden
 		return o
+	case rt.rate.byClass[class] != nil && rt.rateLimited(ctx, st, &o, peer, start):
+		return o
 	case class == Resources && rt.deps.CSS != nil && (ctx.IsGet() || ctx.IsHead()):
 		scheme, host, prefix, buf := rt.fwd.clientFacing(&ctx.Request.Header, peer, ctx.IsTLS(), st.buf)
 		st.buf = buf

@@ -102,6 +102,7 @@ type Runtime struct {
 	proxy          []*proxyPolicy // per listener index; nil: no PROXY header (proxyproto.go)
 	proxyTimeout   time.Duration  // the shortest proxy_protocol.timeout; 0 for none
 	comp           *compressor    // nil: compression off
+	rate           rateLimits     // per-client limiters by class (rate_limits)
 }
 
 // NewRuntime builds a runtime; it reads TLS certificate files, so a reload
@@ -137,6 +138,9 @@ func NewRuntime(cfg *configs.Config, nodes []NodeSpec, deps Deps) (*Runtime, err
 	}
 	if cfg.Edge.ForwardedPrefix != "" {
 		rt.fwd.prefix = []byte(cfg.Edge.ForwardedPrefix)
+	}
+	if rt.rate, err = newRateLimits(cfg.RateLimits, time.Now()); err != nil {
+		return nil, fmt.Errorf("balancer: rate_limits: %w", err)
 	}
 	if rt.allowHealth, err = prefixes(cfg.Edge.AllowHealthFrom); err != nil {
 		return nil, fmt.Errorf("balancer: edge.allow_health_from: %w", err)

@@ -169,6 +169,7 @@ func (s *Server) Listen(ctx context.Context) error {
 func (s *Server) Swap(rt *Runtime, b *Binding) {
 	rt.wd = s.wd
 	s.wd.setTick(rt.tick())
+	rt.rate.adopt(&s.rt.Load().rate)
 	old := s.rt.Swap(rt)
 	s.install(b)
 	// Old in-flight requests hold their own connections; they get the

@@ -40,6 +40,8 @@ type Config struct {
 
 	// Compression of the nodes' text answers (gzip, brotli).
 	Compression Compression `yaml:"compression"`
+	// RateLimits are per-client token buckets on the public API.
+	RateLimits RateLimits `yaml:"rate_limits"`
 }
 
 // Listener is one public address the balancer accepts on.

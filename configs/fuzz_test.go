@@ -22,6 +22,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("admin: {token: \"${Y}$${Y}${X}\"}\nhealth:\n  interval: ${D:-300ms}\n"))
 	f.Add([]byte("cron: {standalone: '${Y}'}\nnodes: [{name: n, address: \"${X}:80\", weight: \"${N}${N}\"}]\n"))
 	f.Add([]byte("admin: {token: \"${\"}\n"))
+	// Issue 15: rate limits at and past their bounds.
+	f.Add([]byte("rate_limits: {frontend: {rate: .inf, burst: 1e99}, api: {rate: 1000000}, ipv6_prefix: -1, max_entries: ${N}, exempt: [\"::ffff:0:0/96\"]}\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		env := func(k string) (string, bool) {
 			switch k {

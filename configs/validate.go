@@ -75,6 +75,7 @@ func (c *Config) defaults() {
 	c.CSSCache.defaults()
 	c.VRRP.defaults()
 	c.Cron.defaults()
+	c.RateLimits.defaults()
 }
 
 func (c *Config) validate(v *validator) {
@@ -114,6 +115,7 @@ func (c *Config) validate(v *validator) {
 	if c.Limits.MaxConnsPerNode < 1 {
 		v.Errorf("limits.max_conns_per_node", "must be at least 1, got %d", c.Limits.MaxConnsPerNode)
 	}
+	c.RateLimits.validate(v, "rate_limits")
 	validCIDRs(v, "edge.allow_health_from", c.Edge.AllowHealthFrom)
 	validCIDRs(v, "edge.allow_cron_from", c.Edge.AllowCronFrom)
 	if p := c.Edge.ForwardedPrefix; p != "" && (!strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/")) {

@@ -52,15 +52,17 @@ type Snapshot struct {
 	Reloads ReloadStatus   `json:"reloads"`
 	// PoolOK: some node can serve. Serving: the data plane accepts on
 	// every listener. VRRP's track_pool follows both.
-	PoolOK      bool                 `json:"pool_ok"`
-	Serving     bool                 `json:"serving"`
-	ClientConns ClientConns          `json:"client_conns"`
-	Timestamp   time.Time            `json:"timestamp"`
-	CSSCache    *cssproxy.Stats      `json:"css_cache,omitempty"` // nil without css_cache
-	Discovery   discovery.Status     `json:"discovery"`
-	Versions    health.Versions      `json:"versions"`
-	VRRP        []vip.InstanceStatus `json:"vrrp,omitempty"` // nil without vrrp.instances
-	Cron        *cron.Status         `json:"cron,omitempty"` // nil when cron is off
+	PoolOK      bool             `json:"pool_ok"`
+	Serving     bool             `json:"serving"`
+	ClientConns ClientConns      `json:"client_conns"`
+	Timestamp   time.Time        `json:"timestamp"`
+	CSSCache    *cssproxy.Stats  `json:"css_cache,omitempty"` // nil without css_cache
+	Discovery   discovery.Status `json:"discovery"`
+	Versions    health.Versions  `json:"versions"`
+	// RateLimits: the limited route classes; nil without rate_limits.
+	RateLimits []balancer.RateLimitStat `json:"rate_limits,omitempty"`
+	VRRP       []vip.InstanceStatus     `json:"vrrp,omitempty"` // nil without vrrp.instances
+	Cron       *cron.Status             `json:"cron,omitempty"` // nil when cron is off
 	// History feeds the page's charts (nil without admin); Events its list.
 	History *admin.HistoryView `json:"history,omitempty"`
 	Events  []admin.Event      `json:"events"`
@@ -106,9 +108,10 @@ func (d *Daemon) Snapshot() Snapshot {
 		Serving: d.srv.Healthy(),
 		ClientConns: ClientConns{Open: cs.Open, RefusedMaxConns: cs.RefusedTotal, RefusedPerIP: cs.RefusedPerIP,
 			RefusedProxyPeer: cs.RefusedProxyPeer, RefusedProxyHeader: cs.RefusedProxyHeader},
-		Timestamp: time.Now().UTC(),
-		Discovery: g.disc.Status(),
-		Versions:  d.checker.Versions(),
+		Timestamp:  time.Now().UTC(),
+		Discovery:  g.disc.Status(),
+		Versions:   d.checker.Versions(),
+		RateLimits: d.srv.RateLimitStats(),
 	}
 	if g.css != nil {
 		st := g.css.Stats()
@@ -168,6 +171,10 @@ func (s *Snapshot) gauges() admin.Gauges {
 	}
 	if s.Cron != nil {
 		out.Cron = &admin.CronGauge{Runs: maps.Clone(s.Cron.Outcomes)}
+	}
+	for _, r := range s.RateLimits {
+		out.RateLimits = append(out.RateLimits, admin.RateLimitGauge{Route: r.Route, Limited: r.Limited, Evictions: r.Evictions,
+			Entries: r.Entries, Capacity: r.Capacity})
 	}
 	return out
 }
