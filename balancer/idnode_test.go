@@ -154,14 +154,14 @@ type idNode struct {
 	requests atomic.Int64
 
 	mu    sync.Mutex
-	log   func(id, node string) // every id read, in order
+	log   func(id, node string, a act) // every id read, in order, with the act it got
 	conns map[net.Conn]struct{}
 	wg    sync.WaitGroup
 	done  bool
 }
 
 // startIDNode starts a node; reg (for idle-time acts), log and inspect may be nil.
-func startIDNode(name string, reg *connRegistry, log func(id, node string), inspect func(*fasthttp.Request), choose func(head bool) act) (*idNode, error) {
+func startIDNode(name string, reg *connRegistry, log func(id, node string, a act), inspect func(*fasthttp.Request), choose func(head bool) act) (*idNode, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -221,8 +221,13 @@ func (n *idNode) serve(c *net.TCPConn) {
 		if err := req.Read(br); err != nil {
 			return
 		}
-		if string(req.URI().Path()) == "/api/v1/health/check" {
-			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(healthBody), healthBody)
+		if len(req.Header.Peek(fasthttp.HeaderXForwardedFor)) == 0 {
+			// Not forwarded by the balancer (which always sets
+			// X-Forwarded-For): the health checker's own probe or code-version
+			// fingerprint (GET /build/entrypoints.json, issue 12). An act
+			// played on it would be a fault the balancer never sees, so it
+			// gets a fixed answer and counts nowhere.
+			n.answerChecker(c, &req)
 			return
 		}
 		n.requests.Add(1)
@@ -230,10 +235,9 @@ func (n *idNode) serve(c *net.TCPConn) {
 			n.inspect(&req)
 		}
 		id := string(req.Header.Peek("X-Req-Id"))
-		if p := n.nonce.Load(); p != nil {
-			id = *p
-		} else if n.log != nil && id != "" {
-			n.log(id, n.name)
+		nonce := n.nonce.Load()
+		if nonce != nil {
+			id = *nonce
 		}
 		if req.Header.IsPost() && string(req.Body()) != "data="+id {
 			n.mismatch.Add(1)
@@ -244,6 +248,9 @@ func (n *idNode) serve(c *net.TCPConn) {
 		if a.fault() {
 			n.faults.Add(1)
 		}
+		if nonce == nil && n.log != nil && id != "" {
+			n.log(id, n.name, a)
+		}
 		if string(req.URI().Path()) == "/slow" {
 			time.Sleep(300 * time.Millisecond)
 		}
@@ -251,6 +258,16 @@ func (n *idNode) serve(c *net.TCPConn) {
 			return
 		}
 	}
+}
+
+// answerChecker answers the health checker: mosparo's healthy answer to
+// the probe, 404 to anything else (no Encore build, so no fingerprint).
+func (n *idNode) answerChecker(c net.Conn, req *fasthttp.Request) {
+	if string(req.URI().Path()) == "/api/v1/health/check" {
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(healthBody), healthBody)
+		return
+	}
+	fmt.Fprint(c, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 }
 
 // answer is the well-formed answer to id (without its body for a HEAD).
