@@ -119,7 +119,7 @@ func TestMemcachedOutageCostsNothing(t *testing.T) {
 		hashes[i] = testHash(i)
 		writeDesign(t, "memcached", dsn, "php", id, hashes[i], testCSS(id, 3000))
 	}
-	outageLoad(t, p, hashes, "3c7f3b2d-8e4a-4f6b-ad9c-%012x", 700*time.Millisecond, srv.Stop, srv.Start)
+	outageLoad(t, p, hashes, "3c7f3b2d-8e4a-4f6b-ad9c-%012x", 2*outageSlow, srv.Stop, srv.Start)
 }
 
 // TestMemcachedNamespaceClear: PHP's clear() moves the namespace version

