@@ -199,7 +199,7 @@ func haproxyConfig(c *hostileCase, nodes []*scriptNode) []byte {
     tune.bufsize 5120
 defaults
     mode http
-    timeout connect 500ms
+    timeout connect 5s
     timeout client 2s
     timeout http-request 1s
     timeout server %s
