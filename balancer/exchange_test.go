@@ -193,7 +193,7 @@ func TestFullNodeQueues(t *testing.T) {
 		return answerID(c, req)
 	})
 	h := newRecHealth()
-	cfg := testConfig(t, listenYAML+"timeouts: {connect: 200ms, request: 10s, queue: 300ms}\nlimits: {max_conns_per_node: 1}\n")
+	cfg := testConfig(t, listenYAML+"timeouts: {connect: 10s, request: 10s, queue: 300ms}\nlimits: {max_conns_per_node: 1}\n")
 	srv, addr := startLBWith(t, cfg, []NodeSpec{slow.spec("slow")}, h)
 	first := make(chan int, 1)
 	go func() {
