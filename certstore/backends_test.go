@@ -1,6 +1,7 @@
 package certstore
 
 import (
+	"context"
 	"net/http"
 	"testing"
 	"time"
@@ -40,7 +41,8 @@ func newConsul(t *testing.T, addr string, opts Options) *Consul {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := s.Close(t.Context()); err != nil {
+		// t.Context() is already done when cleanups run.
+		if err := s.Close(context.Background()); err != nil {
 			t.Errorf("Close: %v", err)
 		}
 	})

@@ -48,6 +48,19 @@ func (c *Consul) Lock(ctx context.Context, name string) error {
 	var index uint64
 	for {
 		ok, err := c.acquire(ctx, l)
+		if err != nil && c.gone(ctx, l) {
+			// Our own session died while we waited (agent restarted,
+			// renewals failed): wait on with a new one.
+			c.log.Warn("lock wait session lost; opening another", zap.String("lock", name))
+			c.abandon(ctx, l)
+			if err := sleep(ctx, c.opts.LockRetry); err != nil {
+				return err
+			}
+			if l, err = c.open(ctx, name); err != nil {
+				return err
+			}
+			continue
+		}
 		if err != nil {
 			c.abandon(ctx, l)
 			return err
@@ -210,6 +223,15 @@ func (c *Consul) await(ctx context.Context, key string, index *uint64) error {
 		return sleep(ctx, c.opts.LockRetry)
 	}
 	return nil
+}
+
+// gone reports whether Consul no longer knows l's session.
+func (c *Consul) gone(ctx context.Context, l *lock) bool {
+	if l.lost.Load() {
+		return true
+	}
+	e, _, err := c.sess.Info(l.session, queryOpts(ctx))
+	return err == nil && e == nil
 }
 
 // keep records a held lock.
