@@ -167,8 +167,11 @@ func lockOp(name string) func(context.Context, *Consul) error {
 // An agent that never frees the lock: Lock ends with its context and
 // destroys the session it waited under.
 func TestLockNeverFree(t *testing.T) {
-	var destroyed atomic.Int32
+	var destroyed, reads atomic.Int32
 	addr := hostileAgent(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			reads.Add(1)
+		}
 		switch {
 		case strings.HasPrefix(r.URL.Path, "/v1/session/create"):
 			jsonAnswer(w, 200, `{"ID":"s1"}`)
@@ -189,6 +192,11 @@ func TestLockNeverFree(t *testing.T) {
 	}
 	if destroyed.Load() != 1 {
 		t.Errorf("session destroyed %d times, want 1", destroyed.Load())
+	}
+	// The agent answers the blocking reads at once with the same index:
+	// Lock pauses LockRetry (20ms) between them instead of spinning.
+	if n := reads.Load(); n > 30 {
+		t.Errorf("%d reads in 300ms from an agent that does not block, want about 15", n)
 	}
 }
 

@@ -214,12 +214,22 @@ func (c *Consul) await(ctx context.Context, key string, index *uint64) error {
 	}
 	// An index that went backwards (agent restarted, snapshot restored) or
 	// is 0 must not be waited on (FACTS.md: never block on index 0).
+	same := meta.LastIndex == *index
 	if meta.LastIndex < *index || meta.LastIndex == 0 {
 		*index = 0
 	} else {
 		*index = meta.LastIndex
 	}
+	// Free but refused means lock-delay. An unchanged index means the wait
+	// ran out, or an agent that does not block: pause either way, so a
+	// broken agent is not asked in a tight loop.
 	if p == nil || p.Session == "" {
+		// Nothing will change while the lock-delay runs: read again
+		// without blocking.
+		*index = 0
+		return sleep(ctx, c.opts.LockRetry)
+	}
+	if same {
 		return sleep(ctx, c.opts.LockRetry)
 	}
 	return nil

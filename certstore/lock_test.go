@@ -286,3 +286,35 @@ func TestCloseReleases(t *testing.T) {
 		t.Errorf("sessions = %v, want lb2's two", s)
 	}
 }
+
+// An agent that loses its state (restart of a dev agent, restored
+// snapshot) loses every session: the holder learns it, the waiting LB
+// opens a new session and takes the lock.
+func TestLockAgentForgetsSessions(t *testing.T) {
+	a := fakeAgent(t, consultest.Options{})
+	lb1, lb2 := newConsul(t, a.Addr(), testOptions()), newConsul(t, a.Addr(), testOptions())
+	ctx := t.Context()
+	if err := lb1.Lock(ctx, "x"); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() { got <- lb2.Lock(ctx, "x") }()
+	if err := a.AwaitBlocked(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	a.Reset()
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatalf("Lock after the agent forgot its session = %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the waiting LB did not recover from the agent forgetting its session")
+	}
+	if err := lb1.RenewLockLease(ctx, "x", time.Minute); !errors.Is(err, ErrLockLost) {
+		t.Errorf("RenewLockLease of the forgotten holder = %v, want ErrLockLost", err)
+	}
+	if s := a.Sessions(); len(s) != 1 {
+		t.Errorf("sessions = %v, want the new holder's", s)
+	}
+}
