@@ -187,6 +187,7 @@ func (c *Consul) Load(ctx context.Context, key string) ([]byte, error) {
 }
 
 // Delete removes key and every key below it; a missing key is no error.
+// The root ("") is an invalid key: nothing wipes the whole storage.
 func (c *Consul) Delete(ctx context.Context, key string) error {
 	name, err := c.name(key)
 	if err != nil {
