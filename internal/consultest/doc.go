@@ -17,6 +17,12 @@
 //   - an optional ACL token (X-Consul-Token) and a request log, so tests can
 //     assert what a client sent and count its requests;
 //   - Stop and Start on the same address, and Reset to send the index backwards.
+//   - for certstore (issue 14, from Consul's documentation, not FACTS.md):
+//     KV get/put/delete with ?recurse, ?keys&separator, flags, cas, blocking
+//     reads, the 512 KiB value limit (413), and sessions (create, renew,
+//     destroy, info, list) with TTL invalidation after twice the TTL,
+//     acquire/release, lock-delay and the release/delete behaviours. A
+//     session's node checks are not modelled: InvalidateSession stands in.
 //
 // Time comes from a Clock; ManualClock lets a test expire TTLs and blocking
 // waits without sleeping. It must not grow behaviour FACTS.md does not
