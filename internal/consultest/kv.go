@@ -3,12 +3,10 @@ package consultest
 import (
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -120,32 +118,9 @@ func (a *Agent) handleKVGet(w http.ResponseWriter, r *http.Request, down <-chan 
 	key := r.PathValue("key")
 
 	a.mu.Lock()
-	if p.index > 0 && a.kv.index <= p.index {
-		expired := make(chan struct{})
-		var once sync.Once
-		stop := a.clock.AfterFunc(p.wait+rand.N(p.wait/16+1), func() { once.Do(func() { close(expired) }) })
-		defer stop()
-		gen := a.resetGen
-		a.setBlocked(1)
-		for a.kv.index <= p.index && a.resetGen == gen {
-			ch := a.changed
-			a.mu.Unlock()
-			select {
-			case <-ch:
-			case <-expired:
-			case <-r.Context().Done():
-			case <-down:
-			}
-			a.mu.Lock()
-			if isDone(expired) || r.Context().Err() != nil || isDone(down) {
-				break
-			}
-		}
-		a.setBlocked(-1)
-		if r.Context().Err() != nil || isDone(down) {
-			a.mu.Unlock()
-			return
-		}
+	if p.index > 0 && a.kv.index <= p.index && !a.block(r, p.wait, down, func() bool { return a.kv.index <= p.index }) {
+		a.mu.Unlock()
+		return
 	}
 	idx := a.kv.index
 	var body any

@@ -113,32 +113,9 @@ func (a *Agent) serveQuery(w http.ResponseWriter, r *http.Request, down <-chan s
 	name := r.PathValue("name")
 
 	a.mu.Lock()
-	if p.index > 0 && a.serviceIndex(name) <= p.index {
-		expired := make(chan struct{})
-		var once sync.Once
-		stop := a.clock.AfterFunc(p.wait+rand.N(p.wait/16+1), func() { once.Do(func() { close(expired) }) })
-		defer stop()
-		gen := a.resetGen
-		a.setBlocked(1)
-		for a.serviceIndex(name) <= p.index && a.resetGen == gen {
-			ch := a.changed
-			a.mu.Unlock()
-			select {
-			case <-ch:
-			case <-expired:
-			case <-r.Context().Done():
-			case <-down:
-			}
-			a.mu.Lock()
-			if isDone(expired) || r.Context().Err() != nil || isDone(down) {
-				break
-			}
-		}
-		a.setBlocked(-1)
-		if r.Context().Err() != nil || isDone(down) {
-			a.mu.Unlock()
-			return
-		}
+	if p.index > 0 && a.serviceIndex(name) <= p.index && !a.block(r, p.wait, down, func() bool { return a.serviceIndex(name) <= p.index }) {
+		a.mu.Unlock()
+		return
 	}
 	idx := a.serviceIndex(name)
 	var body any
@@ -326,4 +303,32 @@ func (a *Agent) catalogJSON(e entry) jsonCatalogService {
 		ServiceMeta: s.Meta, ServicePort: s.Port, ServiceWeights: s.Weights,
 		CreateIndex: s.CreateIndex, ModifyIndex: s.ModifyIndex,
 	}
+}
+
+// block waits, with a.mu held, while waiting() holds, as a blocking query
+// does: until a change, the wait (with Consul's jitter) lapsed or an agent
+// reset. It reports false when the client left or the agent went down.
+func (a *Agent) block(r *http.Request, wait time.Duration, down <-chan struct{}, waiting func() bool) bool {
+	expired := make(chan struct{})
+	var once sync.Once
+	stop := a.clock.AfterFunc(wait+rand.N(wait/16+1), func() { once.Do(func() { close(expired) }) })
+	defer stop()
+	gen := a.resetGen
+	a.setBlocked(1)
+	for waiting() && a.resetGen == gen {
+		ch := a.changed
+		a.mu.Unlock()
+		select {
+		case <-ch:
+		case <-expired:
+		case <-r.Context().Done():
+		case <-down:
+		}
+		a.mu.Lock()
+		if isDone(expired) || r.Context().Err() != nil || isDone(down) {
+			break
+		}
+	}
+	a.setBlocked(-1)
+	return r.Context().Err() == nil && !isDone(down)
 }
