@@ -1,76 +1,17 @@
-package vip
+package keepalivedconf
 
 import (
-	"errors"
+	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/mosparo-lb/mosparo-lb/configs"
 )
 
-const sampleKeepalived = `! Configuration File for keepalived
-global_defs {
-   router_id LB1
-   vrrp_version 3
-   vrrp_garp_master_refresh 60
-   enable_script_security
-}
-
-vrrp_script chk_haproxy {
-    script "/usr/bin/killall -0 haproxy"
-    interval 2
-    weight 2
-}
-
-vrrp_instance VI_1 {
-    state MASTER
-    interface eth0
-    virtual_router_id 51
-    priority 150
-    advert_int 0.1   # sub-second, v3 only
-    nopreempt
-    preempt_delay 5
-    unicast_src_ip 10.0.0.11
-    unicast_peer {
-        10.0.0.12
-        10.0.0.13 min_ttl 250
-    }
-    authentication {
-        auth_type PASS
-        auth_pass secret
-    }
-    virtual_ipaddress {
-        192.0.2.10/24 dev eth0 label eth0:vip
-        192.0.2.11 brd 192.0.2.255 scope global
-    }
-    track_interface {
-        eth1
-        eth2 weight -20
-        eth3 weight 10
-    }
-    track_script {
-        chk_haproxy
-    }
-    garp_master_delay 2
-    garp_master_repeat 3
-    notify "/etc/keepalived/notify.sh"
-    notify_master /usr/local/bin/became-master
-    use_vmac
-}
-
-vrrp_instance VI_6 {
-    interface eth0
-    virtual_router_id 52
-    virtual_ipaddress { 2001:db8::10/64 }
-}
-
-virtual_server 192.0.2.10 80 {
-    real_server 10.0.0.1 80 { weight 1 }
-}
-`
-
-func TestImportKeepalived(t *testing.T) {
-	y, warnings, err := ImportKeepalived(strings.NewReader(sampleKeepalived))
+func TestImport(t *testing.T) {
+	y, warnings, err := Import(bytes.NewReader(readTestdata(t, "sample.conf")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +70,7 @@ func TestImportKeepalived(t *testing.T) {
 	}
 }
 
-func TestImportKeepalivedWarnings(t *testing.T) {
+func TestImportWarnings(t *testing.T) {
 	tests := []struct {
 		name, conf, want string
 	}{
@@ -149,7 +90,7 @@ func TestImportKeepalivedWarnings(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, w, err := ImportKeepalived(strings.NewReader(tt.conf))
+			_, w, err := Import(strings.NewReader(tt.conf))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -160,87 +101,8 @@ func TestImportKeepalivedWarnings(t *testing.T) {
 	}
 }
 
-func TestImportKeepalivedSyntaxErrors(t *testing.T) {
-	for _, conf := range []string{
-		"vrrp_instance X {\n",
-		"}\n",
-		"vrrp_instance X {\n notify \"/bin/x\n}",
-		strings.Repeat("a {", maxImportDepth+2),
-		strings.Repeat("#", maxImportBytes+1),
-	} {
-		if _, _, err := ImportKeepalived(strings.NewReader(conf)); !errors.Is(err, ErrKeepalivedSyntax) {
-			t.Errorf("ImportKeepalived(%.40q) error %v, want ErrKeepalivedSyntax", conf, err)
-		}
-	}
-}
-
-// FuzzImportKeepalived: any input is either refused with an error or gives
-// YAML that the config loader can read (validation errors are fine).
-func FuzzImportKeepalived(f *testing.F) {
-	f.Add(sampleKeepalived)
-	f.Add("vrrp_instance X { virtual_ipaddress { 10.0.0.1/24 dev eth0 label eth0:1 } }")
-	f.Add("vrrp_instance {{}}")
-	f.Add("vrrp_instance X {\n advert_int 1e309\n preempt_delay -0\n}")
-	f.Add("\"")
-	f.Fuzz(func(t *testing.T, conf string) {
-		y, _, err := ImportKeepalived(strings.NewReader(conf))
-		if err != nil {
-			return
-		}
-		_, err = configs.Parse("fuzz.yaml", y, func(string) (string, bool) { return "", false })
-		var ce *configs.Error
-		if err != nil && !errors.As(err, &ce) {
-			t.Fatalf("imported YAML is not a config file: %v\n%s", err, y)
-		}
-		for _, p := range ceProblems(ce) {
-			if strings.HasPrefix(p.Msg, "YAML syntax") || strings.Contains(p.Msg, "unknown key") {
-				t.Fatalf("imported YAML broken: %v\n%s", p, y)
-			}
-		}
-	})
-}
-
-func ceProblems(e *configs.Error) []configs.Problem {
-	if e == nil {
-		return nil
-	}
-	return e.Problems
-}
-
-// keepalivedV2 is a typical keepalived.conf of a VRRPv2 group: no
-// vrrp_version (keepalived's default is 2), PASS authentication.
-const keepalivedV2 = `global_defs {
-   router_id LB1
-}
-vrrp_instance VI_1 {
-    state MASTER
-    interface eth0
-    virtual_router_id 51
-    priority 150
-    advert_int 2
-    authentication {
-        auth_type PASS
-        auth_pass "s3cr3t-longer"
-    }
-    virtual_ipaddress {
-        192.0.2.10/24
-    }
-}
-vrrp_instance web-v6 {
-    interface eth0
-    virtual_router_id 52
-    authentication {
-        auth_type PASS
-        auth_pass other
-    }
-    virtual_ipaddress {
-        2001:db8::10/64
-    }
-}
-`
-
-func TestImportKeepalivedV2(t *testing.T) {
-	y, warnings, err := ImportKeepalived(strings.NewReader(keepalivedV2))
+func TestImportV2(t *testing.T) {
+	y, warnings, err := Import(bytes.NewReader(readTestdata(t, "vrrp2-pass.conf")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,4 +151,14 @@ func TestAuthPassEnv(t *testing.T) {
 			t.Errorf("authPassEnv(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// readTestdata returns the contents of testdata/name.
+func readTestdata(tb testing.TB, name string) []byte {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
 }

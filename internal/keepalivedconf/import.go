@@ -1,7 +1,6 @@
-package vip
+package keepalivedconf
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -20,37 +19,40 @@ import (
 const (
 	maxImportBytes = 1 << 20
 	maxImportDepth = 16
+	// v2AuthPassLen is the size of VRRPv2's Authentication Data field
+	// (RFC 3768 5.3.10): keepalived sends no more of auth_pass than this.
+	v2AuthPassLen = 8
 )
 
-// ErrKeepalivedSyntax is wrapped by ImportKeepalived for unbalanced braces,
+// ErrSyntax is wrapped by Import for unbalanced braces,
 // unterminated quotes and oversized input.
-var ErrKeepalivedSyntax = errors.New("vip: keepalived.conf syntax")
+var ErrSyntax = errors.New("keepalivedconf: syntax")
 
-// ImportKeepalived turns the vrrp_instance blocks of a keepalived.conf into
+// Import turns the vrrp_instance blocks of a keepalived.conf into
 // the `vrrp:` section of mosparo-lb's YAML. VRRPv2 instances stay version 2,
 // a PASS auth_pass becomes an ${ENV} reference (the secret is never
 // printed; a warning names the variable to set). Everything that cannot be
 // carried over exactly (AH, scripts, sync groups, virtual MACs, LVS, unknown
 // keywords...) is listed in warnings, with its line; nothing is dropped
 // silently. `include` is not followed.
-func ImportKeepalived(r io.Reader) (yamlText []byte, warnings []string, err error) {
+func Import(r io.Reader) (yamlText []byte, warnings []string, err error) {
 	b, err := io.ReadAll(io.LimitReader(r, maxImportBytes+1))
 	if err != nil {
 		return nil, nil, err
 	}
 	if len(b) > maxImportBytes {
-		return nil, nil, fmt.Errorf("%w: file larger than %d bytes", ErrKeepalivedSyntax, maxImportBytes)
+		return nil, nil, fmt.Errorf("%w: file larger than %d bytes", ErrSyntax, maxImportBytes)
 	}
-	toks, err := kaTokenize(string(b))
+	toks, err := tokenize(string(b))
 	if err != nil {
 		return nil, nil, err
 	}
-	p := &kaParser{toks: toks}
+	p := &parser{toks: toks}
 	root, err := p.items(0)
 	if err != nil {
 		return nil, nil, err
 	}
-	im := &kaImporter{version: 2}
+	im := &importer{version: 2}
 	im.run(root)
 	out, err := yaml.Marshal(struct {
 		VRRP configs.VRRP `yaml:"vrrp"`
@@ -61,116 +63,8 @@ func ImportKeepalived(r io.Reader) (yamlText []byte, warnings []string, err erro
 	return out, im.warnings, nil
 }
 
-// kaToken is a word, "{", "}" or a newline ("\n").
-type kaToken struct {
-	s    string
-	line int
-}
-
-// kaTokenize splits like keepalived: whitespace-separated words, "#" or "!"
-// starting a comment, double quotes grouping words, braces as own tokens.
-func kaTokenize(s string) ([]kaToken, error) {
-	var toks []kaToken
-	sc := bufio.NewScanner(strings.NewReader(s))
-	sc.Buffer(make([]byte, 64*1024), maxImportBytes)
-	line := 0
-	for sc.Scan() {
-		line++
-		text := sc.Text()
-		for i := 0; i < len(text); {
-			c := text[i]
-			switch {
-			case c == ' ' || c == '\t' || c == '\r':
-				i++
-			case c == '#' || c == '!':
-				i = len(text)
-			case c == '{' || c == '}':
-				toks = append(toks, kaToken{string(c), line})
-				i++
-			case c == '"':
-				j := strings.IndexByte(text[i+1:], '"')
-				if j < 0 {
-					return nil, fmt.Errorf("%w: line %d: unterminated quote", ErrKeepalivedSyntax, line)
-				}
-				toks = append(toks, kaToken{text[i+1 : i+1+j], line})
-				i += j + 2
-			default:
-				j := i
-				for j < len(text) && !strings.ContainsRune(" \t\r{}\"#!", rune(text[j])) {
-					j++
-				}
-				toks = append(toks, kaToken{text[i:j], line})
-				i = j
-			}
-		}
-		toks = append(toks, kaToken{"\n", line})
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrKeepalivedSyntax, err)
-	}
-	return toks, nil
-}
-
-// kaNode is one statement: a keyword, its arguments and an optional block.
-type kaNode struct {
-	key      string
-	args     []string
-	children []*kaNode
-	block    bool
-	line     int
-}
-
-type kaParser struct {
-	toks []kaToken
-	pos  int
-}
-
-func (p *kaParser) items(depth int) ([]*kaNode, error) {
-	if depth > maxImportDepth {
-		return nil, fmt.Errorf("%w: blocks nested deeper than %d", ErrKeepalivedSyntax, maxImportDepth)
-	}
-	var out []*kaNode
-	var cur *kaNode
-	for p.pos < len(p.toks) {
-		t := p.toks[p.pos]
-		p.pos++
-		switch t.s {
-		case "\n":
-			cur = nil
-		case "}":
-			if depth == 0 {
-				return nil, fmt.Errorf("%w: line %d: unexpected }", ErrKeepalivedSyntax, t.line)
-			}
-			return out, nil
-		case "{":
-			if cur == nil { // a block on its own: attach to an empty statement
-				cur = &kaNode{line: t.line}
-				out = append(out, cur)
-			}
-			kids, err := p.items(depth + 1)
-			if err != nil {
-				return nil, err
-			}
-			cur.children = append(cur.children, kids...)
-			cur.block = true
-			cur = nil
-		default:
-			if cur == nil {
-				cur = &kaNode{key: t.s, line: t.line}
-				out = append(out, cur)
-			} else {
-				cur.args = append(cur.args, t.s)
-			}
-		}
-	}
-	if depth > 0 {
-		return nil, fmt.Errorf("%w: missing }", ErrKeepalivedSyntax)
-	}
-	return out, nil
-}
-
-// kaImporter maps the parsed file onto configs.VRRP.
-type kaImporter struct {
+// importer maps the parsed file onto configs.VRRP.
+type importer struct {
 	cfg      configs.VRRP
 	warnings []string
 	version  int
@@ -178,11 +72,11 @@ type kaImporter struct {
 	garp configs.VRRPGARP
 }
 
-func (im *kaImporter) warn(n *kaNode, format string, args ...any) {
+func (im *importer) warn(n *node, format string, args ...any) {
 	im.warnings = append(im.warnings, fmt.Sprintf("line %d: %s", n.line, fmt.Sprintf(format, args...)))
 }
 
-func (im *kaImporter) run(root []*kaNode) {
+func (im *importer) run(root []*node) {
 	// global_defs first: it sets defaults for every instance.
 	for _, n := range root {
 		if n.key == "global_defs" {
@@ -213,7 +107,7 @@ func (im *kaImporter) run(root []*kaNode) {
 
 // garpMaster reads one garp_master_* option (the same in global_defs, with
 // a vrrp_ prefix, and in a vrrp_instance) into g.
-func (im *kaImporter) garpMaster(n *kaNode, key string, g *configs.VRRPGARP) {
+func (im *importer) garpMaster(n *node, key string, g *configs.VRRPGARP) {
 	switch key {
 	case "garp_master_delay":
 		if d, ok := im.seconds(n, 0, 3600); ok {
@@ -231,7 +125,7 @@ func (im *kaImporter) garpMaster(n *kaNode, key string, g *configs.VRRPGARP) {
 	}
 }
 
-func (im *kaImporter) globalDefs(g *kaNode) {
+func (im *importer) globalDefs(g *node) {
 	for _, n := range g.children {
 		switch n.key {
 		case "vrrp_version":
@@ -255,7 +149,7 @@ func (im *kaImporter) globalDefs(g *kaNode) {
 	}
 }
 
-func (im *kaImporter) instance(blk *kaNode) {
+func (im *importer) instance(blk *node) {
 	in := configs.VRRPInstance{GARP: im.garp}
 	if len(blk.args) > 0 {
 		in.Name = blk.args[0]
@@ -267,7 +161,7 @@ func (im *kaImporter) instance(blk *kaNode) {
 	}
 	version := im.version
 	var trackWeights []int
-	var auth *kaNode
+	var auth *node
 	for _, n := range blk.children {
 		switch n.key {
 		case "state":
@@ -381,7 +275,7 @@ func (im *kaImporter) instance(blk *kaNode) {
 
 // setVersion carries the instance's VRRP version over, and with version 2
 // its advert interval in whole seconds and its authentication.
-func (im *kaImporter) setVersion(blk *kaNode, in *configs.VRRPInstance, version int, auth *kaNode) {
+func (im *importer) setVersion(blk *node, in *configs.VRRPInstance, version int, auth *node) {
 	in.Version = version
 	if version == 2 && len(in.VirtualIPs) > 0 {
 		if v, err := configs.ParseVirtualIP(in.VirtualIPs[0]); err == nil && v.Prefix.Addr().Is6() {
@@ -406,9 +300,9 @@ func (im *kaImporter) setVersion(blk *kaNode, in *configs.VRRPInstance, version 
 
 // authentication carries a VRRPv2 authentication block over: PASS as an
 // ${ENV} reference, never the password itself; AH is refused.
-func (im *kaImporter) authentication(blk *kaNode, in *configs.VRRPInstance) {
+func (im *importer) authentication(blk *node, in *configs.VRRPInstance) {
 	var typ string
-	var pass *kaNode
+	var pass *node
 	for _, n := range blk.children {
 		switch n.key {
 		case "auth_type":
@@ -430,7 +324,7 @@ func (im *kaImporter) authentication(blk *kaNode, in *configs.VRRPInstance) {
 		env := authPassEnv(in.Name)
 		in.AuthType, in.AuthPass = configs.AuthTypePass, "${"+env+"}"
 		note := ""
-		if len(pass.args[0]) > authDataLen {
+		if len(pass.args[0]) > v2AuthPassLen {
 			note = " (only its first 8 characters: keepalived sends no more)"
 		}
 		im.warn(pass, "note: vrrp_instance %s auth_pass became ${%s}: set the environment variable %s to the auth_pass of this line%s for mosparo-lb; the password itself is not copied", in.Name, env, env, note)
@@ -449,7 +343,7 @@ func authPassEnv(instance string) string {
 }
 
 // vips reads a virtual_ipaddress block: "ADDR[/LEN] [dev X] [label Y] ...".
-func (im *kaImporter) vips(blk *kaNode) []string {
+func (im *importer) vips(blk *node) []string {
 	var out []string
 	for _, n := range blk.children {
 		if _, err := netip.ParsePrefix(n.key); err != nil {
@@ -478,7 +372,7 @@ func (im *kaImporter) vips(blk *kaNode) []string {
 	return out
 }
 
-func (im *kaImporter) arg(n *kaNode) string {
+func (im *importer) arg(n *node) string {
 	if len(n.args) == 0 {
 		im.warn(n, "%s needs a value", n.key)
 		return ""
@@ -486,7 +380,7 @@ func (im *kaImporter) arg(n *kaNode) string {
 	return n.args[0]
 }
 
-func (im *kaImporter) intArg(n *kaNode, lo, hi int) (int, bool) {
+func (im *importer) intArg(n *node, lo, hi int) (int, bool) {
 	s := im.arg(n)
 	v, err := strconv.Atoi(s)
 	if s != "" && (err != nil || v < lo || v > hi) {
@@ -497,7 +391,7 @@ func (im *kaImporter) intArg(n *kaNode, lo, hi int) (int, bool) {
 }
 
 // seconds reads keepalived's decimal seconds, rounded to the centisecond.
-func (im *kaImporter) seconds(n *kaNode, lo, hi float64) (time.Duration, bool) {
+func (im *importer) seconds(n *node, lo, hi float64) (time.Duration, bool) {
 	s := im.arg(n)
 	v, err := strconv.ParseFloat(s, 64)
 	if s != "" && (err != nil || math.IsNaN(v) || v < lo || v > hi) {
@@ -507,7 +401,7 @@ func (im *kaImporter) seconds(n *kaNode, lo, hi float64) (time.Duration, bool) {
 	return time.Duration(math.Round(v*100)) * 10 * time.Millisecond, err == nil
 }
 
-func (im *kaImporter) script(n *kaNode) string {
+func (im *importer) script(n *node) string {
 	s := strings.Join(n.args, " ")
 	if s == "" {
 		im.warn(n, "%s needs a script", n.key)
