@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mosparo-lb/mosparo-lb/configs"
+	"github.com/mosparo-lb/mosparo-lb/internal/clocktest"
 	"github.com/mosparo-lb/mosparo-lb/internal/mosparotest"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -32,14 +33,14 @@ type cluster struct {
 	admin []bool
 }
 
-func startCluster(t *testing.T, clock *fakeClock, n int) *cluster {
+func startCluster(t *testing.T, clock *clocktest.Manual, n int) *cluster {
 	t.Helper()
 	c := &cluster{up: make([]atomic.Bool, n), admin: make([]bool, n)}
 	for i := range n {
 		node, err := mosparotest.Start(mosparotest.Options{
 			Name:    fmt.Sprintf("node%d", i+1),
 			CronKey: testKey,
-			Now:     clock.Now,
+			Clock:   clock,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -124,11 +125,11 @@ func assertNoKey(t *testing.T, logs *observer.ObservedLogs, r *Runner) {
 
 // advance moves the clock by step n times, stepping the runners after each
 // move, and returns the times at which the cluster's call count grew.
-func advance(ctx context.Context, clock *fakeClock, c *cluster, n int, step time.Duration, rs ...*Runner) []time.Time {
+func advance(ctx context.Context, clock *clocktest.Manual, c *cluster, n int, step time.Duration, rs ...*Runner) []time.Time {
 	var at []time.Time
 	before := c.total()
 	for range n {
-		now := clock.Add(step)
+		now := clock.Advance(step)
 		for _, r := range rs {
 			r.step(ctx)
 		}
@@ -147,7 +148,7 @@ func TestRunnerOneCallPerIntervalOnOneNode(t *testing.T) {
 	c := startCluster(t, clock, 3)
 	c.admin[1] = true // node2: admin nodes come first
 	const interval = 10 * time.Minute
-	r, _ := newRunner(t, cronConfig(interval), Options{Now: clock.Now, Nodes: c, Leader: LeaderFunc(func() bool { return true })})
+	r, _ := newRunner(t, cronConfig(interval), Options{Clock: clock, Nodes: c, Leader: LeaderFunc(func() bool { return true })})
 	ctx := t.Context()
 
 	r.step(ctx)
@@ -186,7 +187,7 @@ func TestRunnerPreferredNode(t *testing.T) {
 	c.admin[0] = true
 	cfg := cronConfig(time.Minute)
 	cfg.PreferredNode = "node3"
-	r, _ := newRunner(t, cfg, Options{Now: clock.Now, Nodes: c, Leader: LeaderFunc(func() bool { return true })})
+	r, _ := newRunner(t, cfg, Options{Clock: clock, Nodes: c, Leader: LeaderFunc(func() bool { return true })})
 	r.step(t.Context())
 	advance(t.Context(), clock, c, 5*6, 10*time.Second, r)
 	if got := c.calls(); got[0] != 0 || got[1] != 0 || got[2] != 5 {
@@ -198,7 +199,7 @@ func TestRunnerNodeDownMovesNextCall(t *testing.T) {
 	clock := newClock()
 	c := startCluster(t, clock, 3)
 	const interval = time.Minute
-	r, logs := newRunner(t, cronConfig(interval), Options{Now: clock.Now, Nodes: c, Leader: LeaderFunc(func() bool { return true })})
+	r, logs := newRunner(t, cronConfig(interval), Options{Clock: clock, Nodes: c, Leader: LeaderFunc(func() bool { return true })})
 	ctx := t.Context()
 	r.step(ctx)
 	advance(ctx, clock, c, 3*6, 10*time.Second, r)
@@ -301,7 +302,7 @@ func TestRunnerAnswers(t *testing.T) {
 			clock := newClock()
 			c := &cluster{up: make([]atomic.Bool, 2), admin: make([]bool, 2)}
 			for i := range 2 {
-				n, err := mosparotest.Start(mosparotest.Options{Name: fmt.Sprintf("node%d", i+1), CronKey: testKey, CronDisabled: tt.off, Now: clock.Now})
+				n, err := mosparotest.Start(mosparotest.Options{Name: fmt.Sprintf("node%d", i+1), CronKey: testKey, CronDisabled: tt.off, Clock: clock})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -317,7 +318,7 @@ func TestRunnerAnswers(t *testing.T) {
 			if tt.key != "" {
 				cfg.Key = tt.key
 			}
-			r, logs := newRunner(t, cfg, Options{Now: clock.Now, Nodes: c, Leader: LeaderFunc(func() bool { return true })})
+			r, logs := newRunner(t, cfg, Options{Clock: clock, Nodes: c, Leader: LeaderFunc(func() bool { return true })})
 			ctx := t.Context()
 			r.step(ctx)
 			// 5 intervals stepped every second: 5 calls, all on node1.
@@ -369,10 +370,10 @@ func TestRunnerDenied(t *testing.T) {
 	nodes := NodesFunc(func() []Candidate {
 		return []Candidate{{Name: "node1", Address: strings.TrimPrefix(srv.URL, "http://"), Up: true}}
 	})
-	r, logs := newRunner(t, cronConfig(time.Minute), Options{Now: clock.Now, Nodes: nodes, Leader: LeaderFunc(func() bool { return true })})
+	r, logs := newRunner(t, cronConfig(time.Minute), Options{Clock: clock, Nodes: nodes, Leader: LeaderFunc(func() bool { return true })})
 	r.step(t.Context())
 	for range 3 * 6 {
-		clock.Add(10 * time.Second)
+		clock.Advance(10 * time.Second)
 		r.step(t.Context())
 	}
 	st := r.Status()
@@ -390,7 +391,7 @@ func TestRunnerTimeoutNotRetriedElsewhere(t *testing.T) {
 	c.nodes[0].SetDelay(10 * time.Second) // Close interrupts it
 	cfg := cronConfig(time.Minute)
 	cfg.Timeout = configs.Duration(200 * time.Millisecond)
-	r, _ := newRunner(t, cfg, Options{Now: clock.Now, Nodes: c, Leader: LeaderFunc(func() bool { return true })})
+	r, _ := newRunner(t, cfg, Options{Clock: clock, Nodes: c, Leader: LeaderFunc(func() bool { return true })})
 	ctx := t.Context()
 	r.step(ctx)
 	at := advance(ctx, clock, c, 2*6, 10*time.Second, r)
@@ -424,9 +425,9 @@ func TestRunnerHostAndRequest(t *testing.T) {
 		c.nodes[0].Reset() // a fresh node schedule: the call runs
 		cfg := cronConfig(time.Minute)
 		cfg.Host = tt.cfgHost
-		r, _ := newRunner(t, cfg, Options{Now: clock.Now, Nodes: nodes, Caller: rec, Leader: LeaderFunc(func() bool { return true })})
+		r, _ := newRunner(t, cfg, Options{Clock: clock, Nodes: nodes, Caller: rec, Leader: LeaderFunc(func() bool { return true })})
 		r.step(t.Context())
-		clock.Add(time.Minute)
+		clock.Advance(time.Minute)
 		r.step(t.Context())
 		if got.host != tt.want || got.address != c.nodes[0].Addr() {
 			t.Errorf("cron.host %q: called %s with Host %q, want %s with %q", tt.cfgHost, got.address, got.host, c.nodes[0].Addr(), tt.want)
@@ -453,9 +454,9 @@ func TestRunnerRedactsKeyInErrors(t *testing.T) {
 	leaky := callerFunc(func(ctx context.Context, address, host, target string) (int, []byte, error) {
 		return 0, nil, fmt.Errorf("get http://%s%s: %w", address, target, context.DeadlineExceeded)
 	})
-	r, logs := newRunner(t, cronConfig(time.Minute), Options{Now: clock.Now, Nodes: c, Caller: leaky, Leader: LeaderFunc(func() bool { return true })})
+	r, logs := newRunner(t, cronConfig(time.Minute), Options{Clock: clock, Nodes: c, Caller: leaky, Leader: LeaderFunc(func() bool { return true })})
 	r.step(t.Context())
-	clock.Add(time.Minute)
+	clock.Advance(time.Minute)
 	r.step(t.Context())
 	st := r.Status()
 	if st.Outcome != Timeout || !strings.Contains(st.Error, "key=REDACTED") {
@@ -475,8 +476,8 @@ func TestRunnerLeadershipFlip(t *testing.T) {
 	c := startCluster(t, clock, 2)
 	const interval = 10 * time.Minute
 	var la, lb flag
-	a, _ := newRunner(t, cronConfig(interval), Options{Now: clock.Now, Nodes: c, Leader: &la, LeaderName: "test A"})
-	b, _ := newRunner(t, cronConfig(interval), Options{Now: clock.Now, Nodes: c, Leader: &lb, LeaderName: "test B"})
+	a, _ := newRunner(t, cronConfig(interval), Options{Clock: clock, Nodes: c, Leader: &la, LeaderName: "test A"})
+	b, _ := newRunner(t, cronConfig(interval), Options{Clock: clock, Nodes: c, Leader: &lb, LeaderName: "test B"})
 	ctx := t.Context()
 	la.Store(true)
 	a.step(ctx)
@@ -529,7 +530,7 @@ func TestRunnerLeadershipFlip(t *testing.T) {
 // TestRunnerRun runs the real loop on the real clock with short intervals:
 // calls happen, only while leader, and Run returns on cancel.
 func TestRunnerRun(t *testing.T) {
-	c := startCluster(t, &fakeClock{t: time.Now()}, 2)
+	c := startCluster(t, clocktest.NewManual(time.Now()), 2)
 	var leader flag
 	leader.Store(true)
 	cfg := cronConfig(100 * time.Millisecond)
@@ -660,7 +661,7 @@ func TestStatusJSON(t *testing.T) {
 // real clock with Run: only the leader calls; after a failover the new
 // leader calls and the old one stops.
 func TestRunnerRunFailover(t *testing.T) {
-	c := startCluster(t, &fakeClock{t: time.Now()}, 2)
+	c := startCluster(t, clocktest.NewManual(time.Now()), 2)
 	var la, lb flag
 	cfg := cronConfig(100 * time.Millisecond)
 	a, _ := newRunner(t, cfg, Options{Nodes: c, Leader: &la, Poll: 10 * time.Millisecond})

@@ -18,7 +18,7 @@
 //     assert what a client sent and count its requests;
 //   - Stop and Start on the same address, and Reset to send the index backwards.
 //
-// Time comes from a Clock; ManualClock lets a test expire TTLs and blocking
+// Time comes from a clock.Clock; clocktest.Manual lets a test expire TTLs and blocking
 // waits without sleeping. It must not grow behaviour FACTS.md does not
 // record without saying so in a comment.
 package consultest

@@ -1,32 +1,14 @@
 package mosparotest
 
 import (
-	"sync"
+	"github.com/mosparo-lb/mosparo-lb/internal/clocktest"
 	"testing"
 	"time"
 )
 
-// fakeClock is a settable clock for the web-cron schedule.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 func TestCronChecksInOrder(t *testing.T) {
-	clock := &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-	n := startNode(t, Options{Now: clock.Now})
+	clock := clocktest.NewManual(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	n := startNode(t, Options{Clock: clock})
 	disabled := startNode(t, Options{CronDisabled: true})
 	u := "/cron-jobs/execute"
 	steps := []struct {
@@ -46,7 +28,7 @@ func TestCronChecksInOrder(t *testing.T) {
 		{"too early again", n, "?key=" + DemoCronKey, 0, 425, "425 Too Early"},
 	}
 	for _, s := range steps {
-		clock.Add(s.advance)
+		clock.Advance(s.advance)
 		r := get(t, s.node.URL()+u+s.query)
 		if r.status != s.status || r.body != s.body {
 			t.Errorf("%s: %d %q, want %d %q", s.name, r.status, r.body, s.status, s.body)
@@ -59,7 +41,7 @@ func TestCronChecksInOrder(t *testing.T) {
 		t.Errorf("Count(cron) = %d, want 6", got)
 	}
 	// The schedule is per node (FACTS 9.7): a second node runs right away.
-	other := startNode(t, Options{Now: clock.Now})
+	other := startNode(t, Options{Clock: clock})
 	if r := get(t, other.URL()+u+"?key="+DemoCronKey); r.status != 200 {
 		t.Errorf("second node = %d, want 200", r.status)
 	}
@@ -67,13 +49,13 @@ func TestCronChecksInOrder(t *testing.T) {
 
 // TestCronBusy: a run in progress blocks others with 429 once a schedule exists (FACTS 6.1).
 func TestCronBusy(t *testing.T) {
-	clock := &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-	n := startNode(t, Options{Now: clock.Now, CronDuration: time.Second})
+	clock := clocktest.NewManual(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	n := startNode(t, Options{Clock: clock, CronDuration: time.Second})
 	u := n.URL() + "/cron-jobs/execute?key=" + DemoCronKey
 	if r := get(t, u); r.status != 200 {
 		t.Fatalf("first run = %d", r.status)
 	}
-	clock.Add(11 * time.Minute)
+	clock.Advance(11 * time.Minute)
 	done := make(chan int)
 	go func() {
 		r, err := testClient().Get(u)

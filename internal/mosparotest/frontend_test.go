@@ -2,6 +2,7 @@ package mosparotest
 
 import (
 	"encoding/json"
+	"github.com/mosparo-lb/mosparo-lb/internal/clocktest"
 	"net/http"
 	"net/url"
 	"strings"
@@ -141,8 +142,8 @@ func TestFrontendErrors(t *testing.T) {
 // TestLockoutPerClientIP: lockouts count per resolved client IP (FACTS 4), so a balancer
 // that forwards X-Forwarded-For keeps clients apart and one that hides them locks everyone out.
 func TestLockoutPerClientIP(t *testing.T) {
-	clock := &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-	n := startNode(t, Options{LockoutAfter: 2, Now: clock.Now})
+	clock := clocktest.NewManual(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	n := startNode(t, Options{LockoutAfter: 2, Clock: clock})
 	u := n.URL() + "/api/v1/frontend/request-submit-token"
 	form := "publicKey=" + DemoPublicKey + "&pageTitle=a&pageUrl=b"
 	send := func(xff string) (bool, string) {
@@ -173,7 +174,7 @@ func TestLockoutPerClientIP(t *testing.T) {
 	if locked, _ := send("192.0.2.2"); locked {
 		t.Error("another client IP locked out")
 	}
-	clock.Add(5 * time.Minute)
+	clock.Advance(5 * time.Minute)
 	if locked, _ := send("192.0.2.1"); locked {
 		t.Error("still locked after the lockout duration")
 	}

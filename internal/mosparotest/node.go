@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mosparo-lb/mosparo-lb/internal/clock"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 )
@@ -52,8 +53,8 @@ type Options struct {
 	LockoutAfter    int
 	LockoutWindow   time.Duration
 	LockoutDuration time.Duration
-	// Now is the clock for the web-cron schedule and lockouts (default time.Now).
-	Now func() time.Time
+	// Clock is the clock for the web-cron schedule and lockouts (default clock.System).
+	Clock clock.Clock
 	// Version is the node's code version, Kernel::VERSION (default DefaultVersion); see
 	// SetVersion.
 	Version string
@@ -201,7 +202,7 @@ func newNode(opts Options) (*Node, error) {
 	n := &Node{
 		name:         opts.Name,
 		log:          opts.Logger,
-		now:          opts.Now,
+		now:          clock.OrSystem(opts.Clock).Now,
 		db:           opts.Database,
 		cronKey:      []byte(opts.CronKey),
 		cronDisabled: opts.CronDisabled,
@@ -226,9 +227,6 @@ func newNode(opts Options) (*Node, error) {
 		n.log = zap.NewNop()
 	}
 	n.log = n.log.Named("mosparotest").With(zap.String("node", n.name))
-	if n.now == nil {
-		n.now = time.Now
-	}
 	if n.db == nil {
 		n.db = NewDatabase()
 	}
