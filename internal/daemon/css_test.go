@@ -2,8 +2,6 @@ package daemon
 
 import (
 	"bufio"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -39,34 +37,17 @@ func TestEdgeCSSThroughTheLB(t *testing.T) {
 	nodes := startNodes(t, 1)
 	c := startCluster(t, nodes, fmt.Sprintf("css_cache: {backend: redis, url: \"redis://%s/0\"}\n", redis.Addr))
 	css := ".mosparo__" + mosparotest.DemoUUID + "{color:red}" + strings.Repeat(".x{margin:0}", 1000)
-	sum := sha256.Sum256([]byte(css))
-	hash := hex.EncodeToString(sum[:])
-	redisSet(t, redis.Addr, "design_"+mosparotest.DemoUUID+"_content", phpString(css))
-	redisSet(t, redis.Addr, "design_"+mosparotest.DemoUUID+"_hash", phpString(hash))
+	hash := cssHash(css)
+	storeProjectCSS(t, redis.Addr, css, hash)
 
 	cl := &fasthttp.Client{}
-	get := func(path string) *fasthttp.Response {
-		req, resp := fasthttp.AcquireRequest(), &fasthttp.Response{}
-		defer fasthttp.ReleaseRequest(req)
-		req.SetRequestURI(c.lb + path)
-		req.Header.SetHost("mosparo.example")
-		req.UseHostHeader = true
-		if err := cl.DoTimeout(req, resp, 5*time.Second); err != nil {
-			t.Fatal(err)
-		}
-		return resp
-	}
+	get := func(path string) *fasthttp.Response { return hostGet(t, c, cl, path) }
 	var resp *fasthttp.Response
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	if !eventually(5*time.Second, func() bool {
 		resp = get("/resources/" + mosparotest.DemoUUID + "/" + hash + ".css")
-		if resp.StatusCode() == 200 && len(resp.Header.Peek("X-Mosparo-Node")) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("hashed CSS never served at the edge: %d from node %q", resp.StatusCode(), resp.Header.Peek("X-Mosparo-Node"))
-		}
-		time.Sleep(50 * time.Millisecond)
+		return resp.StatusCode() == 200 && atEdge(resp)
+	}) {
+		t.Fatalf("hashed CSS never served at the edge: %d from node %q", resp.StatusCode(), resp.Header.Peek("X-Mosparo-Node"))
 	}
 	if string(resp.Body()) != css {
 		t.Errorf("edge CSS differs from what the node wrote (%d vs %d bytes)", len(resp.Body()), len(css))
@@ -118,32 +99,15 @@ func TestEdgeCSSCoherenceAndCacheHealth(t *testing.T) {
 	c := startCluster(t, nodes, fmt.Sprintf("css_cache: {backend: redis, url: \"redis://%s\", revalidate_interval: 100ms, coherence_interval: 1h}\n", redis.Addr))
 	nodeCSS, nodeHash, _ := nodes[0].ProjectCSS(mosparotest.DemoUUID)
 	stale := ".mosparo__" + mosparotest.DemoUUID + "{color:blue}"
-	staleSum := sha256.Sum256([]byte(stale))
-	redisSet(t, redis.Addr, "design_"+mosparotest.DemoUUID+"_content", phpString(stale))
-	redisSet(t, redis.Addr, "design_"+mosparotest.DemoUUID+"_hash", phpString(hex.EncodeToString(staleSum[:])))
+	storeProjectCSS(t, redis.Addr, stale, cssHash(stale))
 
 	cl := &fasthttp.Client{}
-	get := func(path string) *fasthttp.Response {
-		req, resp := fasthttp.AcquireRequest(), &fasthttp.Response{}
-		defer fasthttp.ReleaseRequest(req)
-		req.SetRequestURI(c.lb + path)
-		req.Header.SetHost("mosparo.example")
-		req.UseHostHeader = true
-		if err := cl.DoTimeout(req, resp, 5*time.Second); err != nil {
-			t.Fatal(err)
-		}
-		return resp
-	}
+	get := func(path string) *fasthttp.Response { return hostGet(t, c, cl, path) }
 	// Wait until the edge reads the cache (its client connects in the
 	// background): the stale hashed URL is then answered at the edge.
-	staleURL := "/resources/" + mosparotest.DemoUUID + "/" + hex.EncodeToString(staleSum[:]) + ".css"
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if resp := get(staleURL); resp.StatusCode() == 200 && len(resp.Header.Peek("X-Mosparo-Node")) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the edge never read the cache")
-		}
+	staleURL := "/resources/" + mosparotest.DemoUUID + "/" + cssHash(stale) + ".css"
+	if !eventually(10*time.Second, func() bool { resp := get(staleURL); return resp.StatusCode() == 200 && atEdge(resp) }) {
+		t.Fatal("the edge never read the cache")
 	}
 	unhashed := "/resources/" + mosparotest.DemoUUID + ".css"
 	nodeLoc := "http://mosparo.example/resources/" + mosparotest.DemoUUID + "/" + nodeHash + ".css"
@@ -159,18 +123,12 @@ func TestEdgeCSSCoherenceAndCacheHealth(t *testing.T) {
 	}
 
 	// mosparo regenerates the cache: the edge answers the unhashed URL again.
-	redisSet(t, redis.Addr, "design_"+mosparotest.DemoUUID+"_content", phpString(string(nodeCSS)))
-	redisSet(t, redis.Addr, "design_"+mosparotest.DemoUUID+"_hash", phpString(nodeHash))
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	storeProjectCSS(t, redis.Addr, string(nodeCSS), nodeHash)
+	if !eventually(10*time.Second, func() bool {
 		resp := get(unhashed)
-		if string(resp.Header.Peek("Location")) == nodeLoc && len(resp.Header.Peek("X-Mosparo-Node")) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the edge never answered the unhashed URL after the cache caught up")
-		}
-		time.Sleep(20 * time.Millisecond)
+		return string(resp.Header.Peek("Location")) == nodeLoc && atEdge(resp)
+	}) {
+		t.Fatal("the edge never answered the unhashed URL after the cache caught up")
 	}
 
 	up := func() float64 {
@@ -182,12 +140,8 @@ func TestEdgeCSSCoherenceAndCacheHealth(t *testing.T) {
 	}
 	waitUntil := func(what string, cond func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(50 * time.Millisecond)
+		if !eventually(15*time.Second, cond) {
+			t.Fatalf("timed out waiting for %s", what)
 		}
 	}
 	waitUntil("css_cache_up 1", func() bool { return up() == 1 })
@@ -217,8 +171,7 @@ func TestEdgeCSSWhileEveryNodeIsUpdating(t *testing.T) {
 	c := startCluster(t, nodes, fmt.Sprintf("css_cache: {backend: redis, url: \"redis://%s\", client_tracking: false, "+
 		"revalidate_interval: 100ms, max_stale: 200ms, coherence_interval: 1s}\n", redis.Addr))
 	nodeCSS, nodeHash, _ := nodes[0].ProjectCSS(mosparotest.DemoUUID)
-	redisSet(t, redis.Addr, "design_"+mosparotest.DemoUUID+"_content", phpString(string(nodeCSS)))
-	redisSet(t, redis.Addr, "design_"+mosparotest.DemoUUID+"_hash", phpString(nodeHash))
+	storeProjectCSS(t, redis.Addr, string(nodeCSS), nodeHash)
 	cl := &fasthttp.Client{}
 	get := func(path string) (int, string, string, string) {
 		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
@@ -233,13 +186,8 @@ func TestEdgeCSSWhileEveryNodeIsUpdating(t *testing.T) {
 		return resp.StatusCode(), string(resp.Header.Peek("X-Mosparo-Node")), string(resp.Header.Peek("Location")), string(resp.Body())
 	}
 	hashed := "/resources/" + mosparotest.DemoUUID + "/" + nodeHash + ".css"
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if code, node, _, _ := get(hashed); code == 200 && node == "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the edge never read the cache")
-		}
+	if !eventually(10*time.Second, func() bool { code, node, _, _ := get(hashed); return code == 200 && node == "" }) {
+		t.Fatal("the edge never read the cache")
 	}
 	for _, n := range nodes {
 		n.SetVersion("1.6.0")

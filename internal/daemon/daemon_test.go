@@ -167,6 +167,16 @@ func startLoad(t *testing.T, c *cluster, workers, max int, pick func(worker int)
 	return l
 }
 
+// waitRequests waits (bounded) until the load has sent n more requests:
+// time measured in the load's own progress, whatever the machine's speed.
+func (l *load) waitRequests(t *testing.T, n int64) {
+	t.Helper()
+	want := l.total.Load() + n
+	if !eventually(20*time.Second, func() bool { return l.total.Load() >= want }) {
+		t.Fatalf("the load sent %d of %d requests", l.total.Load(), want)
+	}
+}
+
 // end stops the workers and waits for them.
 func (l *load) end() {
 	close(l.stop)
@@ -229,14 +239,14 @@ func TestReloadUnderLoadLosesNothing(t *testing.T) {
 	})
 	policies := []string{"round_robin", "weighted", "client_ip_hash", "least_conn"}
 	for i := 0; i < 12; i++ {
-		time.Sleep(40 * time.Millisecond)
-		set := nodes[:2+i%2] // add and remove the third node
+		l.waitRequests(t, 10) // every reload overlaps requests
+		set := nodes[:2+i%2]  // add and remove the third node
 		c.write(base + nodesYAML(set) + "balancing: {policy: " + policies[i%len(policies)] + "}\n")
 		if err := c.d.Reload(context.Background()); err != nil {
 			t.Fatalf("reload %d: %v", i, err)
 		}
 	}
-	time.Sleep(50 * time.Millisecond)
+	l.waitRequests(t, 10)
 	l.end()
 	if l.failed.Load() != 0 {
 		t.Errorf("%d of %d requests failed across 12 reloads; first: %v", l.failed.Load(), l.total.Load(), l.first.Load())
@@ -275,7 +285,9 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 		code, _, _ := do(t, &fasthttp.Client{}, "GET", c.lb+"/login", "")
 		res <- code
 	}()
-	time.Sleep(150 * time.Millisecond) // the request is at the node now
+	if !eventually(5*time.Second, func() bool { return nodes[0].Requests("GET", "/login") == 1 }) {
+		t.Fatal("the request never reached the node")
+	}
 	start := time.Now()
 	c.stop()
 	if code := <-res; code != 200 {

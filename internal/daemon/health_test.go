@@ -16,16 +16,16 @@ import (
 // waitState waits (bounded) until the LB's status shows node in state.
 func waitState(t *testing.T, c *cluster, node, state string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
+	if !eventually(5*time.Second, func() bool {
 		for _, nv := range c.d.nodeSnapshots(nil) {
 			if nv.Name == node && nv.State.String() == state {
-				return
+				return true
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
+		return false
+	}) {
+		t.Fatalf("node %s did not reach state %s", node, state)
 	}
-	t.Fatalf("node %s did not reach state %s", node, state)
 }
 
 // spread sends n requests and counts answering nodes.
@@ -104,13 +104,13 @@ func TestKilledNodeUnderLoadNoFailedIdempotentRequests(t *testing.T) {
 	nodes := startNodes(t, 3)
 	c := startCluster(t, nodes, "balancing: {policy: least_conn, retries: 2}\n")
 	l := startLoad(t, c, 6, 20000, getLogin)
-	time.Sleep(200 * time.Millisecond)
+	l.waitRequests(t, 50) // the load runs
 	killed := time.Now()
 	nodes[1].Close()
 	// interval 200ms * fall 2 + timeout 150ms (a refused connection fails at once, and the second check comes after fast_interval).
 	waitState(t, c, "n2", "down")
 	out := time.Since(killed)
-	time.Sleep(300 * time.Millisecond)
+	l.waitRequests(t, 100) // and goes on without n2
 	l.end()
 	if l.failed.Load() != 0 {
 		t.Errorf("%d of %d GETs failed while n2 died; first: %v", l.failed.Load(), l.total.Load(), l.first.Load())
@@ -125,7 +125,7 @@ func TestFlappingNodeCausesNoErrors(t *testing.T) {
 	c := startCluster(t, nodes, "balancing: {policy: round_robin, retries: 2}\n")
 	l := startLoad(t, c, 4, math.MaxInt, getLogin)
 	for i := 0; i < 8; i++ {
-		time.Sleep(60 * time.Millisecond)
+		l.waitRequests(t, 20) // every state lasts a few requests
 		if i%2 == 0 {
 			nodes[1].SetHealth(mosparotest.DBFailed)
 			nodes[1].Close()
@@ -173,7 +173,9 @@ func TestOperatorDrainFinishesInFlightAndTakesNoNewRequests(t *testing.T) {
 			res <- fmt.Sprintf("%s:%d", node, code)
 		}()
 	}
-	time.Sleep(100 * time.Millisecond)
+	if !eventually(5*time.Second, func() bool { return nodes[1].Requests("GET", "/robots.txt") == 2 }) {
+		t.Fatalf("%d requests in flight on n2, want 2", nodes[1].Requests("GET", "/robots.txt"))
+	}
 	if err := c.d.setNodeState("n2", "drain"); err != nil {
 		t.Fatal(err)
 	}

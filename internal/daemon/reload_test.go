@@ -186,27 +186,21 @@ func TestReloadAppliesAllOrNothing(t *testing.T) {
 	// Consul's n3 joins once discovery has asked the agent: one more
 	// generation of the same configuration.
 	want := observed{Listen: append([]string{before.Listen[0]}, p1, p2), Nodes: []string{"n2", "n3"}, Cron: true, CSS: true, Consul: true}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		got := observe(c.d)
+	var got observed
+	if !eventually(15*time.Second, func() bool {
+		got = observe(c.d)
 		want.Generation = got.Generation
-		if reflect.DeepEqual(got, want) && got.Generation > before.Generation {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after the good reload:\n got %+v\nwant %+v", got, want)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return reflect.DeepEqual(got, want) && got.Generation > before.Generation
+	}) {
+		t.Fatalf("after the good reload:\n got %+v\nwant %+v", got, want)
 	}
 	// The new parts run: discovery and the cron lock talk to Consul, the
 	// CSS cache to Redis.
-	deadline = time.Now().Add(15 * time.Second)
-	for agent.CountRequests("/v1/health/service/mosparo") == 0 || agent.CountRequests("/v1/session/") == 0 || redisClients(t, redis.Addr) < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("after the good reload: %d health queries, %d session requests, %d Redis clients; want the new parts running",
-				agent.CountRequests("/v1/health/service/mosparo"), agent.CountRequests("/v1/session/"), redisClients(t, redis.Addr)-1)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !eventually(15*time.Second, func() bool {
+		return agent.CountRequests("/v1/health/service/mosparo") > 0 && agent.CountRequests("/v1/session/") > 0 && redisClients(t, redis.Addr) >= 2
+	}) {
+		t.Fatalf("after the good reload: %d health queries, %d session requests, %d Redis clients; want the new parts running",
+			agent.CountRequests("/v1/health/service/mosparo"), agent.CountRequests("/v1/session/"), redisClients(t, redis.Addr)-1)
 	}
 	waitState(t, c, "n3", "up")
 	for _, addr := range want.Listen {

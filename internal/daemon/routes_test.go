@@ -2,8 +2,6 @@ package daemon
 
 import (
 	"bufio"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"strings"
@@ -111,21 +109,12 @@ func TestEdgeCSSForEverySpelling(t *testing.T) {
 	nodes := startNodes(t, 1)
 	c := startCluster(t, nodes, fmt.Sprintf("trusted_proxies: [\"127.0.0.1/32\"]\ncss_cache: {backend: redis, url: \"redis://%s/0\", coherence_interval: 0s}\n", redis.Addr))
 	css := ".mosparo__" + mosparotest.DemoUUID + "{color:red}"
-	sum := sha256.Sum256([]byte(css))
-	hash := hex.EncodeToString(sum[:])
-	redisSet(t, redis.Addr, "design_"+mosparotest.DemoUUID+"_content", phpString(css))
-	redisSet(t, redis.Addr, "design_"+mosparotest.DemoUUID+"_hash", phpString(hash))
+	hash := cssHash(css)
+	storeProjectCSS(t, redis.Addr, css, hash)
 	hashed := "/resources/" + mosparotest.DemoUUID + "/" + hash + ".css"
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		resp := raw(t, c, "GET", hashed, "", "")
-		if resp.StatusCode() == 200 && len(resp.Header.Peek("X-Mosparo-Node")) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("hashed CSS never served at the edge: %d", resp.StatusCode())
-		}
-		time.Sleep(50 * time.Millisecond)
+	var resp *fasthttp.Response
+	if !eventually(5*time.Second, func() bool { resp = raw(t, c, "GET", hashed, "", ""); return resp.StatusCode() == 200 && atEdge(resp) }) {
+		t.Fatalf("hashed CSS never served at the edge: %d", resp.StatusCode())
 	}
 	for _, p := range spellings {
 		resp := raw(t, c, "GET", p+hashed, "", "")
