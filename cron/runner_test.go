@@ -550,7 +550,8 @@ func TestRunnerRun(t *testing.T) {
 		t.Errorf("second Run = %v, want ErrRunning", err)
 	}
 	leader.Store(false)
-	time.Sleep(150 * time.Millisecond) // a poll period or a call in flight
+	// The loop noticed (a call in flight was counted when it arrived).
+	eventually(t, "the runner to step down", func() bool { return !r.Status().Runner })
 	n := c.total()
 	time.Sleep(300 * time.Millisecond)
 	if got := c.total(); got != n {
@@ -694,7 +695,9 @@ func TestRunnerRunFailover(t *testing.T) {
 	lb.Store(true)
 	eventually(t, "B to call twice", func() bool { return b.Status().Calls >= 2 })
 	stopped := a.Status().Calls
-	time.Sleep(300 * time.Millisecond)
+	// A window of three of B's intervals, measured in B's calls.
+	calledB := b.Status().Calls
+	eventually(t, "B to call three more times", func() bool { return b.Status().Calls >= calledB+3 })
 	if n := a.Status().Calls; n != stopped {
 		t.Errorf("old leader A made %d calls after the failover", n-stopped)
 	}
