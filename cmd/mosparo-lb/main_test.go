@@ -148,7 +148,12 @@ log: {level: info}
 
 	os.WriteFile(path, []byte(cfg("balancing: {policy: nope}\n")), 0o600)
 	cmd.Process.Signal(syscall.SIGHUP)
-	time.Sleep(300 * time.Millisecond)
+	// The reload is over once its outcome is logged.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), "reload rejected"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload outcome logged within 10s of SIGHUP:\n%s", stderr.String())
+		}
+	}
 	if code, _ := get("/login"); code != 200 {
 		t.Errorf("after a bad reload GET = %d, want 200", code)
 	}

@@ -174,15 +174,7 @@ func TestEdgeCSSWhileEveryNodeIsUpdating(t *testing.T) {
 	storeProjectCSS(t, redis.Addr, string(nodeCSS), nodeHash)
 	cl := &fasthttp.Client{}
 	get := func(path string) (int, string, string, string) {
-		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-		defer fasthttp.ReleaseRequest(req)
-		defer fasthttp.ReleaseResponse(resp)
-		req.SetRequestURI(c.lb + path)
-		req.Header.SetHost("mosparo.example")
-		req.UseHostHeader = true
-		if err := cl.DoTimeout(req, resp, 5*time.Second); err != nil {
-			t.Fatal(err)
-		}
+		resp := hostGet(t, c, cl, path)
 		return resp.StatusCode(), string(resp.Header.Peek("X-Mosparo-Node")), string(resp.Header.Peek("Location")), string(resp.Body())
 	}
 	hashed := "/resources/" + mosparotest.DemoUUID + "/" + nodeHash + ".css"
