@@ -30,18 +30,11 @@ const aaNodes = "10.99.8.21"
 
 func newAALab(t *testing.T) *aaLab {
 	netnstest.Require(t)
-	a := &aaLab{t: t, dir: capsWorldReadableDir(t), lbs: map[string]*netnstest.Proc{},
+	a := &aaLab{t: t, lbs: map[string]*netnstest.Proc{},
 		vips:  map[string]netip.Addr{"VI_A": netip.MustParseAddr("10.99.8.101"), "VI_B": netip.MustParseAddr("10.99.8.102")},
 		owner: map[string]string{"VI_A": "lb1", "VI_B": "lb2"}}
 	node := buildNodeBinary(t)
-	a.bin = filepath.Join(a.dir, "mosparo-lb")
-	capsGoBuild(t, a.bin, ".")
-	a.lab = netnstest.NewLab(t,
-		netnstest.HostConfig{Name: "lb1", Addrs: []string{"10.99.8.11/24"}},
-		netnstest.HostConfig{Name: "lb2", Addrs: []string{"10.99.8.12/24"}},
-		netnstest.HostConfig{Name: "nodes", Addrs: []string{aaNodes + "/24"}},
-		netnstest.HostConfig{Name: "client", Addrs: []string{"10.99.8.31/24"}},
-	)
+	a.lab, a.dir, a.bin = newTwoLBLab(t, "10.99.8")
 	for i, name := range []string{"n1", "n2"} {
 		cmd := a.lab.Hosts["nodes"].Command(node, "-addr", fmt.Sprintf("%s:%d", aaNodes, 9001+i), "-name", name,
 			"-health-allow-list", "10.99.8.0/24", "-cron-key", "demo-cron-key")
