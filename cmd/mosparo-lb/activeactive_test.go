@@ -161,12 +161,12 @@ func TestActiveActive(t *testing.T) {
 	took = a.layout(10*time.Second, map[string]string{"VI_A": "lb1", "VI_B": "lb2"})
 	t.Logf("preemption: lb1 holds VI_A again %s after its restart", took)
 	a.bothServe(5 * time.Second)
-	// Give lb2 one poll (cron's Options.Poll, 1s) to see it lost VI_A, then
-	// its count must stand still while lb1 calls.
-	time.Sleep(1500 * time.Millisecond)
+	// lb2 sees it lost VI_A at its next poll (cron's Options.Poll, 1s);
+	// then its count must stand still while lb1 calls.
+	h := haLab{t: t, lab: a.lab}
+	netnstest.Eventually(t, 5*time.Second, "lb2 no longer runs the web cron", func() bool { return !h.cronRunner("lb2") })
 	was := a.cronCalls("lb2")
-	netnstest.Eventually(t, 10*time.Second, "lb1 calls the web cron after preempting", func() bool { return a.cronCalls("lb1") >= 1 })
-	time.Sleep(2500 * time.Millisecond)
+	netnstest.Eventually(t, 10*time.Second, "lb1 calls the web cron twice after preempting", func() bool { return a.cronCalls("lb1") >= 2 })
 	if now := a.cronCalls("lb2"); now != was {
 		t.Errorf("lb2 kept calling the web cron after lb1 took VI_A back: %v -> %v", was, now)
 	}

@@ -156,6 +156,13 @@ func (h *haLab) status(lb string) map[string]any {
 	return st
 }
 
+// cronRunner reports whether lb's /status says it runs the web cron.
+func (h *haLab) cronRunner(lb string) bool {
+	c, _ := h.status(lb)["cron"].(map[string]any)
+	r, _ := c["runner"].(bool)
+	return r
+}
+
 // cronCalls is how many web-cron calls lb has made (0 when unknown).
 func (h *haLab) cronCalls(lb string) float64 {
 	st := h.status(lb)
@@ -229,9 +236,10 @@ func TestTwoLBsShareAVIP(t *testing.T) {
 	// higher priority; lb2 stops calling.
 	h.startLB("lb1")
 	h.master("lb1", 5*time.Second)
-	time.Sleep(500 * time.Millisecond)
+	netnstest.Eventually(t, 5*time.Second, "lb2 no longer runs the web cron", func() bool { return !h.cronRunner("lb2") })
 	was := h.cronCalls("lb2")
-	time.Sleep(2500 * time.Millisecond)
+	// A window of two of lb1's calls, the first one interval after it won.
+	netnstest.Eventually(t, 10*time.Second, "lb1 calls the web cron twice", func() bool { return h.cronCalls("lb1") >= 2 })
 	if now := h.cronCalls("lb2"); now != was {
 		t.Errorf("lb2 kept calling the web cron as backup: %v -> %v", was, now)
 	}
