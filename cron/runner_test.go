@@ -16,7 +16,7 @@ import (
 
 	"github.com/mosparo-lb/mosparo-lb/configs"
 	"github.com/mosparo-lb/mosparo-lb/internal/clocktest"
-	"github.com/mosparo-lb/mosparo-lb/internal/mosparotest"
+	"github.com/mosparo-lb/mosparo-lb/internal/mosparoemu"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -28,7 +28,7 @@ const testKey = "k3y/+&= Zq9w"
 // cluster is a set of emulated mosparo nodes on loopback sharing a fake
 // clock, with an "up" flag per node standing in for the health checker.
 type cluster struct {
-	nodes []*mosparotest.Node
+	nodes []*mosparoemu.Node
 	up    []atomic.Bool
 	admin []bool
 }
@@ -37,7 +37,7 @@ func startCluster(t *testing.T, clock *clocktest.Manual, n int) *cluster {
 	t.Helper()
 	c := &cluster{up: make([]atomic.Bool, n), admin: make([]bool, n)}
 	for i := range n {
-		node, err := mosparotest.Start(mosparotest.Options{
+		node, err := mosparoemu.Start(mosparoemu.Options{
 			Name:    fmt.Sprintf("node%d", i+1),
 			CronKey: testKey,
 			Clock:   clock,
@@ -281,7 +281,7 @@ func TestRunnerAnswers(t *testing.T) {
 		name   string
 		force  int  // SetCronAnswer
 		off    bool // CronDisabled
-		health mosparotest.Health
+		health mosparoemu.Health
 		key    string
 		want   Outcome
 		code   int
@@ -295,14 +295,14 @@ func TestRunnerAnswers(t *testing.T) {
 		{name: "401 real check", key: "wrong", want: BadKey, code: 401, level: zapcore.ErrorLevel, inText: "Administration > Cron jobs"},
 		{name: "403 inactive", off: true, want: Inactive, code: 403, level: zapcore.ErrorLevel, inText: "webCronJobActive"},
 		{name: "500", force: 500, want: ServerError, code: 500, level: zapcore.WarnLevel, inText: "not retried"},
-		{name: "302 not installed", health: mosparotest.NotConfigured, want: Unexpected, code: 302, level: zapcore.WarnLevel, inText: "/setup/"},
+		{name: "302 not installed", health: mosparoemu.NotConfigured, want: Unexpected, code: 302, level: zapcore.WarnLevel, inText: "/setup/"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clock := newClock()
 			c := &cluster{up: make([]atomic.Bool, 2), admin: make([]bool, 2)}
 			for i := range 2 {
-				n, err := mosparotest.Start(mosparotest.Options{Name: fmt.Sprintf("node%d", i+1), CronKey: testKey, CronDisabled: tt.off, Clock: clock})
+				n, err := mosparoemu.Start(mosparoemu.Options{Name: fmt.Sprintf("node%d", i+1), CronKey: testKey, CronDisabled: tt.off, Clock: clock})
 				if err != nil {
 					t.Fatal(err)
 				}

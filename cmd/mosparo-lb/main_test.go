@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mosparo-lb/mosparo-lb/internal/mosparotest"
+	"github.com/mosparo-lb/mosparo-lb/internal/mosparoemu"
 	"github.com/mosparo-lb/mosparo-lb/internal/netnstest"
 )
 
@@ -54,7 +54,7 @@ func buildBinary(t *testing.T) string {
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	n, err := mosparotest.Start(mosparotest.Options{})
+	n, err := mosparoemu.Start(mosparoemu.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,9 +91,9 @@ func TestCheckCommand(t *testing.T) {
 // file (keeps serving), SIGHUP with a good one (applied), SIGTERM (clean exit).
 func TestBinaryRunReloadStop(t *testing.T) {
 	bin := buildBinary(t)
-	var nodes []*mosparotest.Node
+	var nodes []*mosparoemu.Node
 	for i := 1; i <= 2; i++ {
-		n, err := mosparotest.Start(mosparotest.Options{Name: fmt.Sprintf("n%d", i)})
+		n, err := mosparoemu.Start(mosparoemu.Options{Name: fmt.Sprintf("n%d", i)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,7 +15,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	brrr "github.com/molecule-man/go-brrr"
 	"github.com/mosparo-lb/mosparo-lb/internal/cachetest"
-	"github.com/mosparo-lb/mosparo-lb/internal/mosparotest"
+	"github.com/mosparo-lb/mosparo-lb/internal/mosparoemu"
 )
 
 // TestCompressionThroughTheLB: the whole daemon with compression on and the
@@ -29,10 +29,10 @@ func TestCompressionThroughTheLB(t *testing.T) {
 	redis := cachetest.StartRedis(t)
 	nodes := startNodes(t, 1)
 	c := startCluster(t, nodes, fmt.Sprintf("css_cache: {backend: redis, url: \"redis://%s/0\"}\ncompression: {enabled: true}\n", redis.Addr))
-	css := ".mosparo__" + mosparotest.DemoUUID + "{color:red}" + strings.Repeat(".mosparo__row{margin:0 4px}", 600)
+	css := ".mosparo__" + mosparoemu.DemoUUID + "{color:red}" + strings.Repeat(".mosparo__row{margin:0 4px}", 600)
 	hash := cssHash(css)
 	storeProjectCSS(t, redis.Addr, css, hash)
-	cssURL := c.lb + "/resources/" + mosparotest.DemoUUID + "/" + hash + ".css"
+	cssURL := c.lb + "/resources/" + mosparoemu.DemoUUID + "/" + hash + ".css"
 	jsURL := c.lb + "/build/mosparo-frontend.js"
 
 	// curl -D - -o body: the header block and the raw body.
@@ -160,11 +160,11 @@ func TestCompressionInChromium(t *testing.T) {
 	nodes := startNodes(t, 1)
 	c := startCluster(t, nodes, fmt.Sprintf("css_cache: {backend: redis, url: \"redis://%s/0\"}\ncompression: {enabled: true}\n", redis.Addr))
 	// No '<', '>' or '&', so the text Chromium shows is the CSS unescaped.
-	css := ".mosparo__" + mosparotest.DemoUUID + "{color:red}" + strings.Repeat(".mosparo__label{font-weight:600;padding:2px}", 400)
+	css := ".mosparo__" + mosparoemu.DemoUUID + "{color:red}" + strings.Repeat(".mosparo__label{font-weight:600;padding:2px}", 400)
 	hash := cssHash(css)
 	storeProjectCSS(t, redis.Addr, css, hash)
-	nodeCSS, nodeHash, _ := nodes[0].ProjectCSS(mosparotest.DemoUUID)
-	edgeURL := c.lb + "/resources/" + mosparotest.DemoUUID + "/" + hash + ".css"
+	nodeCSS, nodeHash, _ := nodes[0].ProjectCSS(mosparoemu.DemoUUID)
+	edgeURL := c.lb + "/resources/" + mosparoemu.DemoUUID + "/" + hash + ".css"
 	var out []byte
 	if !eventually(10*time.Second, func() bool {
 		out, _ = exec.Command("curl", "-sS", "-m", "5", "-o", "/dev/null", "-D", "-", "-H", "Accept-Encoding: br", edgeURL).Output()
@@ -177,10 +177,10 @@ func TestCompressionInChromium(t *testing.T) {
 		name, path string
 		want       []byte
 	}{
-		{"edge", "/resources/" + mosparotest.DemoUUID + "/" + hash + ".css", []byte(css)},
+		{"edge", "/resources/" + mosparoemu.DemoUUID + "/" + hash + ".css", []byte(css)},
 		// The node's own hash differs from the cache's: a node answers, and
 		// the LB compresses its answer.
-		{"proxied", "/resources/" + mosparotest.DemoUUID + "/" + nodeHash + ".css", nodeCSS},
+		{"proxied", "/resources/" + mosparoemu.DemoUUID + "/" + nodeHash + ".css", nodeCSS},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			url := c.lb + tt.path

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mosparo-lb/mosparo-lb/internal/mosparotest"
+	"github.com/mosparo-lb/mosparo-lb/internal/mosparoemu"
 )
 
 // TestStandaloneCronRunsOnOneNode: through the whole daemon, the web cron
@@ -16,7 +16,7 @@ func TestStandaloneCronRunsOnOneNode(t *testing.T) {
 	for _, n := range nodes {
 		n.SetCronAnswer(200)
 	}
-	c := startCluster(t, nodes, fmt.Sprintf("cron: {enabled: true, standalone: true, key: %q, interval: 2s, timeout: 1s}\n", mosparotest.DemoCronKey))
+	c := startCluster(t, nodes, fmt.Sprintf("cron: {enabled: true, standalone: true, key: %q, interval: 2s, timeout: 1s}\n", mosparoemu.DemoCronKey))
 	calls := func() (total int64, per []int64) {
 		for _, n := range nodes {
 			v := n.Count("cron")
@@ -48,7 +48,7 @@ func TestStandaloneCronRunsOnOneNode(t *testing.T) {
 	if per[1] > 0 && per[2] > 0 {
 		t.Errorf("calls spread over n2 and n3 %v; want one stable node", per)
 	}
-	if st := statusJSON(t, c.d); !strings.Contains(st, `"cron":`) || strings.Contains(st, mosparotest.DemoCronKey) {
+	if st := statusJSON(t, c.d); !strings.Contains(st, `"cron":`) || strings.Contains(st, mosparoemu.DemoCronKey) {
 		t.Errorf("status must show the cron and never its key: %s", st)
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/mosparo-lb/mosparo-lb/internal/cachetest"
-	"github.com/mosparo-lb/mosparo-lb/internal/mosparotest"
+	"github.com/mosparo-lb/mosparo-lb/internal/mosparoemu"
 	"github.com/valyala/fasthttp"
 )
 
@@ -36,7 +36,7 @@ func TestEdgeCSSThroughTheLB(t *testing.T) {
 	redis := cachetest.StartRedis(t)
 	nodes := startNodes(t, 1)
 	c := startCluster(t, nodes, fmt.Sprintf("css_cache: {backend: redis, url: \"redis://%s/0\"}\n", redis.Addr))
-	css := ".mosparo__" + mosparotest.DemoUUID + "{color:red}" + strings.Repeat(".x{margin:0}", 1000)
+	css := ".mosparo__" + mosparoemu.DemoUUID + "{color:red}" + strings.Repeat(".x{margin:0}", 1000)
 	hash := cssHash(css)
 	storeProjectCSS(t, redis.Addr, css, hash)
 
@@ -44,7 +44,7 @@ func TestEdgeCSSThroughTheLB(t *testing.T) {
 	get := func(path string) *fasthttp.Response { return hostGet(t, c, cl, path) }
 	var resp *fasthttp.Response
 	if !eventually(5*time.Second, func() bool {
-		resp = get("/resources/" + mosparotest.DemoUUID + "/" + hash + ".css")
+		resp = get("/resources/" + mosparoemu.DemoUUID + "/" + hash + ".css")
 		return resp.StatusCode() == 200 && atEdge(resp)
 	}) {
 		t.Fatalf("hashed CSS never served at the edge: %d from node %q", resp.StatusCode(), resp.Header.Peek("X-Mosparo-Node"))
@@ -57,12 +57,12 @@ func TestEdgeCSSThroughTheLB(t *testing.T) {
 	}
 	// The node's database agrees with the cache: after the first unhashed
 	// request (the coherence check, answered by the node) the edge answers.
-	if err := nodes[0].SetProjectCSS(mosparotest.DemoUUID, []byte(css)); err != nil {
+	if err := nodes[0].SetProjectCSS(mosparoemu.DemoUUID, []byte(css)); err != nil {
 		t.Fatal(err)
 	}
-	wantLoc := "http://mosparo.example/resources/" + mosparotest.DemoUUID + "/" + hash + ".css"
+	wantLoc := "http://mosparo.example/resources/" + mosparoemu.DemoUUID + "/" + hash + ".css"
 	for i, fromNode := range []bool{true, false, false} {
-		resp = get("/resources/" + mosparotest.DemoUUID + ".css")
+		resp = get("/resources/" + mosparoemu.DemoUUID + ".css")
 		if resp.StatusCode() != 307 || string(resp.Header.Peek("Location")) != wantLoc {
 			t.Errorf("unhashed CSS #%d: %d Location %q, want 307 %q", i, resp.StatusCode(), resp.Header.Peek("Location"), wantLoc)
 		}
@@ -71,14 +71,14 @@ func TestEdgeCSSThroughTheLB(t *testing.T) {
 		}
 	}
 	// A hash the cache does not hold goes to a node unchanged.
-	resp = get("/resources/" + mosparotest.DemoUUID + "/" + strings.Repeat("0", 64) + ".css")
+	resp = get("/resources/" + mosparoemu.DemoUUID + "/" + strings.Repeat("0", 64) + ".css")
 	if len(resp.Header.Peek("X-Mosparo-Node")) == 0 {
 		t.Error("a stale hash was answered at the edge; it must reach a node")
 	}
 	// The cache going away costs no error: the node answers.
 	redis.Stop()
 	for i := 0; i < 20; i++ {
-		if resp = get("/resources/" + mosparotest.DemoUUID + ".css"); resp.StatusCode() >= 500 {
+		if resp = get("/resources/" + mosparoemu.DemoUUID + ".css"); resp.StatusCode() >= 500 {
 			t.Fatalf("with Redis stopped: %d", resp.StatusCode())
 		}
 	}
@@ -97,20 +97,20 @@ func TestEdgeCSSCoherenceAndCacheHealth(t *testing.T) {
 	redis := cachetest.StartRedis(t)
 	nodes := startNodes(t, 1)
 	c := startCluster(t, nodes, fmt.Sprintf("css_cache: {backend: redis, url: \"redis://%s\", revalidate_interval: 100ms, coherence_interval: 1h}\n", redis.Addr))
-	nodeCSS, nodeHash, _ := nodes[0].ProjectCSS(mosparotest.DemoUUID)
-	stale := ".mosparo__" + mosparotest.DemoUUID + "{color:blue}"
+	nodeCSS, nodeHash, _ := nodes[0].ProjectCSS(mosparoemu.DemoUUID)
+	stale := ".mosparo__" + mosparoemu.DemoUUID + "{color:blue}"
 	storeProjectCSS(t, redis.Addr, stale, cssHash(stale))
 
 	cl := &fasthttp.Client{}
 	get := func(path string) *fasthttp.Response { return hostGet(t, c, cl, path) }
 	// Wait until the edge reads the cache (its client connects in the
 	// background): the stale hashed URL is then answered at the edge.
-	staleURL := "/resources/" + mosparotest.DemoUUID + "/" + cssHash(stale) + ".css"
+	staleURL := "/resources/" + mosparoemu.DemoUUID + "/" + cssHash(stale) + ".css"
 	if !eventually(10*time.Second, func() bool { resp := get(staleURL); return resp.StatusCode() == 200 && atEdge(resp) }) {
 		t.Fatal("the edge never read the cache")
 	}
-	unhashed := "/resources/" + mosparotest.DemoUUID + ".css"
-	nodeLoc := "http://mosparo.example/resources/" + mosparotest.DemoUUID + "/" + nodeHash + ".css"
+	unhashed := "/resources/" + mosparoemu.DemoUUID + ".css"
+	nodeLoc := "http://mosparo.example/resources/" + mosparoemu.DemoUUID + "/" + nodeHash + ".css"
 	for i := range 5 {
 		resp := get(unhashed)
 		if string(resp.Header.Peek("Location")) != nodeLoc || len(resp.Header.Peek("X-Mosparo-Node")) == 0 {
@@ -170,14 +170,14 @@ func TestEdgeCSSWhileEveryNodeIsUpdating(t *testing.T) {
 	nodes := startNodes(t, 2)
 	c := startCluster(t, nodes, fmt.Sprintf("css_cache: {backend: redis, url: \"redis://%s\", client_tracking: false, "+
 		"revalidate_interval: 100ms, max_stale: 200ms, coherence_interval: 1s}\n", redis.Addr))
-	nodeCSS, nodeHash, _ := nodes[0].ProjectCSS(mosparotest.DemoUUID)
+	nodeCSS, nodeHash, _ := nodes[0].ProjectCSS(mosparoemu.DemoUUID)
 	storeProjectCSS(t, redis.Addr, string(nodeCSS), nodeHash)
 	cl := &fasthttp.Client{}
 	get := func(path string) (int, string, string, string) {
 		resp := hostGet(t, c, cl, path)
 		return resp.StatusCode(), string(resp.Header.Peek("X-Mosparo-Node")), string(resp.Header.Peek("Location")), string(resp.Body())
 	}
-	hashed := "/resources/" + mosparotest.DemoUUID + "/" + nodeHash + ".css"
+	hashed := "/resources/" + mosparoemu.DemoUUID + "/" + nodeHash + ".css"
 	if !eventually(10*time.Second, func() bool { code, node, _, _ := get(hashed); return code == 200 && node == "" }) {
 		t.Fatal("the edge never read the cache")
 	}
@@ -187,7 +187,7 @@ func TestEdgeCSSWhileEveryNodeIsUpdating(t *testing.T) {
 	waitState(t, c, "n1", "draining")
 	waitState(t, c, "n2", "draining")
 
-	unhashed := "/resources/" + mosparotest.DemoUUID + ".css"
+	unhashed := "/resources/" + mosparoemu.DemoUUID + ".css"
 	wantLoc := "http://mosparo.example" + hashed
 	for i := range 2 {
 		time.Sleep(1100 * time.Millisecond) // each one due for a coherence check

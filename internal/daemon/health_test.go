@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mosparo-lb/mosparo-lb/internal/mosparotest"
+	"github.com/mosparo-lb/mosparo-lb/internal/mosparoemu"
 	"github.com/valyala/fasthttp"
 )
 
@@ -43,12 +43,12 @@ func spread(t *testing.T, c *cluster, method, path, body string, n int) map[stri
 	return seen
 }
 
-var frontendForm = "publicKey=" + mosparotest.DemoPublicKey + "&pageTitle=t&pageUrl=https%3A%2F%2Fexample.com%2F"
+var frontendForm = "publicKey=" + mosparoemu.DemoPublicKey + "&pageTitle=t&pageUrl=https%3A%2F%2Fexample.com%2F"
 
 func TestDrainingNodeGetsOnlyAdminFallbackAndFinalize(t *testing.T) {
 	nodes := startNodes(t, 2)
 	c := startCluster(t, nodes, "balancing: {policy: round_robin}\n")
-	nodes[1].SetHealth(mosparotest.UpdateNotFinished)
+	nodes[1].SetHealth(mosparoemu.UpdateNotFinished)
 	waitState(t, c, "n2", "draining")
 	if got := spread(t, c, "POST", "/api/v1/frontend/request-submit-token", frontendForm, 10); got["n1:200"] != 10 {
 		t.Errorf("frontend with n2 draining: %v, want all 10 on n1", got)
@@ -58,7 +58,7 @@ func TestDrainingNodeGetsOnlyAdminFallbackAndFinalize(t *testing.T) {
 		t.Errorf("finalize: %v, want all on the draining n2", got)
 	}
 	// With no up node left, draining nodes still serve frontend traffic.
-	nodes[0].SetHealth(mosparotest.UpdateNotFinished)
+	nodes[0].SetHealth(mosparoemu.UpdateNotFinished)
 	waitState(t, c, "n1", "draining")
 	if got := spread(t, c, "POST", "/api/v1/frontend/request-submit-token", frontendForm, 6); got["n1:200"]+got["n2:200"] != 6 {
 		t.Errorf("frontend with every node draining: %v, want all answered", got)
@@ -68,7 +68,7 @@ func TestDrainingNodeGetsOnlyAdminFallbackAndFinalize(t *testing.T) {
 func TestSetupNodesServeOnlySetupWithAffinity(t *testing.T) {
 	nodes := startNodes(t, 3)
 	c := startCluster(t, nodes, "balancing: {policy: round_robin}\n")
-	nodes[2].SetHealth(mosparotest.NotConfigured)
+	nodes[2].SetHealth(mosparoemu.NotConfigured)
 	waitState(t, c, "n3", "setup")
 	if got := spread(t, c, "GET", "/login", "", 9); got["n3:200"]+got["n3:302"] != 0 {
 		t.Errorf("admin traffic reached the not-installed n3 while others are up: %v", got)
@@ -76,7 +76,7 @@ func TestSetupNodesServeOnlySetupWithAffinity(t *testing.T) {
 	// A fresh cluster: nothing installed; the wizard must stay on one node
 	// because sessions are node-local files before installation (FACTS 2.8).
 	for _, n := range nodes {
-		n.SetHealth(mosparotest.NotConfigured)
+		n.SetHealth(mosparoemu.NotConfigured)
 	}
 	for _, n := range []string{"n1", "n2", "n3"} {
 		waitState(t, c, n, "setup")
@@ -127,13 +127,13 @@ func TestFlappingNodeCausesNoErrors(t *testing.T) {
 	for i := 0; i < 8; i++ {
 		l.waitRequests(t, 20) // every state lasts a few requests
 		if i%2 == 0 {
-			nodes[1].SetHealth(mosparotest.DBFailed)
+			nodes[1].SetHealth(mosparoemu.DBFailed)
 			nodes[1].Close()
 		} else {
 			if err := nodes[1].Restart(); err != nil {
 				t.Fatal(err)
 			}
-			nodes[1].SetHealth(mosparotest.Connected)
+			nodes[1].SetHealth(mosparoemu.Connected)
 		}
 	}
 	l.end()

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mosparo-lb/mosparo-lb/internal/mosparotest"
+	"github.com/mosparo-lb/mosparo-lb/internal/mosparoemu"
 	"github.com/valyala/fasthttp"
 )
 
@@ -34,8 +34,8 @@ func cssHash(css string) string {
 // cache as mosparo does: its content and its hash.
 func storeProjectCSS(t *testing.T, redisAddr, css, hash string) {
 	t.Helper()
-	redisSet(t, redisAddr, "design_"+mosparotest.DemoUUID+"_content", phpString(css))
-	redisSet(t, redisAddr, "design_"+mosparotest.DemoUUID+"_hash", phpString(hash))
+	redisSet(t, redisAddr, "design_"+mosparoemu.DemoUUID+"_content", phpString(css))
+	redisSet(t, redisAddr, "design_"+mosparoemu.DemoUUID+"_hash", phpString(hash))
 }
 
 // hostGet sends GET path to the LB with the public Host header; the

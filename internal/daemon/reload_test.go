@@ -17,7 +17,7 @@ import (
 
 	"github.com/mosparo-lb/mosparo-lb/internal/cachetest"
 	"github.com/mosparo-lb/mosparo-lb/internal/consultest"
-	"github.com/mosparo-lb/mosparo-lb/internal/mosparotest"
+	"github.com/mosparo-lb/mosparo-lb/internal/mosparoemu"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap/zaptest"
 	"golang.org/x/sys/unix"
@@ -102,7 +102,7 @@ func TestReloadAppliesAllOrNothing(t *testing.T) {
 		return b + nodesYAML(nodes[1:2]) + "balancing: {policy: least_conn}\n" +
 			fmt.Sprintf("discovery: {consul: {address: %q, service: mosparo, wait: 2s, backoff_min: 50ms, backoff_max: 200ms}}\n", agent.Addr()) +
 			fmt.Sprintf("css_cache: {backend: redis, url: \"redis://%s/0\", coherence_interval: 2s}\n", redis.Addr) +
-			fmt.Sprintf("cron: {enabled: true, key: %q, interval: 1h, consul_lock: mosparo-lb/test/cron}\n", mosparotest.DemoCronKey)
+			fmt.Sprintf("cron: {enabled: true, key: %q, interval: 1h, consul_lock: mosparo-lb/test/cron}\n", mosparoemu.DemoCronKey)
 	}
 	missing := filepath.Join(t.TempDir(), "missing.pem")
 	before := observe(c.d)
