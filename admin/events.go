@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/mosparo-lb/mosparo-lb/health"
+	"github.com/mosparo-lb/mosparo-lb/internal/clock"
 	"github.com/mosparo-lb/mosparo-lb/vip"
 )
 
@@ -67,16 +68,13 @@ type Events struct {
 	n    int
 }
 
-// NewEvents keeps the last size events (default 100); now stamps events
-// given without a time (nil is time.Now).
-func NewEvents(size int, now func() time.Time) *Events {
+// NewEvents keeps the last size events (default 100); clk stamps events
+// given without a time (nil is clock.System).
+func NewEvents(size int, clk clock.Clock) *Events {
 	if size <= 0 {
 		size = 100
 	}
-	if now == nil {
-		now = time.Now
-	}
-	return &Events{now: now, ring: make([]Event, size)}
+	return &Events{now: clock.OrSystem(clk).Now, ring: make([]Event, size)}
 }
 
 // Add records ev.

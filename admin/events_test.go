@@ -12,13 +12,13 @@ import (
 
 func TestEventsRing(t *testing.T) {
 	clk := newTestClock()
-	e := NewEvents(3, clk.now)
+	e := NewEvents(3, clk)
 	for _, s := range []string{"a", "b", "c", "d"} {
 		e.Add(Event{Kind: EventNodeState, Subject: s})
-		clk.add(time.Second)
+		clk.Advance(time.Second)
 	}
 	got := e.List()
-	if len(got) != 3 || got[0].Subject != "d" || got[2].Subject != "b" || !got[0].At.Equal(clk.t.Add(-time.Second)) {
+	if len(got) != 3 || got[0].Subject != "d" || got[2].Subject != "b" || !got[0].At.Equal(clk.Now().Add(-time.Second)) {
 		t.Errorf("List() = %+v, want d, c, b stamped by the clock", got)
 	}
 	var none *Events
@@ -31,8 +31,8 @@ func TestEventsRing(t *testing.T) {
 
 func TestEventsFromHooks(t *testing.T) {
 	clk := newTestClock()
-	e := NewEvents(10, clk.now)
-	at := clk.t.Add(-time.Minute)
+	e := NewEvents(10, clk)
+	at := clk.Now().Add(-time.Minute)
 	e.NodeChanged(health.Change{Node: "n1", From: health.Up, To: health.Down, Reason: "connect refused", At: at})
 	e.NodeChanged(health.Change{Node: "n2", From: health.Up, To: health.Down, Reason: "connected", Ejected: true, At: at})
 	e.NodeChanged(health.Change{Node: "n3", From: health.Up, To: health.Draining, Reason: "connected", Operator: health.Draining, At: at})

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mosparo-lb/mosparo-lb/balancer"
+	"github.com/mosparo-lb/mosparo-lb/internal/clock"
 )
 
 // HistoryOptions shape a History. Zero fields take the defaults.
@@ -17,8 +18,9 @@ type HistoryOptions struct {
 	Interval time.Duration
 	// Points is how many intervals are kept. Default 60 (ten minutes).
 	Points int
-	// Now is the clock; nil is time.Now.
-	Now func() time.Time
+	// Clock stamps the samples; nil is clock.System. Run's ticker runs in
+	// real time.
+	Clock clock.Clock
 }
 
 // maxNodeSeries bounds the per-node series: nodes that come and go (Consul)
@@ -61,10 +63,7 @@ func NewHistory(m *Metrics, opts HistoryOptions) *History {
 	if opts.Points <= 0 {
 		opts.Points = 60
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
-	h := &History{m: m, interval: opts.Interval, points: opts.Points, now: opts.Now,
+	h := &History{m: m, interval: opts.Interval, points: opts.Points, now: clock.OrSystem(opts.Clock).Now,
 		times: make([]time.Time, opts.Points), nodes: map[string][]sample{}}
 	for c := range h.classes {
 		h.classes[c] = make([]sample, opts.Points)

@@ -8,13 +8,13 @@ import (
 	"time"
 
 	"github.com/mosparo-lb/mosparo-lb/balancer"
+	"github.com/mosparo-lb/mosparo-lb/internal/clocktest"
 )
 
-type testClock struct{ t time.Time }
+func newTestClock() *clocktest.Manual {
+	return clocktest.NewManual(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+}
 
-func (c *testClock) now() time.Time      { return c.t }
-func (c *testClock) add(d time.Duration) { c.t = c.t.Add(d) }
-func newTestClock() *testClock           { return &testClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
 func seriesByName(s []SeriesView) map[string]SeriesView {
 	out := map[string]SeriesView{}
 	for _, x := range s {
@@ -28,7 +28,7 @@ func TestHistorySamples(t *testing.T) {
 	m := NewMetrics(nil)
 	n1, lb := m.Node("n1"), m.Node("")
 	m.Node("n2") // balanced, idle
-	h := NewHistory(m, HistoryOptions{Interval: 10 * time.Second, Points: 3, Now: clk.now})
+	h := NewHistory(m, HistoryOptions{Interval: 10 * time.Second, Points: 3, Clock: clk})
 	for range 100 {
 		n1.Observe(balancer.Frontend, 200, 2*time.Millisecond, 0)
 	}
@@ -38,11 +38,11 @@ func TestHistorySamples(t *testing.T) {
 	for range 5 {
 		lb.Observe(balancer.Health, 403, time.Millisecond, 0)
 	}
-	clk.add(10 * time.Second)
+	clk.Advance(10 * time.Second)
 	h.Sample()
 
 	v := h.View()
-	if len(v.Times) != 1 || v.Partial || !v.Times[0].Equal(clk.t) || v.Interval != 10*time.Second {
+	if len(v.Times) != 1 || v.Partial || !v.Times[0].Equal(clk.Now()) || v.Interval != 10*time.Second {
 		t.Fatalf("view times %v partial %v interval %v", v.Times, v.Partial, v.Interval)
 	}
 	nodes := seriesByName(v.Nodes)
@@ -61,11 +61,11 @@ func TestHistorySamples(t *testing.T) {
 	}
 
 	// A running interval shows once it has lasted a second.
-	clk.add(500 * time.Millisecond)
+	clk.Advance(500 * time.Millisecond)
 	if v := h.View(); v.Partial {
 		t.Error("a running interval of 500ms is shown")
 	}
-	clk.add(1500 * time.Millisecond)
+	clk.Advance(1500 * time.Millisecond)
 	for range 20 {
 		n1.Observe(balancer.Frontend, 200, time.Millisecond, 0)
 	}
@@ -77,7 +77,7 @@ func TestHistorySamples(t *testing.T) {
 	// The window is bounded: after three more samples the first is gone,
 	// and no class had requests in the last two.
 	for range 3 {
-		clk.add(10 * time.Second)
+		clk.Advance(10 * time.Second)
 		h.Sample()
 	}
 	v = h.View()
@@ -104,14 +104,14 @@ func TestHistorySamples(t *testing.T) {
 func TestHistoryBoundsNodes(t *testing.T) {
 	clk := newTestClock()
 	m := NewMetrics(nil)
-	h := NewHistory(m, HistoryOptions{Interval: time.Second, Points: 2, Now: clk.now})
+	h := NewHistory(m, HistoryOptions{Interval: time.Second, Points: 2, Clock: clk})
 	for i := range 3 * maxNodeSeries {
 		m.Node("n"+string(rune('A'+i%26))+string(rune('a'+i/26))).Observe(balancer.Admin, 200, time.Millisecond, 0)
-		clk.add(time.Second)
+		clk.Advance(time.Second)
 		h.Sample()
 	}
 	for range 2 {
-		clk.add(time.Second)
+		clk.Advance(time.Second)
 		h.Sample()
 	}
 	h.mu.Lock()
@@ -120,7 +120,7 @@ func TestHistoryBoundsNodes(t *testing.T) {
 	if n > maxNodeSeries {
 		t.Errorf("%d node series kept, want at most %d", n, maxNodeSeries)
 	}
-	clk.add(2 * time.Second)
+	clk.Advance(2 * time.Second)
 	if v := h.View(); len(v.Nodes) > maxNodeSeries {
 		t.Errorf("View shows %d node series, want at most %d", len(v.Nodes), maxNodeSeries)
 	}

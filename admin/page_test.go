@@ -24,7 +24,7 @@ import (
 	"github.com/mosparo-lb/mosparo-lb/admin"
 	"github.com/mosparo-lb/mosparo-lb/configs"
 	"github.com/mosparo-lb/mosparo-lb/internal/daemon"
-	"github.com/mosparo-lb/mosparo-lb/internal/mosparotest"
+	"github.com/mosparo-lb/mosparo-lb/internal/mosparoemu"
 )
 
 // ---- HTTP-level checks of the page and the write protection ------------
@@ -441,7 +441,7 @@ func startDaemon(t *testing.T, token string) (adminURL, lbURL string) {
 	t.Helper()
 	var nodes strings.Builder
 	for _, name := range []string{"n1", "n2", "n3"} {
-		n, err := mosparotest.Start(mosparotest.Options{Name: name, Logger: zap.NewNop()})
+		n, err := mosparoemu.Start(mosparoemu.Options{Name: name, Logger: zap.NewNop()})
 		if err != nil {
 			t.Fatal(err)
 		}

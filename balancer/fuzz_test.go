@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mosparo-lb/mosparo-lb/internal/mosparotest"
+	"github.com/mosparo-lb/mosparo-lb/internal/mosparoemu"
 	"github.com/valyala/fasthttp"
 )
 
@@ -115,7 +115,7 @@ func FuzzClientRequest(f *testing.F) {
 
 // FuzzClassifyGuards sends arbitrary request targets through the edge's path
 // handling (fasthttp's normalization, Canonical, the path forwarded) and asks
-// the model of Symfony's base-URL detection (mosparotest.PathInfo, for nginx
+// the model of Symfony's base-URL detection (mosparoemu.PathInfo, for nginx
 // and for Apache's root .htaccess) what route the node would run: whenever it
 // is the health check or the web cron, the edge must have classified the
 // request as that class, or refused it (FACTS 11.1).
@@ -141,8 +141,8 @@ func FuzzClassifyGuards(f *testing.F) {
 		}
 		setPath(&req, canon, nil)
 		forwarded := req.URI().RequestURI()
-		for _, script := range []string{mosparotest.ScriptNginx, mosparotest.ScriptApacheRoot} {
-			route := strings.TrimRight(string(mosparotest.PathInfo(forwarded, script)), "/")
+		for _, script := range []string{mosparoemu.ScriptNginx, mosparoemu.ScriptApacheRoot} {
+			route := strings.TrimRight(string(mosparoemu.PathInfo(forwarded, script)), "/")
 			if want, ok := guarded[route]; ok && class != want {
 				t.Fatalf("%q: forwarded as %q, which %s routes to %s; classified %v", target, forwarded, script, route, class)
 			}

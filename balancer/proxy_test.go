@@ -14,7 +14,7 @@ import (
 )
 
 // echoNode is a minimal backend answering what it received; the full mosparo
-// emulator lives in internal/mosparotest and is used by the end-to-end tests.
+// emulator lives in internal/mosparoemu and is used by the end-to-end tests.
 type echoNode struct {
 	name  string
 	ln    net.Listener

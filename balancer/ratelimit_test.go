@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mosparo-lb/mosparo-lb/internal/mosparotest"
+	"github.com/mosparo-lb/mosparo-lb/internal/mosparoemu"
 	"github.com/valyala/fasthttp"
 )
 
@@ -20,7 +20,7 @@ rate_limits:
   exempt: [198.51.100.0/24]
 `
 
-const submitTokenForm = "publicKey=" + mosparotest.DemoPublicKey + "&pageTitle=Contact&pageUrl=https%3A%2F%2Fwww.example.com%2Fcontact"
+const submitTokenForm = "publicKey=" + mosparoemu.DemoPublicKey + "&pageTitle=Contact&pageUrl=https%3A%2F%2Fwww.example.com%2Fcontact"
 
 // rlRequest sends one request through the LB as client (one X-Forwarded-For
 // line per element) and returns the answer.
@@ -44,7 +44,7 @@ func rlRequest(t *testing.T, addr, method, path string, client ...string) *fasth
 // gets 429 with Retry-After and mosparo's JSON error shape, the node never
 // sees the request, and nothing counts against the node (issue 15).
 func TestRateLimitEndToEnd(t *testing.T) {
-	node, err := mosparotest.Start(mosparotest.Options{Name: "n1"})
+	node, err := mosparoemu.Start(mosparoemu.Options{Name: "n1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func TestRateLimitEndToEnd(t *testing.T) {
 
 // Without rate_limits nothing is limited and no limiter exists.
 func TestRateLimitOffByDefault(t *testing.T) {
-	node, err := mosparotest.Start(mosparotest.Options{Name: "n1"})
+	node, err := mosparoemu.Start(mosparoemu.Options{Name: "n1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func TestRateLimitOffByDefault(t *testing.T) {
 // answer, which the widget counts down before it asks again (mosparo 1.5.4
 // shows only its generic error for a 429); the api class still gets 429.
 func TestRateLimitFrontendDelayAnswer(t *testing.T) {
-	node, err := mosparotest.Start(mosparotest.Options{Name: "n1"})
+	node, err := mosparoemu.Start(mosparoemu.Options{Name: "n1"})
 	if err != nil {
 		t.Fatal(err)
 	}

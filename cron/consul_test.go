@@ -31,6 +31,7 @@ type fakeConsul struct {
 	flags    map[string]uint64
 	down     bool
 	token    string // token seen last
+	renews   int    // session renewals answered
 	index    uint64
 	changed  chan struct{} // closed and replaced on every write and on setDown
 }
@@ -137,6 +138,7 @@ func (f *fakeConsul) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "Session id '"+id+"' not found", http.StatusNotFound)
 			return
 		}
+		f.renews++
 		fmt.Fprintf(w, `[{"ID":%q,"TTL":"15s"}]`, id)
 	case strings.HasPrefix(p, "/v1/session/destroy/"):
 		f.expireLocked(strings.TrimPrefix(p, "/v1/session/destroy/"))
@@ -200,6 +202,13 @@ func (f *fakeConsul) state(key string) (holder, value string, sessions int) {
 	return f.holder[key], f.value[key], len(f.sessions)
 }
 
+// renewals counts the session renewals answered so far.
+func (f *fakeConsul) renewals() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.renews
+}
+
 func (f *fakeConsul) setDown(v bool) {
 	f.mu.Lock()
 	f.down = v
@@ -208,7 +217,7 @@ func (f *fakeConsul) setDown(v bool) {
 	f.mu.Unlock()
 }
 
-// eventually polls cond every 5ms for up to 5s.
+// eventually polls cond every 5ms for up to 30s.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -243,7 +252,8 @@ func TestConsulLockOneHolder(t *testing.T) {
 	if err := a.Run(t.Context()); err == nil {
 		t.Error("second Run of one lock returned nil, want ErrRunning")
 	}
-	time.Sleep(100 * time.Millisecond) // several renew periods
+	renewed := f.renewals()
+	eventually(t, "several renew periods", func() bool { return f.renewals() >= renewed+3 })
 	if !a.IsLeader() || b.IsLeader() {
 		t.Fatalf("A %v, B %v: want only A", a.IsLeader(), b.IsLeader())
 	}

@@ -1,10 +1,10 @@
 package cron
 
 import (
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/mosparo-lb/mosparo-lb/internal/clocktest"
 	"go.uber.org/goleak"
 )
 
@@ -18,24 +18,6 @@ func TestMain(m *testing.M) {
 // t0 is the start of every test's fake time.
 var t0 = time.Date(2026, 3, 4, 5, 0, 0, 0, time.UTC)
 
-// fakeClock is an injected clock the tests move by hand; the emulated nodes
+// newClock is an injected clock the tests move by hand; the emulated nodes
 // share it, so their web-cron schedule follows the same time.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *fakeClock { return &fakeClock{t: t0} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Add(d time.Duration) time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-	return c.t
-}
+func newClock() *clocktest.Manual { return clocktest.NewManual(t0) }

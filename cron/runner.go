@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mosparo-lb/mosparo-lb/configs"
+	"github.com/mosparo-lb/mosparo-lb/internal/clock"
 	"go.uber.org/zap"
 )
 
@@ -65,8 +66,9 @@ type Options struct {
 	// Logger receives calls, outcomes and leadership changes; nil logs
 	// nothing. The key is never logged.
 	Logger *zap.Logger
-	// Now is the clock; nil is time.Now.
-	Now func() time.Time
+	// Clock tells the time of the schedule and of results; nil is
+	// clock.System. The poll timer runs in real time.
+	Clock clock.Clock
 	// Leader decides whether this LB runs the cron; required unless
 	// cron.standalone is true (then nil means always).
 	Leader Leader
@@ -157,7 +159,7 @@ func New(cfg configs.Cron, opts Options) (*Runner, error) {
 	}
 	r := &Runner{
 		log:    opts.Logger,
-		now:    opts.Now,
+		now:    clock.OrSystem(opts.Clock).Now,
 		leader: opts.Leader,
 		nodes:  opts.Nodes,
 		caller: opts.Caller,
@@ -165,9 +167,6 @@ func New(cfg configs.Cron, opts Options) (*Runner, error) {
 	}
 	if r.log == nil {
 		r.log = zap.NewNop()
-	}
-	if r.now == nil {
-		r.now = time.Now
 	}
 	if r.caller == nil {
 		r.caller = HTTPCaller{Dial: opts.Dial}

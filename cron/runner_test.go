@@ -15,7 +15,8 @@ import (
 	"time"
 
 	"github.com/mosparo-lb/mosparo-lb/configs"
-	"github.com/mosparo-lb/mosparo-lb/internal/mosparotest"
+	"github.com/mosparo-lb/mosparo-lb/internal/clocktest"
+	"github.com/mosparo-lb/mosparo-lb/internal/mosparoemu"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -27,19 +28,19 @@ const testKey = "k3y/+&= Zq9w"
 // cluster is a set of emulated mosparo nodes on loopback sharing a fake
 // clock, with an "up" flag per node standing in for the health checker.
 type cluster struct {
-	nodes []*mosparotest.Node
+	nodes []*mosparoemu.Node
 	up    []atomic.Bool
 	admin []bool
 }
 
-func startCluster(t *testing.T, clock *fakeClock, n int) *cluster {
+func startCluster(t *testing.T, clock *clocktest.Manual, n int) *cluster {
 	t.Helper()
 	c := &cluster{up: make([]atomic.Bool, n), admin: make([]bool, n)}
 	for i := range n {
-		node, err := mosparotest.Start(mosparotest.Options{
+		node, err := mosparoemu.Start(mosparoemu.Options{
 			Name:    fmt.Sprintf("node%d", i+1),
 			CronKey: testKey,
-			Now:     clock.Now,
+			Clock:   clock,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -124,11 +125,11 @@ func assertNoKey(t *testing.T, logs *observer.ObservedLogs, r *Runner) {
 
 // advance moves the clock by step n times, stepping the runners after each
 // move, and returns the times at which the cluster's call count grew.
-func advance(ctx context.Context, clock *fakeClock, c *cluster, n int, step time.Duration, rs ...*Runner) []time.Time {
+func advance(ctx context.Context, clock *clocktest.Manual, c *cluster, n int, step time.Duration, rs ...*Runner) []time.Time {
 	var at []time.Time
 	before := c.total()
 	for range n {
-		now := clock.Add(step)
+		now := clock.Advance(step)
 		for _, r := range rs {
 			r.step(ctx)
 		}
@@ -147,7 +148,7 @@ func TestRunnerOneCallPerIntervalOnOneNode(t *testing.T) {
 	c := startCluster(t, clock, 3)
 	c.admin[1] = true // node2: admin nodes come first
 	const interval = 10 * time.Minute
-	r, _ := newRunner(t, cronConfig(interval), Options{Now: clock.Now, Nodes: c, Leader: LeaderFunc(func() bool { return true })})
+	r, _ := newRunner(t, cronConfig(interval), Options{Clock: clock, Nodes: c, Leader: LeaderFunc(func() bool { return true })})
 	ctx := t.Context()
 
 	r.step(ctx)
@@ -186,7 +187,7 @@ func TestRunnerPreferredNode(t *testing.T) {
 	c.admin[0] = true
 	cfg := cronConfig(time.Minute)
 	cfg.PreferredNode = "node3"
-	r, _ := newRunner(t, cfg, Options{Now: clock.Now, Nodes: c, Leader: LeaderFunc(func() bool { return true })})
+	r, _ := newRunner(t, cfg, Options{Clock: clock, Nodes: c, Leader: LeaderFunc(func() bool { return true })})
 	r.step(t.Context())
 	advance(t.Context(), clock, c, 5*6, 10*time.Second, r)
 	if got := c.calls(); got[0] != 0 || got[1] != 0 || got[2] != 5 {
@@ -198,7 +199,7 @@ func TestRunnerNodeDownMovesNextCall(t *testing.T) {
 	clock := newClock()
 	c := startCluster(t, clock, 3)
 	const interval = time.Minute
-	r, logs := newRunner(t, cronConfig(interval), Options{Now: clock.Now, Nodes: c, Leader: LeaderFunc(func() bool { return true })})
+	r, logs := newRunner(t, cronConfig(interval), Options{Clock: clock, Nodes: c, Leader: LeaderFunc(func() bool { return true })})
 	ctx := t.Context()
 	r.step(ctx)
 	advance(ctx, clock, c, 3*6, 10*time.Second, r)
@@ -280,7 +281,7 @@ func TestRunnerAnswers(t *testing.T) {
 		name   string
 		force  int  // SetCronAnswer
 		off    bool // CronDisabled
-		health mosparotest.Health
+		health mosparoemu.Health
 		key    string
 		want   Outcome
 		code   int
@@ -294,14 +295,14 @@ func TestRunnerAnswers(t *testing.T) {
 		{name: "401 real check", key: "wrong", want: BadKey, code: 401, level: zapcore.ErrorLevel, inText: "Administration > Cron jobs"},
 		{name: "403 inactive", off: true, want: Inactive, code: 403, level: zapcore.ErrorLevel, inText: "webCronJobActive"},
 		{name: "500", force: 500, want: ServerError, code: 500, level: zapcore.WarnLevel, inText: "not retried"},
-		{name: "302 not installed", health: mosparotest.NotConfigured, want: Unexpected, code: 302, level: zapcore.WarnLevel, inText: "/setup/"},
+		{name: "302 not installed", health: mosparoemu.NotConfigured, want: Unexpected, code: 302, level: zapcore.WarnLevel, inText: "/setup/"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clock := newClock()
 			c := &cluster{up: make([]atomic.Bool, 2), admin: make([]bool, 2)}
 			for i := range 2 {
-				n, err := mosparotest.Start(mosparotest.Options{Name: fmt.Sprintf("node%d", i+1), CronKey: testKey, CronDisabled: tt.off, Now: clock.Now})
+				n, err := mosparoemu.Start(mosparoemu.Options{Name: fmt.Sprintf("node%d", i+1), CronKey: testKey, CronDisabled: tt.off, Clock: clock})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -317,7 +318,7 @@ func TestRunnerAnswers(t *testing.T) {
 			if tt.key != "" {
 				cfg.Key = tt.key
 			}
-			r, logs := newRunner(t, cfg, Options{Now: clock.Now, Nodes: c, Leader: LeaderFunc(func() bool { return true })})
+			r, logs := newRunner(t, cfg, Options{Clock: clock, Nodes: c, Leader: LeaderFunc(func() bool { return true })})
 			ctx := t.Context()
 			r.step(ctx)
 			// 5 intervals stepped every second: 5 calls, all on node1.
@@ -369,10 +370,10 @@ func TestRunnerDenied(t *testing.T) {
 	nodes := NodesFunc(func() []Candidate {
 		return []Candidate{{Name: "node1", Address: strings.TrimPrefix(srv.URL, "http://"), Up: true}}
 	})
-	r, logs := newRunner(t, cronConfig(time.Minute), Options{Now: clock.Now, Nodes: nodes, Leader: LeaderFunc(func() bool { return true })})
+	r, logs := newRunner(t, cronConfig(time.Minute), Options{Clock: clock, Nodes: nodes, Leader: LeaderFunc(func() bool { return true })})
 	r.step(t.Context())
 	for range 3 * 6 {
-		clock.Add(10 * time.Second)
+		clock.Advance(10 * time.Second)
 		r.step(t.Context())
 	}
 	st := r.Status()
@@ -390,7 +391,7 @@ func TestRunnerTimeoutNotRetriedElsewhere(t *testing.T) {
 	c.nodes[0].SetDelay(10 * time.Second) // Close interrupts it
 	cfg := cronConfig(time.Minute)
 	cfg.Timeout = configs.Duration(200 * time.Millisecond)
-	r, _ := newRunner(t, cfg, Options{Now: clock.Now, Nodes: c, Leader: LeaderFunc(func() bool { return true })})
+	r, _ := newRunner(t, cfg, Options{Clock: clock, Nodes: c, Leader: LeaderFunc(func() bool { return true })})
 	ctx := t.Context()
 	r.step(ctx)
 	at := advance(ctx, clock, c, 2*6, 10*time.Second, r)
@@ -424,9 +425,9 @@ func TestRunnerHostAndRequest(t *testing.T) {
 		c.nodes[0].Reset() // a fresh node schedule: the call runs
 		cfg := cronConfig(time.Minute)
 		cfg.Host = tt.cfgHost
-		r, _ := newRunner(t, cfg, Options{Now: clock.Now, Nodes: nodes, Caller: rec, Leader: LeaderFunc(func() bool { return true })})
+		r, _ := newRunner(t, cfg, Options{Clock: clock, Nodes: nodes, Caller: rec, Leader: LeaderFunc(func() bool { return true })})
 		r.step(t.Context())
-		clock.Add(time.Minute)
+		clock.Advance(time.Minute)
 		r.step(t.Context())
 		if got.host != tt.want || got.address != c.nodes[0].Addr() {
 			t.Errorf("cron.host %q: called %s with Host %q, want %s with %q", tt.cfgHost, got.address, got.host, c.nodes[0].Addr(), tt.want)
@@ -453,9 +454,9 @@ func TestRunnerRedactsKeyInErrors(t *testing.T) {
 	leaky := callerFunc(func(ctx context.Context, address, host, target string) (int, []byte, error) {
 		return 0, nil, fmt.Errorf("get http://%s%s: %w", address, target, context.DeadlineExceeded)
 	})
-	r, logs := newRunner(t, cronConfig(time.Minute), Options{Now: clock.Now, Nodes: c, Caller: leaky, Leader: LeaderFunc(func() bool { return true })})
+	r, logs := newRunner(t, cronConfig(time.Minute), Options{Clock: clock, Nodes: c, Caller: leaky, Leader: LeaderFunc(func() bool { return true })})
 	r.step(t.Context())
-	clock.Add(time.Minute)
+	clock.Advance(time.Minute)
 	r.step(t.Context())
 	st := r.Status()
 	if st.Outcome != Timeout || !strings.Contains(st.Error, "key=REDACTED") {
@@ -475,8 +476,8 @@ func TestRunnerLeadershipFlip(t *testing.T) {
 	c := startCluster(t, clock, 2)
 	const interval = 10 * time.Minute
 	var la, lb flag
-	a, _ := newRunner(t, cronConfig(interval), Options{Now: clock.Now, Nodes: c, Leader: &la, LeaderName: "test A"})
-	b, _ := newRunner(t, cronConfig(interval), Options{Now: clock.Now, Nodes: c, Leader: &lb, LeaderName: "test B"})
+	a, _ := newRunner(t, cronConfig(interval), Options{Clock: clock, Nodes: c, Leader: &la, LeaderName: "test A"})
+	b, _ := newRunner(t, cronConfig(interval), Options{Clock: clock, Nodes: c, Leader: &lb, LeaderName: "test B"})
 	ctx := t.Context()
 	la.Store(true)
 	a.step(ctx)
@@ -529,7 +530,7 @@ func TestRunnerLeadershipFlip(t *testing.T) {
 // TestRunnerRun runs the real loop on the real clock with short intervals:
 // calls happen, only while leader, and Run returns on cancel.
 func TestRunnerRun(t *testing.T) {
-	c := startCluster(t, &fakeClock{t: time.Now()}, 2)
+	c := startCluster(t, clocktest.NewManual(time.Now()), 2)
 	var leader flag
 	leader.Store(true)
 	cfg := cronConfig(100 * time.Millisecond)
@@ -549,7 +550,8 @@ func TestRunnerRun(t *testing.T) {
 		t.Errorf("second Run = %v, want ErrRunning", err)
 	}
 	leader.Store(false)
-	time.Sleep(150 * time.Millisecond) // a poll period or a call in flight
+	// The loop noticed (a call in flight was counted when it arrived).
+	eventually(t, "the runner to step down", func() bool { return !r.Status().Runner })
 	n := c.total()
 	time.Sleep(300 * time.Millisecond)
 	if got := c.total(); got != n {
@@ -660,7 +662,7 @@ func TestStatusJSON(t *testing.T) {
 // real clock with Run: only the leader calls; after a failover the new
 // leader calls and the old one stops.
 func TestRunnerRunFailover(t *testing.T) {
-	c := startCluster(t, &fakeClock{t: time.Now()}, 2)
+	c := startCluster(t, clocktest.NewManual(time.Now()), 2)
 	var la, lb flag
 	cfg := cronConfig(100 * time.Millisecond)
 	a, _ := newRunner(t, cfg, Options{Nodes: c, Leader: &la, Poll: 10 * time.Millisecond})
@@ -693,7 +695,9 @@ func TestRunnerRunFailover(t *testing.T) {
 	lb.Store(true)
 	eventually(t, "B to call twice", func() bool { return b.Status().Calls >= 2 })
 	stopped := a.Status().Calls
-	time.Sleep(300 * time.Millisecond)
+	// A window of three of B's intervals, measured in B's calls.
+	calledB := b.Status().Calls
+	eventually(t, "B to call three more times", func() bool { return b.Status().Calls >= calledB+3 })
 	if n := a.Status().Calls; n != stopped {
 		t.Errorf("old leader A made %d calls after the failover", n-stopped)
 	}

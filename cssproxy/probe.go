@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mosparo-lb/mosparo-lb/internal/clock"
 	"go.uber.org/zap"
 )
 
@@ -45,7 +46,7 @@ func newProbe(interval, lookupTimeout time.Duration) *probe {
 
 // run probes every interval until ctx ends. The first probe waits one
 // interval so the backend's first connection is not reported as an outage.
-func (pr *probe) run(ctx context.Context, ping func(context.Context) error, clock Clock, log *zap.Logger, backend string) {
+func (pr *probe) run(ctx context.Context, ping func(context.Context) error, clk clock.Clock, log *zap.Logger, backend string) {
 	t := time.NewTicker(pr.interval)
 	defer t.Stop()
 	for {
@@ -60,7 +61,7 @@ func (pr *probe) run(ctx context.Context, ping func(context.Context) error, cloc
 		if ctx.Err() != nil {
 			return
 		}
-		pr.record(err, clock.Now(), log, backend)
+		pr.record(err, clk.Now(), log, backend)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/mosparo-lb/mosparo-lb/configs"
+	"github.com/mosparo-lb/mosparo-lb/internal/clock"
 )
 
 // refreshWorkers revalidate stale entries in the background; a couple are
@@ -26,20 +27,15 @@ const refreshQueue = 1024
 // cache. Tracking invalidates it earlier on any rewrite.
 const redisCacheTTL = time.Minute
 
-// Clock tells the time; tests pass a fake to drive revalidation.
-type Clock interface {
-	Now() time.Time
-}
-
 // Options are the dependencies of a Proxy; the zero value logs nothing and
 // uses the system clock.
 type Options struct {
 	// Logger receives connection changes, breaker transitions and one line
 	// per corrupt value. Nil means no logging. The caller names it.
 	Logger *zap.Logger
-	// Clock is used for revalidation and the breaker. Nil means the
-	// system clock.
-	Clock Clock
+	// Clock is used for revalidation and the breaker. Nil means
+	// clock.System.
+	Clock clock.Clock
 }
 
 // Stats is a snapshot of the proxy for /status and metrics.
@@ -108,7 +104,7 @@ type Proxy struct {
 	store      *store
 	breaker    *breaker
 	log        *zap.Logger
-	clock      Clock
+	clock      clock.Clock
 	timeout    time.Duration
 	revalidate time.Duration
 	maxStale   time.Duration
@@ -133,10 +129,7 @@ func New(cfg configs.CSSCache, opts Options) (*Proxy, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	clock := opts.Clock
-	if clock == nil {
-		clock = systemClock{}
-	}
+	clk := clock.OrSystem(opts.Clock)
 	if cfg.MaxBytes <= 0 || cfg.MaxValueBytes <= 0 || cfg.Timeout <= 0 || cfg.Breaker.Failures <= 0 {
 		return nil, errors.New("cssproxy: css_cache without defaults; load it through configs")
 	}
@@ -144,7 +137,7 @@ func New(cfg configs.CSSCache, opts Options) (*Proxy, error) {
 		store:      newStore(cfg.MaxBytes),
 		breaker:    newBreaker(cfg.Breaker.Failures, cfg.Breaker.Cooldown.D()),
 		log:        log,
-		clock:      clock,
+		clock:      clk,
 		timeout:    cfg.Timeout.D(),
 		revalidate: cfg.RevalidateInterval.D(),
 		maxStale:   cfg.MaxStale.D(),
@@ -398,7 +391,3 @@ func (p *Proxy) recordSuccess() {
 			zap.String("state", BreakerClosed.String()))
 	}
 }
-
-type systemClock struct{}
-
-func (systemClock) Now() time.Time { return time.Now() }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	brrr "github.com/molecule-man/go-brrr"
+	"github.com/mosparo-lb/mosparo-lb/internal/clocktest"
 	"github.com/mosparo-lb/mosparo-lb/internal/contentcoding"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttputil"
@@ -77,18 +78,11 @@ func (f *fakeBackend) set(id string, css []byte, hash string) {
 	f.designs[pid] = [2][]byte{css, []byte(hash)}
 }
 
-// fakeClock is set by the test; Now never moves by itself.
-type fakeClock struct{ ns atomic.Int64 }
-
-func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
-
 // newFakeProxy is a Proxy built by New (config defaults, validation) with
 // its backend swapped for a fake.
-func newFakeProxy(t testing.TB, extra string) (*Proxy, *fakeBackend, *fakeClock) {
+func newFakeProxy(t testing.TB, extra string) (*Proxy, *fakeBackend, *clocktest.Manual) {
 	t.Helper()
-	clk := &fakeClock{}
-	clk.ns.Store(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).UnixNano())
+	clk := clocktest.NewManual(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	p, err := New(testConfig(t, "memcached", "memcached://127.0.0.1:1", extra), Options{Logger: zap.NewNop(), Clock: clk})
 	if err != nil {
 		t.Fatal(err)

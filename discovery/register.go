@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 	"github.com/mosparo-lb/mosparo-lb/configs"
+	"github.com/mosparo-lb/mosparo-lb/internal/clock"
 	"go.uber.org/zap"
 )
 
@@ -39,7 +40,7 @@ type RegistrationStatus struct {
 // after, unless a newer Source took the registration over.
 type registrar struct {
 	agent    consulAgent
-	clock    Clock
+	clock    clock.Clock
 	log      *zap.Logger
 	id       string
 	instance string // random, per Source
@@ -53,7 +54,7 @@ type registrar struct {
 	once bool // this Source has registered at least once
 }
 
-func newRegistrar(rc configs.ConsulRegister, agent consulAgent, opts Options, clock Clock, log *zap.Logger, bmin, bmax time.Duration) (*registrar, error) {
+func newRegistrar(rc configs.ConsulRegister, agent consulAgent, opts Options, clk clock.Clock, log *zap.Logger, bmin, bmax time.Duration) (*registrar, error) {
 	name := rc.Name
 	if name == "" {
 		name = "mosparo-lb"
@@ -87,7 +88,7 @@ func newRegistrar(rc configs.ConsulRegister, agent consulAgent, opts Options, cl
 	var tok [8]byte
 	_, _ = rand.Read(tok[:]) // crypto/rand.Read never fails (Go 1.24+)
 	r := &registrar{
-		agent: agent, clock: clock, log: log.With(zap.String("service_id", id)), id: id,
+		agent: agent, clock: clk, log: log.With(zap.String("service_id", id)), id: id,
 		instance: hex.EncodeToString(tok[:]),
 		resync:   min(max(interval, time.Second/10), time.Minute),
 		bmin:     bmin, bmax: bmax,

@@ -15,19 +15,9 @@ import (
 	"time"
 
 	"github.com/mosparo-lb/mosparo-lb/configs"
+	"github.com/mosparo-lb/mosparo-lb/internal/clock"
 	"go.uber.org/zap"
 )
-
-// Clock is the time source of backoff waits and status times.
-type Clock interface {
-	Now() time.Time
-	After(d time.Duration) <-chan time.Time
-}
-
-type systemClock struct{}
-
-func (systemClock) Now() time.Time                         { return time.Now() }
-func (systemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
 // Options are a Source's dependencies; every field may be zero.
 type Options struct {
@@ -37,8 +27,9 @@ type Options struct {
 	// 5s connect timeout whose idle connections are closed when Run returns.
 	// Its Timeout, if any, must exceed discovery.consul.wait plus 1/16.
 	HTTPClient *http.Client
-	// Clock; nil is the system clock.
-	Clock Clock
+	// Clock is the time source of backoff waits and status times; nil is
+	// clock.System.
+	Clock clock.Clock
 	// AdminListen is admin.listen; it builds the default check URL of
 	// discovery.consul.register.
 	AdminListen string
@@ -84,7 +75,7 @@ type Status struct {
 // On a reload build a new Source and cancel the old one's Run.
 type Source struct {
 	log      *zap.Logger
-	clock    Clock
+	clock    clock.Clock
 	static   []Node
 	cfg      *configs.Consul // nil: static only
 	query    *healthQuery
@@ -107,7 +98,7 @@ type Source struct {
 func New(cfg configs.Discovery, static []configs.Node, opts Options) (*Source, error) {
 	s := &Source{
 		log:     opts.Logger,
-		clock:   opts.Clock,
+		clock:   clock.OrSystem(opts.Clock),
 		static:  staticNodes(static),
 		updates: make(chan struct{}, 1),
 	}
@@ -115,9 +106,6 @@ func New(cfg configs.Discovery, static []configs.Node, opts Options) (*Source, e
 		s.log = zap.NewNop()
 	}
 	s.log = s.log.Named("discovery")
-	if s.clock == nil {
-		s.clock = systemClock{}
-	}
 	nodes := slices.Clone(s.static)
 	s.snapshot.Store(&nodes)
 	s.status = Status{Healthy: true, StaticNodes: len(s.static)}
@@ -364,6 +352,3 @@ func defaultID(name, hostname string) string {
 	}
 	return name + "-" + cleanName(strings.ToLower(hostname))
 }
-
-// Interface guards.
-var _ Clock = systemClock{}

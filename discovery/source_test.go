@@ -10,26 +10,10 @@ import (
 	"time"
 
 	"github.com/mosparo-lb/mosparo-lb/configs"
+	"github.com/mosparo-lb/mosparo-lb/internal/clocktest"
 	"github.com/mosparo-lb/mosparo-lb/internal/consultest"
 	"go.uber.org/zap/zaptest"
 )
-
-// testClock is the real clock that also reports every wait the Source asks
-// for, so tests can wait for "the loop reached its backoff" on a channel
-// instead of sleeping.
-type testClock struct{ waits chan time.Duration }
-
-func newTestClock() *testClock { return &testClock{waits: make(chan time.Duration, 1024)} }
-
-func (c *testClock) Now() time.Time { return time.Now() }
-
-func (c *testClock) After(d time.Duration) <-chan time.Time {
-	select {
-	case c.waits <- d:
-	default:
-	}
-	return time.After(d)
-}
 
 var staticCfg = []configs.Node{{Name: "node1", Address: "10.0.0.11:80", Weight: 100, Admin: true}}
 
@@ -45,15 +29,15 @@ type harness struct {
 	t     *testing.T
 	agent *consultest.Agent
 	src   *Source
-	clock *testClock
-	stop  func() // cancels Run and waits for it; idempotent
+	clock *clocktest.Observed // the real clock, reporting every wait
+	stop  func()              // cancels Run and waits for it; idempotent
 }
 
 // run starts the Source's Run and stops it (checking it returned nil) when
 // the test ends.
 func run(t *testing.T, a *consultest.Agent, cfg *configs.Consul, static []configs.Node) *harness {
 	t.Helper()
-	clk := newTestClock()
+	clk := clocktest.Observe(nil)
 	tr := &http.Transport{}
 	t.Cleanup(tr.CloseIdleConnections)
 	s, err := New(configs.Discovery{Consul: cfg}, static, Options{
@@ -106,7 +90,7 @@ func (h *harness) until(what string, cond func() bool) {
 		}
 		select {
 		case <-h.src.Updates():
-		case <-h.clock.waits:
+		case <-h.clock.Waits:
 		case <-activity:
 		case <-deadline:
 			h.t.Fatalf("timed out waiting for %s; nodes %s, status %+v", what, show(h.src.Nodes()), h.src.Status())
@@ -241,7 +225,7 @@ func TestConsulJoinAndLeave(t *testing.T) {
 // and a wait, and with nothing changing there is one query per wait, not a
 // loop. The fake's clock decides when a wait is over.
 func TestBlockingNoBusyLoop(t *testing.T) {
-	clk := consultest.NewManualClock(time.Unix(1e9, 0))
+	clk := clocktest.NewManual(time.Unix(1e9, 0))
 	a := startAgent(t, consultest.Options{Clock: clk})
 	h := run(t, a, consulCfg(a), staticCfg)
 	h.register("m-1", consultest.Passing)
@@ -304,7 +288,7 @@ func TestTightLoopIsRateLimited(t *testing.T) {
 		w.Write([]byte(`[]`))
 	}))
 	defer srv.Close()
-	clk := newTestClock()
+	clk := clocktest.Observe(nil)
 	s := stubSource(t, srv, nil, clk)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
@@ -312,7 +296,7 @@ func TestTightLoopIsRateLimited(t *testing.T) {
 	// The second query may only start after a wait of about backoff_min,
 	// which this test never lets pass.
 	select {
-	case d := <-clk.waits:
+	case d := <-clk.Waits:
 		if d < 59*time.Minute {
 			t.Errorf("wait between queries = %s, want about backoff_min (1h)", d)
 		}
@@ -538,13 +522,13 @@ func TestPreviousSeedsReload(t *testing.T) {
 func TestAnswerWithoutIndexIsAnError(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`[]`)) }))
 	defer srv.Close()
-	clk := newTestClock()
+	clk := clocktest.Observe(nil)
 	s := stubSource(t, srv, staticCfg, clk)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- s.Run(ctx) }()
 	select {
-	case <-clk.waits: // the backoff after the failed query
+	case <-clk.Waits: // the backoff after the failed query
 	case <-time.After(10 * time.Second):
 		t.Fatal("no backoff after a failed query")
 	}
@@ -558,7 +542,7 @@ func TestAnswerWithoutIndexIsAnError(t *testing.T) {
 
 // stubSource is a Source querying srv, a stand-in for the agent, with a
 // backoff of an hour: the test's clock decides when a retry may happen.
-func stubSource(t *testing.T, srv *httptest.Server, static []configs.Node, clk *testClock) *Source {
+func stubSource(t *testing.T, srv *httptest.Server, static []configs.Node, clk *clocktest.Observed) *Source {
 	t.Helper()
 	cfg := &configs.Consul{Address: strings.TrimPrefix(srv.URL, "http://"), Scheme: "http", Service: "m",
 		Wait: configs.Duration(time.Minute), BackoffMin: configs.Duration(time.Hour), BackoffMax: configs.Duration(time.Hour)}

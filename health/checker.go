@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mosparo-lb/mosparo-lb/configs"
+	"github.com/mosparo-lb/mosparo-lb/internal/clock"
 	"go.uber.org/zap"
 )
 
@@ -25,8 +26,9 @@ var (
 type Options struct {
 	// Logger receives state changes and ejections; nil logs nothing.
 	Logger *zap.Logger
-	// Now is the clock; nil is time.Now.
-	Now func() time.Time
+	// Clock tells the time of checks, windows and changes; nil is
+	// clock.System. Probe timers run in real time.
+	Clock clock.Clock
 	// Client sends probes; nil is HTTPClient{} (fresh connection per probe;
 	// every probe is bounded by health.timeout).
 	Client ProbeClient
@@ -83,7 +85,7 @@ func New(cfg configs.Health, opts Options) *Checker {
 	p := newParams(cfg)
 	c := &Checker{
 		log:     opts.Logger,
-		now:     opts.Now,
+		now:     clock.OrSystem(opts.Clock).Now,
 		client:  opts.Client,
 		rnd:     opts.Rand,
 		change:  opts.OnChange,
@@ -96,9 +98,6 @@ func New(cfg configs.Health, opts Options) *Checker {
 		c.log = zap.NewNop()
 	}
 	c.log = c.log.Named("health")
-	if c.now == nil {
-		c.now = time.Now
-	}
 	if c.client == nil {
 		c.client = HTTPClient{}
 	}

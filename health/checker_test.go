@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mosparo-lb/mosparo-lb/configs"
+	"github.com/mosparo-lb/mosparo-lb/internal/clocktest"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -30,9 +31,9 @@ func testConfig() configs.Health {
 	}
 }
 
-func newTestChecker(t *testing.T, clk *fakeClock, cfg configs.Health, names ...string) *Checker {
+func newTestChecker(t *testing.T, clk *clocktest.Manual, cfg configs.Health, names ...string) *Checker {
 	t.Helper()
-	c := New(cfg, Options{Logger: zaptest.NewLogger(t), Now: clk.Now, Rand: func(int64) int64 { return 0 }})
+	c := New(cfg, Options{Logger: zaptest.NewLogger(t), Clock: clk, Rand: func(int64) int64 { return 0 }})
 	var ts []Target
 	for _, n := range names {
 		ts = append(ts, Target{Name: n, Address: n + ":80", Weight: 100})
@@ -43,7 +44,7 @@ func newTestChecker(t *testing.T, clk *fakeClock, cfg configs.Health, names ...s
 
 // verdict applies one finished check of the node at addr at the clock's
 // time, as Run would.
-func verdict(t *testing.T, c *Checker, clk *fakeClock, addr string, v State) {
+func verdict(t *testing.T, c *Checker, clk *clocktest.Manual, addr string, v State) {
 	t.Helper()
 	n := c.Node(addr)
 	if n == nil {
@@ -92,7 +93,7 @@ func TestInitialStates(t *testing.T) {
 
 	// A node added while b serves starts down, and its first good answer
 	// brings it up with a slow-start ramp.
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	c.SetTargets([]Target{{Name: "a", Address: "a:80"}, {Name: "b", Address: "b:80"}, {Name: "c", Address: "c:80", Weight: 50}})
 	cn := c.Node("c:80")
 	if cn.State() != Down {
@@ -101,7 +102,7 @@ func TestInitialStates(t *testing.T) {
 	if c.Node("a:80") != a || c.Node("b:80") != b {
 		t.Error("SetTargets replaced the *Node of an unchanged address")
 	}
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	verdict(t, c, clk, "c:80", Up)
 	if cn.State() != Up {
 		t.Fatalf("after first good answer: %v, want up", cn.State())
@@ -182,7 +183,7 @@ func TestSchedule(t *testing.T) {
 		if jobs, due := c.due(next.Add(-time.Nanosecond), nil); len(jobs) != 0 || !due.Equal(next) {
 			t.Fatalf("just before the next check: %d jobs, next %v; want 0, %v", len(jobs), due, next)
 		}
-		clk.Add(next.Sub(now))
+		clk.Advance(next.Sub(now))
 		return next.Sub(now)
 	}
 	steps := []struct {
@@ -215,7 +216,7 @@ func TestScheduleJitterBounds(t *testing.T) {
 	j := configs.Duration(300 * time.Millisecond)
 	cfg.Jitter = &j
 	for _, r := range []int64{0, int64(150 * time.Millisecond), int64(300*time.Millisecond) - 1} {
-		c := New(cfg, Options{Now: clk.Now, Rand: func(n int64) int64 { return r }})
+		c := New(cfg, Options{Clock: clk, Rand: func(n int64) int64 { return r }})
 		c.SetTargets([]Target{{Name: "a", Address: "a:80"}})
 		verdict(t, c, clk, "a:80", Up)
 		n := c.Node("a:80")
@@ -275,7 +276,7 @@ func TestOperatorStates(t *testing.T) {
 		t.Errorf("operator drain after reload: state %v operator %v", a.State(), a.Operator())
 	}
 	// Ready from drain back to up ramps.
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	if err := c.SetOperatorState("renamed", Up); err != nil {
 		t.Fatal(err)
 	}
@@ -393,7 +394,7 @@ func TestOnChange(t *testing.T) {
 	clk := newClock()
 	var got []Change
 	cfg := testConfig()
-	c := New(cfg, Options{Logger: zaptest.NewLogger(t), Now: clk.Now, Rand: func(int64) int64 { return 0 },
+	c := New(cfg, Options{Logger: zaptest.NewLogger(t), Clock: clk, Rand: func(int64) int64 { return 0 },
 		OnChange: func(ch Change) { got = append(got, ch) }})
 	c.SetTargets([]Target{{Name: "a", Address: "a:80"}, {Name: "b", Address: "b:80"}, {Name: "c", Address: "c:80"}})
 	for _, x := range []string{"a:80", "b:80", "c:80"} {

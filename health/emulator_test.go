@@ -6,19 +6,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mosparo-lb/mosparo-lb/internal/mosparotest"
+	"github.com/mosparo-lb/mosparo-lb/internal/mosparoemu"
 )
 
 // TestProbeEmulatedMosparo probes the project's mosparo emulator (which
 // follows FACTS 1 independently of this package) in every health state and
 // checks the verdict of the whole path: HTTPClient, then judge.
 func TestProbeEmulatedMosparo(t *testing.T) {
-	node, err := mosparotest.Start(mosparotest.Options{Name: "n1"})
+	node, err := mosparoemu.Start(mosparoemu.Options{Name: "n1"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer node.Close()
-	refusing, err := mosparotest.Start(mosparotest.Options{Name: "n2", HealthAllowList: "10.9.9.9"})
+	refusing, err := mosparoemu.Start(mosparoemu.Options{Name: "n2", HealthAllowList: "10.9.9.9"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,20 +26,20 @@ func TestProbeEmulatedMosparo(t *testing.T) {
 
 	tests := []struct {
 		name      string
-		node      *mosparotest.Node
-		health    mosparotest.Health
+		node      *mosparoemu.Node
+		health    mosparoemu.Health
 		trust     bool
 		want      State
 		reasonHas string
 	}{
-		{"connected", node, mosparotest.Connected, false, Up, "connected"},
-		{"database failed", node, mosparotest.DBFailed, false, Down, "database connection failed"},
-		{"not configured", node, mosparotest.NotConfigured, false, Setup, "not installed"},
-		{"update not finished", node, mosparotest.UpdateNotFinished, false, Draining, "update not finished"},
-		{"bypassed", node, mosparotest.Bypassed, false, Down, "MOSPARO_BYPASS_HEALTH_CHECK"},
-		{"bypassed, trusted", node, mosparotest.Bypassed, true, Up, "trust_bypassed"},
-		{"broken", node, mosparotest.Broken, false, Down, "HTTP 500"},
-		{"LB not on the allow list", refusing, mosparotest.Connected, false, Down, "MOSPARO_HEALTH_ALLOW_LIST"},
+		{"connected", node, mosparoemu.Connected, false, Up, "connected"},
+		{"database failed", node, mosparoemu.DBFailed, false, Down, "database connection failed"},
+		{"not configured", node, mosparoemu.NotConfigured, false, Setup, "not installed"},
+		{"update not finished", node, mosparoemu.UpdateNotFinished, false, Draining, "update not finished"},
+		{"bypassed", node, mosparoemu.Bypassed, false, Down, "MOSPARO_BYPASS_HEALTH_CHECK"},
+		{"bypassed, trusted", node, mosparoemu.Bypassed, true, Up, "trust_bypassed"},
+		{"broken", node, mosparoemu.Broken, false, Down, "HTTP 500"},
+		{"LB not on the allow list", refusing, mosparoemu.Connected, false, Down, "MOSPARO_HEALTH_ALLOW_LIST"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -74,7 +74,7 @@ func TestPassiveEjection(t *testing.T) {
 	c.mu.Unlock()
 
 	// The ejection ends by time, with a slow-start ramp.
-	clk.Add(30 * time.Second)
+	clk.Advance(30 * time.Second)
 	if jobs, _ := c.due(clk.Now().Add(-time.Nanosecond), nil); a.State() != Down || len(jobs) == 0 {
 		t.Errorf("before the end: %v, %d jobs", a.State(), len(jobs))
 	}
@@ -84,7 +84,7 @@ func TestPassiveEjection(t *testing.T) {
 	}
 
 	// The second ejection lasts twice as long, unless a good check ends it.
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	for range 3 {
 		a.Observe(ServerError, now())
 	}
@@ -94,7 +94,7 @@ func TestPassiveEjection(t *testing.T) {
 	if until != 60*time.Second {
 		t.Errorf("second ejection lasts %v, want 60s", until)
 	}
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	verdict(t, c, clk, "a:80", Up)
 	if a.State() != Up {
 		t.Errorf("good check during ejection: %v, want up", a.State())

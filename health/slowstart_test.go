@@ -44,7 +44,7 @@ func TestSlowStartAfterRecovery(t *testing.T) {
 	if w := a.Weight(clk.Now().UnixNano()); a.State() != Down || w != 100 {
 		t.Fatalf("down node: %v weight %d; want down 100 (configured)", a.State(), w)
 	}
-	clk.Add(time.Second)
+	clk.Advance(time.Second)
 	verdict(t, c, clk, "a:80", Up)
 	start := clk.Now()
 	for _, tt := range []struct {
@@ -55,7 +55,7 @@ func TestSlowStartAfterRecovery(t *testing.T) {
 			t.Errorf("weight %v after recovery = %d, want %d", tt.at, got, tt.want)
 		}
 	}
-	clk.Add(5 * time.Second)
+	clk.Advance(5 * time.Second)
 	if p := c.Snapshot()[0]; p.SlowStart != 0.5 || p.EffectiveWeight != 50 {
 		t.Errorf("snapshot half-way: progress %v weight %d", p.SlowStart, p.EffectiveWeight)
 	}

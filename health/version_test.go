@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/mosparo-lb/mosparo-lb/configs"
-	"github.com/mosparo-lb/mosparo-lb/internal/mosparotest"
+	"github.com/mosparo-lb/mosparo-lb/internal/mosparoemu"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 )
@@ -265,9 +265,9 @@ func TestParseEntrypoints(t *testing.T) {
 // follows mosparo's Encore layout: equal for one release, different for
 // another, equal again for a release that shares its front-end build.
 func TestFingerprintEmulatedMosparo(t *testing.T) {
-	var nodes [3]*mosparotest.Node
+	var nodes [3]*mosparoemu.Node
 	for i := range nodes {
-		n, err := mosparotest.Start(mosparotest.Options{Name: "n" + string(rune('1'+i))})
+		n, err := mosparoemu.Start(mosparoemu.Options{Name: "n" + string(rune('1'+i))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -275,8 +275,8 @@ func TestFingerprintEmulatedMosparo(t *testing.T) {
 		nodes[i] = n
 	}
 	nodes[1].SetVersion("1.6.0")
-	nodes[2].SetVersionAssets("1.5.3", mosparotest.DefaultVersion)
-	nodes[2].SetHealth(mosparotest.UpdateNotFinished) // static files are served while draining
+	nodes[2].SetVersionAssets("1.5.3", mosparoemu.DefaultVersion)
+	nodes[2].SetHealth(mosparoemu.UpdateNotFinished) // static files are served while draining
 	var fps [3]Fingerprint
 	for i, n := range nodes {
 		r := fingerprintOf(t, n.Addr(), nil, 5*time.Second)
@@ -295,11 +295,11 @@ func TestFingerprintEmulatedMosparo(t *testing.T) {
 // draining) is seen at that check, the mixed versions are logged once, and
 // syncing the code back ends the warning.
 func TestCheckerFollowsVersions(t *testing.T) {
-	var nodes [3]*mosparotest.Node
-	db := mosparotest.NewDatabase()
+	var nodes [3]*mosparoemu.Node
+	db := mosparoemu.NewDatabase()
 	var targets []Target
 	for i := range nodes {
-		n, err := mosparotest.Start(mosparotest.Options{Name: fmt.Sprintf("n%d", i+1), Database: db})
+		n, err := mosparoemu.Start(mosparoemu.Options{Name: fmt.Sprintf("n%d", i+1), Database: db})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -355,7 +355,7 @@ func TestCheckerFollowsVersions(t *testing.T) {
 	if v := c.Versions(); !v.Mixed || len(v.Nodes[s[1].Version.String()]) != 1 {
 		t.Errorf("Versions() = %+v, want mixed with n2 alone", v)
 	}
-	nodes[1].SetVersion(mosparotest.DefaultVersion) // the operator put the old code back
+	nodes[1].SetVersion(mosparoemu.DefaultVersion) // the operator put the old code back
 	waitFor("n2's old fingerprint", func(s []NodeStatus) bool { return s[1].Version == old })
 	if got := logs.FilterMessage("nodes run different mosparo code versions: sync the source code onto every node").Len(); got != 1 {
 		t.Errorf("mixed versions logged %d times, want 1", got)

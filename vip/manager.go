@@ -10,16 +10,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/mosparo-lb/mosparo-lb/configs"
+	"github.com/mosparo-lb/mosparo-lb/internal/clock"
 )
-
-// Clock tells the time; the state machines take it as input.
-type Clock interface {
-	Now() time.Time
-}
-
-type systemClock struct{}
-
-func (systemClock) Now() time.Time { return time.Now() }
 
 // Options are the Manager's dependencies.
 type Options struct {
@@ -34,9 +26,9 @@ type Options struct {
 	// polled like PoolHealthy, for each instance's track_css_cache. nil
 	// means always reachable.
 	CSSCacheReachable func() bool
-	// Clock is used for the state machines' notion of now; nil is the
-	// system clock. Timers still run in real time.
-	Clock Clock
+	// Clock is used for the state machines' notion of now; nil is
+	// clock.System. Timers still run in real time.
+	Clock clock.Clock
 	// TrackInterval is how often PoolHealthy and tracked links are polled.
 	// Default 100ms.
 	TrackInterval time.Duration
@@ -67,9 +59,7 @@ func New(cfg configs.VRRP, opts Options) (*Manager, error) {
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
-	if opts.Clock == nil {
-		opts.Clock = systemClock{}
-	}
+	opts.Clock = clock.OrSystem(opts.Clock)
 	if opts.TrackInterval <= 0 {
 		opts.TrackInterval = 100 * time.Millisecond
 	}

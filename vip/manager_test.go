@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/mosparo-lb/mosparo-lb/configs"
+	"github.com/mosparo-lb/mosparo-lb/internal/clocktest"
 )
 
 func TestManagerBeforeRun(t *testing.T) {
@@ -87,10 +88,6 @@ func TestTrackCSSCache(t *testing.T) {
 	}
 }
 
-type fixedClock time.Time
-
-func (c fixedClock) Now() time.Time { return time.Time(c) }
-
 // TestOnTransition: every state change an instance carries out reaches
 // Options.OnTransition with the state it left.
 func TestOnTransition(t *testing.T) {
@@ -103,7 +100,7 @@ func TestOnTransition(t *testing.T) {
 	}
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	var got []Transition
-	m, err := New(c.VRRP, Options{Clock: fixedClock(at), OnTransition: func(tr Transition) { got = append(got, tr) }})
+	m, err := New(c.VRRP, Options{Clock: clocktest.NewManual(at), OnTransition: func(tr Transition) { got = append(got, tr) }})
 	if err != nil {
 		t.Fatal(err)
 	}

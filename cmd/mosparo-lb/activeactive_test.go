@@ -30,18 +30,11 @@ const aaNodes = "10.99.8.21"
 
 func newAALab(t *testing.T) *aaLab {
 	netnstest.Require(t)
-	a := &aaLab{t: t, dir: capsWorldReadableDir(t), lbs: map[string]*netnstest.Proc{},
+	a := &aaLab{t: t, lbs: map[string]*netnstest.Proc{},
 		vips:  map[string]netip.Addr{"VI_A": netip.MustParseAddr("10.99.8.101"), "VI_B": netip.MustParseAddr("10.99.8.102")},
 		owner: map[string]string{"VI_A": "lb1", "VI_B": "lb2"}}
 	node := buildNodeBinary(t)
-	a.bin = filepath.Join(a.dir, "mosparo-lb")
-	capsGoBuild(t, a.bin, ".")
-	a.lab = netnstest.NewLab(t,
-		netnstest.HostConfig{Name: "lb1", Addrs: []string{"10.99.8.11/24"}},
-		netnstest.HostConfig{Name: "lb2", Addrs: []string{"10.99.8.12/24"}},
-		netnstest.HostConfig{Name: "nodes", Addrs: []string{aaNodes + "/24"}},
-		netnstest.HostConfig{Name: "client", Addrs: []string{"10.99.8.31/24"}},
-	)
+	a.lab, a.dir, a.bin = newTwoLBLab(t, "10.99.8")
 	for i, name := range []string{"n1", "n2"} {
 		cmd := a.lab.Hosts["nodes"].Command(node, "-addr", fmt.Sprintf("%s:%d", aaNodes, 9001+i), "-name", name,
 			"-health-allow-list", "10.99.8.0/24", "-cron-key", "demo-cron-key")
@@ -168,12 +161,12 @@ func TestActiveActive(t *testing.T) {
 	took = a.layout(10*time.Second, map[string]string{"VI_A": "lb1", "VI_B": "lb2"})
 	t.Logf("preemption: lb1 holds VI_A again %s after its restart", took)
 	a.bothServe(5 * time.Second)
-	// Give lb2 one poll (cron's Options.Poll, 1s) to see it lost VI_A, then
-	// its count must stand still while lb1 calls.
-	time.Sleep(1500 * time.Millisecond)
+	// lb2 sees it lost VI_A at its next poll (cron's Options.Poll, 1s);
+	// then its count must stand still while lb1 calls.
+	h := haLab{t: t, lab: a.lab}
+	netnstest.Eventually(t, 5*time.Second, "lb2 no longer runs the web cron", func() bool { return !h.cronRunner("lb2") })
 	was := a.cronCalls("lb2")
-	netnstest.Eventually(t, 10*time.Second, "lb1 calls the web cron after preempting", func() bool { return a.cronCalls("lb1") >= 1 })
-	time.Sleep(2500 * time.Millisecond)
+	netnstest.Eventually(t, 10*time.Second, "lb1 calls the web cron twice after preempting", func() bool { return a.cronCalls("lb1") >= 2 })
 	if now := a.cronCalls("lb2"); now != was {
 		t.Errorf("lb2 kept calling the web cron after lb1 took VI_A back: %v -> %v", was, now)
 	}

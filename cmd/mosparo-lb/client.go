@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mosparo-lb/mosparo-lb/vip"
+	"github.com/mosparo-lb/mosparo-lb/internal/keepalivedconf"
 )
 
 func cmdStatus(args []string) error {
@@ -71,7 +71,7 @@ func cmdImportKeepalived(args []string) error {
 		return err
 	}
 	defer f.Close()
-	out, warnings, err := vip.ImportKeepalived(f)
+	out, warnings, err := keepalivedconf.Import(f)
 	if err != nil {
 		return fmt.Errorf("import-keepalived: %w", err)
 	}

@@ -7,7 +7,7 @@ import (
 
 	"github.com/mosparo-lb/mosparo-lb/configs"
 	"github.com/mosparo-lb/mosparo-lb/internal/daemon"
-	"github.com/mosparo-lb/mosparo-lb/internal/mosparotest"
+	"github.com/mosparo-lb/mosparo-lb/internal/mosparoemu"
 )
 
 // demoNodes are the addresses configs/demo.yaml balances over.
@@ -24,9 +24,9 @@ func cmdDemo(args []string) error {
 	}
 	// One shared database, like a real cluster's: a submit token issued by
 	// one node is known to the others (FACTS 2.1).
-	db := mosparotest.NewDatabase()
+	db := mosparoemu.NewDatabase()
 	for _, dn := range demoNodes {
-		n, err := mosparotest.Start(mosparotest.Options{Name: dn.name, Addr: dn.addr, Database: db})
+		n, err := mosparoemu.Start(mosparoemu.Options{Name: dn.name, Addr: dn.addr, Database: db})
 		if err != nil {
 			return fmt.Errorf("demo: start emulated node %s: %w", dn.name, err)
 		}
@@ -37,7 +37,7 @@ func cmdDemo(args []string) error {
 }
 
 func printDemo(d *daemon.Daemon) {
-	p := mosparotest.DemoProject()
+	p := mosparoemu.DemoProject()
 	lb := "http://" + d.Addrs()[0]
 	fmt.Printf(`
 mosparo-lb demo: three emulated mosparo nodes (127.0.0.1:9081-9083) behind %s

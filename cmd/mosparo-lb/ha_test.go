@@ -43,18 +43,30 @@ func buildNodeBinary(t *testing.T) string {
 	return bin
 }
 
+// newTwoLBLab is the network of the HA tests on subnet/24 (such as
+// "10.99.7"): hosts lb1 (.11), lb2 (.12), nodes (.21) and client (.31), and
+// the mosparo-lb binary built into dir, which is world-readable because lb2
+// runs as uid 65534.
+func newTwoLBLab(t *testing.T, subnet string) (lab *netnstest.Lab, dir, bin string) {
+	t.Helper()
+	netnstest.Require(t)
+	dir = capsWorldReadableDir(t)
+	bin = filepath.Join(dir, "mosparo-lb")
+	capsGoBuild(t, bin, ".")
+	lab = netnstest.NewLab(t,
+		netnstest.HostConfig{Name: "lb1", Addrs: []string{subnet + ".11/24"}},
+		netnstest.HostConfig{Name: "lb2", Addrs: []string{subnet + ".12/24"}},
+		netnstest.HostConfig{Name: "nodes", Addrs: []string{subnet + ".21/24"}},
+		netnstest.HostConfig{Name: "client", Addrs: []string{subnet + ".31/24"}},
+	)
+	return lab, dir, bin
+}
+
 func newHALab(t *testing.T) *haLab {
 	netnstest.Require(t)
-	h := &haLab{t: t, dir: capsWorldReadableDir(t), node: buildNodeBinary(t), vip: netip.MustParseAddr(haVIP),
+	h := &haLab{t: t, node: buildNodeBinary(t), vip: netip.MustParseAddr(haVIP),
 		lbs: map[string]*netnstest.Proc{}, nodes: map[string]*netnstest.Proc{}, config: map[string]string{}}
-	h.bin = filepath.Join(h.dir, "mosparo-lb")
-	capsGoBuild(t, h.bin, ".")
-	h.lab = netnstest.NewLab(t,
-		netnstest.HostConfig{Name: "lb1", Addrs: []string{"10.99.7.11/24"}},
-		netnstest.HostConfig{Name: "lb2", Addrs: []string{"10.99.7.12/24"}},
-		netnstest.HostConfig{Name: "nodes", Addrs: []string{haNodes + "/24"}},
-		netnstest.HostConfig{Name: "client", Addrs: []string{"10.99.7.31/24"}},
-	)
+	h.lab, h.dir, h.bin = newTwoLBLab(t, "10.99.7")
 	// lb1 balances over n1 only, lb2 over both: killing n1 leaves lb1
 	// without a node that can serve, which must hand the VIP to lb2.
 	h.config["lb1"] = h.lbConfig(150, "n1")
@@ -144,6 +156,13 @@ func (h *haLab) status(lb string) map[string]any {
 	return st
 }
 
+// cronRunner reports whether lb's /status says it runs the web cron.
+func (h *haLab) cronRunner(lb string) bool {
+	c, _ := h.status(lb)["cron"].(map[string]any)
+	r, _ := c["runner"].(bool)
+	return r
+}
+
 // cronCalls is how many web-cron calls lb has made (0 when unknown).
 func (h *haLab) cronCalls(lb string) float64 {
 	st := h.status(lb)
@@ -217,9 +236,10 @@ func TestTwoLBsShareAVIP(t *testing.T) {
 	// higher priority; lb2 stops calling.
 	h.startLB("lb1")
 	h.master("lb1", 5*time.Second)
-	time.Sleep(500 * time.Millisecond)
+	netnstest.Eventually(t, 5*time.Second, "lb2 no longer runs the web cron", func() bool { return !h.cronRunner("lb2") })
 	was := h.cronCalls("lb2")
-	time.Sleep(2500 * time.Millisecond)
+	// A window of two of lb1's calls, the first one interval after it won.
+	netnstest.Eventually(t, 10*time.Second, "lb1 calls the web cron twice", func() bool { return h.cronCalls("lb1") >= 2 })
 	if now := h.cronCalls("lb2"); now != was {
 		t.Errorf("lb2 kept calling the web cron as backup: %v -> %v", was, now)
 	}

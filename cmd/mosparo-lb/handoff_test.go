@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mosparo-lb/mosparo-lb/internal/mosparotest"
+	"github.com/mosparo-lb/mosparo-lb/internal/mosparoemu"
 	"golang.org/x/sys/unix"
 )
 
@@ -48,7 +48,7 @@ func startLoad(t *testing.T, lb string, workers, maxPerWorker int) *loadGen {
 			c = &http.Client{Transport: fresh, Timeout: 15 * time.Second}
 			send = func() (*http.Response, error) {
 				return c.Post("http://"+lb+"/api/v1/frontend/request-submit-token", "application/x-www-form-urlencoded",
-					strings.NewReader("publicKey="+mosparotest.DemoPublicKey+"&pageTitle=t&pageUrl=https%3A%2F%2Fexample.com%2F"))
+					strings.NewReader("publicKey="+mosparoemu.DemoPublicKey+"&pageTitle=t&pageUrl=https%3A%2F%2Fexample.com%2F"))
 			}
 		}
 		g.wg.Add(1)
@@ -122,7 +122,7 @@ func handoffSetup(t *testing.T, public string) (cfgPath string) {
 	t.Helper()
 	var nodes []string
 	for i := 1; i <= 2; i++ {
-		n, err := mosparotest.Start(mosparotest.Options{Name: fmt.Sprintf("n%d", i)})
+		n, err := mosparoemu.Start(mosparoemu.Options{Name: fmt.Sprintf("n%d", i)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mosparo-lb/mosparo-lb/internal/mosparotest"
+	"github.com/mosparo-lb/mosparo-lb/internal/mosparoemu"
 	"github.com/mosparo-lb/mosparo-lb/internal/netnstest"
 )
 
@@ -54,7 +54,7 @@ func buildBinary(t *testing.T) string {
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	n, err := mosparotest.Start(mosparotest.Options{})
+	n, err := mosparoemu.Start(mosparoemu.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,9 +91,9 @@ func TestCheckCommand(t *testing.T) {
 // file (keeps serving), SIGHUP with a good one (applied), SIGTERM (clean exit).
 func TestBinaryRunReloadStop(t *testing.T) {
 	bin := buildBinary(t)
-	var nodes []*mosparotest.Node
+	var nodes []*mosparoemu.Node
 	for i := 1; i <= 2; i++ {
-		n, err := mosparotest.Start(mosparotest.Options{Name: fmt.Sprintf("n%d", i)})
+		n, err := mosparoemu.Start(mosparoemu.Options{Name: fmt.Sprintf("n%d", i)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -148,7 +148,12 @@ log: {level: info}
 
 	os.WriteFile(path, []byte(cfg("balancing: {policy: nope}\n")), 0o600)
 	cmd.Process.Signal(syscall.SIGHUP)
-	time.Sleep(300 * time.Millisecond)
+	// The reload is over once its outcome is logged.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), "reload rejected"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload outcome logged within 10s of SIGHUP:\n%s", stderr.String())
+		}
+	}
 	if code, _ := get("/login"); code != 200 {
 		t.Errorf("after a bad reload GET = %d, want 200", code)
 	}

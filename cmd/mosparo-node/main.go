@@ -1,4 +1,4 @@
-// Command mosparo-node runs one emulated mosparo node (internal/mosparotest) until SIGINT or
+// Command mosparo-node runs one emulated mosparo node (internal/mosparoemu) until SIGINT or
 // SIGTERM, for benchmarks and manual tests outside the load balancer's process.
 //
 //	mosparo-node -addr 127.0.0.1:9001 -name n1
@@ -14,7 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/mosparo-lb/mosparo-lb/internal/mosparotest"
+	"github.com/mosparo-lb/mosparo-lb/internal/mosparoemu"
 )
 
 func main() {
@@ -30,7 +30,7 @@ func run() error {
 	health := flag.String("health", "connected", "health state: connected, db-failed, not-configured, update-not-finished, bypassed, broken")
 	allow := flag.String("health-allow-list", "127.0.0.1,::1", `MOSPARO_HEALTH_ALLOW_LIST ("" allows everyone)`)
 	trusted := flag.String("trusted-proxies", "127.0.0.1,REMOTE_ADDR", "TRUSTED_PROXIES (comma-separated)")
-	cronKey := flag.String("cron-key", mosparotest.DemoCronKey, "webCronJobSecretKey")
+	cronKey := flag.String("cron-key", mosparoemu.DemoCronKey, "webCronJobSecretKey")
 	delay := flag.Duration("delay", 0, "delay every answer by this much")
 	verbose := flag.Bool("v", false, "log at debug level")
 	flag.Parse()
@@ -49,7 +49,7 @@ func run() error {
 	}
 	defer func() { _ = logger.Sync() }()
 
-	opts := mosparotest.Options{
+	opts := mosparoemu.Options{
 		Name:            *name,
 		Addr:            *addr,
 		Logger:          logger,
@@ -58,7 +58,7 @@ func run() error {
 		AllowAllHealth:  *allow == "",
 		TrustedProxies:  strings.Split(*trusted, ","),
 	}
-	node, err := mosparotest.Start(opts)
+	node, err := mosparoemu.Start(opts)
 	if err != nil {
 		return err
 	}
@@ -72,8 +72,8 @@ func run() error {
 	return node.Close()
 }
 
-func parseHealth(s string) (mosparotest.Health, error) {
-	for h := mosparotest.Connected; h <= mosparotest.Broken; h++ {
+func parseHealth(s string) (mosparoemu.Health, error) {
+	for h := mosparoemu.Connected; h <= mosparoemu.Broken; h++ {
 		if h.String() == s {
 			return h, nil
 		}

@@ -10,13 +10,15 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mosparo-lb/mosparo-lb/internal/clock"
 )
 
 // Options configure a fake agent. The zero value is a dev-like agent named
 // "fake-agent" at 127.0.0.1 in dc1 without ACLs, on a random loopback port.
 type Options struct {
-	// Clock drives TTLs, HTTP check runs and blocking waits. Default SystemClock.
-	Clock Clock
+	// Clock drives TTLs, HTTP check runs and blocking waits. Default clock.System.
+	Clock clock.Clock
 	// Addr is the listen address. Default "127.0.0.1:0".
 	Addr string
 	// NodeName and NodeAddress describe the agent's own catalog node.
@@ -47,7 +49,7 @@ type Request struct {
 // Close; Stop and Start take its listener down and up on the same address.
 type Agent struct {
 	opts  Options
-	clock Clock
+	clock clock.Clock
 
 	mu       sync.Mutex
 	index    uint64            // the raft index of the last write
@@ -78,7 +80,7 @@ type Agent struct {
 // New starts a fake agent listening on opts.Addr.
 func New(opts Options) (*Agent, error) {
 	if opts.Clock == nil {
-		opts.Clock = SystemClock{}
+		opts.Clock = clock.System{}
 	}
 	if opts.Addr == "" {
 		opts.Addr = "127.0.0.1:0"

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+	"github.com/mosparo-lb/mosparo-lb/internal/clocktest"
 	"go.uber.org/goleak"
 )
 
@@ -250,7 +251,7 @@ func TestBlockingTimesOutWithSameIndex(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clk := NewManualClock(time.Unix(1e9, 0))
+			clk := clocktest.NewManual(time.Unix(1e9, 0))
 			a, _ := start(t, Options{Clock: clk})
 			idx := a.ServiceIndex("web")
 			type res struct {
@@ -291,7 +292,7 @@ func TestBlockingTimesOutWithSameIndex(t *testing.T) {
 // FACTS: a TTL that is not refreshed goes critical with Output "TTL
 // expired" (a 2 s TTL flipped at 2.0 s); pass resets the TTL.
 func TestTTLExpires(t *testing.T) {
-	clk := NewManualClock(time.Unix(1e9, 0))
+	clk := clocktest.NewManual(time.Unix(1e9, 0))
 	a, _ := start(t, Options{Clock: clk})
 	err := a.Register(Registration{ID: "web-1", Name: "web", Port: 1,
 		Check: &CheckDefinition{CheckID: "t", TTL: "2s", Status: Passing}})

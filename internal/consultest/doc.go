@@ -24,7 +24,7 @@
 //     acquire/release, lock-delay and the release/delete behaviours. A
 //     session's node checks are not modelled: InvalidateSession stands in.
 //
-// Time comes from a Clock; ManualClock lets a test expire TTLs and blocking
+// Time comes from a clock.Clock; clocktest.Manual lets a test expire TTLs and blocking
 // waits without sleeping. It must not grow behaviour FACTS.md does not
 // record without saying so in a comment.
 package consultest

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mosparo-lb/mosparo-lb/internal/mosparotest"
+	"github.com/mosparo-lb/mosparo-lb/internal/mosparoemu"
 )
 
 // BenchmarkEncoder measures CPU against ratio per level, the basis of the
@@ -17,7 +17,7 @@ import (
 // node's CSS is used. The "ratio%" metric is compressed size in percent of
 // the input.
 func BenchmarkEncoder(b *testing.B) {
-	corpus := map[string][]byte{"mosparo-css": mosparotest.DefaultCSS("0b6e2a1c-7d3f-4e5a-9c8b-1f2e3d4c5b6a")}
+	corpus := map[string][]byte{"mosparo-css": mosparoemu.DefaultCSS("0b6e2a1c-7d3f-4e5a-9c8b-1f2e3d4c5b6a")}
 	if dir := os.Getenv("CONTENTCODING_CORPUS"); dir != "" {
 		files, _ := filepath.Glob(filepath.Join(dir, "*"))
 		corpus = map[string][]byte{}

@@ -3,8 +3,6 @@ package daemon
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -17,7 +15,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	brrr "github.com/molecule-man/go-brrr"
 	"github.com/mosparo-lb/mosparo-lb/internal/cachetest"
-	"github.com/mosparo-lb/mosparo-lb/internal/mosparotest"
+	"github.com/mosparo-lb/mosparo-lb/internal/mosparoemu"
 )
 
 // TestCompressionThroughTheLB: the whole daemon with compression on and the
@@ -31,12 +29,10 @@ func TestCompressionThroughTheLB(t *testing.T) {
 	redis := cachetest.StartRedis(t)
 	nodes := startNodes(t, 1)
 	c := startCluster(t, nodes, fmt.Sprintf("css_cache: {backend: redis, url: \"redis://%s/0\"}\ncompression: {enabled: true}\n", redis.Addr))
-	css := ".mosparo__" + mosparotest.DemoUUID + "{color:red}" + strings.Repeat(".mosparo__row{margin:0 4px}", 600)
-	sum := sha256.Sum256([]byte(css))
-	hash := hex.EncodeToString(sum[:])
-	redisSet(t, redis.Addr, "design_"+mosparotest.DemoUUID+"_content", phpString(css))
-	redisSet(t, redis.Addr, "design_"+mosparotest.DemoUUID+"_hash", phpString(hash))
-	cssURL := c.lb + "/resources/" + mosparotest.DemoUUID + "/" + hash + ".css"
+	css := ".mosparo__" + mosparoemu.DemoUUID + "{color:red}" + strings.Repeat(".mosparo__row{margin:0 4px}", 600)
+	hash := cssHash(css)
+	storeProjectCSS(t, redis.Addr, css, hash)
+	cssURL := c.lb + "/resources/" + mosparoemu.DemoUUID + "/" + hash + ".css"
 	jsURL := c.lb + "/build/mosparo-frontend.js"
 
 	// curl -D - -o body: the header block and the raw body.
@@ -55,16 +51,12 @@ func TestCompressionThroughTheLB(t *testing.T) {
 	}
 	// The edge answers once it has read the cache, and in brotli once its
 	// packing goroutine has made the forms.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		head, _ := curl(t, cssURL, "-H", "Accept-Encoding: br")
-		if strings.HasPrefix(head, "HTTP/1.1 200") && headerValue(head, "x-mosparo-node") == "" && headerValue(head, "content-encoding") == "br" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("hashed CSS never served at the edge:\n%s", head)
-		}
-		time.Sleep(50 * time.Millisecond)
+	var head string
+	if !eventually(10*time.Second, func() bool {
+		head, _ = curl(t, cssURL, "-H", "Accept-Encoding: br")
+		return strings.HasPrefix(head, "HTTP/1.1 200") && headerValue(head, "x-mosparo-node") == "" && headerValue(head, "content-encoding") == "br"
+	}) {
+		t.Fatalf("hashed CSS never served at the edge:\n%s", head)
 	}
 	_, nodeJS := curl(t, nodes[0].URL()+"/build/mosparo-frontend.js")
 
@@ -168,31 +160,27 @@ func TestCompressionInChromium(t *testing.T) {
 	nodes := startNodes(t, 1)
 	c := startCluster(t, nodes, fmt.Sprintf("css_cache: {backend: redis, url: \"redis://%s/0\"}\ncompression: {enabled: true}\n", redis.Addr))
 	// No '<', '>' or '&', so the text Chromium shows is the CSS unescaped.
-	css := ".mosparo__" + mosparotest.DemoUUID + "{color:red}" + strings.Repeat(".mosparo__label{font-weight:600;padding:2px}", 400)
-	sum := sha256.Sum256([]byte(css))
-	hash := hex.EncodeToString(sum[:])
-	redisSet(t, redis.Addr, "design_"+mosparotest.DemoUUID+"_content", phpString(css))
-	redisSet(t, redis.Addr, "design_"+mosparotest.DemoUUID+"_hash", phpString(hash))
-	nodeCSS, nodeHash, _ := nodes[0].ProjectCSS(mosparotest.DemoUUID)
-	edgeURL := c.lb + "/resources/" + mosparotest.DemoUUID + "/" + hash + ".css"
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		out, _ := exec.Command("curl", "-sS", "-m", "5", "-o", "/dev/null", "-D", "-", "-H", "Accept-Encoding: br", edgeURL).Output()
-		if strings.HasPrefix(string(out), "HTTP/1.1 200") && headerValue(string(out), "x-mosparo-node") == "" &&
-			headerValue(string(out), "content-encoding") == "br" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("hashed CSS never served at the edge:\n%s", out)
-		}
+	css := ".mosparo__" + mosparoemu.DemoUUID + "{color:red}" + strings.Repeat(".mosparo__label{font-weight:600;padding:2px}", 400)
+	hash := cssHash(css)
+	storeProjectCSS(t, redis.Addr, css, hash)
+	nodeCSS, nodeHash, _ := nodes[0].ProjectCSS(mosparoemu.DemoUUID)
+	edgeURL := c.lb + "/resources/" + mosparoemu.DemoUUID + "/" + hash + ".css"
+	var out []byte
+	if !eventually(10*time.Second, func() bool {
+		out, _ = exec.Command("curl", "-sS", "-m", "5", "-o", "/dev/null", "-D", "-", "-H", "Accept-Encoding: br", edgeURL).Output()
+		return strings.HasPrefix(string(out), "HTTP/1.1 200") && headerValue(string(out), "x-mosparo-node") == "" &&
+			headerValue(string(out), "content-encoding") == "br"
+	}) {
+		t.Fatalf("hashed CSS never served at the edge:\n%s", out)
 	}
 	for _, tt := range []struct {
 		name, path string
 		want       []byte
 	}{
-		{"edge", "/resources/" + mosparotest.DemoUUID + "/" + hash + ".css", []byte(css)},
+		{"edge", "/resources/" + mosparoemu.DemoUUID + "/" + hash + ".css", []byte(css)},
 		// The node's own hash differs from the cache's: a node answers, and
 		// the LB compresses its answer.
-		{"proxied", "/resources/" + mosparotest.DemoUUID + "/" + nodeHash + ".css", nodeCSS},
+		{"proxied", "/resources/" + mosparoemu.DemoUUID + "/" + nodeHash + ".css", nodeCSS},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			url := c.lb + tt.path

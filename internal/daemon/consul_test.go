@@ -32,22 +32,18 @@ func TestConsulNodesJoinAndLeaveTheDataPlane(t *testing.T) {
 	}
 	waitNodes := func(want map[string]bool) {
 		t.Helper()
-		deadline := time.Now().Add(8 * time.Second)
 		cl := &fasthttp.Client{}
-		for {
-			seen := map[string]bool{}
+		var seen map[string]bool
+		if !eventually(8*time.Second, func() bool {
+			seen = map[string]bool{}
 			for i := 0; i < 12; i++ {
 				if code, node, err := do(t, cl, "GET", c.lb+"/robots.txt", ""); err == nil && code == 200 {
 					seen[node] = true
 				}
 			}
-			if fmt.Sprint(seen) == fmt.Sprint(want) {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("traffic reached %v, want %v; status %+v", seen, want, c.d.nodeSnapshots(nil))
-			}
-			time.Sleep(50 * time.Millisecond)
+			return fmt.Sprint(seen) == fmt.Sprint(want)
+		}) {
+			t.Fatalf("traffic reached %v, want %v; status %+v", seen, want, c.d.nodeSnapshots(nil))
 		}
 	}
 	waitNodes(map[string]bool{"n1": true, "n2": true, "n3": true})
@@ -56,6 +52,8 @@ func TestConsulNodesJoinAndLeaveTheDataPlane(t *testing.T) {
 	}
 	waitNodes(map[string]bool{"n1": true, "n2": true})
 	agent.Stop() // Consul outage: the last set keeps serving
-	time.Sleep(300 * time.Millisecond)
+	if !eventually(10*time.Second, func() bool { return !c.d.Snapshot().Discovery.Healthy }) {
+		t.Fatalf("discovery did not notice the outage: %+v", c.d.Snapshot().Discovery)
+	}
 	waitNodes(map[string]bool{"n1": true, "n2": true})
 }

@@ -2,8 +2,6 @@ package daemon
 
 import (
 	"bufio"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -12,7 +10,7 @@ import (
 	"time"
 
 	"github.com/mosparo-lb/mosparo-lb/internal/cachetest"
-	"github.com/mosparo-lb/mosparo-lb/internal/mosparotest"
+	"github.com/mosparo-lb/mosparo-lb/internal/mosparoemu"
 	"github.com/valyala/fasthttp"
 )
 
@@ -38,35 +36,18 @@ func TestEdgeCSSThroughTheLB(t *testing.T) {
 	redis := cachetest.StartRedis(t)
 	nodes := startNodes(t, 1)
 	c := startCluster(t, nodes, fmt.Sprintf("css_cache: {backend: redis, url: \"redis://%s/0\"}\n", redis.Addr))
-	css := ".mosparo__" + mosparotest.DemoUUID + "{color:red}" + strings.Repeat(".x{margin:0}", 1000)
-	sum := sha256.Sum256([]byte(css))
-	hash := hex.EncodeToString(sum[:])
-	redisSet(t, redis.Addr, "design_"+mosparotest.DemoUUID+"_content", phpString(css))
-	redisSet(t, redis.Addr, "design_"+mosparotest.DemoUUID+"_hash", phpString(hash))
+	css := ".mosparo__" + mosparoemu.DemoUUID + "{color:red}" + strings.Repeat(".x{margin:0}", 1000)
+	hash := cssHash(css)
+	storeProjectCSS(t, redis.Addr, css, hash)
 
 	cl := &fasthttp.Client{}
-	get := func(path string) *fasthttp.Response {
-		req, resp := fasthttp.AcquireRequest(), &fasthttp.Response{}
-		defer fasthttp.ReleaseRequest(req)
-		req.SetRequestURI(c.lb + path)
-		req.Header.SetHost("mosparo.example")
-		req.UseHostHeader = true
-		if err := cl.DoTimeout(req, resp, 5*time.Second); err != nil {
-			t.Fatal(err)
-		}
-		return resp
-	}
+	get := func(path string) *fasthttp.Response { return hostGet(t, c, cl, path) }
 	var resp *fasthttp.Response
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		resp = get("/resources/" + mosparotest.DemoUUID + "/" + hash + ".css")
-		if resp.StatusCode() == 200 && len(resp.Header.Peek("X-Mosparo-Node")) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("hashed CSS never served at the edge: %d from node %q", resp.StatusCode(), resp.Header.Peek("X-Mosparo-Node"))
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !eventually(5*time.Second, func() bool {
+		resp = get("/resources/" + mosparoemu.DemoUUID + "/" + hash + ".css")
+		return resp.StatusCode() == 200 && atEdge(resp)
+	}) {
+		t.Fatalf("hashed CSS never served at the edge: %d from node %q", resp.StatusCode(), resp.Header.Peek("X-Mosparo-Node"))
 	}
 	if string(resp.Body()) != css {
 		t.Errorf("edge CSS differs from what the node wrote (%d vs %d bytes)", len(resp.Body()), len(css))
@@ -76,12 +57,12 @@ func TestEdgeCSSThroughTheLB(t *testing.T) {
 	}
 	// The node's database agrees with the cache: after the first unhashed
 	// request (the coherence check, answered by the node) the edge answers.
-	if err := nodes[0].SetProjectCSS(mosparotest.DemoUUID, []byte(css)); err != nil {
+	if err := nodes[0].SetProjectCSS(mosparoemu.DemoUUID, []byte(css)); err != nil {
 		t.Fatal(err)
 	}
-	wantLoc := "http://mosparo.example/resources/" + mosparotest.DemoUUID + "/" + hash + ".css"
+	wantLoc := "http://mosparo.example/resources/" + mosparoemu.DemoUUID + "/" + hash + ".css"
 	for i, fromNode := range []bool{true, false, false} {
-		resp = get("/resources/" + mosparotest.DemoUUID + ".css")
+		resp = get("/resources/" + mosparoemu.DemoUUID + ".css")
 		if resp.StatusCode() != 307 || string(resp.Header.Peek("Location")) != wantLoc {
 			t.Errorf("unhashed CSS #%d: %d Location %q, want 307 %q", i, resp.StatusCode(), resp.Header.Peek("Location"), wantLoc)
 		}
@@ -90,14 +71,14 @@ func TestEdgeCSSThroughTheLB(t *testing.T) {
 		}
 	}
 	// A hash the cache does not hold goes to a node unchanged.
-	resp = get("/resources/" + mosparotest.DemoUUID + "/" + strings.Repeat("0", 64) + ".css")
+	resp = get("/resources/" + mosparoemu.DemoUUID + "/" + strings.Repeat("0", 64) + ".css")
 	if len(resp.Header.Peek("X-Mosparo-Node")) == 0 {
 		t.Error("a stale hash was answered at the edge; it must reach a node")
 	}
 	// The cache going away costs no error: the node answers.
 	redis.Stop()
 	for i := 0; i < 20; i++ {
-		if resp = get("/resources/" + mosparotest.DemoUUID + ".css"); resp.StatusCode() >= 500 {
+		if resp = get("/resources/" + mosparoemu.DemoUUID + ".css"); resp.StatusCode() >= 500 {
 			t.Fatalf("with Redis stopped: %d", resp.StatusCode())
 		}
 	}
@@ -116,37 +97,20 @@ func TestEdgeCSSCoherenceAndCacheHealth(t *testing.T) {
 	redis := cachetest.StartRedis(t)
 	nodes := startNodes(t, 1)
 	c := startCluster(t, nodes, fmt.Sprintf("css_cache: {backend: redis, url: \"redis://%s\", revalidate_interval: 100ms, coherence_interval: 1h}\n", redis.Addr))
-	nodeCSS, nodeHash, _ := nodes[0].ProjectCSS(mosparotest.DemoUUID)
-	stale := ".mosparo__" + mosparotest.DemoUUID + "{color:blue}"
-	staleSum := sha256.Sum256([]byte(stale))
-	redisSet(t, redis.Addr, "design_"+mosparotest.DemoUUID+"_content", phpString(stale))
-	redisSet(t, redis.Addr, "design_"+mosparotest.DemoUUID+"_hash", phpString(hex.EncodeToString(staleSum[:])))
+	nodeCSS, nodeHash, _ := nodes[0].ProjectCSS(mosparoemu.DemoUUID)
+	stale := ".mosparo__" + mosparoemu.DemoUUID + "{color:blue}"
+	storeProjectCSS(t, redis.Addr, stale, cssHash(stale))
 
 	cl := &fasthttp.Client{}
-	get := func(path string) *fasthttp.Response {
-		req, resp := fasthttp.AcquireRequest(), &fasthttp.Response{}
-		defer fasthttp.ReleaseRequest(req)
-		req.SetRequestURI(c.lb + path)
-		req.Header.SetHost("mosparo.example")
-		req.UseHostHeader = true
-		if err := cl.DoTimeout(req, resp, 5*time.Second); err != nil {
-			t.Fatal(err)
-		}
-		return resp
-	}
+	get := func(path string) *fasthttp.Response { return hostGet(t, c, cl, path) }
 	// Wait until the edge reads the cache (its client connects in the
 	// background): the stale hashed URL is then answered at the edge.
-	staleURL := "/resources/" + mosparotest.DemoUUID + "/" + hex.EncodeToString(staleSum[:]) + ".css"
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if resp := get(staleURL); resp.StatusCode() == 200 && len(resp.Header.Peek("X-Mosparo-Node")) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the edge never read the cache")
-		}
+	staleURL := "/resources/" + mosparoemu.DemoUUID + "/" + cssHash(stale) + ".css"
+	if !eventually(10*time.Second, func() bool { resp := get(staleURL); return resp.StatusCode() == 200 && atEdge(resp) }) {
+		t.Fatal("the edge never read the cache")
 	}
-	unhashed := "/resources/" + mosparotest.DemoUUID + ".css"
-	nodeLoc := "http://mosparo.example/resources/" + mosparotest.DemoUUID + "/" + nodeHash + ".css"
+	unhashed := "/resources/" + mosparoemu.DemoUUID + ".css"
+	nodeLoc := "http://mosparo.example/resources/" + mosparoemu.DemoUUID + "/" + nodeHash + ".css"
 	for i := range 5 {
 		resp := get(unhashed)
 		if string(resp.Header.Peek("Location")) != nodeLoc || len(resp.Header.Peek("X-Mosparo-Node")) == 0 {
@@ -159,18 +123,12 @@ func TestEdgeCSSCoherenceAndCacheHealth(t *testing.T) {
 	}
 
 	// mosparo regenerates the cache: the edge answers the unhashed URL again.
-	redisSet(t, redis.Addr, "design_"+mosparotest.DemoUUID+"_content", phpString(string(nodeCSS)))
-	redisSet(t, redis.Addr, "design_"+mosparotest.DemoUUID+"_hash", phpString(nodeHash))
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	storeProjectCSS(t, redis.Addr, string(nodeCSS), nodeHash)
+	if !eventually(10*time.Second, func() bool {
 		resp := get(unhashed)
-		if string(resp.Header.Peek("Location")) == nodeLoc && len(resp.Header.Peek("X-Mosparo-Node")) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the edge never answered the unhashed URL after the cache caught up")
-		}
-		time.Sleep(20 * time.Millisecond)
+		return string(resp.Header.Peek("Location")) == nodeLoc && atEdge(resp)
+	}) {
+		t.Fatal("the edge never answered the unhashed URL after the cache caught up")
 	}
 
 	up := func() float64 {
@@ -182,12 +140,8 @@ func TestEdgeCSSCoherenceAndCacheHealth(t *testing.T) {
 	}
 	waitUntil := func(what string, cond func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(50 * time.Millisecond)
+		if !eventually(15*time.Second, cond) {
+			t.Fatalf("timed out waiting for %s", what)
 		}
 	}
 	waitUntil("css_cache_up 1", func() bool { return up() == 1 })
@@ -216,30 +170,16 @@ func TestEdgeCSSWhileEveryNodeIsUpdating(t *testing.T) {
 	nodes := startNodes(t, 2)
 	c := startCluster(t, nodes, fmt.Sprintf("css_cache: {backend: redis, url: \"redis://%s\", client_tracking: false, "+
 		"revalidate_interval: 100ms, max_stale: 200ms, coherence_interval: 1s}\n", redis.Addr))
-	nodeCSS, nodeHash, _ := nodes[0].ProjectCSS(mosparotest.DemoUUID)
-	redisSet(t, redis.Addr, "design_"+mosparotest.DemoUUID+"_content", phpString(string(nodeCSS)))
-	redisSet(t, redis.Addr, "design_"+mosparotest.DemoUUID+"_hash", phpString(nodeHash))
+	nodeCSS, nodeHash, _ := nodes[0].ProjectCSS(mosparoemu.DemoUUID)
+	storeProjectCSS(t, redis.Addr, string(nodeCSS), nodeHash)
 	cl := &fasthttp.Client{}
 	get := func(path string) (int, string, string, string) {
-		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-		defer fasthttp.ReleaseRequest(req)
-		defer fasthttp.ReleaseResponse(resp)
-		req.SetRequestURI(c.lb + path)
-		req.Header.SetHost("mosparo.example")
-		req.UseHostHeader = true
-		if err := cl.DoTimeout(req, resp, 5*time.Second); err != nil {
-			t.Fatal(err)
-		}
+		resp := hostGet(t, c, cl, path)
 		return resp.StatusCode(), string(resp.Header.Peek("X-Mosparo-Node")), string(resp.Header.Peek("Location")), string(resp.Body())
 	}
-	hashed := "/resources/" + mosparotest.DemoUUID + "/" + nodeHash + ".css"
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if code, node, _, _ := get(hashed); code == 200 && node == "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the edge never read the cache")
-		}
+	hashed := "/resources/" + mosparoemu.DemoUUID + "/" + nodeHash + ".css"
+	if !eventually(10*time.Second, func() bool { code, node, _, _ := get(hashed); return code == 200 && node == "" }) {
+		t.Fatal("the edge never read the cache")
 	}
 	for _, n := range nodes {
 		n.SetVersion("1.6.0")
@@ -247,7 +187,7 @@ func TestEdgeCSSWhileEveryNodeIsUpdating(t *testing.T) {
 	waitState(t, c, "n1", "draining")
 	waitState(t, c, "n2", "draining")
 
-	unhashed := "/resources/" + mosparotest.DemoUUID + ".css"
+	unhashed := "/resources/" + mosparoemu.DemoUUID + ".css"
 	wantLoc := "http://mosparo.example" + hashed
 	for i := range 2 {
 		time.Sleep(1100 * time.Millisecond) // each one due for a coherence check

@@ -13,6 +13,7 @@ import (
 	"github.com/mosparo-lb/mosparo-lb/balancer"
 	"github.com/mosparo-lb/mosparo-lb/configs"
 	"github.com/mosparo-lb/mosparo-lb/health"
+	"github.com/mosparo-lb/mosparo-lb/internal/clock"
 	"go.uber.org/zap"
 )
 
@@ -34,6 +35,8 @@ type Options struct {
 	// systemd socket activation and an upgrading process hand theirs over
 	// through it. Nil binds new sockets (public ones with IP_FREEBIND).
 	Listen func(network, address string) (net.Listener, error)
+	// Clock is every component's time source; nil is clock.System.
+	Clock clock.Clock
 }
 
 // Daemon is one running mosparo-lb.
@@ -82,7 +85,8 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	if opts.LookupEnv == nil {
 		opts.LookupEnv = os.LookupEnv
 	}
-	d := &Daemon{opts: opts, started: time.Now(), changed: make(chan struct{}, 1), parts: map[any]func(){}}
+	opts.Clock = clock.OrSystem(opts.Clock)
+	d := &Daemon{opts: opts, started: opts.Clock.Now(), changed: make(chan struct{}, 1), parts: map[any]func(){}}
 	d.host, _ = os.Hostname()
 	cfg, err := d.load()
 	if err != nil {
@@ -95,13 +99,13 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 		}
 	}
 	d.log = d.loggers.Main
-	d.events = admin.NewEvents(0, nil)
-	d.checker = health.New(cfg.Health, health.Options{Logger: d.log, OnChange: d.events.NodeChanged})
+	d.events = admin.NewEvents(0, opts.Clock)
+	d.checker = health.New(cfg.Health, health.Options{Logger: d.log, Clock: opts.Clock, OnChange: d.events.NodeChanged})
 	if cfg.Admin.Listen != "off" {
 		// Without the admin listener nobody can read them (it is not
 		// started by a reload), so requests are not counted at all.
 		d.metrics = admin.NewMetrics(func() admin.Gauges { s := d.Snapshot(); return s.gauges() })
-		d.history = admin.NewHistory(d.metrics, admin.HistoryOptions{})
+		d.history = admin.NewHistory(d.metrics, admin.HistoryOptions{Clock: opts.Clock})
 	}
 	g, err := d.build(ctx, cfg, nil)
 	if err != nil {

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/mosparo-lb/mosparo-lb/internal/leaktest"
-	"github.com/mosparo-lb/mosparo-lb/internal/mosparotest"
+	"github.com/mosparo-lb/mosparo-lb/internal/mosparoemu"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
@@ -27,19 +27,19 @@ func TestMain(m *testing.M) {
 
 type cluster struct {
 	t     *testing.T
-	nodes []*mosparotest.Node
+	nodes []*mosparoemu.Node
 	path  string
 	d     *Daemon
 	lb    string
 	stop  func()
 }
 
-func startNodes(t *testing.T, n int) []*mosparotest.Node {
+func startNodes(t *testing.T, n int) []*mosparoemu.Node {
 	t.Helper()
-	db := mosparotest.NewDatabase()
-	var out []*mosparotest.Node
+	db := mosparoemu.NewDatabase()
+	var out []*mosparoemu.Node
 	for i := 0; i < n; i++ {
-		node, err := mosparotest.Start(mosparotest.Options{Name: fmt.Sprintf("n%d", i+1), Database: db})
+		node, err := mosparoemu.Start(mosparoemu.Options{Name: fmt.Sprintf("n%d", i+1), Database: db})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -50,7 +50,7 @@ func startNodes(t *testing.T, n int) []*mosparotest.Node {
 }
 
 // nodesYAML lists nodes as the nodes: section; admin marks n1 admin: true.
-func nodesYAML(nodes []*mosparotest.Node) string {
+func nodesYAML(nodes []*mosparoemu.Node) string {
 	var b strings.Builder
 	b.WriteString("nodes:\n")
 	for i, n := range nodes {
@@ -78,12 +78,12 @@ const (
 // calm replaces the test health section with calmHealth.
 func calm(yaml string) string { return strings.Replace(yaml, fastHealth, calmHealth, 1) }
 
-func startCluster(t *testing.T, nodes []*mosparotest.Node, extra string) *cluster {
+func startCluster(t *testing.T, nodes []*mosparoemu.Node, extra string) *cluster {
 	t.Helper()
 	return startClusterBase(t, testBase, nodes, extra)
 }
 
-func startClusterBase(t *testing.T, base string, nodes []*mosparotest.Node, extra string) *cluster {
+func startClusterBase(t *testing.T, base string, nodes []*mosparoemu.Node, extra string) *cluster {
 	t.Helper()
 	c := &cluster{t: t, nodes: nodes, path: filepath.Join(t.TempDir(), "lb.yaml")}
 	c.write(base + nodesYAML(nodes) + extra)
@@ -167,6 +167,16 @@ func startLoad(t *testing.T, c *cluster, workers, max int, pick func(worker int)
 	return l
 }
 
+// waitRequests waits (bounded) until the load has sent n more requests:
+// time measured in the load's own progress, whatever the machine's speed.
+func (l *load) waitRequests(t *testing.T, n int64) {
+	t.Helper()
+	want := l.total.Load() + n
+	if !eventually(20*time.Second, func() bool { return l.total.Load() >= want }) {
+		t.Fatalf("the load sent %d of %d requests", l.total.Load(), want)
+	}
+}
+
 // end stops the workers and waits for them.
 func (l *load) end() {
 	close(l.stop)
@@ -183,7 +193,7 @@ balancing:
   policy: round_robin
   pools: {admin: [n1], setup: [n1], cron: [n1], api: [n2], frontend: [n2, n3], resources: [n3], static: [n3], health: [n2]}
 `)
-	form := "publicKey=" + mosparotest.DemoPublicKey + "&pageTitle=t&pageUrl=https%3A%2F%2Fexample.com%2F"
+	form := "publicKey=" + mosparoemu.DemoPublicKey + "&pageTitle=t&pageUrl=https%3A%2F%2Fexample.com%2F"
 	cl := &fasthttp.Client{}
 	for _, tt := range []struct {
 		method, path, body string
@@ -196,7 +206,7 @@ balancing:
 		{"POST", "/api/v1/verification/verify", "{}", []string{"n2"}},
 		{"GET", "/api/v1/statistic/by-date", "", []string{"n2"}},
 		{"POST", "/api/v1/frontend/request-submit-token", form, []string{"n2", "n3"}},
-		{"GET", "/resources/" + mosparotest.DemoUUID + ".css", "", []string{"n3"}},
+		{"GET", "/resources/" + mosparoemu.DemoUUID + ".css", "", []string{"n3"}},
 		{"GET", "/build/mosparo-frontend.js", "", []string{"n3"}},
 		{"GET", "/api/v1/health/check", "", []string{"n2"}},
 	} {
@@ -220,7 +230,7 @@ func TestReloadUnderLoadLosesNothing(t *testing.T) {
 	nodes := startNodes(t, 3)
 	base := calm(testBase)
 	c := startClusterBase(t, base, nodes[:2], "balancing: {policy: least_conn}\n")
-	form := "publicKey=" + mosparotest.DemoPublicKey + "&pageTitle=t&pageUrl=https%3A%2F%2Fexample.com%2F"
+	form := "publicKey=" + mosparoemu.DemoPublicKey + "&pageTitle=t&pageUrl=https%3A%2F%2Fexample.com%2F"
 	l := startLoad(t, c, 6, 5000, func(w int) (string, string, string) {
 		if w%2 == 1 {
 			return "POST", "/api/v1/frontend/request-submit-token", form
@@ -229,14 +239,14 @@ func TestReloadUnderLoadLosesNothing(t *testing.T) {
 	})
 	policies := []string{"round_robin", "weighted", "client_ip_hash", "least_conn"}
 	for i := 0; i < 12; i++ {
-		time.Sleep(40 * time.Millisecond)
-		set := nodes[:2+i%2] // add and remove the third node
+		l.waitRequests(t, 10) // every reload overlaps requests
+		set := nodes[:2+i%2]  // add and remove the third node
 		c.write(base + nodesYAML(set) + "balancing: {policy: " + policies[i%len(policies)] + "}\n")
 		if err := c.d.Reload(context.Background()); err != nil {
 			t.Fatalf("reload %d: %v", i, err)
 		}
 	}
-	time.Sleep(50 * time.Millisecond)
+	l.waitRequests(t, 10)
 	l.end()
 	if l.failed.Load() != 0 {
 		t.Errorf("%d of %d requests failed across 12 reloads; first: %v", l.failed.Load(), l.total.Load(), l.first.Load())
@@ -275,7 +285,9 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 		code, _, _ := do(t, &fasthttp.Client{}, "GET", c.lb+"/login", "")
 		res <- code
 	}()
-	time.Sleep(150 * time.Millisecond) // the request is at the node now
+	if !eventually(5*time.Second, func() bool { return nodes[0].Requests("GET", "/login") == 1 }) {
+		t.Fatal("the request never reached the node")
+	}
 	start := time.Now()
 	c.stop()
 	if code := <-res; code != 200 {

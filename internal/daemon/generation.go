@@ -91,7 +91,7 @@ func (d *Daemon) buildDiscovery(g, prev *generation) error {
 	}
 	var err error
 	g.disc, err = discovery.New(c.Discovery, c.Nodes, discovery.Options{
-		Logger: d.log, AdminListen: c.Admin.Listen, Hostname: d.host, Previous: prev.disc,
+		Logger: d.log, Clock: d.opts.Clock, AdminListen: c.Admin.Listen, Hostname: d.host, Previous: prev.disc,
 	})
 	return err
 }
@@ -106,7 +106,7 @@ func (d *Daemon) buildCSS(g, prev *generation) error {
 		return nil
 	}
 	var err error
-	g.css, err = cssproxy.New(cc, cssproxy.Options{Logger: d.log.Named("cssproxy")})
+	g.css, err = cssproxy.New(cc, cssproxy.Options{Logger: d.log.Named("cssproxy"), Clock: d.opts.Clock})
 	return err
 }
 
@@ -120,7 +120,7 @@ func (d *Daemon) buildVRRP(g, prev *generation) error {
 		return nil
 	}
 	var err error
-	g.vips, err = vip.New(v, vip.Options{Logger: d.log.Named("vip"), PoolHealthy: d.canServe, OnTransition: d.events.VRRPChanged,
+	g.vips, err = vip.New(v, vip.Options{Logger: d.log.Named("vip"), Clock: d.opts.Clock, PoolHealthy: d.canServe, OnTransition: d.events.VRRPChanged,
 		CSSCacheReachable: d.cssReachable})
 	return err
 }
@@ -167,7 +167,7 @@ func (d *Daemon) buildCron(g, prev *generation) error {
 	case configs.CronModeConsul:
 		leader = g.lock
 	}
-	r, err := cron.New(c.Cron, cron.Options{Logger: d.log.Named("cron"), Leader: leader,
+	r, err := cron.New(c.Cron, cron.Options{Logger: d.log.Named("cron"), Clock: d.opts.Clock, Leader: leader,
 		LeaderName: mode + " " + instance, Nodes: cron.NodesFunc(d.cronCandidates)})
 	if err != nil {
 		return err

@@ -8,7 +8,7 @@ import (
 
 	"github.com/mosparo-lb/mosparo-lb/configs"
 	"github.com/mosparo-lb/mosparo-lb/internal/consultest"
-	"github.com/mosparo-lb/mosparo-lb/internal/mosparotest"
+	"github.com/mosparo-lb/mosparo-lb/internal/mosparoemu"
 )
 
 // TestBuildKeepsWhatDidNotChange: build reuses the running generation's
@@ -29,7 +29,7 @@ func TestBuildKeepsWhatDidNotChange(t *testing.T) {
 		if !strings.Contains(extra, "interval") {
 			extra += ", interval: 1h"
 		}
-		return fmt.Sprintf("cron: {enabled: true, key: %q%s}\n", mosparotest.DemoCronKey, extra)
+		return fmt.Sprintf("cron: {enabled: true, key: %q%s}\n", mosparoemu.DemoCronKey, extra)
 	}
 	base := calm(testBase) + nodesYAML(nodes) + discovery
 	c := startClusterBase(t, calm(testBase), nodes, discovery+cronSection(""))

@@ -9,23 +9,23 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mosparo-lb/mosparo-lb/internal/mosparotest"
+	"github.com/mosparo-lb/mosparo-lb/internal/mosparoemu"
 	"github.com/valyala/fasthttp"
 )
 
 // waitState waits (bounded) until the LB's status shows node in state.
 func waitState(t *testing.T, c *cluster, node, state string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
+	if !eventually(5*time.Second, func() bool {
 		for _, nv := range c.d.nodeSnapshots(nil) {
 			if nv.Name == node && nv.State.String() == state {
-				return
+				return true
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
+		return false
+	}) {
+		t.Fatalf("node %s did not reach state %s", node, state)
 	}
-	t.Fatalf("node %s did not reach state %s", node, state)
 }
 
 // spread sends n requests and counts answering nodes.
@@ -43,12 +43,12 @@ func spread(t *testing.T, c *cluster, method, path, body string, n int) map[stri
 	return seen
 }
 
-var frontendForm = "publicKey=" + mosparotest.DemoPublicKey + "&pageTitle=t&pageUrl=https%3A%2F%2Fexample.com%2F"
+var frontendForm = "publicKey=" + mosparoemu.DemoPublicKey + "&pageTitle=t&pageUrl=https%3A%2F%2Fexample.com%2F"
 
 func TestDrainingNodeGetsOnlyAdminFallbackAndFinalize(t *testing.T) {
 	nodes := startNodes(t, 2)
 	c := startCluster(t, nodes, "balancing: {policy: round_robin}\n")
-	nodes[1].SetHealth(mosparotest.UpdateNotFinished)
+	nodes[1].SetHealth(mosparoemu.UpdateNotFinished)
 	waitState(t, c, "n2", "draining")
 	if got := spread(t, c, "POST", "/api/v1/frontend/request-submit-token", frontendForm, 10); got["n1:200"] != 10 {
 		t.Errorf("frontend with n2 draining: %v, want all 10 on n1", got)
@@ -58,7 +58,7 @@ func TestDrainingNodeGetsOnlyAdminFallbackAndFinalize(t *testing.T) {
 		t.Errorf("finalize: %v, want all on the draining n2", got)
 	}
 	// With no up node left, draining nodes still serve frontend traffic.
-	nodes[0].SetHealth(mosparotest.UpdateNotFinished)
+	nodes[0].SetHealth(mosparoemu.UpdateNotFinished)
 	waitState(t, c, "n1", "draining")
 	if got := spread(t, c, "POST", "/api/v1/frontend/request-submit-token", frontendForm, 6); got["n1:200"]+got["n2:200"] != 6 {
 		t.Errorf("frontend with every node draining: %v, want all answered", got)
@@ -68,7 +68,7 @@ func TestDrainingNodeGetsOnlyAdminFallbackAndFinalize(t *testing.T) {
 func TestSetupNodesServeOnlySetupWithAffinity(t *testing.T) {
 	nodes := startNodes(t, 3)
 	c := startCluster(t, nodes, "balancing: {policy: round_robin}\n")
-	nodes[2].SetHealth(mosparotest.NotConfigured)
+	nodes[2].SetHealth(mosparoemu.NotConfigured)
 	waitState(t, c, "n3", "setup")
 	if got := spread(t, c, "GET", "/login", "", 9); got["n3:200"]+got["n3:302"] != 0 {
 		t.Errorf("admin traffic reached the not-installed n3 while others are up: %v", got)
@@ -76,7 +76,7 @@ func TestSetupNodesServeOnlySetupWithAffinity(t *testing.T) {
 	// A fresh cluster: nothing installed; the wizard must stay on one node
 	// because sessions are node-local files before installation (FACTS 2.8).
 	for _, n := range nodes {
-		n.SetHealth(mosparotest.NotConfigured)
+		n.SetHealth(mosparoemu.NotConfigured)
 	}
 	for _, n := range []string{"n1", "n2", "n3"} {
 		waitState(t, c, n, "setup")
@@ -104,13 +104,13 @@ func TestKilledNodeUnderLoadNoFailedIdempotentRequests(t *testing.T) {
 	nodes := startNodes(t, 3)
 	c := startCluster(t, nodes, "balancing: {policy: least_conn, retries: 2}\n")
 	l := startLoad(t, c, 6, 20000, getLogin)
-	time.Sleep(200 * time.Millisecond)
+	l.waitRequests(t, 50) // the load runs
 	killed := time.Now()
 	nodes[1].Close()
 	// interval 200ms * fall 2 + timeout 150ms (a refused connection fails at once, and the second check comes after fast_interval).
 	waitState(t, c, "n2", "down")
 	out := time.Since(killed)
-	time.Sleep(300 * time.Millisecond)
+	l.waitRequests(t, 100) // and goes on without n2
 	l.end()
 	if l.failed.Load() != 0 {
 		t.Errorf("%d of %d GETs failed while n2 died; first: %v", l.failed.Load(), l.total.Load(), l.first.Load())
@@ -125,15 +125,15 @@ func TestFlappingNodeCausesNoErrors(t *testing.T) {
 	c := startCluster(t, nodes, "balancing: {policy: round_robin, retries: 2}\n")
 	l := startLoad(t, c, 4, math.MaxInt, getLogin)
 	for i := 0; i < 8; i++ {
-		time.Sleep(60 * time.Millisecond)
+		l.waitRequests(t, 20) // every state lasts a few requests
 		if i%2 == 0 {
-			nodes[1].SetHealth(mosparotest.DBFailed)
+			nodes[1].SetHealth(mosparoemu.DBFailed)
 			nodes[1].Close()
 		} else {
 			if err := nodes[1].Restart(); err != nil {
 				t.Fatal(err)
 			}
-			nodes[1].SetHealth(mosparotest.Connected)
+			nodes[1].SetHealth(mosparoemu.Connected)
 		}
 	}
 	l.end()
@@ -173,7 +173,9 @@ func TestOperatorDrainFinishesInFlightAndTakesNoNewRequests(t *testing.T) {
 			res <- fmt.Sprintf("%s:%d", node, code)
 		}()
 	}
-	time.Sleep(100 * time.Millisecond)
+	if !eventually(5*time.Second, func() bool { return nodes[1].Requests("GET", "/robots.txt") == 2 }) {
+		t.Fatalf("%d requests in flight on n2, want 2", nodes[1].Requests("GET", "/robots.txt"))
+	}
 	if err := c.d.setNodeState("n2", "drain"); err != nil {
 		t.Fatal(err)
 	}

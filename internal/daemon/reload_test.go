@@ -17,7 +17,7 @@ import (
 
 	"github.com/mosparo-lb/mosparo-lb/internal/cachetest"
 	"github.com/mosparo-lb/mosparo-lb/internal/consultest"
-	"github.com/mosparo-lb/mosparo-lb/internal/mosparotest"
+	"github.com/mosparo-lb/mosparo-lb/internal/mosparoemu"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap/zaptest"
 	"golang.org/x/sys/unix"
@@ -102,7 +102,7 @@ func TestReloadAppliesAllOrNothing(t *testing.T) {
 		return b + nodesYAML(nodes[1:2]) + "balancing: {policy: least_conn}\n" +
 			fmt.Sprintf("discovery: {consul: {address: %q, service: mosparo, wait: 2s, backoff_min: 50ms, backoff_max: 200ms}}\n", agent.Addr()) +
 			fmt.Sprintf("css_cache: {backend: redis, url: \"redis://%s/0\", coherence_interval: 2s}\n", redis.Addr) +
-			fmt.Sprintf("cron: {enabled: true, key: %q, interval: 1h, consul_lock: mosparo-lb/test/cron}\n", mosparotest.DemoCronKey)
+			fmt.Sprintf("cron: {enabled: true, key: %q, interval: 1h, consul_lock: mosparo-lb/test/cron}\n", mosparoemu.DemoCronKey)
 	}
 	missing := filepath.Join(t.TempDir(), "missing.pem")
 	before := observe(c.d)
@@ -186,27 +186,21 @@ func TestReloadAppliesAllOrNothing(t *testing.T) {
 	// Consul's n3 joins once discovery has asked the agent: one more
 	// generation of the same configuration.
 	want := observed{Listen: append([]string{before.Listen[0]}, p1, p2), Nodes: []string{"n2", "n3"}, Cron: true, CSS: true, Consul: true}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		got := observe(c.d)
+	var got observed
+	if !eventually(15*time.Second, func() bool {
+		got = observe(c.d)
 		want.Generation = got.Generation
-		if reflect.DeepEqual(got, want) && got.Generation > before.Generation {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after the good reload:\n got %+v\nwant %+v", got, want)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return reflect.DeepEqual(got, want) && got.Generation > before.Generation
+	}) {
+		t.Fatalf("after the good reload:\n got %+v\nwant %+v", got, want)
 	}
 	// The new parts run: discovery and the cron lock talk to Consul, the
 	// CSS cache to Redis.
-	deadline = time.Now().Add(15 * time.Second)
-	for agent.CountRequests("/v1/health/service/mosparo") == 0 || agent.CountRequests("/v1/session/") == 0 || redisClients(t, redis.Addr) < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("after the good reload: %d health queries, %d session requests, %d Redis clients; want the new parts running",
-				agent.CountRequests("/v1/health/service/mosparo"), agent.CountRequests("/v1/session/"), redisClients(t, redis.Addr)-1)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !eventually(15*time.Second, func() bool {
+		return agent.CountRequests("/v1/health/service/mosparo") > 0 && agent.CountRequests("/v1/session/") > 0 && redisClients(t, redis.Addr) >= 2
+	}) {
+		t.Fatalf("after the good reload: %d health queries, %d session requests, %d Redis clients; want the new parts running",
+			agent.CountRequests("/v1/health/service/mosparo"), agent.CountRequests("/v1/session/"), redisClients(t, redis.Addr)-1)
 	}
 	waitState(t, c, "n3", "up")
 	for _, addr := range want.Listen {

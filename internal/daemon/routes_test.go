@@ -2,8 +2,6 @@ package daemon
 
 import (
 	"bufio"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"strings"
@@ -11,7 +9,7 @@ import (
 	"time"
 
 	"github.com/mosparo-lb/mosparo-lb/internal/cachetest"
-	"github.com/mosparo-lb/mosparo-lb/internal/mosparotest"
+	"github.com/mosparo-lb/mosparo-lb/internal/mosparoemu"
 	"github.com/valyala/fasthttp"
 )
 
@@ -55,7 +53,7 @@ balancing:
   pools: {admin: [n1], setup: [n1], cron: [n1], api: [n2], frontend: [n2], resources: [n3], static: [n3], health: [n2]}
 `)
 	for _, p := range spellings {
-		for _, route := range []string{"/api/v1/health/check", "/api/v1/health/check/", "/cron-jobs/execute?key=" + mosparotest.DemoCronKey} {
+		for _, route := range []string{"/api/v1/health/check", "/api/v1/health/check/", "/cron-jobs/execute?key=" + mosparoemu.DemoCronKey} {
 			if resp := raw(t, c, "GET", p+route, "", ""); resp.StatusCode() != 403 || len(resp.Header.Peek("X-Mosparo-Node")) != 0 {
 				t.Errorf("GET %s%s from a refused address = %d from node %q, want the edge's 403", p, route, resp.StatusCode(), resp.Header.Peek("X-Mosparo-Node"))
 			}
@@ -72,11 +70,11 @@ balancing:
 			t.Errorf("GET %s = %d from %q, want 404 at the edge", target, resp.StatusCode(), resp.Header.Peek("X-Mosparo-Node"))
 		}
 	}
-	form := "publicKey=" + mosparotest.DemoPublicKey + "&pageTitle=t&pageUrl=https%3A%2F%2Fexample.com%2F"
+	form := "publicKey=" + mosparoemu.DemoPublicKey + "&pageTitle=t&pageUrl=https%3A%2F%2Fexample.com%2F"
 	for _, p := range spellings {
 		for _, tt := range []struct{ method, route, body, node string }{
 			{"POST", "/api/v1/frontend/request-submit-token", form, "n2"},
-			{"GET", "/resources/" + mosparotest.DemoUUID + ".css", "", "n3"},
+			{"GET", "/resources/" + mosparoemu.DemoUUID + ".css", "", "n3"},
 			{"GET", "/build/mosparo-frontend.js", "", "n3"},
 			{"GET", "/login", "", "n1"},
 		} {
@@ -92,7 +90,7 @@ balancing:
 	}
 }
 
-func nodeByName(nodes []*mosparotest.Node, name string) *mosparotest.Node {
+func nodeByName(nodes []*mosparoemu.Node, name string) *mosparoemu.Node {
 	for _, n := range nodes {
 		if n.Name() == name {
 			return n
@@ -110,22 +108,13 @@ func TestEdgeCSSForEverySpelling(t *testing.T) {
 	redis := cachetest.StartRedis(t)
 	nodes := startNodes(t, 1)
 	c := startCluster(t, nodes, fmt.Sprintf("trusted_proxies: [\"127.0.0.1/32\"]\ncss_cache: {backend: redis, url: \"redis://%s/0\", coherence_interval: 0s}\n", redis.Addr))
-	css := ".mosparo__" + mosparotest.DemoUUID + "{color:red}"
-	sum := sha256.Sum256([]byte(css))
-	hash := hex.EncodeToString(sum[:])
-	redisSet(t, redis.Addr, "design_"+mosparotest.DemoUUID+"_content", phpString(css))
-	redisSet(t, redis.Addr, "design_"+mosparotest.DemoUUID+"_hash", phpString(hash))
-	hashed := "/resources/" + mosparotest.DemoUUID + "/" + hash + ".css"
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		resp := raw(t, c, "GET", hashed, "", "")
-		if resp.StatusCode() == 200 && len(resp.Header.Peek("X-Mosparo-Node")) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("hashed CSS never served at the edge: %d", resp.StatusCode())
-		}
-		time.Sleep(50 * time.Millisecond)
+	css := ".mosparo__" + mosparoemu.DemoUUID + "{color:red}"
+	hash := cssHash(css)
+	storeProjectCSS(t, redis.Addr, css, hash)
+	hashed := "/resources/" + mosparoemu.DemoUUID + "/" + hash + ".css"
+	var resp *fasthttp.Response
+	if !eventually(5*time.Second, func() bool { resp = raw(t, c, "GET", hashed, "", ""); return resp.StatusCode() == 200 && atEdge(resp) }) {
+		t.Fatalf("hashed CSS never served at the edge: %d", resp.StatusCode())
 	}
 	for _, p := range spellings {
 		resp := raw(t, c, "GET", p+hashed, "", "")
@@ -136,7 +125,7 @@ func TestEdgeCSSForEverySpelling(t *testing.T) {
 	headers := "X-Forwarded-Proto: on\r\nX-Forwarded-Host: Forms.Example:443\r\nX-Forwarded-Prefix: /mosparo/, /x\r\n"
 	want := "https://forms.example/mosparo" + hashed
 	for _, p := range spellings {
-		resp := raw(t, c, "GET", p+"/resources/"+mosparotest.DemoUUID+".css", headers, "")
+		resp := raw(t, c, "GET", p+"/resources/"+mosparoemu.DemoUUID+".css", headers, "")
 		if resp.StatusCode() != 307 || string(resp.Header.Peek("Location")) != want || len(resp.Header.Peek("X-Mosparo-Node")) != 0 {
 			t.Errorf("unhashed %s: %d Location %q from node %q, want the edge's 307 to %s", p, resp.StatusCode(), resp.Header.Peek("Location"), resp.Header.Peek("X-Mosparo-Node"), want)
 		}
@@ -153,14 +142,14 @@ func TestDrainingNodesGetNoGETTheyRedirect(t *testing.T) {
 	nodes[1].SetVersion("1.5.5")
 	waitState(t, c, "n2", "draining")
 	// With n1 up, n2 gets nothing but the update routes.
-	if got := spread(t, c, "GET", "/resources/"+mosparotest.DemoUUID+".css", "", 6); got["n1:307"] != 6 {
+	if got := spread(t, c, "GET", "/resources/"+mosparoemu.DemoUUID+".css", "", 6); got["n1:307"] != 6 {
 		t.Errorf("CSS with n1 up: %v, want all on n1", got)
 	}
 	for _, n := range nodes {
 		n.SetVersion("1.5.5")
 	}
 	waitState(t, c, "n1", "draining")
-	for _, path := range []string{"/resources/" + mosparotest.DemoUUID + ".css", "/resources/logo.svg", "/login", "/setup/",
+	for _, path := range []string{"/resources/" + mosparoemu.DemoUUID + ".css", "/resources/logo.svg", "/login", "/setup/",
 		"/api/v1/statistic/by-date", "/project/"} {
 		if got := spread(t, c, "GET", path, "", 4); got[":503"] != 4 {
 			t.Errorf("GET %s with every node draining: %v, want 503 from the LB", path, got)
@@ -186,7 +175,7 @@ func TestFreshClusterServesStaticFromSetupNodes(t *testing.T) {
 	nodes := startNodes(t, 2)
 	c := startCluster(t, nodes, "")
 	for _, n := range nodes {
-		n.SetHealth(mosparotest.NotConfigured)
+		n.SetHealth(mosparoemu.NotConfigured)
 	}
 	waitState(t, c, "n1", "setup")
 	waitState(t, c, "n2", "setup")

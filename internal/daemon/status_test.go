@@ -15,7 +15,7 @@ import (
 	"github.com/mosparo-lb/mosparo-lb/cssproxy"
 	"github.com/mosparo-lb/mosparo-lb/health"
 	"github.com/mosparo-lb/mosparo-lb/internal/cachetest"
-	"github.com/mosparo-lb/mosparo-lb/internal/mosparotest"
+	"github.com/mosparo-lb/mosparo-lb/internal/mosparoemu"
 	"github.com/mosparo-lb/mosparo-lb/vip"
 )
 
@@ -26,7 +26,7 @@ func TestStatusDocumentNames(t *testing.T) {
 	redis := cachetest.StartRedis(t)
 	nodes := startNodes(t, 2)
 	c := startCluster(t, nodes, fmt.Sprintf("css_cache: {backend: redis, url: \"redis://%s/0\"}\n", redis.Addr)+
-		fmt.Sprintf("cron: {enabled: true, standalone: true, key: %q, interval: 1h}\n", mosparotest.DemoCronKey))
+		fmt.Sprintf("cron: {enabled: true, standalone: true, key: %q, interval: 1h}\n", mosparoemu.DemoCronKey))
 	resp, err := http.Get("http://" + c.d.AdminAddr() + "/status")
 	if err != nil {
 		t.Fatal(err)

@@ -14,20 +14,17 @@ import (
 // waitVersions waits (bounded) until ok accepts the nodes' status.
 func waitVersions(t *testing.T, c *cluster, what string, ok func(map[string]NodeSnapshot) bool) map[string]NodeSnapshot {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		byName := map[string]NodeSnapshot{}
+	var byName map[string]NodeSnapshot
+	if !eventually(10*time.Second, func() bool {
+		byName = map[string]NodeSnapshot{}
 		for _, nv := range c.d.Snapshot().Nodes {
 			byName[nv.Name] = nv
 		}
-		if ok(byName) {
-			return byName
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 10s: %+v", what, byName)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return ok(byName)
+	}) {
+		t.Fatalf("%s: not within 10s: %+v", what, byName)
 	}
+	return byName
 }
 
 func allKnown(nv map[string]NodeSnapshot) bool {
