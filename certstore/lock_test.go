@@ -3,6 +3,7 @@ package certstore
 import (
 	"context"
 	"errors"
+	"github.com/mosparo-lb/mosparo-lb/internal/clocktest"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -175,7 +176,7 @@ func crash(t *testing.T, c *Consul, name string) {
 // A crashed LB's lock expires with its session's TTL (fake agent: on its
 // manual clock).
 func TestLockTTLLapseFake(t *testing.T) {
-	clock := consultest.NewManualClock(time.Unix(1_700_000_000, 0))
+	clock := clocktest.NewManual(time.Unix(1_700_000_000, 0))
 	a := fakeAgent(t, consultest.Options{Clock: clock})
 	lb1, lb2 := newConsul(t, a.Addr(), testOptions()), newConsul(t, a.Addr(), testOptions())
 	ctx := t.Context()

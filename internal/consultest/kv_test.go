@@ -1,6 +1,7 @@
 package consultest
 
 import (
+	"github.com/mosparo-lb/mosparo-lb/internal/clocktest"
 	"slices"
 	"strings"
 	"testing"
@@ -86,7 +87,7 @@ func TestKVBlocking(t *testing.T) {
 }
 
 func TestSessionLocks(t *testing.T) {
-	clock := NewManualClock(time.Unix(1_700_000_000, 0))
+	clock := clocktest.NewManual(time.Unix(1_700_000_000, 0))
 	a, c := start(t, Options{Clock: clock})
 	kv, sess := c.KV(), c.Session()
 	s1, _, err := sess.Create(&api.SessionEntry{TTL: "10s", LockDelay: time.Second, Behavior: api.SessionBehaviorRelease}, nil)
