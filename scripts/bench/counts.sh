@@ -10,10 +10,12 @@
 # then divides by wrk's request count. The proxies run one after the other,
 # each afresh.
 #
-#   scripts/bench/counts.sh [proxy[=binary] ...]    (default: mosparo-lb fasthttp-min)
+#   scripts/bench/counts.sh [proxy[=binary] ...]    (default: mosparo-lb fasthttp-min nginx)
 #
 # proxy: mosparo-lb (bin/mosparo-lb, or the binary after =, e.g. an A/B
-# build) or fasthttp-min (scripts/bench/minproxy). Knobs (environment):
+# build), fasthttp-min (scripts/bench/minproxy) or nginx (scripts/bench/
+# nginx.conf.in, COUNTS_GOMAXPROCS workers; its recv and epoll_wait are counted
+# as read and epoll). Knobs (environment):
 #   COUNTS_PIN=none      none: all share both CPUs (the shared-core setting);
 #                        split: proxy on CPU 0, wrk and nodes on CPU 1
 #   COUNTS_WORKLOAD=login   login (GET /login), post, css (the 12 KiB CSS)
@@ -36,7 +38,7 @@ THREADS=${COUNTS_THREADS:-1}
 GMP=${COUNTS_GOMAXPROCS-2}
 NICE=${COUNTS_NICE:--10}
 BASE=${COUNTS_PORT_BASE:-18580}
-[[ $# -gt 0 ]] || set -- mosparo-lb fasthttp-min
+[[ $# -gt 0 ]] || set -- mosparo-lb fasthttp-min nginx
 
 die() { echo "counts: $*" >&2; exit 1; }
 for t in perf wrk curl; do command -v "$t" >/dev/null || die "$t not found"; done
@@ -102,6 +104,13 @@ for spec in "$@"; do
 	env+=(${COUNTS_ENV:-})
 	case $name in
 	mosparo-lb) "${NICE_CMD[@]}" "${PIN_PROXY[@]}" "${env[@]}" "${bin:-bin/mosparo-lb}" run -config "$DIR/lb.yaml" >"$DIR/$name.log" 2>"$DIR/$name.err" & ;;
+	nginx)
+		sed -e "s|@DIR@|$DIR|g" -e "s|@NGINX_PORT@|$PORT|" -e "s|@NODE1_PORT@|$((BASE + 1))|" -e "s|@NODE2_PORT@|$((BASE + 2))|" \
+			-e "s|@NODE3_PORT@|$((BASE + 3))|" -e "s|@NGINX_POLICY@||" -e "s|@WORKERS@|${GMP:-$(nproc)}|" \
+			scripts/bench/nginx.conf.in >"$DIR/nginx.conf"
+		: >"$DIR/nginx-modules.conf"
+		: >"$DIR/nginx-extra.conf"
+		"${NICE_CMD[@]}" "${PIN_PROXY[@]}" nginx -e "$DIR/nginx-error.log" -c "$DIR/nginx.conf" >"$DIR/$name.log" 2>"$DIR/$name.err" & ;;
 	fasthttp-min) "${NICE_CMD[@]}" "${PIN_PROXY[@]}" "${env[@]}" "${bin:-$DIR/minproxy}" -listen "127.0.0.1:$PORT" "${NODES[@]}" >"$DIR/$name.log" 2>"$DIR/$name.err" & ;;
 	*) die "unknown proxy $name" ;;
 	esac
@@ -110,7 +119,10 @@ for spec in "$@"; do
 	wait_port "$PORT"
 	"${NICE_CMD[@]}" "${PIN_LOAD[@]}" wrk -t"$THREADS" -c"$CONNS" -d2s "${WARGS[@]}" "http://127.0.0.1:$PORT$URLPATH" >/dev/null
 	gc0=$(grep -c '^gc ' "$DIR/$name.err" || true)
-	perf stat -x, -o "$DIR/perf.csv" -e "$EVENTS" -e syscalls:sys_exit_read --filter 'ret == -11' -p "$pid" &
+	pids=$pid
+	[[ $name != nginx ]] || pids=$(pgrep -d, -P "$pid"),$pid # the workers and the master
+	perf stat -x, -o "$DIR/perf.csv" -e "$EVENTS" -e syscalls:sys_exit_read --filter 'ret == -11' \
+		-e syscalls:sys_enter_recvfrom -e syscalls:sys_exit_recvfrom --filter 'ret == -11' -e syscalls:sys_enter_epoll_wait -p "$pids" &
 	perf=$!
 	sleep 0.3
 	"${NICE_CMD[@]}" "${PIN_LOAD[@]}" wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "${WARGS[@]}" "http://127.0.0.1:$PORT$URLPATH" >"$DIR/wrk.out"
@@ -119,6 +131,7 @@ for spec in "$@"; do
 	gc1=$(grep -c '^gc ' "$DIR/$name.err" || true)
 	kill "$pid"
 	wait "$pid" 2>/dev/null || true
+	sleep 0.2 # nginx's workers leave after the master's signal
 	# The counts cover 0.3 s before wrk and a moment after it: idle, nearly nothing.
 	python3 - "$name" "$DIR/perf.csv" "$DIR/wrk.out" $((gc1 - gc0)) <<'EOF'
 import re, sys
@@ -131,9 +144,11 @@ for line in open(csv):
     f = line.strip().split(",")
     if len(f) > 2 and f[0] and f[0][0].isdigit():
         ev = f[2]
-        if ev == "syscalls:sys_exit_read":
-            ev = "EAGAIN"
-        c[ev] = float(f[0])
+        # nginx reads with recv, Go with read: counted together.
+        ev = {"syscalls:sys_exit_read": "EAGAIN", "syscalls:sys_exit_recvfrom": "EAGAIN",
+              "syscalls:sys_enter_recvfrom": "syscalls:sys_enter_read",
+              "syscalls:sys_enter_epoll_wait": "syscalls:sys_enter_epoll_pwait"}.get(ev, ev)
+        c[ev] = c.get(ev, 0) + float(f[0])
 def per(ev, scale=1.0):
     return f"{c.get(ev, 0) / reqs * scale:6.2f}"
 cols = [per("task-clock", 1e3), per("context-switches"), per("cpu-migrations"), per("syscalls:sys_enter_read"),
