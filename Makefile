@@ -52,9 +52,9 @@ fuzz: ## run every fuzz target for FUZZTIME each
 hostile: ## the hostile corpus (issue 11) against mosparo-lb and HAProxy, as a table
 	./scripts/hostile.sh
 
-bench: build ## mosparo-lb vs HAProxy vs nginx with wrk, plus go benchmarks
+bench: build ## mosparo-lb vs HAProxy vs nginx with wrk, pinned and on shared cores, plus go benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem ./balancer/ ./cssproxy/ ./ratelimit/
-	./scripts/bench.sh
+	BENCH_PIN="$${BENCH_PIN:-split none}" ./scripts/bench.sh
 
 bench-failover: ## VRRP failover outage, mosparo-lb vs keepalived
 	./scripts/bench-failover.sh

@@ -71,7 +71,13 @@ func (u *upstream) exchange(req *fasthttp.Request, resp *fasthttp.Response, dead
 	bw := hc.AcquireWriter(c)
 	err = req.Write(bw)
 	if err == nil {
+		if nc != nil {
+			nc.awaitAnswer = true // the flush is the request's last write (writepark.go)
+		}
 		err = bw.Flush()
+		if nc != nil {
+			nc.awaitAnswer = false
+		}
 	}
 	hc.ReleaseWriter(bw)
 	if err != nil {

@@ -19,6 +19,13 @@ type nodeConn struct {
 	pollFD      [1]unix.PollFd
 	readable    bool
 	writeFailed bool
+
+	// awaitAnswer: the next Write is a request's last and the answer is
+	// read next, so Write parks after it without a futile read
+	// (writeThenPark); exchange sets it around its flush.
+	awaitAnswer bool
+	parkCB      func(fd uintptr) bool
+	wp          writePark
 }
 
 // newNodeConn wraps c; the peek callback is built once here so stale does
@@ -29,6 +36,12 @@ func newNodeConn(c net.Conn) *nodeConn {
 		if raw, err := sc.SyscallConn(); err == nil {
 			nc.raw = raw
 			nc.peek = nc.peekFD
+			// Writing inside RawConn.Read (writepark.go) only on plain
+			// TCP: a wrapping conn (a test's dial hook that counts the
+			// stale checks through RawConn.Read) sees its own Write.
+			if _, plain := c.(*net.TCPConn); plain {
+				nc.parkCB = nc.parkFD
+			}
 		}
 	}
 	return nc
@@ -62,6 +75,10 @@ func (c *nodeConn) stale() bool {
 
 // Write remembers that the node side failed, for exchange's classification.
 func (c *nodeConn) Write(p []byte) (int, error) {
+	if c.awaitAnswer && c.parkCB != nil {
+		c.awaitAnswer = false
+		return c.writeThenPark(p)
+	}
 	n, err := c.Conn.Write(p)
 	if err != nil {
 		c.writeFailed = true

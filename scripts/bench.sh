@@ -31,7 +31,15 @@
 #   BENCH_THREADS=1 BENCH_CONNS=32   wrk -t / -c
 #   BENCH_POLICY=round_robin         or least_conn (all three proxies alike)
 #   BENCH_PIN=split     split: proxy on CPU 0, wrk and nodes on CPU 1;
-#                       none: no pinning (everything shares both CPUs)
+#                       none: no pinning (everything shares both CPUs: the
+#                       shared-core setting of issue 16, as when mosparo-lb
+#                       runs on its nodes' hosts); "split none": both, one
+#                       full run each (what `make bench` runs)
+#   BENCH_PIPELINE=1    css-edge-z only: requests per wrk pipeline (HTTP/1.1
+#                       pipelining, scripts/bench/accept-encoding.lua), so
+#                       that one wrk thread is not the limit of an edge
+#                       answer that costs the proxy less than wrk; every
+#                       proxy gets the same pipelined load
 #   BENCH_WORKERS=<CPUs> threads of execution of every proxy: haproxy nbthread,
 #                       nginx worker_processes, mosparo-lb GOMAXPROCS. Default the
 #                       machine's CPU count, what each runs with unpinned; 1 is
@@ -62,10 +70,23 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
+# Several settings ("split none", as `make bench` asks): one full run each,
+# one after the other, each with its own report (and BENCH_OUT/<setting>).
+if [[ ${BENCH_PIN:-split} == *" "* ]]; then
+	rc=0
+	for pin in $BENCH_PIN; do
+		echo "=== setting BENCH_PIN=$pin: $([[ $pin == split ]] && echo "pinned: each proxy alone on CPU 0, wrk and nodes on CPU 1" || echo "shared cores: every process unpinned, the same niceness and thread counts")"
+		BENCH_PIN=$pin BENCH_OUT=${BENCH_OUT:+$BENCH_OUT/$pin} "$0" "$@" || rc=1
+		echo
+	done
+	exit "$rc"
+fi
+
 DURATION=${BENCH_DURATION:-10}
 ROUNDS=${BENCH_ROUNDS:-3}
 WARMUP=${BENCH_WARMUP:-2}
 THREADS=${BENCH_THREADS:-1}
+PIPELINE=${BENCH_PIPELINE:-1}
 CONNS=${BENCH_CONNS:-32}
 POLICY=${BENCH_POLICY:-round_robin}
 PIN=${BENCH_PIN:-split}
@@ -236,7 +257,7 @@ nginx -q -t -e "$DIR/nginx-error.log" -c "$DIR/nginx.conf" || die "nginx rejects
 
 echo "== mosparo-lb vs haproxy vs nginx: $(date -u '+%Y-%m-%d %H:%M UTC'), $NCPU CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs)), $(uname -r)"
 echo "   $("$LB_BIN" version 2>/dev/null | head -1), $(haproxy -v | head -1 | cut -d' ' -f1-3), $(nginx -v 2>&1 | cut -d' ' -f3), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
-echo "   wrk -t$THREADS -c$CONNS -d${DURATION}s --latency; $ROUNDS interleaved rounds (median), ${WARMUP}s warm-up; policy $POLICY; pinning $PIN; $WORKERS workers (haproxy nbthread, nginx worker_processes), mosparo-lb GOMAXPROCS=${LB_GOMAXPROCS:-default}; nice $NICE; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "   wrk -t$THREADS -c$CONNS -d${DURATION}s --latency$( ((PIPELINE == 1)) || echo " (css-edge-z: $PIPELINE pipelined)"); $ROUNDS interleaved rounds (median), ${WARMUP}s warm-up; policy $POLICY; pinning $PIN; $WORKERS workers (haproxy nbthread, nginx worker_processes), mosparo-lb GOMAXPROCS=${LB_GOMAXPROCS:-default}; nice $NICE; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # --- nodes -------------------------------------------------------------------
 NODE_PIDS=()
@@ -256,6 +277,10 @@ declare -A WPATH=([login]=/login [post]=/api/v1/frontend/check-form-data [css]=$
 	[css-edge]=$css_path [css-307]=/resources/$UUID.css [css-edge-z]=$css_path)
 declare -A WARGS=([login]="" [post]="-s $ROOT/scripts/bench/check-form-data.lua" [css]="" [css-edge]="" [css-307]=""
 	[css-edge-z]="-s $ROOT/scripts/bench/accept-encoding.lua")
+[[ $PIPELINE =~ ^[1-9][0-9]*$ ]] || die "BENCH_PIPELINE must be a positive number"
+((PIPELINE == 1)) || WARGS[css-edge-z]="-s $ROOT/scripts/bench/accept-encoding-pipeline.lua"
+WTAIL=() # arguments after the URL (the pipeline script's depth)
+((PIPELINE == 1)) || WTAIL=(-- "$PIPELINE")
 # req/s ratio to the best peer that the issues ask for (2: >= 1.0, aim 1.2; 5: >= 1.7)
 declare -A WTARGET=([login]=1.0 [post]=1.0 [css]=1.0 [css-edge]=1.7 [css-307]=1.7 [css-edge-z]=1.7)
 declare -A WTITLE WANSWER
@@ -425,7 +450,7 @@ load() { # workload proxy round seconds
 	python3 "$HELPER" run --out "$5" --proxy "$name" --workload "$w" --round "$round" \
 		--pid "${PPID_OF[$name]}" "${node_args[@]}" --timeout $((secs + 15)) -- \
 		"${PIN_LOAD[@]}" wrk -t"$THREADS" -c"$CONNS" -d"${secs}s" --latency ${WARGS[$w]} \
-		"http://127.0.0.1:${PORT[$name]}${WPATH[$w]}"
+		"http://127.0.0.1:${PORT[$name]}${WPATH[$w]}" $([[ $w == css-edge-z ]] && echo "${WTAIL[@]}")
 }
 
 read -r -a proxy_list <<<"$PROXIES"
