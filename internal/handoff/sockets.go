@@ -22,8 +22,10 @@ import (
 // Safe for concurrent use.
 type Sockets struct {
 	source    Source
-	inherited []string // what arrived, described for the log
-	ready     *os.File // upgrade child: where to report readiness; nil otherwise
+	inherited []string      // what arrived, described for the log
+	ready     *os.File      // upgrade child of a parent that passed a pipe: where to report readiness
+	conv      *net.UnixConn // upgrade child: the conversation with the parent (conversation.go)
+	reported  bool          // ReportReady wrote
 
 	mu    sync.Mutex
 	spare []*inherited    // not claimed yet, in fd order
@@ -90,12 +92,25 @@ func Inherit(p Process) (*Sockets, error) {
 	s := &Sockets{source: env.Source}
 	if env.ReadyFD != 0 {
 		syscall.CloseOnExec(env.ReadyFD)
-		s.ready = os.NewFile(uintptr(env.ReadyFD), "upgrade ready")
+		f := os.NewFile(uintptr(env.ReadyFD), "upgrade ready")
+		c, err := net.FileConn(f)
+		if uc, ok := c.(*net.UnixConn); err == nil && ok {
+			f.Close()
+			s.conv = uc
+		} else {
+			if c != nil {
+				c.Close()
+			}
+			s.ready = f // a pipe: the parent only waits for the ready byte
+		}
 	}
 	clearEnv()
 	if s.spare, err = adopt(files, env.Names, firstFD); err != nil {
 		if s.ready != nil {
 			s.ready.Close()
+		}
+		if s.conv != nil {
+			s.conv.Close()
 		}
 		return Empty(), err
 	}
