@@ -84,10 +84,18 @@ type instance struct {
 	handover atomic.Bool
 	final    atomic.Uint32
 	from     *instance
+
+	// An upgrade's handover (upgrade.go): adopted is the state the old
+	// process handed over, silent keeps this instance from giving anything
+	// up until the old process has let go, started is closed once the
+	// first state is taken.
+	adopted *HandoverState
+	silent  atomic.Bool
+	started chan struct{}
 }
 
 func newInstance(c configs.VRRPInstance, opts Options) (*instance, error) {
-	in := &instance{cfg: c, opts: opts}
+	in := &instance{cfg: c, opts: opts, started: make(chan struct{})}
 	in.log = opts.Logger.With(zap.String("instance", c.Name), zap.Int("vrid", c.VirtualRouterID))
 	in.lim = newRateLimiter(10 * time.Second)
 	for _, s := range c.VirtualIPs {
@@ -232,6 +240,11 @@ func (in *instance) run(ctx context.Context) error {
 		transitions = in.from.m.Transitions()
 	}
 	in.from = nil
+	if in.adopted != nil {
+		// The old process still runs and holds what it holds: touch nothing.
+		resume = in.adopted.State == Master && in.adopted.Holding
+		stale = &netlinkAddrs{}
+	}
 	if err := stale.remove(); err != nil {
 		in.log.Warn("removing stale VIPs at start-up", zap.Error(err))
 	}
@@ -277,12 +290,13 @@ func (in *instance) run(ctx context.Context) error {
 	ex.do(in.m.Step(Event{Kind: EventTrack, Penalty: penalty, Fault: fault}, in.now()))
 	if resume {
 		ex.do(in.m.Step(Event{Kind: EventResume}, in.now()))
-		if in.m.State() != Master {
+		if in.m.State() != Master && in.adopted == nil {
 			ex.do([]Action{{Kind: ActionRemoveVIPs}})
 		}
 	} else {
 		ex.do(in.m.Step(Event{Kind: EventStartup}, in.now()))
 	}
+	close(in.started)
 	in.log.Info("vrrp instance started", zap.String("state", in.m.State().String()),
 		zap.Int("priority", int(in.m.Priority())), zap.Stringer("source", in.mcfg.Addr), zap.Bool("unicast", len(in.peers) > 0))
 
@@ -329,8 +343,10 @@ loop:
 		resetTimer()
 	}
 	timer.Stop()
-	if in.handover.Load() {
-		// The next generation's instance continues: no priority 0, VIPs stay.
+	if in.handover.Load() || in.silent.Load() {
+		// The next generation's or process's instance continues, or an old
+		// process that did not let go still holds the VIPs: no priority 0,
+		// VIPs stay.
 		in.final.Store(uint32(in.m.State()))
 	} else {
 		ex.do(in.m.Step(Event{Kind: EventShutdown}, in.now()))

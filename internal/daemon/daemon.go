@@ -34,6 +34,10 @@ type Options struct {
 	// systemd socket activation and an upgrading process hand theirs over
 	// through it. Nil binds new sockets (public ones with IP_FREEBIND).
 	Listen func(network, address string) (net.Listener, error)
+	// Handover, set in a process started by a binary upgrade, makes Run
+	// serve at once but start VRRP only with the states the old process
+	// hands over (upgrade.go).
+	Handover VRRPHandover
 }
 
 // Daemon is one running mosparo-lb.
@@ -59,6 +63,8 @@ type Daemon struct {
 	sup    *supervisor    // set by Run
 	parts  map[any]func() // running parts of the generations, by object
 	closed bool           // Run is stopping: no more commits
+	// vrrpHeld: VRRP waits for an upgrade's handover (adoptVRRP).
+	vrrpHeld bool
 }
 
 // ReloadStatus is the reloads part of /status: how many, and whether the
@@ -167,6 +173,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	stopHealth := sup.start("health", d.checker.Run)
 	g := d.cur.Load()
 	d.startParts(g, false)
+	stopHandover := func() {}
+	if d.opts.Handover != nil {
+		d.vrrpHeld = true
+		stopHandover = sup.start("vrrp handover", d.adoptVRRP)
+	}
 	d.startParts(g, true)
 	stopRebuild := sup.start("rebuild", d.rebuildLoop)
 	stopWatchdog := sup.start("watchdog", func(ctx context.Context) error {
@@ -188,6 +199,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.notify(notifyStopping())
 	stopRebuild()
+	stopHandover()
 	d.mu.Lock()
 	d.closed = true
 	g = d.cur.Load()

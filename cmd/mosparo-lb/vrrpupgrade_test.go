@@ -1,0 +1,326 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mosparo-lb/mosparo-lb/internal/netnstest"
+	"golang.org/x/sys/unix"
+)
+
+// vrrpUpgradeLab is the HA lab with lb1 a mosparo-lb that can be upgraded
+// (PID file, output to a file, so that a new process outliving lb1 does not
+// hold a pipe of the test open) and lb2 a real keepalived of lower
+// priority for the same virtual router, watched on the wire by tcpdump.
+type vrrpUpgradeLab struct {
+	*haLab
+	pidFile string
+	logs    func() string
+	ka      *netnstest.Keepalived
+	wire    *netnstest.Proc // tcpdump of VRRP in lb2's namespace
+}
+
+func newVRRPUpgradeLab(t *testing.T) *vrrpUpgradeLab {
+	netnstest.RequireKeepalived(t)
+	if _, err := os.Stat("/usr/bin/tcpdump"); err != nil {
+		t.Skip("needs tcpdump to count the adverts on the wire")
+	}
+	l := &vrrpUpgradeLab{haLab: newHALab(t)}
+	subreaper(t) // the upgraded processes outlive lb1, as under systemd
+	l.pidFile = filepath.Join(l.dir, "lb1.pid")
+	path := filepath.Join(l.dir, "lb1.yaml")
+	if err := os.WriteFile(path, []byte(l.config["lb1"]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, logs := logFile(t)
+	l.logs = logs
+	cmd := l.lab.Hosts["lb1"].Command(l.bin, "run", "-config", path, "-pid-file", l.pidFile, "-upgrade-timeout", "8s")
+	cmd.Stdout, cmd.Stderr = out, out
+	l.lbs["lb1"] = netnstest.Start(t, cmd)
+	t.Cleanup(func() {
+		if pid, err := readPIDFile(l.pidFile); err == nil {
+			syscall.Kill(pid, syscall.SIGKILL)
+			reap(pid, 10*time.Second)
+		}
+		if t.Failed() {
+			t.Logf("mosparo-lb log:\n%s", logs())
+		}
+	})
+	l.master("lb1", 10*time.Second)
+	l.wire = netnstest.Start(t, l.lab.Hosts["lb2"].Command("tcpdump", "-l", "-n", "-tt", "-i", "eth0", "ip proto 112"))
+	netnstest.Eventually(t, 10*time.Second, "tcpdump listens", func() bool { return strings.Contains(l.wire.Out.String(), "listening on") })
+	l.ka = netnstest.StartKeepalived(t, l.lab.Hosts["lb2"].NS, netnstest.KeepalivedInstance{Name: "VI_1", Interface: "eth0", VRID: 57,
+		Priority: 100, AdvertInterval: 200 * time.Millisecond, VIPs: []string{haVIP + "/24"}}.Config())
+	netnstest.Eventually(t, 10*time.Second, "keepalived is BACKUP", func() bool { return strings.Contains(l.ka.Out.String(), "Entering BACKUP STATE") })
+	waitPIDFile(t, l.pidFile, l.lbs["lb1"].Pid(), logs)
+	return l
+}
+
+// upgrade runs `mosparo-lb upgrade` and waits until the old process has
+// exited; it returns the new PID.
+func (l *vrrpUpgradeLab) upgrade(old int) int {
+	l.t.Helper()
+	b, err := l.lab.Hosts["lb1"].Command(l.bin, "upgrade", "-pid-file", l.pidFile, "-timeout", "90s").CombinedOutput()
+	if err != nil || !strings.Contains(string(b), "took over") {
+		l.t.Fatalf("mosparo-lb upgrade: %v\n%s", err, b)
+	}
+	next, err := readPIDFile(l.pidFile)
+	if err != nil || next == old {
+		l.t.Fatalf("pid file after the upgrade = %d, %v; old pid %d", next, err, old)
+	}
+	if old != l.lbs["lb1"].Pid() && !reap(old, time.Minute) || old == l.lbs["lb1"].Pid() && l.lbs["lb1"].Wait(time.Minute) != nil {
+		l.t.Fatalf("the old process %d did not exit cleanly after the upgrade", old)
+	}
+	return next
+}
+
+// advertStats reads tcpdump's record of the adverts from lb1's address:
+// how many, how many with priority 0, and the longest gap between two.
+func (l *vrrpUpgradeLab) advertStats() (n, prio0 int, maxGap time.Duration) {
+	var last float64
+	for _, line := range strings.Split(l.wire.Out.String(), "\n") {
+		f := strings.Fields(line)
+		// 1764969000.123456 IP 10.99.7.11 > 224.0.0.18: VRRPv3, Advertisement, vrid 57, prio 150, intvl 20cs, ...
+		if len(f) < 4 || f[2] != "10.99.7.11" || !strings.Contains(line, "vrid 57,") {
+			continue
+		}
+		at, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			continue
+		}
+		n++
+		if strings.Contains(line, "prio 0,") {
+			prio0++
+		}
+		if last != 0 {
+			maxGap = max(maxGap, time.Duration((at-last)*float64(time.Second)))
+		}
+		last = at
+	}
+	return n, prio0, maxGap
+}
+
+// timeline samples who holds the VIP until stop is called and returns the
+// changes, "+1.234s lb1" per line.
+func (l *vrrpUpgradeLab) timeline() (stop func() []string) {
+	var (
+		mu      sync.Mutex
+		changes []string
+	)
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	start := time.Now()
+	go func() {
+		defer close(finished)
+		last := "?"
+		for {
+			var who []string
+			for _, lb := range []string{"lb1", "lb2"} {
+				if l.holdsVIP(lb) {
+					who = append(who, lb)
+				}
+			}
+			now := strings.Join(who, "+")
+			if now == "" {
+				now = "nobody"
+			}
+			if now != last {
+				mu.Lock()
+				changes = append(changes, fmt.Sprintf("+%.3fs %s", time.Since(start).Seconds(), now))
+				mu.Unlock()
+				last = now
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	return func() []string {
+		close(done)
+		<-finished
+		mu.Lock()
+		defer mu.Unlock()
+		return changes
+	}
+}
+
+// nsDialer dials from inside the named network namespace: one goroutine,
+// locked to a thread that entered the namespace, creates every socket (a
+// socket belongs to the namespace of the thread that made it); the
+// connections are then used from any goroutine.
+func nsDialer(t *testing.T, ns string) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	t.Helper()
+	fd, err := unix.Open("/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		c   net.Conn
+		err error
+	}
+	type request struct {
+		network, addr string
+		reply         chan result
+	}
+	reqs := make(chan request)
+	entered := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// Never unlocked: the thread, in the lab's namespace, ends with
+		// the goroutine instead of serving other goroutines.
+		runtime.LockOSThread()
+		err := unix.Setns(fd, unix.CLONE_NEWNET)
+		unix.Close(fd)
+		entered <- err
+		if err != nil {
+			return
+		}
+		for r := range reqs {
+			c, err := net.DialTimeout(r.network, r.addr, 5*time.Second)
+			r.reply <- result{c, err}
+		}
+	}()
+	if err := <-entered; err != nil {
+		t.Fatalf("setns %s: %v", ns, err)
+	}
+	var closed sync.Once
+	t.Cleanup(func() { closed.Do(func() { close(reqs) }); <-done })
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		r := request{network, addr, make(chan result, 1)}
+		select {
+		case reqs <- r:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		res := <-r.reply
+		return res.c, res.err
+	}
+}
+
+// TestUpgradeWithVRRPUnderLoad: the master of a virtual router whose backup
+// is a real keepalived is upgraded twice (`mosparo-lb upgrade`) while a
+// client in its own namespace sends requests through the VIP. The new
+// process adopts the instance as MASTER and advertises at once, the old one
+// stops advertising without priority 0 once the new one runs it: no
+// request fails, keepalived never leaves BACKUP, no priority-0 advert is on
+// the wire and the VIP never leaves lb1.
+func TestUpgradeWithVRRPUnderLoad(t *testing.T) {
+	l := newVRRPUpgradeLab(t)
+	stopTimeline := l.timeline()
+	load := startLoadVia(t, haVIP+":80", 4, 100000, nsDialer(t, l.lab.Hosts["client"].Name))
+	load.waitSent(t, 200)
+	pid := l.lbs["lb1"].Pid()
+	for i := 0; i < 2; i++ {
+		pid = l.upgrade(pid)
+		load.waitSent(t, 300)
+	}
+	// Longer than Master_Down_Interval (3 × 200ms + skew): a missing
+	// advert would have made keepalived master by now.
+	time.Sleep(time.Second)
+	load.report(t)
+	changes := stopTimeline()
+	t.Logf("VIP holder timeline: %s", strings.Join(changes, ", "))
+	n, prio0, gap := l.advertStats()
+	t.Logf("adverts from lb1 on the wire: %d, priority 0: %d, longest gap %s", n, prio0, gap)
+	if prio0 != 0 {
+		t.Errorf("%d priority-0 adverts from lb1 during the upgrades, want 0", prio0)
+	}
+	if len(changes) != 1 || !strings.HasSuffix(changes[0], " lb1") {
+		t.Errorf("VIP holders %v, want lb1 throughout", changes)
+	}
+	if out := l.ka.Out.String(); strings.Contains(out, "Entering MASTER STATE") {
+		t.Errorf("keepalived became MASTER during the upgrades:\n%s", out)
+	}
+	logs := l.logs()
+	if c := strings.Count(logs, "upgrade: the old process let go of its VRRP instances"); c != 2 {
+		t.Errorf("%d new processes logged the committed handover, want 2", c)
+	}
+	st := l.status("lb1")
+	vrrp, _ := st["vrrp"].([]any)
+	if len(vrrp) != 1 || vrrp[0].(map[string]any)["state"] != "MASTER" {
+		t.Errorf("the upgraded process's vrrp status = %v, want MASTER", st["vrrp"])
+	}
+	syscall.Kill(pid, syscall.SIGTERM)
+	if !reap(pid, time.Minute) {
+		t.Errorf("the last process %d did not exit on SIGTERM", pid)
+	}
+	// Its ordinary stop hands the VIP over with priority 0.
+	netnstest.Eventually(t, 5*time.Second, "keepalived takes over after the LB stopped", func() bool {
+		return strings.Contains(l.ka.Out.String(), "Entering MASTER STATE")
+	})
+}
+
+// TestUpgradeWithVRRPFailureKeepsTheVIP: the new binary cannot open the
+// VRRP socket (it runs without CAP_NET_RAW), so it never becomes master of
+// what it was handed. The old process keeps the VIP, advertises throughout
+// and serves; after the upgrade timeout it stops the new process, which
+// gives up nothing, and says so. With the binary fixed, the next upgrade
+// succeeds.
+func TestUpgradeWithVRRPFailureKeepsTheVIP(t *testing.T) {
+	l := newVRRPUpgradeLab(t)
+	real := l.bin + ".real"
+	if err := os.Link(l.bin, real); err != nil {
+		t.Fatal(err)
+	}
+	broken := filepath.Join(l.dir, "broken")
+	script := "#!/bin/sh\nexec setpriv --bounding-set=-net_raw -- " + real + " \"$@\"\n"
+	if err := os.WriteFile(broken, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(broken, l.bin); err != nil {
+		t.Fatal(err)
+	}
+	stopTimeline := l.timeline()
+	load := startLoadVia(t, haVIP+":80", 4, 100000, nsDialer(t, l.lab.Hosts["client"].Name))
+	load.waitSent(t, 200)
+	first := l.lbs["lb1"].Pid()
+	b, err := l.lab.Hosts["lb1"].Command(real, "upgrade", "-pid-file", l.pidFile, "-timeout", "30s").CombinedOutput()
+	if err == nil {
+		t.Fatalf("mosparo-lb upgrade with a broken binary succeeded:\n%s", b)
+	}
+	waitLog(t, l.logs, "upgrade failed; this process keeps serving and keeps its VRRP instances")
+	load.waitSent(t, 300)
+	if l.lbs["lb1"].Exited() {
+		t.Fatal("lb1 exited after the failed upgrade")
+	}
+	if pid, err := readPIDFile(l.pidFile); err != nil || pid != first {
+		t.Errorf("pid file after the failed upgrade = %d, %v, want %d", pid, err, first)
+	}
+
+	// The binary fixed, the upgrade goes through.
+	if err := os.Rename(real, l.bin); err != nil {
+		t.Fatal(err)
+	}
+	pid := l.upgrade(first)
+	load.waitSent(t, 300)
+	time.Sleep(time.Second)
+	load.report(t)
+	changes := stopTimeline()
+	t.Logf("VIP holder timeline: %s", strings.Join(changes, ", "))
+	n, prio0, gap := l.advertStats()
+	t.Logf("adverts from lb1 on the wire: %d, priority 0: %d, longest gap %s", n, prio0, gap)
+	if prio0 != 0 {
+		t.Errorf("%d priority-0 adverts from lb1, want 0", prio0)
+	}
+	if len(changes) != 1 || !strings.HasSuffix(changes[0], " lb1") {
+		t.Errorf("VIP holders %v, want lb1 throughout", changes)
+	}
+	if out := l.ka.Out.String(); strings.Contains(out, "Entering MASTER STATE") {
+		t.Errorf("keepalived became MASTER:\n%s", out)
+	}
+	syscall.Kill(pid, syscall.SIGTERM)
+	reap(pid, time.Minute)
+}
