@@ -45,8 +45,9 @@ func EncodeHandover(states []HandoverState) ([]byte, error) {
 }
 
 // DecodeHandover decodes what EncodeHandover made, refusing unknown
-// fields, out-of-range VRIDs and states, and more than maxHandoverStates
-// entries.
+// states, out-of-range VRIDs, a missing interface and more than
+// maxHandoverStates entries. Unknown fields are ignored: a newer binary
+// may hand over more.
 func DecodeHandover(b []byte) ([]HandoverState, error) {
 	var states []HandoverState
 	if err := json.Unmarshal(b, &states); err != nil {

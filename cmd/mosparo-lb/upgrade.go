@@ -97,7 +97,7 @@ func (u *upgrader) handOver(ctx context.Context, child *handoff.Child) error {
 	}
 	if err != nil {
 		child.Abort()
-		return err
+		return fmt.Errorf("the new process did not take the VRRP instances over: %w", err)
 	}
 	if err := child.Commit(); err != nil {
 		u.vrrp.ReclaimVRRP()

@@ -70,6 +70,10 @@ func newVRRPUpgradeLab(t *testing.T) *vrrpUpgradeLab {
 // exited; it returns the new PID.
 func (l *vrrpUpgradeLab) upgrade(old int) int {
 	l.t.Helper()
+	start := time.Now()
+	defer func() {
+		l.t.Logf("upgrade from pid %d: %s to %s", old, start.Format("15:04:05.000"), time.Now().Format("15:04:05.000"))
+	}()
 	b, err := l.lab.Hosts["lb1"].Command(l.bin, "upgrade", "-pid-file", l.pidFile, "-timeout", "90s").CombinedOutput()
 	if err != nil || !strings.Contains(string(b), "took over") {
 		l.t.Fatalf("mosparo-lb upgrade: %v\n%s", err, b)
@@ -85,8 +89,9 @@ func (l *vrrpUpgradeLab) upgrade(old int) int {
 }
 
 // advertStats reads tcpdump's record of the adverts from lb1's address:
-// how many, how many with priority 0, and the longest gap between two.
-func (l *vrrpUpgradeLab) advertStats() (n, prio0 int, maxGap time.Duration) {
+// how many, how many with priority 0, and the longest gap between two
+// (and when it ended).
+func (l *vrrpUpgradeLab) advertStats() (n, prio0 int, maxGap time.Duration, gapEnd time.Time) {
 	var last float64
 	for _, line := range strings.Split(l.wire.Out.String(), "\n") {
 		f := strings.Fields(line)
@@ -102,12 +107,12 @@ func (l *vrrpUpgradeLab) advertStats() (n, prio0 int, maxGap time.Duration) {
 		if strings.Contains(line, "prio 0,") {
 			prio0++
 		}
-		if last != 0 {
-			maxGap = max(maxGap, time.Duration((at-last)*float64(time.Second)))
+		if gap := time.Duration((at - last) * float64(time.Second)); last != 0 && gap > maxGap {
+			maxGap, gapEnd = gap, time.Unix(0, int64(at*1e9))
 		}
 		last = at
 	}
-	return n, prio0, maxGap
+	return n, prio0, maxGap, gapEnd
 }
 
 // timeline samples who holds the VIP until stop is called and returns the
@@ -233,8 +238,8 @@ func TestUpgradeWithVRRPUnderLoad(t *testing.T) {
 	load.report(t)
 	changes := stopTimeline()
 	t.Logf("VIP holder timeline: %s", strings.Join(changes, ", "))
-	n, prio0, gap := l.advertStats()
-	t.Logf("adverts from lb1 on the wire: %d, priority 0: %d, longest gap %s", n, prio0, gap)
+	n, prio0, gap, gapEnd := l.advertStats()
+	t.Logf("adverts from lb1 on the wire: %d, priority 0: %d, longest gap %s ending at %s", n, prio0, gap, gapEnd.Format("15:04:05.000"))
 	if prio0 != 0 {
 		t.Errorf("%d priority-0 adverts from lb1 during the upgrades, want 0", prio0)
 	}
@@ -287,11 +292,17 @@ func TestUpgradeWithVRRPFailureKeepsTheVIP(t *testing.T) {
 	load := startLoadVia(t, haVIP+":80", 4, 100000, nsDialer(t, l.lab.Hosts["client"].Name))
 	load.waitSent(t, 200)
 	first := l.lbs["lb1"].Pid()
-	b, err := l.lab.Hosts["lb1"].Command(real, "upgrade", "-pid-file", l.pidFile, "-timeout", "30s").CombinedOutput()
+	b, err := l.lab.Hosts["lb1"].Command(real, "upgrade", "-pid-file", l.pidFile, "-timeout", "12s").CombinedOutput()
 	if err == nil {
 		t.Fatalf("mosparo-lb upgrade with a broken binary succeeded:\n%s", b)
 	}
-	waitLog(t, l.logs, "upgrade failed; this process keeps serving and keeps its VRRP instances")
+	const failed = "upgrade failed; this process keeps serving and keeps its VRRP instances"
+	waitLog(t, l.logs, failed)
+	for _, line := range strings.Split(l.logs(), "\n") {
+		if strings.Contains(line, failed) {
+			t.Logf("lb1 says: %s", line)
+		}
+	}
 	load.waitSent(t, 300)
 	if l.lbs["lb1"].Exited() {
 		t.Fatal("lb1 exited after the failed upgrade")
@@ -310,8 +321,8 @@ func TestUpgradeWithVRRPFailureKeepsTheVIP(t *testing.T) {
 	load.report(t)
 	changes := stopTimeline()
 	t.Logf("VIP holder timeline: %s", strings.Join(changes, ", "))
-	n, prio0, gap := l.advertStats()
-	t.Logf("adverts from lb1 on the wire: %d, priority 0: %d, longest gap %s", n, prio0, gap)
+	n, prio0, gap, gapEnd := l.advertStats()
+	t.Logf("adverts from lb1 on the wire: %d, priority 0: %d, longest gap %s ending at %s", n, prio0, gap, gapEnd.Format("15:04:05.000"))
 	if prio0 != 0 {
 		t.Errorf("%d priority-0 adverts from lb1, want 0", prio0)
 	}
