@@ -79,6 +79,7 @@ func runDaemon(opts daemon.Options, ro runOptions, ready func(*daemon.Daemon)) e
 	ctx, handedOver := context.WithCancel(sigCtx)
 	defer handedOver()
 	opts.Listen = socks.Listen
+	opts.ListenNamed = socks.ListenNamed
 	if socks.Source() == handoff.Upgrade {
 		opts.Handover = &parentHandover{socks: socks, pidFile: ro.pidFile}
 	}

@@ -34,6 +34,9 @@ type Options struct {
 	// systemd socket activation and an upgrading process hand theirs over
 	// through it. Nil binds new sockets (public ones with IP_FREEBIND).
 	Listen func(network, address string) (net.Listener, error)
+	// ListenNamed, when set, is used instead of Listen for listen: entries
+	// and gets the entry's name: too (socket activation by name).
+	ListenNamed func(network, address, name string) (net.Listener, error)
 	// Handover, set in a process started by a binary upgrade, makes Run
 	// serve at once but start VRRP only with the states the old process
 	// hands over (upgrade.go).

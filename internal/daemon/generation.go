@@ -183,7 +183,7 @@ func (d *Daemon) buildRuntime(g *generation) error {
 		Logger:    d.log.Named("balancer"),
 		AccessLog: d.loggers.Access,
 		Health:    genHealth{d.checker, g},
-		Listen:    d.opts.Listen,
+		Listen:    d.listenFor(g.cfg),
 	}
 	if g.css != nil {
 		deps.CSS = g.css
