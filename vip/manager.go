@@ -35,8 +35,11 @@ type Options struct {
 	// means always reachable.
 	CSSCacheReachable func() bool
 	// Clock is used for the state machines' notion of now; nil is the
-	// system clock. Timers still run in real time.
+	// system clock. Timers run in real time unless it is a TimerClock.
 	Clock Clock
+	// Host is what the instances act on; nil is this machine (raw sockets,
+	// netlink). Tests pass a fake (host.go).
+	Host Host
 	// TrackInterval is how often PoolHealthy and tracked links are polled.
 	// Default 100ms.
 	TrackInterval time.Duration
@@ -69,6 +72,9 @@ func New(cfg configs.VRRP, opts Options) (*Manager, error) {
 	}
 	if opts.Clock == nil {
 		opts.Clock = systemClock{}
+	}
+	if opts.Host == nil {
+		opts.Host = realHost{}
 	}
 	if opts.TrackInterval <= 0 {
 		opts.TrackInterval = 100 * time.Millisecond
