@@ -3,10 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/mosparo-lb/mosparo-lb/internal/netnstest"
-	"golang.org/x/sys/unix"
 )
 
 // vrrpUpgradeLab is the HA lab with lb1 a mosparo-lb that can be upgraded
@@ -31,6 +30,13 @@ type vrrpUpgradeLab struct {
 }
 
 func newVRRPUpgradeLab(t *testing.T) *vrrpUpgradeLab {
+	return newVRRPUpgradeLabPeer(t, 100)
+}
+
+// newVRRPUpgradeLabPeer builds the lab with keepalived at peerPrio: below
+// lb1's 150 it starts second and stays BACKUP; above, it starts first,
+// is MASTER, and lb1 joins as BACKUP.
+func newVRRPUpgradeLabPeer(t *testing.T, peerPrio int) *vrrpUpgradeLab {
 	netnstest.RequireKeepalived(t)
 	if _, err := os.Stat("/usr/bin/tcpdump"); err != nil {
 		t.Skip("needs tcpdump to count the adverts on the wire")
@@ -41,6 +47,16 @@ func newVRRPUpgradeLab(t *testing.T) *vrrpUpgradeLab {
 	path := filepath.Join(l.dir, "lb1.yaml")
 	if err := os.WriteFile(path, []byte(l.config["lb1"]), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	l.wire = netnstest.Start(t, l.lab.Hosts["lb2"].Command("tcpdump", "-l", "-n", "-tt", "-i", "eth0", "ip proto 112"))
+	netnstest.Eventually(t, 10*time.Second, "tcpdump listens", func() bool { return strings.Contains(l.wire.Out.String(), "listening on") })
+	startKA := func() {
+		l.ka = netnstest.StartKeepalived(t, l.lab.Hosts["lb2"].NS, netnstest.KeepalivedInstance{Name: "VI_1", Interface: "eth0", VRID: 57,
+			Priority: peerPrio, AdvertInterval: 200 * time.Millisecond, VIPs: []string{haVIP + "/24"}}.Config())
+	}
+	if peerPrio > 150 {
+		startKA()
+		netnstest.Eventually(t, 10*time.Second, "keepalived is MASTER", func() bool { return strings.Contains(l.ka.Out.String(), "Entering MASTER STATE") })
 	}
 	out, logs := logFile(t)
 	l.logs = logs
@@ -56,14 +72,25 @@ func newVRRPUpgradeLab(t *testing.T) *vrrpUpgradeLab {
 			t.Logf("mosparo-lb log:\n%s", logs())
 		}
 	})
-	l.master("lb1", 10*time.Second)
-	l.wire = netnstest.Start(t, l.lab.Hosts["lb2"].Command("tcpdump", "-l", "-n", "-tt", "-i", "eth0", "ip proto 112"))
-	netnstest.Eventually(t, 10*time.Second, "tcpdump listens", func() bool { return strings.Contains(l.wire.Out.String(), "listening on") })
-	l.ka = netnstest.StartKeepalived(t, l.lab.Hosts["lb2"].NS, netnstest.KeepalivedInstance{Name: "VI_1", Interface: "eth0", VRID: 57,
-		Priority: 100, AdvertInterval: 200 * time.Millisecond, VIPs: []string{haVIP + "/24"}}.Config())
-	netnstest.Eventually(t, 10*time.Second, "keepalived is BACKUP", func() bool { return strings.Contains(l.ka.Out.String(), "Entering BACKUP STATE") })
+	if peerPrio > 150 {
+		netnstest.Eventually(t, 10*time.Second, "lb1 is BACKUP", func() bool { return l.vrrpState() == "BACKUP" })
+	} else {
+		l.master("lb1", 10*time.Second)
+		startKA()
+		netnstest.Eventually(t, 10*time.Second, "keepalived is BACKUP", func() bool { return strings.Contains(l.ka.Out.String(), "Entering BACKUP STATE") })
+	}
 	waitPIDFile(t, l.pidFile, l.lbs["lb1"].Pid(), logs)
 	return l
+}
+
+// vrrpState is lb1's VI_1 state as its /status says ("" when unknown).
+func (l *vrrpUpgradeLab) vrrpState() string {
+	vrrp, _ := l.status("lb1")["vrrp"].([]any)
+	if len(vrrp) != 1 {
+		return ""
+	}
+	s, _ := vrrp[0].(map[string]any)["state"].(string)
+	return s
 }
 
 // upgrade runs `mosparo-lb upgrade` and waits until the old process has
@@ -161,58 +188,58 @@ func (l *vrrpUpgradeLab) timeline() (stop func() []string) {
 	}
 }
 
-// nsDialer dials from inside the named network namespace: one goroutine,
-// locked to a thread that entered the namespace, creates every socket (a
-// socket belongs to the namespace of the thread that made it); the
-// connections are then used from any goroutine.
-func nsDialer(t *testing.T, ns string) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	t.Helper()
-	fd, err := unix.Open("/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+// envForward makes the test binary a forwarder (TestMain): it accepts on a
+// Unix socket and connects each connection to a TCP address, from the
+// network namespace it runs in.
+const envForward = "MOSPARO_LB_TEST_FORWARD" // "unix-path tcp-address"
+
+// forwardMain runs the forwarder until killed. A connection it cannot make
+// is closed at once, which the client counts as a failed request.
+func forwardMain(spec string) int {
+	path, target, ok := strings.Cut(spec, " ")
+	if !ok {
+		return 2
+	}
+	ln, err := net.Listen("unix", path)
 	if err != nil {
-		t.Fatal(err)
+		fmt.Fprintln(os.Stderr, err)
+		return 2
 	}
-	type result struct {
-		c   net.Conn
-		err error
-	}
-	type request struct {
-		network, addr string
-		reply         chan result
-	}
-	reqs := make(chan request)
-	entered := make(chan error, 1)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		// Never unlocked: the thread, in the lab's namespace, ends with
-		// the goroutine instead of serving other goroutines.
-		runtime.LockOSThread()
-		err := unix.Setns(fd, unix.CLONE_NEWNET)
-		unix.Close(fd)
-		entered <- err
+	for {
+		c, err := ln.Accept()
 		if err != nil {
-			return
+			return 2
 		}
-		for r := range reqs {
-			c, err := net.DialTimeout(r.network, r.addr, 5*time.Second)
-			r.reply <- result{c, err}
-		}
-	}()
-	if err := <-entered; err != nil {
-		t.Fatalf("setns %s: %v", ns, err)
+		go func() {
+			defer c.Close()
+			u, err := net.DialTimeout("tcp", target, 5*time.Second)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "forward:", err)
+				return
+			}
+			defer u.Close()
+			done := make(chan struct{})
+			go func() { io.Copy(u, c); u.(*net.TCPConn).CloseWrite(); close(done) }()
+			io.Copy(c, u)
+			c.(*net.UnixConn).CloseWrite()
+			<-done
+		}()
 	}
-	var closed sync.Once
-	t.Cleanup(func() { closed.Do(func() { close(reqs) }); <-done })
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		r := request{network, addr, make(chan result, 1)}
-		select {
-		case reqs <- r:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		res := <-r.reply
-		return res.c, res.err
-	}
+}
+
+// nsDialer connects to target from inside the namespace ns: through a
+// forwarder (the test binary re-executed there), since a socket belongs to
+// the namespace of the thread that makes it and the test's own threads
+// must stay where they are.
+func nsDialer(t *testing.T, ns *netnstest.NS, target string) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "forward.sock")
+	cmd := ns.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envForward+"="+path+" "+target)
+	netnstest.Start(t, cmd)
+	netnstest.Eventually(t, 10*time.Second, "the forwarder listens", func() bool { _, err := os.Stat(path); return err == nil })
+	var d net.Dialer
+	return func(ctx context.Context, _, _ string) (net.Conn, error) { return d.DialContext(ctx, "unix", path) }
 }
 
 // TestUpgradeWithVRRPUnderLoad: the master of a virtual router whose backup
@@ -225,7 +252,7 @@ func nsDialer(t *testing.T, ns string) func(ctx context.Context, network, addr s
 func TestUpgradeWithVRRPUnderLoad(t *testing.T) {
 	l := newVRRPUpgradeLab(t)
 	stopTimeline := l.timeline()
-	load := startLoadVia(t, haVIP+":80", 4, 100000, nsDialer(t, l.lab.Hosts["client"].Name))
+	load := startLoadVia(t, haVIP+":80", 4, 100000, nsDialer(t, l.lab.Hosts["client"].NS, haVIP+":80"))
 	load.waitSent(t, 200)
 	pid := l.lbs["lb1"].Pid()
 	for i := 0; i < 2; i++ {
@@ -253,10 +280,8 @@ func TestUpgradeWithVRRPUnderLoad(t *testing.T) {
 	if c := strings.Count(logs, "upgrade: the old process let go of its VRRP instances"); c != 2 {
 		t.Errorf("%d new processes logged the committed handover, want 2", c)
 	}
-	st := l.status("lb1")
-	vrrp, _ := st["vrrp"].([]any)
-	if len(vrrp) != 1 || vrrp[0].(map[string]any)["state"] != "MASTER" {
-		t.Errorf("the upgraded process's vrrp status = %v, want MASTER", st["vrrp"])
+	if got := l.vrrpState(); got != "MASTER" {
+		t.Errorf("the upgraded process's VI_1 is %q, want MASTER", got)
 	}
 	syscall.Kill(pid, syscall.SIGTERM)
 	if !reap(pid, time.Minute) {
@@ -289,7 +314,7 @@ func TestUpgradeWithVRRPFailureKeepsTheVIP(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopTimeline := l.timeline()
-	load := startLoadVia(t, haVIP+":80", 4, 100000, nsDialer(t, l.lab.Hosts["client"].Name))
+	load := startLoadVia(t, haVIP+":80", 4, 100000, nsDialer(t, l.lab.Hosts["client"].NS, haVIP+":80"))
 	load.waitSent(t, 200)
 	first := l.lbs["lb1"].Pid()
 	b, err := l.lab.Hosts["lb1"].Command(real, "upgrade", "-pid-file", l.pidFile, "-timeout", "12s").CombinedOutput()
@@ -331,6 +356,36 @@ func TestUpgradeWithVRRPFailureKeepsTheVIP(t *testing.T) {
 	}
 	if out := l.ka.Out.String(); strings.Contains(out, "Entering MASTER STATE") {
 		t.Errorf("keepalived became MASTER:\n%s", out)
+	}
+	syscall.Kill(pid, syscall.SIGTERM)
+	reap(pid, time.Minute)
+}
+
+// TestUpgradeWithVRRPAsBackup: an LB that is BACKUP (keepalived has the
+// higher priority and the VIP) is upgraded; the new process starts the
+// instance as a new BACKUP, the VIP stays with keepalived, which never
+// leaves MASTER, and lb1 never adds it.
+func TestUpgradeWithVRRPAsBackup(t *testing.T) {
+	l := newVRRPUpgradeLabPeer(t, 200)
+	stopTimeline := l.timeline()
+	pid := l.upgrade(l.lbs["lb1"].Pid())
+	// Longer than lb1's Master_Down_Interval: a new backup that did not
+	// hear the master would have taken over by now.
+	time.Sleep(2 * time.Second)
+	changes := stopTimeline()
+	t.Logf("VIP holder timeline: %s", strings.Join(changes, ", "))
+	if len(changes) != 1 || !strings.HasSuffix(changes[0], " lb2") {
+		t.Errorf("VIP holders %v, want keepalived (lb2) throughout", changes)
+	}
+	if got := l.vrrpState(); got != "BACKUP" {
+		t.Errorf("the upgraded process's VI_1 is %q, want BACKUP", got)
+	}
+	out := l.ka.Out.String()
+	if _, after, _ := strings.Cut(out, "Entering MASTER STATE"); strings.Count(out, "Entering MASTER STATE") != 1 || strings.Contains(after, "Entering BACKUP STATE") {
+		t.Errorf("keepalived left MASTER during the upgrade:\n%s", out)
+	}
+	if n, _, _, _ := l.advertStats(); n != 0 {
+		t.Errorf("lb1 sent %d adverts as backup, want 0", n)
 	}
 	syscall.Kill(pid, syscall.SIGTERM)
 	reap(pid, time.Minute)
