@@ -132,10 +132,15 @@ func (m *Manager) Release(adopted []HandoverState) {
 	}
 }
 
-// Started waits until every instance runs (its socket open and its first
-// state taken: an adopted master has sent its first advert), or ctx ends.
+// Started waits until every instance that adopted a master runs (its
+// socket open and its first advert sent), or ctx ends. The others are not
+// waited for: a backup has nothing to take over, and an instance still
+// waiting for its interface would hold the upgrade up for nothing.
 func (m *Manager) Started(ctx context.Context) error {
 	for _, in := range m.instances {
+		if in.adopted == nil || in.adopted.State != Master {
+			continue
+		}
 		select {
 		case <-in.started:
 		case <-ctx.Done():

@@ -123,17 +123,21 @@ func TestAdoptStatesMatchesByIdentity(t *testing.T) {
 	}
 }
 
-func TestStartedWaitsForEveryInstance(t *testing.T) {
+// TestStartedWaitsForAdoptedMasters: Started waits for the instances that
+// adopted a master, and only for those.
+func TestStartedWaitsForAdoptedMasters(t *testing.T) {
 	m := handoverManager(t)
+	if err := m.Started(context.Background()); err != nil {
+		t.Fatalf("Started with nothing adopted = %v, want nil at once", err)
+	}
+	m.AdoptStates([]HandoverState{{Interface: "eth0", VRID: 51, State: Master, Holding: true}, {Interface: "eth1", VRID: 52, State: Backup}})
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if err := m.Started(ctx); err == nil {
-		t.Fatal("Started returned nil before any instance ran")
+		t.Fatal("Started returned nil before the adopted master ran")
 	}
-	for _, in := range m.instances {
-		close(in.started)
-	}
+	close(m.byName["VI_1"].started)
 	if err := m.Started(context.Background()); err != nil {
-		t.Errorf("Started after every instance started = %v", err)
+		t.Errorf("Started once the adopted master runs = %v, want nil (the adopted backup is not waited for)", err)
 	}
 }
