@@ -153,8 +153,11 @@ func (c *Child) Commit() error {
 // StopWait) and waits until it is reaped. Having not been committed, the
 // child gives up nothing this process still holds.
 func (c *Child) Abort() {
-	c.conn.Close()
+	// The conversation closes only once the child is gone: closed earlier,
+	// the child would take the end of file for this process's exit and
+	// keep what it was handed, then give it up at SIGTERM.
 	stopChild(c.proc, c.Exited, c.stopWait)
+	c.conn.Close()
 }
 
 // ReceiveHandover waits for the state the upgrading parent hands over,

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -29,6 +31,9 @@ func runConversationChild(mode string) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	// SIGTERM (Abort) ends the wait for the commit, as it ends Run.
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM)
+	defer stop()
 	state, err := s.ReceiveHandover(ctx)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
@@ -41,7 +46,12 @@ func runConversationChild(mode string) int {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		return 2
 	}
-	fmt.Println("commit:", s.AwaitCommit(ctx))
+	err = s.AwaitCommit(ctx)
+	if errors.Is(err, ErrParentGone) {
+		fmt.Println("commit: parent gone")
+	} else {
+		fmt.Println("commit:", err)
+	}
 	return 0
 }
 
@@ -147,5 +157,20 @@ func TestFrameRoundTrip(t *testing.T) {
 	}
 	if err := writeFrame(&b, frameAnswer, make([]byte, maxFrame+1)); !errors.Is(err, ErrFrame) {
 		t.Errorf("writeFrame of an oversized payload = %v, want ErrFrame", err)
+	}
+}
+
+// TestUpgradeConversationAbort: a child aborted after answering is stopped
+// while the conversation is still open, so it sees its stop, not the end
+// of file it would take for the parent's exit (and keep what it was
+// handed, then give it up).
+func TestUpgradeConversationAbort(t *testing.T) {
+	child, out := startConversation(t, "converse")
+	if _, err := child.Exchange(context.Background(), []byte("state"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	child.Abort()
+	if got := out.String(); !strings.Contains(got, "commit: cancelled") {
+		t.Errorf("aborted child said %q, want it to have seen its stop (commit: cancelled…)", got)
 	}
 }
