@@ -43,6 +43,10 @@ func activateByName(t *testing.T, listen string, addrs, names []string) (cmd *ex
 	ch := make(chan error, 1)
 	go func() { ch <- cmd.Wait() }()
 	t.Cleanup(func() { cmd.Process.Kill() })
+	// Connections before the tool listens would be refused, not start us.
+	for _, a := range addrs {
+		waitLog(t, logs, "Listening on "+a+" as")
+	}
 	return cmd, ch, logs
 }
 

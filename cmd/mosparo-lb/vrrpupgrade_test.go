@@ -42,6 +42,17 @@ func newVRRPUpgradeLabPeer(t *testing.T, peerPrio int) *vrrpUpgradeLab {
 		t.Skip("needs tcpdump to count the adverts on the wire")
 	}
 	l := &vrrpUpgradeLab{haLab: newHALab(t)}
+	// The HA lab's 200 ms adverts and 150 ms health timeouts are for
+	// failover times; here a stall of the busy test machine must not look
+	// like a dead master or a dead node (Master_Down_Interval 3.6 s).
+	r := strings.NewReplacer("advert_interval: 200ms", "advert_interval: "+vrrpUpgradeAdvert.String(),
+		"health: {interval: 200ms, timeout: 150ms, fast_interval: 50ms, down_interval: 100ms, rise: 1, fall: 2, slow_start: 0s}",
+		"health: {interval: 1s, timeout: 800ms, fast_interval: 500ms, down_interval: 500ms, rise: 1, fall: 3, slow_start: 0s}",
+		"connect: 300ms", "connect: 2s")
+	l.config["lb1"] = r.Replace(l.config["lb1"])
+	if !strings.Contains(l.config["lb1"], "advert_interval: 1s") || !strings.Contains(l.config["lb1"], "timeout: 800ms") {
+		t.Fatalf("the HA lab's configuration changed; adapt this lab:\n%s", l.config["lb1"])
+	}
 	subreaper(t) // the upgraded processes outlive lb1, as under systemd
 	l.pidFile = filepath.Join(l.dir, "lb1.pid")
 	path := filepath.Join(l.dir, "lb1.yaml")
@@ -52,7 +63,7 @@ func newVRRPUpgradeLabPeer(t *testing.T, peerPrio int) *vrrpUpgradeLab {
 	netnstest.Eventually(t, 10*time.Second, "tcpdump listens", func() bool { return strings.Contains(l.wire.Out.String(), "listening on") })
 	startKA := func() {
 		l.ka = netnstest.StartKeepalived(t, l.lab.Hosts["lb2"].NS, netnstest.KeepalivedInstance{Name: "VI_1", Interface: "eth0", VRID: 57,
-			Priority: peerPrio, AdvertInterval: 200 * time.Millisecond, VIPs: []string{haVIP + "/24"}}.Config())
+			Priority: peerPrio, AdvertInterval: vrrpUpgradeAdvert, VIPs: []string{haVIP + "/24"}}.Config())
 	}
 	if peerPrio > 150 {
 		startKA()
@@ -92,6 +103,9 @@ func (l *vrrpUpgradeLab) vrrpState() string {
 	s, _ := vrrp[0].(map[string]any)["state"].(string)
 	return s
 }
+
+// vrrpUpgradeAdvert is the advert interval of both routers of the lab.
+const vrrpUpgradeAdvert = time.Second
 
 // upgrade runs `mosparo-lb upgrade` and waits until the old process has
 // exited; it returns the new PID.
@@ -259,9 +273,9 @@ func TestUpgradeWithVRRPUnderLoad(t *testing.T) {
 		pid = l.upgrade(pid)
 		load.waitSent(t, 300)
 	}
-	// Longer than Master_Down_Interval (3 × 200ms + skew): a missing
-	// advert would have made keepalived master by now.
-	time.Sleep(time.Second)
+	// Longer than Master_Down_Interval (3 × 1s + skew): a missing advert
+	// would have made keepalived master by now.
+	time.Sleep(4 * time.Second)
 	load.report(t)
 	changes := stopTimeline()
 	t.Logf("VIP holder timeline: %s", strings.Join(changes, ", "))
@@ -342,7 +356,7 @@ func TestUpgradeWithVRRPFailureKeepsTheVIP(t *testing.T) {
 	}
 	pid := l.upgrade(first)
 	load.waitSent(t, 300)
-	time.Sleep(time.Second)
+	time.Sleep(4 * time.Second)
 	load.report(t)
 	changes := stopTimeline()
 	t.Logf("VIP holder timeline: %s", strings.Join(changes, ", "))
@@ -371,7 +385,7 @@ func TestUpgradeWithVRRPAsBackup(t *testing.T) {
 	pid := l.upgrade(l.lbs["lb1"].Pid())
 	// Longer than lb1's Master_Down_Interval: a new backup that did not
 	// hear the master would have taken over by now.
-	time.Sleep(2 * time.Second)
+	time.Sleep(4 * time.Second)
 	changes := stopTimeline()
 	t.Logf("VIP holder timeline: %s", strings.Join(changes, ", "))
 	if len(changes) != 1 || !strings.HasSuffix(changes[0], " lb2") {
