@@ -49,6 +49,11 @@ type Listener struct {
 	// Address is host:port; ":443" listens on every address. A VIP the host
 	// does not hold yet is fine (the socket is bound with IP_FREEBIND).
 	Address string `yaml:"address"`
+	// Name, when set, is the FileDescriptorName= of the socket systemd
+	// passes for this listener (socket activation): the socket of that
+	// name serves it, and must listen on Address. Default: matched by
+	// address alone.
+	Name string `yaml:"name"`
 	// TLS, when set, terminates TLS (1.2 minimum) on this listener.
 	TLS *TLS `yaml:"tls"`
 	// RedirectHTTPS answers every plain HTTP request with a 308 to https://

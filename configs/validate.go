@@ -140,8 +140,17 @@ func (c *Config) validate(v *validator) {
 
 func (c *Config) validateListen(v *validator) {
 	seen := map[string]bool{}
+	names := map[string]bool{}
 	for i, l := range c.Listen {
 		p := fmt.Sprintf("listen[%d]", i)
+		if l.Name != "" {
+			if !validFDName(l.Name) {
+				v.Errorf(p+".name", "%q is not a systemd FileDescriptorName= (printable ASCII without ':', at most 255 bytes)", clipValue(l.Name))
+			} else if names[l.Name] {
+				v.Errorf(p+".name", "%q is used by two listeners", l.Name)
+			}
+			names[l.Name] = true
+		}
 		if err := hostPort(l.Address); err != nil {
 			v.Errorf(p+".address", "%v", err)
 		} else if seen[l.Address] {
@@ -377,4 +386,26 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// validFDName is systemd's fdname_is_valid: printable ASCII except ':', at
+// most 255 bytes.
+func validFDName(s string) bool {
+	if len(s) > 255 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] > '~' || s[i] == ':' {
+			return false
+		}
+	}
+	return true
+}
+
+// clipValue keeps a hostile value from flooding a message.
+func clipValue(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
 }

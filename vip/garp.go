@@ -22,24 +22,24 @@ type GARPConfig struct {
 	RefreshRepeat int           // per VIP per refresh
 }
 
-// announcer tells the link that we hold the VIPs now: keepalived-style
+// garpAnnouncer tells the link that we hold the VIPs now: keepalived-style
 // gratuitous ARP requests with the real MAC for IPv4 (FACTS 1.6), unsolicited
 // neighbour advertisements with the Override flag and the target link-layer
 // address option for IPv6. Clients are opened lazily (an ARP client needs an
 // IPv4 address on the device, which the VIP provides) and kept.
-type announcer struct {
+type garpAnnouncer struct {
 	vips []vipAddr
 	arp  map[string]*arp.Client
 	ndp  map[string]*ndp.Conn
 }
 
-func newAnnouncer(vips []vipAddr) *announcer {
-	return &announcer{vips: vips, arp: map[string]*arp.Client{}, ndp: map[string]*ndp.Conn{}}
+func newAnnouncer(vips []vipAddr) *garpAnnouncer {
+	return &garpAnnouncer{vips: vips, arp: map[string]*arp.Client{}, ndp: map[string]*ndp.Conn{}}
 }
 
 // announce sends rounds rounds of one announcement per VIP, interval apart.
 // It returns early when ctx ends or keep turns false.
-func (an *announcer) announce(ctx context.Context, rounds int, interval time.Duration, keep func() bool) error {
+func (an *garpAnnouncer) announce(ctx context.Context, rounds int, interval time.Duration, keep func() bool) error {
 	var errs []error
 	for r := 0; r < rounds && keep(); r++ {
 		if r > 0 && interval > 0 {
@@ -69,7 +69,7 @@ func (an *announcer) announce(ctx context.Context, rounds int, interval time.Dur
 // prepare opens the sockets ahead of the first takeover, where it can (an
 // ARP client needs an IPv4 address on the device, NDP a link-local one), so
 // that a takeover does not pay for it; failures are retried at announce time.
-func (an *announcer) prepare() {
+func (an *garpAnnouncer) prepare() {
 	for _, v := range an.vips {
 		if v.prefix.Addr().Is4() {
 			an.arpClient(v.dev)
@@ -79,7 +79,7 @@ func (an *announcer) prepare() {
 	}
 }
 
-func (an *announcer) arpClient(dev string) (*arp.Client, error) {
+func (an *garpAnnouncer) arpClient(dev string) (*arp.Client, error) {
 	if c := an.arp[dev]; c != nil {
 		return c, nil
 	}
@@ -95,7 +95,7 @@ func (an *announcer) arpClient(dev string) (*arp.Client, error) {
 	return c, nil
 }
 
-func (an *announcer) ndpConn(dev string) (*ndp.Conn, *net.Interface, error) {
+func (an *garpAnnouncer) ndpConn(dev string) (*ndp.Conn, *net.Interface, error) {
 	ifi, err := net.InterfaceByName(dev)
 	if err != nil {
 		return nil, nil, err
@@ -111,7 +111,7 @@ func (an *announcer) ndpConn(dev string) (*ndp.Conn, *net.Interface, error) {
 	return c, ifi, nil
 }
 
-func (an *announcer) garp(v vipAddr) error {
+func (an *garpAnnouncer) garp(v vipAddr) error {
 	c, err := an.arpClient(v.dev)
 	if err != nil {
 		return err
@@ -130,7 +130,7 @@ func (an *announcer) garp(v vipAddr) error {
 
 var allNodes = netip.MustParseAddr("ff02::1")
 
-func (an *announcer) unsolicitedNA(v vipAddr) error {
+func (an *garpAnnouncer) unsolicitedNA(v vipAddr) error {
 	c, ifi, err := an.ndpConn(v.dev)
 	if err != nil {
 		return err
@@ -153,7 +153,7 @@ func forwarding6(dev string) bool {
 	return err == nil && strings.TrimSpace(string(b)) == "1"
 }
 
-func (an *announcer) close() {
+func (an *garpAnnouncer) close() {
 	for _, c := range an.arp {
 		c.Close()
 	}

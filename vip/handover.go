@@ -18,6 +18,8 @@ func (m *Manager) Adopt(prev *Manager) {
 				old.is6 == in.is6 && !old.handover.Load() {
 				old.handover.Store(true)
 				in.from = old
+				// An upgrade not committed yet binds the successor too.
+				in.silent.Store(old.silent.Load())
 				break
 			}
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -84,10 +83,23 @@ type instance struct {
 	handover atomic.Bool
 	final    atomic.Uint32
 	from     *instance
+
+	// An upgrade's handover (upgrade.go): adopted is the state the old
+	// process handed over, silent keeps this instance from giving anything
+	// up until the old process has let go, started is closed once the
+	// first state is taken.
+	adopted *HandoverState
+	silent  atomic.Bool
+	started chan struct{}
+
+	steps atomic.Uint64 // events the run loop handled, for tests to wait on
 }
 
 func newInstance(c configs.VRRPInstance, opts Options) (*instance, error) {
-	in := &instance{cfg: c, opts: opts}
+	if opts.Host == nil {
+		opts.Host = realHost{}
+	}
+	in := &instance{cfg: c, opts: opts, started: make(chan struct{})}
 	in.log = opts.Logger.With(zap.String("instance", c.Name), zap.Int("vrid", c.VirtualRouterID))
 	in.lim = newRateLimiter(10 * time.Second)
 	for _, s := range c.VirtualIPs {
@@ -218,13 +230,14 @@ type received struct {
 // (retrying while the interface or its address is missing), run the state
 // machine until ctx ends, then stop gracefully (priority 0, VIPs removed).
 func (in *instance) run(ctx context.Context) error {
-	addrs := &netlinkAddrs{vips: in.vips}
+	host := in.opts.Host
+	addrs := host.addrs(in.vips)
 	resume := in.takeFrom()
 	stale := addrs
 	var transitions int
 	if in.from != nil {
 		// Keep what the handed-over instance holds and we still serve.
-		stale = &netlinkAddrs{vips: in.from.vipsNotIn(in.vips)}
+		stale = host.addrs(in.from.vipsNotIn(in.vips))
 		// Its counters continue here: /metrics counters must not fall
 		// back to zero on a reload. Its Run has returned (Adopt).
 		in.otherVersion.Add(in.from.otherVersion.Load())
@@ -232,6 +245,11 @@ func (in *instance) run(ctx context.Context) error {
 		transitions = in.from.m.Transitions()
 	}
 	in.from = nil
+	if in.adopted != nil {
+		// The old process still runs and holds what it holds: touch nothing.
+		resume = in.adopted.State == Master && in.adopted.Holding
+		stale = host.addrs(nil)
+	}
 	if err := stale.remove(); err != nil {
 		in.log.Warn("removing stale VIPs at start-up", zap.Error(err))
 	}
@@ -246,7 +264,7 @@ func (in *instance) run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { nt.run(notifyCtx) })
 
-	ann := newAnnouncer(in.vips)
+	ann := host.announcer(in.vips)
 	ann.prepare()
 	garpReq := make(chan garpJob, 4)
 	garpCtx, stopGARP := context.WithCancel(ctx)
@@ -277,7 +295,7 @@ func (in *instance) run(ctx context.Context) error {
 	ex.do(in.m.Step(Event{Kind: EventTrack, Penalty: penalty, Fault: fault}, in.now()))
 	if resume {
 		ex.do(in.m.Step(Event{Kind: EventResume}, in.now()))
-		if in.m.State() != Master {
+		if in.m.State() != Master && in.adopted == nil {
 			ex.do([]Action{{Kind: ActionRemoveVIPs}})
 		}
 	} else {
@@ -286,8 +304,8 @@ func (in *instance) run(ctx context.Context) error {
 	in.log.Info("vrrp instance started", zap.String("state", in.m.State().String()),
 		zap.Int("priority", int(in.m.Priority())), zap.Stringer("source", in.mcfg.Addr), zap.Bool("unicast", len(in.peers) > 0))
 
-	timer := time.NewTimer(time.Hour)
-	track := time.NewTicker(in.opts.TrackInterval)
+	timer := in.newTimer(time.Hour)
+	track := in.newTimer(in.opts.TrackInterval)
 	defer track.Stop()
 	resetTimer := func() {
 		timer.Stop()
@@ -296,6 +314,7 @@ func (in *instance) run(ctx context.Context) error {
 		}
 	}
 	resetTimer()
+	close(in.started) // the first state is taken and the timers run
 loop:
 	for {
 		select {
@@ -310,9 +329,10 @@ loop:
 				in.log.Info("backup received priority 0 advert; taking over after skew time", zap.Stringer("from", r.from))
 			}
 			ex.do(in.m.Step(Event{Kind: EventAdvert, From: r.from, Priority: r.a.Priority, Interval: r.a.MaxAdvertInterval.Duration()}, in.now()))
-		case <-timer.C:
+		case <-timer.Chan():
 			ex.do(in.m.Step(Event{Kind: EventTimer}, in.now()))
-		case <-track.C:
+		case <-track.Chan():
+			track.Reset(in.opts.TrackInterval)
 			if p, f := in.tracking(); p != penalty || f != fault {
 				in.log.Info("tracking changed", zap.Int("penalty", p), zap.Bool("fault", f))
 				penalty, fault = p, f
@@ -327,10 +347,13 @@ loop:
 		}
 		in.publish()
 		resetTimer()
+		in.steps.Add(1)
 	}
 	timer.Stop()
-	if in.handover.Load() {
-		// The next generation's instance continues: no priority 0, VIPs stay.
+	if in.handover.Load() || in.silent.Load() {
+		// The next generation's or process's instance continues, or an old
+		// process that did not let go still holds the VIPs: no priority 0,
+		// VIPs stay.
 		in.final.Store(uint32(in.m.State()))
 	} else {
 		ex.do(in.m.Step(Event{Kind: EventShutdown}, in.now()))
@@ -372,20 +395,15 @@ func (in *instance) open(ctx context.Context) (instanceConn, error) {
 }
 
 func (in *instance) tryOpen() (instanceConn, error) {
-	ifi, err := net.InterfaceByName(in.cfg.Interface)
+	conn, src, err := in.opts.Host.open(in.cfg.Interface, in.is6, in.vips, connConfig{vrid: uint8(in.cfg.VirtualRouterID),
+		src: in.unicastS, peers: in.peers, version: in.version, auth: in.auth, authData: in.authData,
+		interval: ToCentiseconds(in.mcfg.AdvertInterval)})
 	if err != nil {
-		return nil, fmt.Errorf("interface %s: %w", in.cfg.Interface, err)
-	}
-	src := in.unicastS
-	if !src.IsValid() {
-		if src, err = primaryAddr(ifi, in.is6, in.vips); err != nil {
-			return nil, err
-		}
+		return nil, err
 	}
 	in.mcfg.Addr = src
 	in.m = NewMachine(in.mcfg)
-	return openConn(connConfig{ifi: ifi, vrid: uint8(in.cfg.VirtualRouterID), src: src, peers: in.peers,
-		version: in.version, auth: in.auth, authData: in.authData, interval: ToCentiseconds(in.mcfg.AdvertInterval)})
+	return conn, nil
 }
 
 func (in *instance) reader(ctx context.Context, conn instanceConn, out chan<- received) {
@@ -439,11 +457,11 @@ func (in *instance) dropped(de *DropError, seenOtherVersion map[netip.Addr]bool)
 // tracking computes the current penalty and fault from the pool, links and
 // the CSS shared cache.
 func (in *instance) tracking() (penalty int, fault bool) {
-	if !linkUp(in.cfg.Interface) {
+	if !in.opts.Host.linkUp(in.cfg.Interface) {
 		fault = true
 	}
 	for _, t := range in.cfg.TrackInterfaces {
-		if !linkUp(t.Name) {
+		if !in.opts.Host.linkUp(t.Name) {
 			if t.Weight == 0 {
 				fault = true
 			} else {
@@ -476,7 +494,7 @@ type garpJob struct {
 
 // garpWorker sends announcements off the state machine's goroutine (a
 // paced burst takes Repeat*Interval); a burst stops once the VIPs are gone.
-func (in *instance) garpWorker(ctx context.Context, ann *announcer, jobs <-chan garpJob) {
+func (in *instance) garpWorker(ctx context.Context, ann announcer, jobs <-chan garpJob) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -493,7 +511,7 @@ func (in *instance) garpWorker(ctx context.Context, ann *announcer, jobs <-chan 
 type executor struct {
 	in     *instance
 	conn   instanceConn
-	addrs  *netlinkAddrs
+	addrs  addrSet
 	notify *notifier
 	garp   chan<- garpJob
 	from   State

@@ -27,8 +27,11 @@ type Options struct {
 	// means always reachable.
 	CSSCacheReachable func() bool
 	// Clock is used for the state machines' notion of now; nil is
-	// clock.System. Timers still run in real time.
+	// clock.System. Timers run in real time unless it is a TimerClock.
 	Clock clock.Clock
+	// Host is what the instances act on; nil is this machine (raw sockets,
+	// netlink). Tests pass a fake (host.go).
+	Host Host
 	// TrackInterval is how often PoolHealthy and tracked links are polled.
 	// Default 100ms.
 	TrackInterval time.Duration
@@ -60,6 +63,9 @@ func New(cfg configs.VRRP, opts Options) (*Manager, error) {
 		opts.Logger = zap.NewNop()
 	}
 	opts.Clock = clock.OrSystem(opts.Clock)
+	if opts.Host == nil {
+		opts.Host = realHost{}
+	}
 	if opts.TrackInterval <= 0 {
 		opts.TrackInterval = 100 * time.Millisecond
 	}

@@ -268,36 +268,3 @@ func TestTwoLBsShareAVIP(t *testing.T) {
 		t.Errorf("lb1 after SIGTERM: %v", err)
 	}
 }
-
-// TestUpgradeRefusedWithVRRP: a binary upgrade of an LB with a VRRP
-// instance is refused (docs/operations.md, "VRRP and upgrades"), because a
-// second process would speak for the same virtual router and remove the
-// VIP it finds at start. The master keeps the VIP and serves; the peer never
-// takes over.
-func TestUpgradeRefusedWithVRRP(t *testing.T) {
-	h := newHALab(t)
-	h.startLB("lb1")
-	h.startLB("lb2")
-	h.master("lb1", 5*time.Second)
-	h.lbs["lb1"].Signal(syscall.SIGUSR2)
-	netnstest.Eventually(t, 10*time.Second, "lb1 logs the refused upgrade", func() bool {
-		return strings.Contains(h.lbs["lb1"].Out.String(), "upgrade refused")
-	})
-	if out := h.lbs["lb1"].Out.String(); !strings.Contains(out, "vrrp.instances are configured") {
-		t.Errorf("the refusal does not say why:\n%s", out)
-	}
-	// Longer than Master_Down_Interval (3 × 200ms + skew): a second
-	// speaker or a missing advert would have shown by now.
-	for i := 0; i < 10; i++ {
-		if !h.holdsVIP("lb1") || h.holdsVIP("lb2") {
-			t.Fatalf("after the refused upgrade lb1 holds the VIP: %v, lb2: %v", h.holdsVIP("lb1"), h.holdsVIP("lb2"))
-		}
-		if code, err := h.get("/robots.txt"); code != 200 {
-			t.Fatalf("client through the VIP after the refused upgrade = %d, %v", code, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if h.lbs["lb1"].Exited() {
-		t.Fatal("lb1 exited after SIGUSR2")
-	}
-}

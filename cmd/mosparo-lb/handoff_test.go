@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -37,9 +38,16 @@ type loadGen struct {
 
 func startLoad(t *testing.T, lb string, workers, maxPerWorker int) *loadGen {
 	t.Helper()
+	return startLoadVia(t, lb, workers, maxPerWorker, nil)
+}
+
+// startLoadVia is startLoad with connections made by dial (nil: the
+// default dialer), such as one inside a network namespace.
+func startLoadVia(t *testing.T, lb string, workers, maxPerWorker int, dial func(ctx context.Context, network, addr string) (net.Conn, error)) *loadGen {
+	t.Helper()
 	g := &loadGen{stop: make(chan struct{})}
-	keep := &http.Transport{MaxIdleConnsPerHost: workers}
-	fresh := &http.Transport{DisableKeepAlives: true}
+	keep := &http.Transport{MaxIdleConnsPerHost: workers, DialContext: dial}
+	fresh := &http.Transport{DisableKeepAlives: true, DialContext: dial}
 	t.Cleanup(func() { g.halt(); keep.CloseIdleConnections() })
 	for i := 0; i < workers; i++ {
 		c := &http.Client{Transport: keep, Timeout: 15 * time.Second}

@@ -24,6 +24,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(envForward); spec != "" {
+		os.Exit(forwardMain(spec)) // vrrpupgrade_test.go
+	}
 	code := m.Run()
 	if buildDir != "" {
 		os.RemoveAll(buildDir)

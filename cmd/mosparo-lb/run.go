@@ -79,11 +79,18 @@ func runDaemon(opts daemon.Options, ro runOptions, ready func(*daemon.Daemon)) e
 	ctx, handedOver := context.WithCancel(sigCtx)
 	defer handedOver()
 	opts.Listen = socks.Listen
+	opts.ListenNamed = socks.ListenNamed
+	if socks.Source() == handoff.Upgrade {
+		opts.Handover = &parentHandover{socks: socks, pidFile: ro.pidFile}
+	}
 	d, err := daemon.New(ctx, opts)
 	if err != nil {
 		return err
 	}
 	log := d.Logger()
+	if h, ok := opts.Handover.(*parentHandover); ok {
+		h.log = log
+	}
 	if inheritErr != nil {
 		log.Warn("socket variables ignored", zap.Error(inheritErr))
 	}
@@ -94,7 +101,7 @@ func runDaemon(opts daemon.Options, ro runOptions, ready func(*daemon.Daemon)) e
 		log.Info("listening sockets inherited", zap.Stringer("from", socks.Source()), zap.Strings("sockets", socks.Inherited()))
 	}
 	up := &upgrader{socks: socks, log: log.Named("upgrade"), exe: exe, exeErr: exeErr, args: os.Args[1:],
-		configPath: opts.Path, timeout: ro.upgradeTimeout, pidFile: ro.pidFile, handedOver: handedOver}
+		configPath: opts.Path, timeout: ro.upgradeTimeout, pidFile: ro.pidFile, vrrp: d, handedOver: handedOver}
 	go func() {
 		for {
 			select {
@@ -120,13 +127,43 @@ func runDaemon(opts daemon.Options, ro runOptions, ready func(*daemon.Daemon)) e
 	if err := socks.ReportReady(); err != nil {
 		log.Error("upgrade: ready report not delivered; the parent will stop us", zap.Error(err))
 	}
-	if err := writePIDFile(ro.pidFile, os.Getpid()); err != nil {
-		log.Warn("pid file not written", zap.String("path", ro.pidFile), zap.Error(err))
+	if opts.Handover == nil { // else parentHandover writes it once the parent let go
+		if err := writePIDFile(ro.pidFile, os.Getpid()); err != nil {
+			log.Warn("pid file not written", zap.String("path", ro.pidFile), zap.Error(err))
+		}
 	}
 	err = <-runErr
 	if !up.done.Load() {
 		// After a handover the file is the new process's to write.
 		removePIDFile(ro.pidFile, os.Getpid())
+	}
+	return err
+}
+
+// parentHandover is the new process's side of the VRRP handover, over the
+// conversation with the upgrading parent (daemon.VRRPHandover). Once the
+// parent let go (or went away), this process writes the PID file: until
+// then the upgrade may still fail and the parent stay.
+type parentHandover struct {
+	socks   *handoff.Sockets
+	pidFile string
+	log     *zap.Logger // set before Run starts
+}
+
+func (p *parentHandover) States(ctx context.Context) ([]byte, error) {
+	return p.socks.ReceiveHandover(ctx)
+}
+
+func (p *parentHandover) Answer(ctx context.Context, answer []byte) error {
+	err := p.socks.AnswerHandover(answer)
+	if err == nil {
+		err = p.socks.AwaitCommit(ctx)
+	}
+	if ctx.Err() != nil {
+		return err
+	}
+	if perr := writePIDFile(p.pidFile, os.Getpid()); perr != nil {
+		p.log.Warn("pid file not written", zap.String("path", p.pidFile), zap.Error(perr))
 	}
 	return err
 }

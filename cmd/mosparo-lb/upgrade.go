@@ -16,14 +16,16 @@ import (
 	sd "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/mosparo-lb/mosparo-lb/configs"
 	"github.com/mosparo-lb/mosparo-lb/internal/handoff"
+	"github.com/mosparo-lb/mosparo-lb/vip"
 	"go.uber.org/zap"
 )
 
 // upgrader carries out a SIGUSR2 binary upgrade (docs/operations.md,
 // "Restarts and upgrades"): start the binary at the path this process was
 // started from with every listening socket, and once it reports ready make
-// it systemd's main process and end this one like SIGTERM does (stop
-// accepting, drain). Signals are handled one at a time, so no two upgrades
+// it systemd's main process, hand the VRRP instances over (handOver) and
+// end this one like SIGTERM does (stop accepting, drain; the VRRP
+// instances the new process took stop without a priority-0 advert). Signals are handled one at a time, so no two upgrades
 // overlap.
 type upgrader struct {
 	socks      *handoff.Sockets
@@ -34,6 +36,7 @@ type upgrader struct {
 	configPath string
 	timeout    time.Duration
 	pidFile    string
+	vrrp       vrrpHandover
 	handedOver func() // ends this process's Run
 	done       atomic.Bool
 }
@@ -50,8 +53,11 @@ func (u *upgrader) run(ctx context.Context) {
 	u.log.Info("upgrade: starting the new binary", zap.String("path", u.exe), zap.Duration("timeout", u.timeout))
 	child, err := u.socks.Upgrade(ctx, handoff.UpgradeOptions{Path: u.exe, Args: u.args, Env: os.Environ(),
 		Stdout: os.Stdout, Stderr: os.Stderr, Timeout: u.timeout})
+	if err == nil {
+		err = u.handOver(ctx, child)
+	}
 	if err != nil {
-		u.log.Error("upgrade failed; this process keeps serving", zap.Error(err))
+		u.log.Error("upgrade failed; this process keeps serving and keeps its VRRP instances", zap.Error(err))
 		// The child may have written its PID before it was stopped.
 		if perr := writePIDFile(u.pidFile, os.Getpid()); perr != nil {
 			u.log.Warn("pid file not restored", zap.Error(perr))
@@ -71,6 +77,47 @@ func (u *upgrader) run(ctx context.Context) {
 	u.handedOver()
 }
 
+// handOver passes the VRRP instance states to the ready child and waits
+// until it runs them (a master as master, advertising); only then does
+// this process let go of them, so that the VIP never moves to the peer.
+// Until then both advertise for the instances the child adopted, from the
+// same address. On failure the child is stopped (having given up nothing)
+// and this process keeps everything.
+func (u *upgrader) handOver(ctx context.Context, child *handoff.Child) error {
+	payload, mine, err := u.vrrp.VRRPHandoverStates()
+	if err != nil {
+		child.Abort()
+		return err
+	}
+	u.log.Info("upgrade: the new process serves; handing the VRRP instances over", zap.Int("pid", child.PID), zap.Any("states", mine))
+	answer, err := child.Exchange(ctx, payload, u.timeout)
+	var took []vip.HandoverState
+	if err == nil {
+		took, err = u.vrrp.ReleaseVRRP(answer)
+	}
+	if err != nil {
+		child.Abort()
+		return fmt.Errorf("the new process did not take the VRRP instances over: %w", err)
+	}
+	if err := child.Commit(); err != nil {
+		u.vrrp.ReclaimVRRP()
+		child.Abort()
+		return err
+	}
+	if len(took) > 0 {
+		u.log.Info("upgrade: the new process runs the VRRP instances; this one stops advertising without priority 0", zap.Any("states", took))
+	}
+	return nil
+}
+
+// vrrpHandover is the old process's side of the VRRP handover
+// (internal/daemon).
+type vrrpHandover interface {
+	VRRPHandoverStates() ([]byte, []vip.HandoverState, error)
+	ReleaseVRRP(answer []byte) ([]vip.HandoverState, error)
+	ReclaimVRRP()
+}
+
 // check refuses what an upgrade cannot carry over safely.
 func (u *upgrader) check() error {
 	if u.exeErr != nil {
@@ -84,16 +131,8 @@ func (u *upgrader) check() error {
 		// demo could not start them.
 		return errors.New("the demo cannot be upgraded; use mosparo-lb run")
 	}
-	// Two processes with one VRRP instance would each advertise or each
-	// hold the VIP; until the instance can move between processes without
-	// a priority-0 advert, an LB with VRRP restarts instead.
-	cfg, err := configs.Load(u.configPath)
-	if err != nil {
+	if _, err := configs.Load(u.configPath); err != nil {
 		return fmt.Errorf("the new process would not start: %w", err)
-	}
-	if len(cfg.VRRP.Instances) > 0 {
-		return errors.New("vrrp.instances are configured: a binary upgrade would run two VRRP speakers for one VIP; " +
-			"restart instead (systemctl restart mosparo-lb, the peer holds the VIP meanwhile)")
 	}
 	return nil
 }

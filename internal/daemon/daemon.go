@@ -37,6 +37,13 @@ type Options struct {
 	Listen func(network, address string) (net.Listener, error)
 	// Clock is every component's time source; nil is clock.System.
 	Clock clock.Clock
+	// ListenNamed, when set, is used instead of Listen for listen: entries
+	// and gets the entry's name: too (socket activation by name).
+	ListenNamed func(network, address, name string) (net.Listener, error)
+	// Handover, set in a process started by a binary upgrade, makes Run
+	// serve at once but start VRRP only with the states the old process
+	// hands over (upgrade.go).
+	Handover VRRPHandover
 }
 
 // Daemon is one running mosparo-lb.
@@ -62,6 +69,8 @@ type Daemon struct {
 	sup    *supervisor    // set by Run
 	parts  map[any]func() // running parts of the generations, by object
 	closed bool           // Run is stopping: no more commits
+	// vrrpHeld: VRRP waits for an upgrade's handover (adoptVRRP).
+	vrrpHeld bool
 }
 
 // ReloadStatus is the reloads part of /status: how many, and whether the
@@ -171,6 +180,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	stopHealth := sup.start("health", d.checker.Run)
 	g := d.cur.Load()
 	d.startParts(g, false)
+	stopHandover := func() {}
+	if d.opts.Handover != nil {
+		d.vrrpHeld = true
+		stopHandover = sup.start("vrrp handover", d.adoptVRRP)
+	}
 	d.startParts(g, true)
 	stopRebuild := sup.start("rebuild", d.rebuildLoop)
 	stopWatchdog := sup.start("watchdog", func(ctx context.Context) error {
@@ -192,6 +206,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.notify(notifyStopping())
 	stopRebuild()
+	stopHandover()
 	d.mu.Lock()
 	d.closed = true
 	g = d.cur.Load()

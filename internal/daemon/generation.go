@@ -183,7 +183,7 @@ func (d *Daemon) buildRuntime(g *generation) error {
 		Logger:    d.log.Named("balancer"),
 		AccessLog: d.loggers.Access,
 		Health:    genHealth{d.checker, g},
-		Listen:    d.opts.Listen,
+		Listen:    d.listenFor(g.cfg),
 	}
 	if g.css != nil {
 		deps.CSS = g.css
@@ -265,7 +265,7 @@ func (d *Daemon) partsOf(g *generation) []part {
 // startParts starts g's parts that do not run yet (VRRP only when vrrp is
 // set: it starts last); nothing before Run.
 func (d *Daemon) startParts(g *generation, vrrp bool) {
-	if d.sup == nil {
+	if d.sup == nil || vrrp && d.vrrpHeld {
 		return
 	}
 	for _, p := range d.partsOf(g) {

@@ -1,6 +1,7 @@
 package handoff
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 )
@@ -42,6 +43,29 @@ func FuzzParseEnv(f *testing.F) {
 		}
 		if e.Source == Upgrade && e.ReadyFD != firstFD+e.Count || e.Source != Upgrade && e.ReadyFD != 0 {
 			t.Fatalf("Env %+v: ready fd outside the protocol", e)
+		}
+	})
+}
+
+// FuzzReadFrame: any bytes give a frame within the bound or an error,
+// never a panic or an allocation beyond maxFrame; a frame read re-encodes
+// to the bytes it came from.
+func FuzzReadFrame(f *testing.F) {
+	f.Add([]byte("S\x00\x00\x00\x03abc"))
+	f.Add([]byte("S\xff\xff\xff\xff"))
+	f.Add([]byte("A\x00\x00\x00\x00"))
+	f.Add([]byte("S\x00\x00"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		got, err := readFrame(bytes.NewReader(in), frameState)
+		if err != nil {
+			return
+		}
+		if len(got) > maxFrame {
+			t.Fatalf("frame of %d bytes", len(got))
+		}
+		var b bytes.Buffer
+		if err := writeFrame(&b, frameState, got); err != nil || !bytes.HasPrefix(in, b.Bytes()) {
+			t.Fatalf("re-encoded %q (%v), not a prefix of %q", b.Bytes(), err, in)
 		}
 	})
 }

@@ -22,8 +22,10 @@ import (
 // Safe for concurrent use.
 type Sockets struct {
 	source    Source
-	inherited []string // what arrived, described for the log
-	ready     *os.File // upgrade child: where to report readiness; nil otherwise
+	inherited []string      // what arrived, described for the log
+	ready     *os.File      // upgrade child of a parent that passed a pipe: where to report readiness
+	conv      *net.UnixConn // upgrade child: the conversation with the parent (conversation.go)
+	reported  bool          // ReportReady wrote
 
 	mu    sync.Mutex
 	spare []*inherited    // not claimed yet, in fd order
@@ -90,12 +92,25 @@ func Inherit(p Process) (*Sockets, error) {
 	s := &Sockets{source: env.Source}
 	if env.ReadyFD != 0 {
 		syscall.CloseOnExec(env.ReadyFD)
-		s.ready = os.NewFile(uintptr(env.ReadyFD), "upgrade ready")
+		f := os.NewFile(uintptr(env.ReadyFD), "upgrade ready")
+		c, err := net.FileConn(f)
+		if uc, ok := c.(*net.UnixConn); err == nil && ok {
+			f.Close()
+			s.conv = uc
+		} else {
+			if c != nil {
+				c.Close()
+			}
+			s.ready = f // a pipe: the parent only waits for the ready byte
+		}
 	}
 	clearEnv()
 	if s.spare, err = adopt(files, env.Names, firstFD); err != nil {
 		if s.ready != nil {
 			s.ready.Close()
+		}
+		if s.conv != nil {
+			s.conv.Close()
 		}
 		return Empty(), err
 	}
@@ -200,15 +215,50 @@ func (s *Sockets) Inherited() []string { return s.inherited }
 // Listen returns the inherited socket listening on address, or binds a new
 // one (with IP_FREEBIND, so an address this host does not hold yet, a VIP,
 // is fine). It is the daemon's listen hook; what it returns, once closed,
-// is no longer passed on at an upgrade.
+// is no longer passed on at an upgrade. It is ListenNamed without a name.
 func (s *Sockets) Listen(network, address string) (net.Listener, error) {
+	return s.ListenNamed(network, address, "")
+}
+
+// ErrNameMismatch: a listener names a socket (listen: name:) that was not
+// passed, or that listens on another address.
+var ErrNameMismatch = errors.New("handoff: socket name mismatch")
+
+// ListenNamed is Listen for a listener that names its socket (systemd's
+// FileDescriptorName=). Given a name, the inherited socket of that name
+// serves it and must listen on address; when none has it, a socket from
+// systemd is an error (the socket unit and the configuration disagree),
+// one from an upgrading parent is matched by address (the parent may have
+// bound it unnamed), and without inherited sockets a new one is bound. The
+// name is passed on at an upgrade.
+func (s *Sockets) ListenNamed(network, address, name string) (net.Listener, error) {
 	want, ok := parseWanted(network, address) // may resolve a name: not under the lock
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i, in := range s.spare {
+	if name != "" {
+		var named []*inherited
+		for _, in := range s.spare {
+			if in.name == name {
+				named = append(named, in)
+			}
+		}
+		for _, in := range named {
+			if ok && want.matches(in.addr) {
+				return s.claimLocked(in), nil
+			}
+		}
+		switch {
+		case len(named) > 0:
+			return nil, fmt.Errorf("%w: listener %s wants the socket named %q, but %s listens elsewhere; "+
+				"give ListenStream= and the address the same value", ErrNameMismatch, address, name, named[0])
+		case s.source == Systemd:
+			return nil, fmt.Errorf("%w: listener %s wants the socket named %q, but systemd passed none of that name (%s); "+
+				"set FileDescriptorName=%s in the socket unit or change the listener's name", ErrNameMismatch, address, name, s.spareLocked(), name)
+		}
+	}
+	for _, in := range s.spare {
 		if ok && want.matches(in.addr) {
-			s.spare = append(s.spare[:i], s.spare[i+1:]...)
-			return s.holdLocked(in.ln, in.name), nil
+			return s.claimLocked(in), nil
 		}
 	}
 	lc := net.ListenConfig{Control: freebind}
@@ -216,7 +266,30 @@ func (s *Sockets) Listen(network, address string) (net.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.holdLocked(ln.(*net.TCPListener), ""), nil
+	return s.holdLocked(ln.(*net.TCPListener), name), nil
+}
+
+// claimLocked takes in out of the spare sockets and hands it out.
+func (s *Sockets) claimLocked(in *inherited) net.Listener {
+	for i, o := range s.spare {
+		if o == in {
+			s.spare = append(s.spare[:i], s.spare[i+1:]...)
+			break
+		}
+	}
+	return s.holdLocked(in.ln, in.name)
+}
+
+// spareLocked describes the sockets not claimed yet, for messages.
+func (s *Sockets) spareLocked() string {
+	if len(s.spare) == 0 {
+		return "no socket left"
+	}
+	d := make([]string, len(s.spare))
+	for i, in := range s.spare {
+		d[i] = in.String()
+	}
+	return strings.Join(d, ", ")
 }
 
 // Unclaimed closes the inherited sockets no Listen call took and reports

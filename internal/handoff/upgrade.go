@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // readyByte is what a child writes on the ready pipe.
@@ -40,32 +43,45 @@ type UpgradeOptions struct {
 	StopWait time.Duration
 }
 
-// Child is a started and ready new process.
+// Child is a started and ready new process, and the conversation with it
+// (conversation.go): Exchange, then Commit or Abort.
 type Child struct {
 	// PID of the new process.
 	PID int
 	// Exited is closed when the child has exited and been reaped (it is
 	// this process's child until this process exits).
 	Exited <-chan struct{}
+
+	proc     *os.Process
+	conn     *net.UnixConn
+	stopWait time.Duration
+	waitErr  func() error // valid once Exited is closed
 }
 
 // Upgrade starts the new process with every held listener and waits until
 // it reports ready (ReportReady), it exits, Timeout passes or ctx ends. On
 // any failure the child is stopped (SIGTERM, SIGKILL after StopWait) and
 // reaped, the held listeners are untouched and the error wraps ErrNotReady:
-// this process keeps serving. On success the caller stops accepting and
-// drains; the child serves the same sockets meanwhile.
+// this process keeps serving. On success the child serves the same sockets;
+// the caller hands its state over (Exchange), then Commits and drains, or
+// Aborts.
 func (s *Sockets) Upgrade(ctx context.Context, o UpgradeOptions) (*Child, error) {
 	files, names, err := s.handover()
 	if err != nil {
 		return nil, err
 	}
 	defer closeFiles(files)
-	r, w, err := os.Pipe()
+	// A socketpair, not a pipe: after the ready byte the parent speaks too.
+	r, w, err := socketpair()
 	if err != nil {
-		return nil, fmt.Errorf("handoff: ready pipe: %w", err)
+		return nil, fmt.Errorf("handoff: ready socket: %w", err)
 	}
-	defer r.Close()
+	keep := false
+	defer func() {
+		if !keep {
+			r.Close()
+		}
+	}()
 	cmd := exec.Command(o.Path, o.Args...)
 	cmd.Stdout, cmd.Stderr = o.Stdout, o.Stderr
 	cmd.ExtraFiles = append(files, w)
@@ -83,10 +99,12 @@ func (s *Sockets) Upgrade(ctx context.Context, o UpgradeOptions) (*Child, error)
 	exited := make(chan struct{})
 	var waitErr error
 	go func() { waitErr = cmd.Wait(); close(exited) }()
-	child := &Child{PID: cmd.Process.Pid, Exited: exited}
+	child := &Child{PID: cmd.Process.Pid, Exited: exited, proc: cmd.Process, conn: r, stopWait: o.StopWait,
+		waitErr: func() error { return waitErr }}
 
 	werr := waitReady(ctx, r, o.Timeout)
 	if werr == nil {
+		keep = true
 		return child, nil
 	}
 	if errors.Is(werr, io.EOF) {
@@ -98,16 +116,33 @@ func (s *Sockets) Upgrade(ctx context.Context, o UpgradeOptions) (*Child, error)
 	return nil, fmt.Errorf("%w: pid %d: %w", ErrNotReady, child.PID, werr)
 }
 
+// socketpair returns the parent's end as a connection (deadlines work on
+// it) and the child's end as a file to pass on.
+func socketpair() (*net.UnixConn, *os.File, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	pf := os.NewFile(uintptr(fds[0]), "upgrade parent")
+	defer pf.Close()
+	c, err := net.FileConn(pf) // a duplicate, non-blocking
+	if err != nil {
+		unix.Close(fds[1])
+		return nil, nil, err
+	}
+	return c.(*net.UnixConn), os.NewFile(uintptr(fds[1]), "upgrade child"), nil // a socketpair's end is a UnixConn
+}
+
 // waitReady reads the child's ready byte within timeout or until ctx ends.
-func waitReady(ctx context.Context, r *os.File, timeout time.Duration) error {
+func waitReady(ctx context.Context, r *net.UnixConn, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	if err := r.SetReadDeadline(deadline); err != nil {
+	if err := r.SetDeadline(deadline); err != nil {
 		return err
 	}
-	stop := context.AfterFunc(ctx, func() { r.SetReadDeadline(time.Now()) })
+	stop := context.AfterFunc(ctx, func() { r.SetDeadline(time.Now()) })
 	defer stop()
 	var b [1]byte
 	_, err := io.ReadFull(r, b[:])
@@ -158,18 +193,25 @@ func childEnv(env []string) []string {
 }
 
 // ReportReady tells the upgrading parent that this process serves, so the
-// parent may stop accepting. It does nothing when this process was not
-// started by an upgrade, and only the first call writes.
+// parent may hand its state over (ReceiveHandover). It does nothing when
+// this process was not started by an upgrade, and only the first call
+// writes.
 func (s *Sockets) ReportReady() error {
 	s.mu.Lock()
-	f := s.ready
-	s.ready = nil
+	var w io.Writer
+	switch {
+	case s.ready != nil: // a parent that passed a pipe: nothing follows
+		defer s.ready.Close()
+		w = s.ready
+	case s.conv != nil && !s.reported:
+		w = s.conv
+	}
+	s.ready, s.reported = nil, true
 	s.mu.Unlock()
-	if f == nil {
+	if w == nil {
 		return nil
 	}
-	defer f.Close()
-	if _, err := f.Write([]byte{readyByte}); err != nil {
+	if _, err := w.Write([]byte{readyByte}); err != nil {
 		return fmt.Errorf("handoff: report ready to the parent: %w", err)
 	}
 	return nil

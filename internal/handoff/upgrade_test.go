@@ -26,6 +26,14 @@ func runChild(mode string) int {
 	case "hang":
 		time.Sleep(time.Minute)
 		return 0
+	case "converse", "take-and-die":
+		return runConversationChild(mode)
+	case "converse-silent":
+		if s, err := Inherit(OSProcess()); err == nil {
+			s.ReportReady()
+		}
+		time.Sleep(time.Minute)
+		return 0
 	case "garbage":
 		os.NewFile(uintptr(firstFD+1), "ready").Write([]byte("X"))
 		return 0
