@@ -34,6 +34,9 @@ type Options struct {
 	// systemd socket activation and an upgrading process hand theirs over
 	// through it. Nil binds new sockets (public ones with IP_FREEBIND).
 	Listen func(network, address string) (net.Listener, error)
+	// ACMERenewCheck is how often ACME certificates are checked for
+	// renewal; 0 is certmagic's 10m (tests with short-lived ones shorten it).
+	ACMERenewCheck time.Duration
 }
 
 // Daemon is one running mosparo-lb.
