@@ -27,11 +27,11 @@ const acmeDomain = "lb.mosparo.test"
 
 // acmeLB is one LB with listen[].tls.acme against a Pebble.
 type acmeLB struct {
-	t                  *testing.T
-	d                  *Daemon
-	path               string
-	httpAddr, tlsAddr  string
-	stop               func()
+	t                 *testing.T
+	d                 *Daemon
+	path              string
+	httpAddr, tlsAddr string
+	stop              func()
 }
 
 // acmeYAML is an LB on ip with a plain listener (redirecting) and a TLS
