@@ -55,6 +55,7 @@ type Agent struct {
 	nodes    map[string]*node
 	services map[svcKey]*service
 	checks   map[checkKey]*check
+	kv       kvState       // kv.go, session.go
 	changed  chan struct{} // closed and replaced on every write
 	resetGen uint64        // bumped by Reset, which abandons blocked queries
 	blocked  int           // queries waiting right now
@@ -126,6 +127,7 @@ func (a *Agent) wipe() {
 	a.nodes = map[string]*node{}
 	a.services = map[svcKey]*service{}
 	a.checks = map[checkKey]*check{}
+	a.wipeKV()
 	if a.changed != nil {
 		close(a.changed)
 	}
@@ -207,6 +209,7 @@ func (a *Agent) Close() {
 			c.stopTimer = nil
 		}
 	}
+	a.wipeKV()
 	a.mu.Unlock()
 	a.cancelRuns()
 	a.runs.Wait()

@@ -31,6 +31,7 @@ func (a *Agent) routes(down <-chan struct{}) http.Handler {
 	mux.HandleFunc("GET /v1/catalog/service/{name}", func(w http.ResponseWriter, r *http.Request) {
 		a.serveQuery(w, r, down, false)
 	})
+	a.kvRoutes(mux, down)
 	mux.HandleFunc("GET /v1/status/leader", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, "127.0.0.1:8300")
 	})
