@@ -144,6 +144,15 @@ func (m *Manager) Run(ctx context.Context) error {
 	m.magic.Store(nil)
 	m.cache.Store(nil)
 	cache.Stop()
+	// A storage with locks of its own (Consul sessions) releases what it
+	// still holds, so the peer need not wait for a TTL.
+	if c, ok := m.opts.Storage.(interface{ Close(context.Context) error }); ok {
+		cctx, cancelClose := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		if cerr := c.Close(cctx); cerr != nil {
+			m.log.Warn("releasing storage locks", zap.Error(cerr))
+		}
+		cancelClose()
+	}
 	if err != nil {
 		return fmt.Errorf("acme: %w", err)
 	}

@@ -5,7 +5,9 @@ import (
 
 	"github.com/caddyserver/certmagic"
 	"github.com/mosparo-lb/mosparo-lb/acme"
+	"github.com/mosparo-lb/mosparo-lb/certstore"
 	"github.com/mosparo-lb/mosparo-lb/configs"
+	"github.com/mosparo-lb/mosparo-lb/internal/consulclient"
 )
 
 // acmeIdentity is what an ACME manager is built from: a generation keeps
@@ -60,8 +62,20 @@ func (d *Daemon) buildACME(g, prev *generation) error {
 	return err
 }
 
-// acmeStorage is where certificates are shared with the peer LB: the
-// directory acme.storage_dir (on shared storage for a pair).
+// acmeStorage is where certificates are shared with the peer LB: Consul
+// KV under acme.consul_prefix (locks are Consul sessions) when
+// discovery.consul is set, else the directory acme.storage_dir (on shared
+// storage for a pair). Neither touches Consul or the disk until used.
 func (d *Daemon) acmeStorage(c *configs.Config) (certmagic.Storage, error) {
-	return &certmagic.FileStorage{Path: c.ACME.StorageDir}, nil
+	cc := c.Discovery.Consul
+	if cc == nil {
+		return &certmagic.FileStorage{Path: c.ACME.StorageDir}, nil
+	}
+	opts := certstore.Options{Prefix: c.ACME.ConsulPrefix, Logger: d.log.Named("acme"), Holder: d.host}
+	cl, err := consulclient.New(consulclient.Config{Address: cc.Address, Scheme: cc.Scheme, Datacenter: cc.Datacenter,
+		Token: cc.Token, MaxAnswer: opts.AnswerBound()})
+	if err != nil {
+		return nil, err
+	}
+	return certstore.NewConsul(cl, opts)
 }
