@@ -47,7 +47,7 @@ func TestACMESharedDirectoryHA(t *testing.T) {
 	if st.Obtained != 1 {
 		t.Errorf("master obtained %d certificates, want 1", st.Obtained)
 	}
-	if !backup.logged(`"identifier":"` + acmeDomain + `"`, `"distributed":true`) {
+	if !backup.logged(`"identifier":"`+acmeDomain+`"`, `"distributed":true`) {
 		t.Errorf("the backup's log shows no distributed http-01 answer for %s", acmeDomain)
 	}
 
