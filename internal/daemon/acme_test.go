@@ -200,3 +200,24 @@ func plainGet(t *testing.T, addr, host, path string) (int, string) {
 }
 
 var _ = strconv.Itoa
+
+// TestACMERenewal: with Pebble's short validity the LB renews in the
+// background and serves the new certificate; status shows the new expiry.
+func TestACMERenewal(t *testing.T) {
+	nodes := startNodes(t, 1)
+	httpPort, tlsPort := pebbletest.FreePort(t), pebbletest.FreePort(t)
+	ca := pebbletest.Start(t, pebbletest.Options{HTTPPort: httpPort, TLSPort: tlsPort, Validity: 30 * time.Second})
+	lb := startACMELB(t, acmeYAML(nodes, "127.0.0.1", httpPort, tlsPort, ca, t.TempDir(), []string{acmeDomain}, "http-01, tls-alpn-01"), time.Second)
+	first := lb.waitCertificate(acmeDomain, nil)
+	if !first.NextAttempt.Before(first.NotAfter) {
+		t.Errorf("next attempt %v is not before expiry %v", first.NextAttempt, first.NotAfter)
+	}
+	renewed := lb.waitCertificate(acmeDomain, func(s acme.DomainStatus) bool { return s.Serial != first.Serial })
+	if !renewed.NotAfter.After(first.NotAfter) || renewed.Obtained < 2 {
+		t.Errorf("after renewal: %+v, want a later expiry than %v and two orders", renewed, first.NotAfter)
+	}
+	leaf, _ := handshake(t, lb.tlsAddr, acmeDomain, ca.IssuerRoot(t))
+	if got := fmt.Sprintf("%x", leaf.SerialNumber); got != renewed.Serial && leaf.NotAfter.Before(renewed.NotAfter) {
+		t.Errorf("handshake serves serial %s, want the renewed %s", got, renewed.Serial)
+	}
+}
