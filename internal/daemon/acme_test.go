@@ -176,6 +176,12 @@ func testACMEIssuance(t *testing.T, challenge string) {
 	if s.ChallengeRequests == 0 || s.ChallengesAnswered == 0 {
 		t.Errorf("challenges requested %d, answered %d; want both > 0", s.ChallengeRequests, s.ChallengesAnswered)
 	}
+	metrics := httpGet(t, "http://"+lb.d.AdminAddr()+"/metrics")
+	expiry, _ := strconv.ParseFloat(strings.TrimPrefix(grepLines(metrics, `mosparo_lb_acme_certificate_expiry_seconds{domain="`+acmeDomain+`"} `),
+		`mosparo_lb_acme_certificate_expiry_seconds{domain="`+acmeDomain+`"} `), 64)
+	if int64(expiry) != st.NotAfter.Unix() || !strings.Contains(metrics, `mosparo_lb_acme_certificates_obtained_total{domain="`+acmeDomain+`"} 1`) {
+		t.Errorf("/metrics lacks the certificate's expiry and order count:\n%s", grepLines(metrics, "acme"))
+	}
 	// Plain HTTP that is not a challenge still redirects.
 	code, loc := plainGet(t, lb.httpAddr, acmeDomain, "/login")
 	if code != 308 || loc != "https://"+acmeDomain+"/login" {
@@ -199,7 +205,26 @@ func plainGet(t *testing.T, addr, host, path string) (int, string) {
 	return resp.StatusCode(), string(resp.Header.Peek("Location"))
 }
 
-var _ = strconv.Itoa
+// httpGet returns the body of a GET.
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	c := &fasthttp.Client{}
+	code, body, err := c.GetTimeout(nil, url, 5*time.Second)
+	if err != nil || code != 200 {
+		t.Fatalf("GET %s = %d, %v", url, code, err)
+	}
+	return string(body)
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
 
 // TestACMERenewal: with Pebble's short validity the LB renews in the
 // background and serves the new certificate; status shows the new expiry.

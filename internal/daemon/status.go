@@ -178,6 +178,11 @@ func (s *Snapshot) gauges() admin.Gauges {
 	if s.Cron != nil {
 		out.Cron = &admin.CronGauge{Runs: maps.Clone(s.Cron.Outcomes)}
 	}
+	if s.ACME != nil {
+		for _, d := range s.ACME.Domains {
+			out.ACME = append(out.ACME, admin.ACMEGauge{Domain: d.Domain, NotAfter: d.NotAfter, Obtained: d.Obtained, Failures: d.Failures})
+		}
+	}
 	for _, r := range s.RateLimits {
 		out.RateLimits = append(out.RateLimits, admin.RateLimitGauge{Route: r.Route, Limited: r.Limited, Evictions: r.Evictions,
 			Entries: r.Entries, Capacity: r.Capacity})
