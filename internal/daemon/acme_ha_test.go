@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mosparo-lb/mosparo-lb/acme"
+	"github.com/mosparo-lb/mosparo-lb/internal/consultest"
 	"github.com/mosparo-lb/mosparo-lb/internal/pebbletest"
 )
 
@@ -25,6 +26,26 @@ import (
 // that makes it manage the same name, the backup serves the master's
 // certificate without ordering one.
 func TestACMESharedDirectoryHA(t *testing.T) {
+	testACMEHA(t, "")
+}
+
+// TestACMEConsulHA is TestACMESharedDirectoryHA with the storage in Consul
+// KV (discovery.consul set; the project's fake agent serves KV and sessions).
+func TestACMEConsulHA(t *testing.T) {
+	agent, err := consultest.New(consultest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(agent.Close)
+	testACMEHA(t, fmt.Sprintf("discovery: {consul: {address: %q, service: mosparo, wait: 2s, backoff_min: 50ms, backoff_max: 200ms}}\nacme: {consul_prefix: lbtest/acme}\n", agent.Addr()))
+	if keys := agent.KVKeys("lbtest/acme/"); len(keys) == 0 {
+		t.Errorf("Consul KV holds nothing under lbtest/acme/; want the certificates")
+	}
+}
+
+// testACMEHA runs the pair with extra YAML appended to both files ("":
+// one shared directory).
+func testACMEHA(t *testing.T, extra string) {
 	bin := buildLB(t)
 	nodes := startNodes(t, 1)
 	httpPort, tlsPort := pebbletest.FreePort(t), pebbletest.FreePort(t)
@@ -34,15 +55,22 @@ func TestACMESharedDirectoryHA(t *testing.T) {
 	const backupOnly = "backup.mosparo.test"
 
 	adminPort := pebbletest.FreePort(t)
+	lbYAML := func(ip string, domains ...string) string {
+		y := acmeYAML(nodes, ip, httpPort, tlsPort, ca, storage, domains, "http-01")
+		if extra != "" {
+			y = strings.Replace(y, fmt.Sprintf("acme: {storage_dir: %q}\n", storage), "", 1) + extra
+		}
+		return y
+	}
 	backupYAML := func(domains ...string) string {
-		y := acmeYAML(nodes, "127.0.0.2", httpPort, tlsPort, ca, storage, domains, "http-01")
+		y := lbYAML("127.0.0.2", domains...)
 		y = strings.Replace(y, `admin: {listen: "127.0.0.1:0"}`, fmt.Sprintf(`admin: {listen: "127.0.0.1:%d"}`, adminPort), 1)
 		return strings.Replace(y, "log: {level: warn", "log: {level: info", 1)
 	}
 	backup := startProcessLB(t, bin, backupYAML(backupOnly))
 	backup.waitDomain(t, backupOnly, func(d acme.DomainStatus) bool { return d.State == "valid" })
 
-	master := startACMELB(t, acmeYAML(nodes, "127.0.0.1", httpPort, tlsPort, ca, storage, []string{acmeDomain}, "http-01"), 0)
+	master := startACMELB(t, lbYAML("127.0.0.1", acmeDomain), 0)
 	st := master.waitCertificate(acmeDomain, nil)
 	if st.Obtained != 1 {
 		t.Errorf("master obtained %d certificates, want 1", st.Obtained)
@@ -86,7 +114,8 @@ func buildLB(t *testing.T) string {
 	if lbBinErr != nil {
 		t.Fatal(lbBinErr)
 	}
-	t.Cleanup(func() { os.RemoveAll(filepath.Dir(lbBin)) })
+	// Shared by the tests of this binary, so not removed by one of them
+	// (a few MB under os.TempDir).
 	return lbBin
 }
 
