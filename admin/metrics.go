@@ -27,6 +27,7 @@ type Gauges struct {
 	ReloadFailures uint64
 	ClientConns    *ClientConnGauge // nil when no listener serves
 	RateLimits     []RateLimitGauge // one per limited route class
+	ACME           []ACMEGauge      // one per listen[].tls.acme domain (acme.go)
 }
 
 // RateLimitGauge is one route class's per-client limiter (rate_limits).
@@ -232,6 +233,7 @@ func (s *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 		descRateLimited, descRateEntries, descRateCap, descRateEvicted} {
 		ch <- d
 	}
+	describeACME(ch)
 }
 
 func (s *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -293,6 +295,7 @@ func (s *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descConnsRefuse, prometheus.CounterValue, float64(c.RefusedProxyPeer), "proxy_protocol_from")
 		ch <- prometheus.MustNewConstMetric(descConnsRefuse, prometheus.CounterValue, float64(c.RefusedProxyHeader), "proxy_protocol_header")
 	}
+	collectACME(ch, g.ACME)
 	for _, r := range g.RateLimits {
 		ch <- prometheus.MustNewConstMetric(descRateLimited, prometheus.CounterValue, float64(r.Limited), r.Route)
 		ch <- prometheus.MustNewConstMetric(descRateEntries, prometheus.GaugeValue, float64(r.Entries), r.Route)

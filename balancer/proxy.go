@@ -56,6 +56,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	if wc != nil {
+		// http-01 answers come before the HTTPS redirect (issue 14).
+		if !wc.ln.tls && rt.serveACMEChallenge(ctx) {
+			return
+		}
 		if ln := wc.ln; !ln.tls && ln.index < len(rt.cfg.Listen) && rt.cfg.Listen[ln.index].RedirectHTTPS {
 			redirect(ctx, &rt.cfg.Listen[ln.index])
 			return

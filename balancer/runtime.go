@@ -70,6 +70,9 @@ type Deps struct {
 	// handed over by systemd or by the process being upgraded comes in
 	// here; TLS and the server's own wrapping stay the server's.
 	Listen func(network, address string) (net.Listener, error)
+	// ACME serves listen[].tls.acme certificates and answers challenges
+	// (acme.go); nil: no listener has tls.acme.
+	ACME ACME
 }
 
 // Runtime is everything a request needs, built from one configuration and
@@ -89,6 +92,7 @@ type Runtime struct {
 	idle        time.Duration
 	wd          *watchdog           // the adopting Server's; nil before NewServer or Swap
 	certs       [][]tls.Certificate // per listener index; nil for plain HTTP
+	acme        []map[string]bool   // per listener index: its tls.acme domains (acme.go)
 	// defaultHosts is, per listener index, the Host given to HTTP/1.0
 	// requests without one; nil when the listener has none.
 	defaultHosts [][]byte
@@ -166,6 +170,7 @@ func NewRuntime(cfg *configs.Config, nodes []NodeSpec, deps Deps) (*Runtime, err
 	for c := Class(0); c < NumClasses; c++ {
 		rt.pools[c] = rt.newPool(c)
 	}
+	rt.acme = acmeDomains(cfg.Listen)
 	for _, l := range cfg.Listen {
 		var certs []tls.Certificate
 		if l.TLS != nil {
@@ -181,6 +186,9 @@ func NewRuntime(cfg *configs.Config, nodes []NodeSpec, deps Deps) (*Runtime, err
 		host := l.DefaultHost
 		if host == "" && len(certs) > 0 {
 			host = certHost(&certs[0])
+		}
+		if host == "" {
+			host = acmeDefaultHost(l)
 		}
 		var b []byte
 		if host != "" {

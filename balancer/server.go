@@ -331,15 +331,19 @@ func (s *Server) serveLocked(l *watchingListener) {
 	})
 }
 
-// tlsConfig serves the listener's certificates from the current runtime,
-// chosen by SNI (first one when none matches); TLS 1.2 minimum.
+// tlsConfig serves the listener's certificates from the current runtime:
+// an ACME domain's managed one (acme.go), else the files chosen by SNI
+// (first one when none matches); TLS 1.2 minimum.
 func (s *Server) tlsConfig(l *watchingListener) *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
-		NextProtos: []string{"http/1.1"},
+		NextProtos: []string{"http/1.1", acmeALPN},
 		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 			rt := s.rt.Load()
 			index := l.info.Load().index
+			if cert, done, err := rt.acmeCertificate(index, hello); done {
+				return cert, err
+			}
 			if index >= len(rt.certs) || len(rt.certs[index]) == 0 {
 				return nil, errors.New("balancer: no certificate for this listener")
 			}

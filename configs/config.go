@@ -42,6 +42,8 @@ type Config struct {
 	Compression Compression `yaml:"compression"`
 	// RateLimits are per-client token buckets on the public API.
 	RateLimits RateLimits `yaml:"rate_limits"`
+	// ACME is where listen[].tls.acme certificates are kept.
+	ACME ACMEStorage `yaml:"acme"`
 }
 
 // Listener is one public address the balancer accepts on.
@@ -84,9 +86,12 @@ type ProxyProtocol struct {
 }
 
 // TLS holds the certificates of a listener; the one whose names match the
-// client's SNI is chosen, the first one when nothing matches.
+// client's SNI is chosen, the first one when nothing matches. An ACME
+// domain's managed certificate wins over the files for its name.
 type TLS struct {
 	Certificates []Certificate `yaml:"certificates"`
+	// ACME, when set, obtains and renews certificates for its domains.
+	ACME *ACME `yaml:"acme"`
 }
 
 // Certificate is a PEM certificate chain and its key.

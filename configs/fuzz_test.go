@@ -24,6 +24,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("admin: {token: \"${\"}\n"))
 	// Issue 15: rate limits at and past their bounds.
 	f.Add([]byte("rate_limits: {frontend: {rate: .inf, burst: 1e99}, api: {rate: 1000000}, ipv6_prefix: -1, max_entries: ${N}, exempt: [\"::ffff:0:0/96\"]}\n"))
+	// Issue 14: ACME sections, hostile domains and storage paths.
+	f.Add([]byte("listen: [{address: \":443\", tls: {acme: {domains: [\"*.a\", \"../x.example\", \"${X}.example\"], challenges: [http-01, x]}}}]\nacme: {storage_dir: ../x, consul_prefix: /a/../b}\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		env := func(k string) (string, bool) {
 			switch k {

@@ -27,7 +27,11 @@ func (c *Config) defaults() {
 		if l.ProxyProtocol != nil {
 			setDuration(&l.ProxyProtocol.Timeout, "5s")
 		}
+		if l.TLS != nil && l.TLS.ACME != nil {
+			l.TLS.ACME.defaults()
+		}
 	}
+	c.ACME.defaults()
 	if c.Balancing.Policy == "" {
 		c.Balancing.Policy = PolicyLeastConn
 	}
@@ -136,6 +140,7 @@ func (c *Config) validate(v *validator) {
 	}
 	c.Cron.validate(v, "cron")
 	c.validateCronRefs(v)
+	c.validateACME(v)
 }
 
 func (c *Config) validateListen(v *validator) {
@@ -158,8 +163,11 @@ func (c *Config) validateListen(v *validator) {
 		}
 		seen[l.Address] = true
 		if l.TLS != nil {
-			if len(l.TLS.Certificates) == 0 {
-				v.Errorf(p+".tls.certificates", "needs at least one {cert, key} pair")
+			if len(l.TLS.Certificates) == 0 && l.TLS.ACME == nil {
+				v.Errorf(p+".tls.certificates", "needs at least one {cert, key} pair, or tls.acme")
+			}
+			if l.TLS.ACME != nil {
+				l.TLS.ACME.validate(v, p+".tls.acme")
 			}
 			for j, cert := range l.TLS.Certificates {
 				cp := fmt.Sprintf("%s.tls.certificates[%d]", p, j)

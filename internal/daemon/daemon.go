@@ -44,6 +44,9 @@ type Options struct {
 	// serve at once but start VRRP only with the states the old process
 	// hands over (upgrade.go).
 	Handover VRRPHandover
+	// ACMERenewCheck is how often ACME certificates are checked for
+	// renewal; 0 is certmagic's 10m (tests with short-lived ones shorten it).
+	ACMERenewCheck time.Duration
 }
 
 // Daemon is one running mosparo-lb.

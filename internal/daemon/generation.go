@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"sync/atomic"
 
+	"github.com/mosparo-lb/mosparo-lb/acme"
 	"github.com/mosparo-lb/mosparo-lb/balancer"
 	"github.com/mosparo-lb/mosparo-lb/configs"
 	"github.com/mosparo-lb/mosparo-lb/cron"
@@ -29,6 +30,7 @@ type generation struct {
 	vips    *vip.Manager     // nil without vrrp.instances
 	cron    *cron.Runner     // nil when cron is off
 	lock    *cron.ConsulLock // nil unless a Consul lock elects the cron
+	acme    *acme.Manager    // nil without listen[].tls.acme (acme.go)
 	rt      *balancer.Runtime
 	binding *balancer.Binding // nil once committed
 	// pending are the runtime's health views of nodes the checker only
@@ -57,6 +59,7 @@ func (d *Daemon) build(ctx context.Context, cfg *configs.Config, prev *generatio
 		{"vrrp", func() error { return d.buildVRRP(g, prev) }},
 		{"cron lock", func() error { return d.buildCronLock(g, prev) }},
 		{"cron", func() error { return d.buildCron(g, prev) }},
+		{"acme", func() error { return d.buildACME(g, prev) }},
 		{"runtime", func() error { return d.buildRuntime(g) }},
 		{"listen", func() error { return d.bind(ctx, g) }},
 	}
@@ -191,6 +194,9 @@ func (d *Daemon) buildRuntime(g *generation) error {
 	if d.metrics != nil {
 		deps.Metrics = d.metrics
 	}
+	if g.acme != nil {
+		deps.ACME = g.acme
+	}
 	specs := make([]balancer.NodeSpec, 0, len(g.targets))
 	for _, t := range g.targets {
 		specs = append(specs, balancer.NodeSpec{Name: t.Name, Address: t.Address, Weight: t.Weight, Admin: t.Admin})
@@ -255,6 +261,9 @@ func (d *Daemon) partsOf(g *generation) []part {
 	}
 	if g.cron != nil {
 		ps = append(ps, part{"cron", g.cron, g.cron.Run})
+	}
+	if g.acme != nil {
+		ps = append(ps, part{"acme", g.acme, g.acme.Run})
 	}
 	if g.vips != nil {
 		ps = append(ps, part{"vip", g.vips, g.vips.Run})

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"time"
 
+	"github.com/mosparo-lb/mosparo-lb/acme"
 	"github.com/mosparo-lb/mosparo-lb/admin"
 	"github.com/mosparo-lb/mosparo-lb/balancer"
 	"github.com/mosparo-lb/mosparo-lb/cron"
@@ -63,6 +64,7 @@ type Snapshot struct {
 	RateLimits []balancer.RateLimitStat `json:"rate_limits,omitempty"`
 	VRRP       []vip.InstanceStatus     `json:"vrrp,omitempty"` // nil without vrrp.instances
 	Cron       *cron.Status             `json:"cron,omitempty"` // nil when cron is off
+	ACME       *acme.Status             `json:"acme,omitempty"` // nil without listen[].tls.acme
 	// History feeds the page's charts (nil without admin); Events its list.
 	History *admin.HistoryView `json:"history,omitempty"`
 	Events  []admin.Event      `json:"events"`
@@ -124,6 +126,10 @@ func (d *Daemon) Snapshot() Snapshot {
 		st := g.cron.Status()
 		s.Cron = &st
 	}
+	if g.acme != nil {
+		st := g.acme.Status()
+		s.ACME = &st
+	}
 	if d.history != nil {
 		v := d.history.View()
 		s.History = &v
@@ -171,6 +177,11 @@ func (s *Snapshot) gauges() admin.Gauges {
 	}
 	if s.Cron != nil {
 		out.Cron = &admin.CronGauge{Runs: maps.Clone(s.Cron.Outcomes)}
+	}
+	if s.ACME != nil {
+		for _, d := range s.ACME.Domains {
+			out.ACME = append(out.ACME, admin.ACMEGauge{Domain: d.Domain, NotAfter: d.NotAfter, Obtained: d.Obtained, Failures: d.Failures})
+		}
 	}
 	for _, r := range s.RateLimits {
 		out.RateLimits = append(out.RateLimits, admin.RateLimitGauge{Route: r.Route, Limited: r.Limited, Evictions: r.Evictions,

@@ -18,8 +18,8 @@
     { action: 'maintenance', label: 'Maintenance', confirm: 'Put node %s into maintenance? It gets no requests at all.' },
     { action: 'ready', label: 'Ready', confirm: '' },
   ];
-  const SECTION_ORDER = ['vrrp', 'css_cache', 'caches', 'cron', 'versions', 'discovery'];
-  const TITLES = { vrrp: 'VRRP', css_cache: 'CSS cache', caches: 'Caches', cron: 'Web cron', discovery: 'Discovery', reloads: 'Reloads' };
+  const SECTION_ORDER = ['vrrp', 'acme', 'css_cache', 'caches', 'cron', 'versions', 'discovery'];
+  const TITLES = { vrrp: 'VRRP', css_cache: 'CSS cache', caches: 'Caches', cron: 'Web cron', acme: 'Certificates (ACME)', discovery: 'Discovery', reloads: 'Reloads' };
 
   // The charts of /status "history": one per metric and dimension, one
   // line per node or route class.
@@ -318,6 +318,12 @@
     if (st.css_cache && st.css_cache.reachable === false) parts.push('CSS CACHE DOWN');
     // The seed's "sync the source code" step was forgotten (FACTS 11.3).
     if (st.versions && st.versions.mixed === true) parts.push('NODES RUN DIFFERENT VERSIONS');
+    // ACME certificates that fail or run out within 14 days (issue 14).
+    for (const d of (st.acme && Array.isArray(st.acme.domains)) ? st.acme.domains : []) {
+      const left = d.not_after ? (Date.parse(d.not_after) - Date.now()) / 86400000 : NaN;
+      if (d.state === 'failing' || d.state === 'expired') parts.push('CERTIFICATE ' + d.state.toUpperCase() + ': ' + d.domain);
+      else if (left < 14) parts.push('CERTIFICATE EXPIRES IN ' + Math.max(0, Math.floor(left)) + ' DAYS: ' + d.domain);
+    }
     if (st.version) parts.push('version ' + st.version);
     $('summary').textContent = parts.join(' · ');
 
