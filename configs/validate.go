@@ -23,10 +23,12 @@ func (c *Config) defaults() {
 	for i := range c.Nodes {
 		setInt(&c.Nodes[i].Weight, 100)
 	}
-	for _, l := range c.Listen {
+	for i := range c.Listen {
+		l := &c.Listen[i]
 		if l.ProxyProtocol != nil {
 			setDuration(&l.ProxyProtocol.Timeout, "5s")
 		}
+		l.http2Defaults()
 	}
 	if c.Balancing.Policy == "" {
 		c.Balancing.Policy = PolicyLeastConn
@@ -180,6 +182,7 @@ func (c *Config) validateListen(v *validator) {
 				v.Errorf(p+".proxy_protocol.timeout", "must be positive and at most 1m, got %s", d)
 			}
 		}
+		l.validateHTTP2(v, p)
 	}
 }
 
