@@ -25,7 +25,7 @@ import (
 
 // h2YAML is a TLS listener with h2 on (the default), extra listener keys
 // appended by the caller.
-func h2YAML(t *testing.T, listenerExtra, rest string) string {
+func h2YAML(t testing.TB, listenerExtra, rest string) string {
 	t.Helper()
 	dir := t.TempDir()
 	c, k := writeCert(t, dir, "mosparo.example")
@@ -146,14 +146,14 @@ func TestHTTP2Curl(t *testing.T) {
 
 // h2Conn is a raw HTTP/2 client connection for hostile input.
 type h2Conn struct {
-	t   *testing.T
+	t   testing.TB
 	c   net.Conn
 	fr  *http2.Framer
 	enc *hpack.Encoder
 	buf bytes.Buffer
 }
 
-func dialH2(t *testing.T, addr string) *h2Conn {
+func dialH2(t testing.TB, addr string) *h2Conn {
 	t.Helper()
 	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
 	if err != nil {
@@ -167,7 +167,7 @@ func dialH2(t *testing.T, addr string) *h2Conn {
 	return newH2Conn(t, c)
 }
 
-func newH2Conn(t *testing.T, c net.Conn) *h2Conn {
+func newH2Conn(t testing.TB, c net.Conn) *h2Conn {
 	h := &h2Conn{t: t, c: c, fr: http2.NewFramer(c, c)}
 	h.enc = hpack.NewEncoder(&h.buf)
 	h.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
