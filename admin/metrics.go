@@ -44,6 +44,11 @@ type ClientConnGauge struct {
 	// Closed on proxy_protocol listeners: a peer outside proxy_protocol.from,
 	// no valid PROXY header in time.
 	RefusedProxyPeer, RefusedProxyHeader uint64
+	// HTTP/2 (issue 14): connections open, closed for rapid reset, and
+	// requests by protocol.
+	H2Open                 int64
+	H2RapidResets          uint64
+	RequestsH1, RequestsH2 uint64
 }
 
 // NodeGauge is one node's health state and counters.
@@ -216,6 +221,9 @@ var (
 	descCSSDisProj  = prometheus.NewDesc("mosparo_lb_css_cache_disagreeing_projects", "Projects whose unhashed CSS URL the edge leaves to the nodes because the cache disagrees.", nil, nil)
 	descCron        = prometheus.NewDesc("mosparo_lb_cron_runs_total", "Web cron calls by outcome.", []string{"outcome"}, nil)
 	descReloads     = prometheus.NewDesc("mosparo_lb_config_reloads_total", "Configuration reloads attempted.", nil, nil)
+	descConnsH2     = prometheus.NewDesc("mosparo_lb_client_connections_http2", "Client connections open on the public listeners that speak HTTP/2.", nil, nil)
+	descRapidResets = prometheus.NewDesc("mosparo_lb_http2_rapid_reset_closed_total", "HTTP/2 client connections closed for resetting more streams than listen[].http2.max_resets within reset_window (CVE-2023-44487).", nil, nil)
+	descReqProto    = prometheus.NewDesc("mosparo_lb_client_requests_total", "Client requests handled, by protocol (h1, h2).", []string{"proto"}, nil)
 	descConns       = prometheus.NewDesc("mosparo_lb_client_connections", "Client connections open on the public listeners.", nil, nil)
 	descConnsRefuse = prometheus.NewDesc("mosparo_lb_client_connections_refused_total", "Client connections closed at accept, by the limit reached (max_conns, max_conns_per_ip), or unread on a proxy_protocol listener (proxy_protocol_from, proxy_protocol_header).", []string{"limit"}, nil)
 	descRateLimited = prometheus.NewDesc("mosparo_lb_rate_limited_total", "Requests the per-client rate limits answered at the LB (429, or mosparo's delay answer with rate_limits.frontend_answer: delay), by route class.", []string{"route"}, nil)
@@ -294,6 +302,10 @@ func (s *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descConnsRefuse, prometheus.CounterValue, float64(c.RefusedIP), "max_conns_per_ip")
 		ch <- prometheus.MustNewConstMetric(descConnsRefuse, prometheus.CounterValue, float64(c.RefusedProxyPeer), "proxy_protocol_from")
 		ch <- prometheus.MustNewConstMetric(descConnsRefuse, prometheus.CounterValue, float64(c.RefusedProxyHeader), "proxy_protocol_header")
+		ch <- prometheus.MustNewConstMetric(descConnsH2, prometheus.GaugeValue, float64(c.H2Open))
+		ch <- prometheus.MustNewConstMetric(descRapidResets, prometheus.CounterValue, float64(c.H2RapidResets))
+		ch <- prometheus.MustNewConstMetric(descReqProto, prometheus.CounterValue, float64(c.RequestsH1), "h1")
+		ch <- prometheus.MustNewConstMetric(descReqProto, prometheus.CounterValue, float64(c.RequestsH2), "h2")
 	}
 	collectACME(ch, g.ACME)
 	for _, r := range g.RateLimits {

@@ -23,7 +23,7 @@ func TestMetricsFamilies(t *testing.T) {
 			CSS:           &CSSGauge{Hits: 5, Misses: 1},
 			Cron:          &CronGauge{Runs: map[string]uint64{"done": 2}},
 			Reloads:       1,
-			ClientConns:   &ClientConnGauge{Open: 7, RefusedMaxConns: 2, RefusedIP: 3, RefusedProxyPeer: 4, RefusedProxyHeader: 5},
+			ClientConns:   &ClientConnGauge{Open: 7, RefusedMaxConns: 2, RefusedIP: 3, RefusedProxyPeer: 4, RefusedProxyHeader: 5, H2Open: 1, H2RapidResets: 1, RequestsH1: 3, RequestsH2: 4},
 			RateLimits:    []RateLimitGauge{{Route: "frontend", Limited: 4, Evictions: 1, Entries: 9, Capacity: 100352}},
 		}
 	})
@@ -45,6 +45,7 @@ func TestMetricsFamilies(t *testing.T) {
 		"mosparo_lb_css_cache_requests_total", "mosparo_lb_css_cache_entries", "mosparo_lb_cron_runs_total",
 		"mosparo_lb_config_reloads_total", "mosparo_lb_config_reload_failures_total",
 		"mosparo_lb_client_connections", "mosparo_lb_client_connections_refused_total",
+		"mosparo_lb_client_connections_http2", "mosparo_lb_http2_rapid_reset_closed_total", "mosparo_lb_client_requests_total",
 		"mosparo_lb_node_version_info", "mosparo_lb_versions_mixed",
 		"mosparo_lb_rate_limited_total", "mosparo_lb_rate_limit_entries", "mosparo_lb_rate_limit_capacity", "mosparo_lb_rate_limit_evictions_total",
 	} {

@@ -33,6 +33,7 @@ func (rt *Runtime) accessLog(ctx *fasthttp.RequestCtx, st *reqState, o outcome, 
 	f[5] = zap.String("client", unsafeString(st.addr))
 	f[6] = zap.String("method", unsafeString(ctx.Method()))
 	f[7] = zap.String("path", unsafeString(ctx.Path()))
+	f[8] = zap.String("proto", protoName(o.h2))
 	ce.Write(f[:]...)
 	*f = [len(f)]zap.Field{} // drop references into the request
 }

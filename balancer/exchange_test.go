@@ -440,7 +440,7 @@ func (n *recNode) failures() int64 {
 		n.outcomes[health.Timeout].Load() + n.outcomes[health.BadAnswer].Load()
 }
 
-func startLBWith(t *testing.T, cfg *configsConfig, nodes []NodeSpec, h HealthSource) (*Server, string) {
+func startLBWith(t testing.TB, cfg *configsConfig, nodes []NodeSpec, h HealthSource) (*Server, string) {
 	t.Helper()
 	rt, err := NewRuntime(cfg, nodes, Deps{Logger: zaptest.NewLogger(t), Health: h})
 	if err != nil {

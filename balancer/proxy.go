@@ -21,7 +21,7 @@ type reqState struct {
 	weights [maxPoolNodes]int32
 	buf     []byte
 	addr    []byte
-	fields  [8]zap.Field
+	fields  [9]zap.Field
 
 	// compression (compress.go): scratch for bodies and header values, and
 	// the variant ETags the client named in If-None-Match.
@@ -38,6 +38,7 @@ type outcome struct {
 	node    *upstream
 	status  int
 	retries int
+	h2      bool // served over HTTP/2 (http2.go)
 }
 
 // handle is the fasthttp handler: classify, guard, edge-serve, forward.
@@ -46,9 +47,12 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	rt := s.rt.Load()
 	var peer netip.Addr
 	wc := clientConn(ctx)
+	h2 := false
 	if wc != nil {
 		wc.handling()
+		h2 = wc.isH2()
 	}
+	s.h2.count(h2)
 	if !checkRequest(ctx) {
 		if rt.noNode != nil {
 			rt.noNode.Observe(Classify(ctx.Path()), fasthttp.StatusBadRequest, time.Since(start), 0)
@@ -79,6 +83,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		path = ctx.Path()
 	}
 	o := rt.serve(ctx, st, class, routable, peer, path, start)
+	o.h2 = h2
 	if rt.deps.AccessLog == nil && rt.noNode == nil {
 		statePool.Put(st)
 		return

@@ -35,7 +35,7 @@ func (n *echoNode) kill() {
 	}
 }
 
-func startEcho(t *testing.T, name string) *echoNode {
+func startEcho(t testing.TB, name string) *echoNode {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -72,7 +72,7 @@ func startEcho(t *testing.T, name string) *echoNode {
 	return n
 }
 
-func testConfig(t *testing.T, yaml string) *configs.Config {
+func testConfig(t testing.TB, yaml string) *configs.Config {
 	t.Helper()
 	cfg, err := configs.Parse("test.yaml", []byte(yaml), func(string) (string, bool) { return "", false })
 	if err != nil {
@@ -81,7 +81,7 @@ func testConfig(t *testing.T, yaml string) *configs.Config {
 	return cfg
 }
 
-func startLB(t *testing.T, cfg *configs.Config, nodes []NodeSpec) (*Server, string) {
+func startLB(t testing.TB, cfg *configs.Config, nodes []NodeSpec) (*Server, string) {
 	t.Helper()
 	return startLBWith(t, cfg, nodes, nil)
 }

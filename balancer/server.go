@@ -27,6 +27,7 @@ type Server struct {
 	logger *zap.Logger
 	wd     *watchdog // client and node connection timeouts (timeouts.go)
 	conns  *connLimiter
+	h2     h2Front // HTTP/2 connections (http2.go)
 
 	mu       sync.Mutex
 	lns      []*watchingListener // in the current runtime's listen: order
@@ -95,6 +96,8 @@ func NewServer(rt *Runtime) *Server {
 		DisableHeaderNamesNormalizing: false,
 		Logger:                        fasthttpLogger{s.logger},
 	}
+	// Connections that chose h2 by ALPN after the handshake (http2.go).
+	s.srv.NextProto("h2", s.serveH2)
 	return s
 }
 
@@ -134,6 +137,7 @@ func (s *Server) Bind(ctx context.Context, rt *Runtime) (*Binding, error) {
 			}
 			wl = &watchingListener{Listener: ln, srv: s, key: l.Address}
 			wl.tls = s.tlsConfig(wl)
+			wl.tlsNoH2 = withoutH2(wl.tls)
 			b.added = append(b.added, wl)
 		}
 		b.lns = append(b.lns, wl)
@@ -296,6 +300,7 @@ wait:
 	grace := s.rt.Load().cfg.Shutdown.Grace.D()
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
+	s.h2.shutdown() // GOAWAY first: fasthttp waits for h2 connections too
 	if serr := s.srv.ShutdownWithContext(sctx); serr != nil && err == nil && !errors.Is(serr, context.DeadlineExceeded) {
 		err = fmt.Errorf("balancer: shutdown: %w", serr)
 	}
@@ -337,7 +342,7 @@ func (s *Server) serveLocked(l *watchingListener) {
 func (s *Server) tlsConfig(l *watchingListener) *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
-		NextProtos: []string{"http/1.1", acmeALPN},
+		NextProtos: []string{"h2", "http/1.1", acmeALPN}, // h2 only where listen[].http2 is on (listenerTLS)
 		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 			rt := s.rt.Load()
 			index := l.info.Load().index
@@ -441,6 +446,7 @@ type watchingListener struct {
 	srv      *Server
 	key      string // the configured address, by which reloads share it
 	tls      *tls.Config
+	tlsNoH2  *tls.Config                  // tls without h2, for listeners with http2 off
 	info     atomic.Pointer[listenerInfo] // replaced by each Swap
 	closing  atomic.Bool                  // closed on purpose: not a failure
 	dead     atomic.Bool                  // serving stopped unasked
@@ -499,7 +505,7 @@ func (l *watchingListener) admit(c net.Conn) net.Conn {
 		wc.arm(rt.clientRead, limitRead)
 	}
 	if info.tls {
-		return tls.Server(wc, l.tls)
+		return tls.Server(wc, l.listenerTLS(rt, info.index))
 	}
 	return wc
 }

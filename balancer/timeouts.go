@@ -147,6 +147,7 @@ const (
 	phaseReading  = iota // a request, from its first byte: timeouts.client_read
 	phaseHandling        // the handler runs; the upstream exchange has its own limit
 	phaseIdle            // keep-alive, waiting for the next request: timeouts.idle
+	phaseH2              // serving HTTP/2: x/net keeps the timeouts (http2.go)
 )
 
 func (c *watchedConn) arm(d time.Duration, limits int64) { c.expires.Store(c.w.expiry(d, limits)) }
@@ -182,7 +183,7 @@ func (c *watchedConn) Read(p []byte) (int, error) {
 // the connection is idle. Other writes (a TLS handshake, 100 Continue, an
 // error answer to a bad request) leave the read limit as it was.
 func (c *watchedConn) Write(p []byte) (int, error) {
-	if c.srv == nil {
+	if c.srv == nil || c.phase.Load() == phaseH2 {
 		return c.Conn.Write(p)
 	}
 	rt := c.srv.rt.Load()
@@ -201,9 +202,21 @@ func (c *watchedConn) Write(p []byte) (int, error) {
 
 // handling is called as the handler starts: the request is read.
 func (c *watchedConn) handling() {
+	if c.phase.Load() == phaseH2 {
+		return
+	}
 	c.phase.Store(phaseHandling)
 	c.disarm()
 }
+
+// leaveWatchdog hands the connection's timeouts to x/net's HTTP/2 server.
+func (c *watchedConn) leaveWatchdog() {
+	c.phase.Store(phaseH2)
+	c.disarm()
+}
+
+// isH2 reports whether the connection serves HTTP/2.
+func (c *watchedConn) isH2() bool { return c.phase.Load() == phaseH2 }
 
 func (c *watchedConn) Close() error {
 	if c.srv != nil && c.closed.CompareAndSwap(false, true) {

@@ -19,7 +19,7 @@ import (
 )
 
 // writeCert writes a self-signed certificate for name into dir.
-func writeCert(t *testing.T, dir, name string) (certFile, keyFile string) {
+func writeCert(t testing.TB, dir, name string) (certFile, keyFile string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

@@ -72,6 +72,9 @@ type Listener struct {
 	// (before the TLS handshake on a TLS listener) by a TCP load balancer in
 	// front. Default: off.
 	ProxyProtocol *ProxyProtocol `yaml:"proxy_protocol"`
+	// HTTP2 tunes HTTP/2 on a TLS listener (http2.go). Default: on, with
+	// the defaults documented there.
+	HTTP2 *HTTP2 `yaml:"http2"`
 }
 
 // ProxyProtocol is which peers of a listener must send a PROXY protocol

@@ -23,13 +23,15 @@ func (c *Config) defaults() {
 	for i := range c.Nodes {
 		setInt(&c.Nodes[i].Weight, 100)
 	}
-	for _, l := range c.Listen {
+	for i := range c.Listen {
+		l := &c.Listen[i]
 		if l.ProxyProtocol != nil {
 			setDuration(&l.ProxyProtocol.Timeout, "5s")
 		}
 		if l.TLS != nil && l.TLS.ACME != nil {
 			l.TLS.ACME.defaults()
 		}
+		l.http2Defaults()
 	}
 	c.ACME.defaults()
 	if c.Balancing.Policy == "" {
@@ -197,6 +199,7 @@ func (c *Config) validateListen(v *validator) {
 				v.Errorf(p+".proxy_protocol.timeout", "must be positive and at most 1m, got %s", d)
 			}
 		}
+		l.validateHTTP2(v, p)
 	}
 }
 

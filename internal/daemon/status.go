@@ -91,6 +91,12 @@ type ClientConns struct {
 	// valid PROXY header in time.
 	RefusedProxyPeer   uint64 `json:"refused_proxy_protocol_from"`
 	RefusedProxyHeader uint64 `json:"refused_proxy_protocol_header"`
+	// HTTP/2 (issue 14): open h2 connections, those closed for rapid
+	// reset, and requests by protocol.
+	H2Open        int64  `json:"http2_open"`
+	H2RapidResets uint64 `json:"http2_rapid_reset_closed"`
+	RequestsH1    uint64 `json:"requests_h1"`
+	RequestsH2    uint64 `json:"requests_h2"`
 }
 
 // Snapshot reads every part of the current generation.
@@ -100,6 +106,7 @@ func (d *Daemon) Snapshot() Snapshot {
 	d.mu.Unlock()
 	g := d.cur.Load()
 	cs := d.srv.ConnStats()
+	h2 := d.srv.HTTP2Stats()
 	s := Snapshot{
 		Version: d.opts.Version,
 		Started: d.started.UTC(),
@@ -109,7 +116,8 @@ func (d *Daemon) Snapshot() Snapshot {
 		PoolOK:  d.checker.PoolHealthy(),
 		Serving: d.srv.Healthy(),
 		ClientConns: ClientConns{Open: cs.Open, RefusedMaxConns: cs.RefusedTotal, RefusedPerIP: cs.RefusedPerIP,
-			RefusedProxyPeer: cs.RefusedProxyPeer, RefusedProxyHeader: cs.RefusedProxyHeader},
+			RefusedProxyPeer: cs.RefusedProxyPeer, RefusedProxyHeader: cs.RefusedProxyHeader,
+			H2Open: h2.Conns, H2RapidResets: h2.RapidResets, RequestsH1: h2.RequestsH1, RequestsH2: h2.RequestsH2},
 		Timestamp:  time.Now().UTC(),
 		Discovery:  g.disc.Status(),
 		Versions:   d.checker.Versions(),
@@ -159,7 +167,8 @@ func (s *Snapshot) gauges() admin.Gauges {
 		VersionsMixed: s.Versions.Mixed,
 		ClientConns: &admin.ClientConnGauge{Open: int64(s.ClientConns.Open), RefusedMaxConns: s.ClientConns.RefusedMaxConns,
 			RefusedIP: s.ClientConns.RefusedPerIP, RefusedProxyPeer: s.ClientConns.RefusedProxyPeer,
-			RefusedProxyHeader: s.ClientConns.RefusedProxyHeader}}
+			RefusedProxyHeader: s.ClientConns.RefusedProxyHeader, H2Open: s.ClientConns.H2Open,
+			H2RapidResets: s.ClientConns.H2RapidResets, RequestsH1: s.ClientConns.RequestsH1, RequestsH2: s.ClientConns.RequestsH2}}
 	for _, n := range s.Nodes {
 		out.Nodes = append(out.Nodes, admin.NodeGauge{Name: n.Name, State: n.State.String(), InFlight: n.InFlight,
 			Ejections: n.Ejections, Weight: n.EffectiveWeight, Queued: n.Queued, QueueTimeouts: n.QueueTimeouts,
