@@ -239,9 +239,13 @@ func readToEnd(c net.Conn) ([]byte, error) {
 // settle waits (bounded) until the balancer has no request in flight and
 // has told passive health the outcome of every request a node read (just
 // after in_flight drops): the next run must not see this one's outcomes.
+// A request that failed before the node counted it (a reset while it was
+// sent) is told without being read, so more outcomes than reads is settled
+// too; requiring equality kept every later run of a busy CI waiting.
 func (h *pathHarness) settle(t *testing.T) {
+	var read, observed, flying int64
 	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(time.Millisecond) {
-		var read, observed int64
+		read, observed = 0, 0
 		for _, n := range h.nodes {
 			read += n.requests.Load()
 			rn := h.rec.node(n.addr())
@@ -249,11 +253,11 @@ func (h *pathHarness) settle(t *testing.T) {
 				observed += rn.outcomes[o].Load()
 			}
 		}
-		if inFlight(h.srv) == 0 && observed == read {
+		if flying = inFlight(h.srv); flying == 0 && observed >= read {
 			return
 		}
 	}
-	t.Fatal("requests still in flight, or outcomes untold, 10s after the client left")
+	t.Fatalf("10s after the client left: %d requests in flight, %d read by nodes, %d outcomes told", flying, read, observed)
 }
 
 func (h *pathHarness) failures() int64 {
