@@ -98,7 +98,7 @@ func setPageHeaders(w http.ResponseWriter) {
 var (
 	errCrossSite = errors.New("cross-site request refused")
 	errCSRF      = errors.New("missing or wrong " + CSRFHeader + " header: reload the status page")
-	errHost      = errors.New("the Host header must be an IP address or localhost when admin.token is not set")
+	errHost      = errors.New("the Host header must be an IP address, localhost or a name in admin.hosts, or the request must carry admin.token")
 )
 
 // checkWrite refuses a write that a web page other than ours could have
@@ -121,23 +121,30 @@ func (s *Server) checkWrite(r *http.Request) error {
 	return nil
 }
 
-// hostAllowed defeats DNS rebinding: without a token, the admin listener is
-// protected only by being on loopback, and a hostile site whose name
-// resolves to 127.0.0.1 would otherwise be same-origin with it and could
-// read the CSRF value from the page. Browsers always send the name they
-// resolved as Host, so only IP literals and localhost are accepted.
-// With a token, the token (never in the page) protects writes instead, and
-// any name may be used (a non-loopback listener reached by DNS name).
+// hostAllowed defeats DNS rebinding on every route: a hostile site whose
+// name resolves to the admin address would otherwise be same-origin with
+// it, read /status and /metrics (node addresses and states) and the CSRF
+// value from the page. Browsers always send the name they resolved as Host,
+// so only IP literals, localhost and the names the operator listed in
+// admin.hosts are answered. A token does not lift the check (issue 11,
+// item 10) but is itself enough: a request carrying it came from someone
+// who knows it (Prometheus or the CLI reaching the listener by name), which
+// a rebinding page cannot.
 func (s *Server) hostAllowed(r *http.Request) error {
-	if s.cfg.Token != "" {
-		return nil
-	}
 	host := r.Host
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
 	host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
 	if strings.EqualFold(host, "localhost") || net.ParseIP(host) != nil {
+		return nil
+	}
+	for _, name := range s.cfg.Hosts {
+		if strings.EqualFold(host, name) {
+			return nil
+		}
+	}
+	if s.cfg.Token != "" && s.authorized(r) {
 		return nil
 	}
 	return errHost

@@ -217,6 +217,68 @@ func TestHostCheckWithoutToken(t *testing.T) {
 	}
 }
 
+// TestHostCheckWithToken: a token does not turn the Host check off (issue
+// 11, item 10: every admin route checks Host). IP literals, localhost and
+// the names in admin.hosts are answered; any other name only with the
+// token itself, which a DNS-rebinding page cannot know (Prometheus scraping
+// by name sends it as its bearer credentials).
+func TestHostCheckWithToken(t *testing.T) {
+	const token = "t0k3n"
+	acts := &actions{}
+	s := admin.New(configs.Admin{Listen: "127.0.0.1:0", Token: token, Hosts: []string{"lb1.example", "Admin.Example"}}, admin.Deps{
+		Logger:       zaptest.NewLogger(t),
+		Status:       func() any { return map[string]any{"nodes": []string{"10.0.0.11:80"}} },
+		SetNodeState: acts.set,
+		Metrics:      admin.NewMetrics(func() admin.Gauges { return admin.Gauges{} }),
+	})
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+	port := ts.URL[strings.LastIndex(ts.URL, ":"):]
+	routes := []struct{ method, path string }{
+		{http.MethodGet, "/"},
+		{http.MethodGet, "/status"},
+		{http.MethodGet, "/metrics"},
+		{http.MethodGet, "/healthz"},
+		{http.MethodPost, "/nodes/n1/ready"},
+	}
+	for _, tt := range []struct {
+		host, bearer string
+		allowed      bool
+	}{
+		{"127.0.0.1" + port, "", true},
+		{"localhost" + port, "", true},
+		{"[::1]" + port, "", true},
+		{"lb1.example" + port, "", true},
+		{"LB1.EXAMPLE.", "", true},
+		{"admin.example" + port, "", true},
+		{"evil.example" + port, "", false},
+		{"lb1.example.evil.example" + port, "", false},
+		{"127.0.0.1.nip.io" + port, "", false},
+		{"evil.example" + port, "wrong", false},
+		{"evil.example" + port, token, true},
+	} {
+		for _, rt := range routes {
+			req, _ := http.NewRequest(rt.method, ts.URL+rt.path, nil)
+			req.Host = tt.host
+			if tt.bearer != "" {
+				req.Header.Set("Authorization", "Bearer "+tt.bearer)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if got := resp.StatusCode == http.StatusForbidden; got == tt.allowed {
+				t.Errorf("%s %s with Host %q, bearer %q = %d, want allowed %v", rt.method, rt.path, tt.host, tt.bearer, resp.StatusCode, tt.allowed)
+			}
+		}
+	}
+	// Writes still need the token where the Host is allowed.
+	if got := len(acts.list()); got != 1 {
+		t.Errorf("%d actions applied, want 1 (the one with the token)", got)
+	}
+}
+
 // ---- the page in a real headless Chromium -------------------------------
 
 const pageTestToken = "page-test-token"

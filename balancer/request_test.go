@@ -220,22 +220,29 @@ func TestClientRequestRules(t *testing.T) {
 	}
 }
 
-// TestExpectContinueOverLimit: a declared body over limits.max_body_bytes
-// gets 413 without a 100 Continue first, so the client never sends it
-// (issue 11, item 7); one within the limit gets the 100 and is served.
+// TestExpectContinueOverLimit: a declared body over its route class's limit
+// (limits.body_bytes, capped by limits.max_body_bytes) gets 413 without a
+// 100 Continue first, so the client never sends it (issue 11, item 7; issue
+// 12, item 6), and with the same JSON body as every other refusal; one
+// within the limit gets the 100 and is served.
 func TestExpectContinueOverLimit(t *testing.T) {
 	n := startRawNode(t)
-	cfg := testConfig(t, baseYAML+"limits: {max_body_bytes: 1024}\n")
+	cfg := testConfig(t, baseYAML+"limits: {max_body_bytes: 4096, body_bytes: {frontend: 1024}}\n")
 	_, addr := startLB(t, cfg, []NodeSpec{{Name: "n1", Address: n.ln.Addr().String(), Weight: 100}})
+	const frontend = "/api/v1/frontend/check-form-data"
 	for _, tt := range []struct {
 		name, raw   string
 		status      int
-		wantPrelude bool // a 100 Continue before the final answer
+		wantPrelude bool   // a 100 Continue before the final answer
+		body        []byte // the final answer's body, when the LB answers
 	}{
-		{"over", "POST /x HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1025\r\n\r\n", 413, false},
-		{"far over", "POST /x HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 99999999999\r\n\r\n", 413, false},
-		{"bad header name", "POST /x HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nX A: b\r\nContent-Length: 2\r\n\r\n", 400, false},
-		{"within", "POST /x HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi", 200, true},
+		{"over", "POST /x HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 4097\r\n\r\n", 413, false, bodyTooLarge},
+		{"far over", "POST /x HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 99999999999\r\n\r\n", 413, false, bodyTooLarge},
+		{"over the class limit", "POST " + frontend + " HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1025\r\n\r\n", 413, false, bodyTooLarge},
+		{"over the class limit, prefixed", "POST /index.php" + frontend + " HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1025\r\n\r\n", 413, false, bodyTooLarge},
+		{"bad header name", "POST /x HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nX A: b\r\nContent-Length: 2\r\n\r\n", 400, false, bodyBadRequest},
+		{"within", "POST /x HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi", 200, true, nil},
+		{"within the class limit", "POST " + frontend + " HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi", 200, true, nil},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			before := len(n.received())
@@ -249,6 +256,14 @@ func TestExpectContinueOverLimit(t *testing.T) {
 			}
 			if got := statusOf(answer); got != tt.status {
 				t.Errorf("status = %d, want %d; answer:\n%q", got, tt.status, answer)
+			}
+			if tt.body != nil {
+				if _, body, _ := strings.Cut(answer, "\r\n\r\n"); body != string(tt.body) {
+					t.Errorf("body = %q, want %q", body, tt.body)
+				}
+				if !strings.Contains(answer, "Content-Type: application/json\r\n") {
+					t.Errorf("answer is not JSON:\n%q", answer)
+				}
 			}
 			if got := len(n.received()) - before; got != 0 && tt.status != 200 {
 				t.Errorf("node received %d requests, want none", got)

@@ -64,6 +64,32 @@ func TestLeastConnPolicy(t *testing.T) {
 	}
 }
 
+// TestLeastConnSlowStartShareWhenIdle: with every node idle (sequential
+// requests, low concurrency) a node in slow start gets its effective
+// weight's share of the ties, not none until its ramp ends nor a full
+// share at once (issue 11, item 14: a node re-added by Consul got 0 of 15
+// sequential requests for 20 s).
+func TestLeastConnSlowStartShareWhenIdle(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		weights [3]int32
+		want    string
+	}{
+		{"ramp start", [3]int32{100, 10, 100}, "[100 10 100]"},
+		{"half way", [3]int32{100, 50, 100}, "[100 50 100]"},
+		{"ramp done", [3]int32{100, 100, 100}, "[100 100 100]"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := testPool()
+			c.weights[0], c.weights[1], c.weights[2] = tt.weights[0], tt.weights[1], tt.weights[2]
+			n := int(tt.weights[0] + tt.weights[1] + tt.weights[2])
+			if got := picks(&LeastConn{}, c, n); fmt.Sprint(got) != tt.want {
+				t.Errorf("least conn over %d idle picks with weights %v = %v, want %s", n, tt.weights, got, tt.want)
+			}
+		})
+	}
+}
+
 func TestWeightedPolicy(t *testing.T) {
 	c := testPool()
 	c.weights[0], c.weights[1], c.weights[2] = 500, 300, 200

@@ -215,6 +215,10 @@ type Admin struct {
 	// Token, when set, is required as "Authorization: Bearer <token>" for
 	// every write; required for any non-loopback listen address.
 	Token string `yaml:"token"`
+	// Hosts are the names, besides IP literals and localhost, the listener
+	// answers in the Host header (DNS rebinding, issue 11 item 10); a
+	// request carrying the token is answered whatever its Host. Default none.
+	Hosts []string `yaml:"hosts"`
 }
 
 // Log selects logging.

@@ -139,12 +139,10 @@ func checkCacheURL(backend, u string) string {
 		if !strings.HasPrefix(u, "memcached:") {
 			return "scheme does not match backend memcached; write it like " + exampleCacheURL(backend)
 		}
-		d, err := ParseMemcachedDSN(u)
-		if err != nil {
+		// SASL credentials are read as php-memcached uses them: binary
+		// protocol, SASL PLAIN (cssproxy/memcachedsasl.go).
+		if _, err := ParseMemcachedDSN(u); err != nil {
 			return strings.TrimPrefix(err.Error(), ErrCacheDSN.Error()+": ")
-		}
-		if d.SASL {
-			return "has SASL credentials (user:password@), which the edge cannot use yet (memcached SASL needs the binary protocol); leave css_cache off for this cache"
 		}
 	}
 	return ""

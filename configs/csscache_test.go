@@ -54,6 +54,7 @@ func TestCSSCacheValid(t *testing.T) {
 		{"redis no port", "  backend: redis\n  url: redis://localhost\n"},
 		{"rediss with auth and db", "  backend: redis\n  url: rediss://u:p@10.0.0.5:6380/3\n"},
 		{"memcached", "  backend: memcached\n  url: memcached://10.0.0.5:11211\n  revalidate_interval: 500ms\n  client_tracking: false\n"},
+		{"memcached sasl", "  backend: memcached\n  url: memcached://u:p%3A@h\n"},
 		{"all knobs", "  backend: memcached\n  url: memcached://h\n  timeout: 5ms\n  breaker: {failures: 1, cooldown: 1s}\n  max_bytes: 1048576\n  max_value_bytes: 65536\n  max_stale: 0s\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -72,7 +73,6 @@ func TestCSSCacheInvalid(t *testing.T) {
 		{"two memcached hosts", "  backend: memcached\n  url: memcached://a:1,b:2\n", "css_cache.url"},
 		{"bad port", "  backend: redis\n  url: redis://h:99999\n", "css_cache.url"},
 		{"bad db", "  backend: redis\n  url: redis://h/x\n", "css_cache.url"},
-		{"memcached sasl", "  backend: memcached\n  url: memcached://u:p@h\n", "css_cache.url"},
 		{"redis array", "  backend: redis\n  url: \"redis:?host[a]&host[b]\"\n", "css_cache.url"},
 		{"coherence too short", "  coherence_interval: 500ms\n", "css_cache.coherence_interval"},
 		{"timeout too long", "  timeout: 10s\n", "css_cache.timeout"},

@@ -261,6 +261,16 @@ func (c *Config) validateBalancing(v *validator) {
 }
 
 func (c *Config) validateAdmin(v *validator) {
+	for i, h := range c.Admin.Hosts {
+		p := fmt.Sprintf("admin.hosts[%d]", i)
+		// Addresses are always answered; a port would never match, since
+		// the Host check compares the name alone.
+		if _, err := netip.ParseAddr(strings.Trim(h, "[]")); err == nil {
+			v.Errorf(p, "%q is an address; addresses are always answered, list names only", h)
+		} else if h == "" || strings.ContainsAny(h, ":[]") || !validHost(h) {
+			v.Errorf(p, "%q is not a host name like lb1.example (no port, no wildcard)", h)
+		}
+	}
 	if c.Admin.Listen == "off" {
 		return
 	}

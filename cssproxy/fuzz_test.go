@@ -1,10 +1,12 @@
 package cssproxy
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"fmt"
 	"os"
+	"slices"
 	"testing"
 
 	"github.com/mosparo-lb/mosparo-lb/internal/contentcoding"
@@ -138,6 +140,42 @@ func FuzzLocationHash(f *testing.F) {
 		}
 		if len(h) == 0 || len(h) > maxHashLen || !bytes.Contains(loc, append(append([]byte{}, h...), ".css"...)) {
 			t.Fatalf("locationHash(%q) = %q", loc, h)
+		}
+	})
+}
+
+// FuzzMemcachedBinaryAnswer: whatever a SASL memcached (or anything posing
+// as one) sends to a batch of gets and to a login, reading it never panics
+// or loops, returns only keys that were asked with values within the bound,
+// and a good login answer is the only one accepted.
+func FuzzMemcachedBinaryAnswer(f *testing.F) {
+	keys := []string{"m_:", "m_abc:design_x_content", "m_abc:design_x_hash"}
+	f.Add(bytes.Join([][]byte{
+		binAnswer(opGetKQ, 0, 1, flagsExtras(0x10), []byte(keys[1]), []byte("\x05\x00\x00\x00abcde")),
+		binAnswer(opGetKQ, 0, 0, flagsExtras(0), []byte(keys[0]), []byte(`s:2:"ab";`)),
+		binAnswer(opNoop, 0, 3, nil, nil, nil),
+	}, nil))
+	f.Add(binAnswer(opNoop, 0, 3, nil, nil, nil))
+	f.Add(binAnswer(opSASLAuth, 0, 0, nil, nil, []byte("Authenticated")))
+	f.Add(binAnswer(opSASLAuth, statusAuthError, 0, nil, nil, []byte("Auth failure.")))
+	f.Add([]byte("ERROR\r\n"))
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		const maxValue = 1024
+		items, err := readGetKQ(bufio.NewReader(bytes.NewReader(stream)), keys, maxValue)
+		if err == nil {
+			for k, it := range items {
+				if !slices.Contains(keys, k) || it.Key != k {
+					t.Fatalf("item for %q, which was not asked", k)
+				}
+				if len(it.Value) > maxValue+binKeyOverhead {
+					t.Fatalf("%d byte value past the bound", len(it.Value))
+				}
+			}
+		}
+		if readAuthAnswer(bufio.NewReader(bytes.NewReader(stream))) == nil {
+			if len(stream) < binHeaderLen || stream[1] != opSASLAuth || stream[6] != 0 || stream[7] != 0 {
+				t.Fatalf("login accepted on %q", stream)
+			}
 		}
 	})
 }

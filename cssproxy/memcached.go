@@ -26,7 +26,8 @@ const memcachedIdleConns = 8
 // compression layer before Symfony's marshaller. It never writes: if ":" is
 // missing, mosparo has not written anything we could find.
 type memcachedBackend struct {
-	client   *memcache.Client
+	client   memcachedClient
+	sasl     *saslClient // the same client when the DSN has user:password, else nil
 	log      *zap.Logger
 	maxValue int
 	prefix   string // prefix_key, php-memcached's OPT_PREFIX_KEY
@@ -47,15 +48,28 @@ func newMemcachedBackend(url string, timeout time.Duration, maxValue int, log *z
 	if err != nil {
 		return nil, fmt.Errorf("css_cache.url: %w", err)
 	}
+	b := &memcachedBackend{log: log, maxValue: maxValue, prefix: d.PrefixKey, servers: d.Servers}
+	sel := newKetama(d.Servers, d.PrefixKey)
 	if d.SASL {
-		return nil, errors.New("css_cache.url: memcached SASL is not supported")
+		// What php-memcached does with credentials: binary protocol, SASL.
+		b.sasl = newSASLClient(sel, d.Username, d.Password, timeout, maxValue)
+		b.client = b.sasl
+		return b, nil
 	}
-	c := memcache.NewFromSelector(newKetama(d.Servers, d.PrefixKey))
+	c := memcache.NewFromSelector(sel)
 	// gomemcache applies Timeout to the dial and to every read and write,
 	// the closest it offers to a per-lookup bound.
 	c.Timeout = timeout
 	c.MaxIdleConns = memcachedIdleConns
-	return &memcachedBackend{client: c, log: log, maxValue: maxValue, prefix: d.PrefixKey, servers: d.Servers}, nil
+	b.client = c
+	return b, nil
+}
+
+// memcachedClient reads items: gomemcache's client for the text protocol,
+// saslClient for servers that require SASL.
+type memcachedClient interface {
+	GetMulti(keys []string) (map[string]*memcache.Item, error)
+	Close() error
 }
 
 func (b *memcachedBackend) name() string { return "memcached" }
@@ -64,7 +78,7 @@ func (b *memcachedBackend) name() string { return "memcached" }
 // revalidated on an interval instead.
 func (b *memcachedBackend) invalidates() bool { return false }
 
-// run only waits: gomemcache dials lazily. It closes idle connections on
+// run only waits: both clients dial lazily. It closes idle connections on
 // the way out so no socket outlives the proxy.
 func (b *memcachedBackend) run(ctx context.Context) error {
 	<-ctx.Done()
@@ -74,6 +88,9 @@ func (b *memcachedBackend) run(ctx context.Context) error {
 // ping asks every server for its version on a fresh connection, bounded
 // by ctx (gomemcache's own Ping would use the short lookup timeout).
 func (b *memcachedBackend) ping(ctx context.Context) error {
+	if b.sasl != nil {
+		return b.sasl.ping(ctx)
+	}
 	for _, s := range b.servers {
 		if err := pingMemcached(ctx, s.Addr); err != nil {
 			return fmt.Errorf("memcached %s: %w", s.Addr, err)

@@ -58,6 +58,38 @@ func TestRedisDSNAuthAndSocket(t *testing.T) {
 	})
 }
 
+// TestRedisTLSWrittenByPHP: rediss:// with ssl[cafile] and ssl[peer_name],
+// as phpredis takes them (a stream context), against a real TLS-only Redis:
+// PHP writes through the DSN, the edge reads byte-exact through the same
+// text (FACTS 11.8). Without the CA the edge cannot verify the server, so
+// it reads nothing, as PHP would not either.
+func TestRedisTLSWrittenByPHP(t *testing.T) {
+	srv, ca := cachetest.StartRedisTLS(t)
+	for i, tc := range []struct{ name, dsn string }{
+		{"cafile", "rediss://" + srv.Addr + "?ssl[cafile]=" + ca},
+		{"cafile and peer_name", "rediss://" + srv.Addr + "/1?ssl[cafile]=" + ca + "&ssl[peer_name]=" + cachetest.TLSName},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := startProxy(t, testConfig(t, "redis", `"`+tc.dsn+`"`, ""), Options{})
+			waitConnected(t, p)
+			id := fmt.Sprintf("7e57a0b1-0000-4000-8000-0000000075%02x", i)
+			hash, css := testHash(60+i), testCSS(id, 5000)
+			writeDesign(t, "redis", tc.dsn, "php", id, hash, css)
+			ok, resp := serve(p, request{path: "/resources/" + id + "/" + hash + ".css"})
+			if !ok || !bytes.Equal(resp.Body(), css) {
+				t.Fatalf("Serve = %v with %d bytes, want the %d bytes PHP wrote; stats %+v", ok, len(resp.Body()), len(css), p.Stats())
+			}
+		})
+	}
+	t.Run("unknown CA reads nothing", func(t *testing.T) {
+		p := startProxy(t, testConfig(t, "redis", `"rediss://`+srv.Addr+`"`, ""), Options{})
+		id := "7e57a0b1-0000-4000-8000-000000007500"
+		if ok, _ := serve(p, request{path: "/resources/" + id + "/" + testHash(60) + ".css"}); ok {
+			t.Error("answered over a connection whose certificate could not be verified")
+		}
+	})
+}
+
 // setRaw writes PHP-serialized design keys the way RedisAdapter stores
 // them (FACTS 5.4), through the proxy's own DSN reading.
 func setRaw(t *testing.T, dsn, id, hash string, css []byte) {

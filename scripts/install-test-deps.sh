@@ -1,6 +1,6 @@
 #!/bin/sh
-# Installs the Debian packages the tests start for real (redis-server, memcached,
-# keepalived, php with Symfony cache, haproxy/nginx (+brotli_static)/wrk/brotli for benchmarks, chromium
+# Installs the Debian packages the tests start for real (redis-server, memcached
+# (with SASL), keepalived, php with Symfony cache, haproxy/nginx (+brotli_static)/wrk/brotli for benchmarks, chromium
 # for the status page test) when any is missing. Idempotent and quiet when done.
 set -eu
 need=""
@@ -10,6 +10,10 @@ check() { # check BINARY PACKAGE...
 }
 check redis-server redis-server
 check memcached memcached
+# memcached with SASL (cssproxy's SASL test): saslpasswd2 and the PLAIN and sasldb plugins.
+check saslpasswd2 sasl2-bin
+ls /usr/lib/*/sasl2/libplain.so >/dev/null 2>&1 || need="$need libsasl2-modules"
+ls /usr/lib/*/sasl2/libsasldb.so >/dev/null 2>&1 || need="$need libsasl2-modules-db"
 check keepalived keepalived
 check haproxy haproxy
 check nginx nginx-light
@@ -36,6 +40,6 @@ $sudo apt-get update -q
 # shellcheck disable=SC2086
 $sudo apt-get install -y -q --no-install-recommends $need
 # The packages start system services we do not use; tests start their own.
-for s in redis-server memcached keepalived haproxy nginx; do
+for s in redis-server memcached keepalived haproxy nginx saslauthd; do
 	$sudo systemctl disable --now "$s" >/dev/null 2>&1 || true
 done

@@ -27,6 +27,7 @@ type Server struct {
 	t    testing.TB
 	name string
 	args func(port string) []string
+	env  []string // added to the process environment
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -100,6 +101,36 @@ func StartMemcached(t testing.TB) *Server {
 	})
 }
 
+// StartMemcachedSASL is StartMemcached requiring SASL (-S, which also
+// turns the text protocol off), with user known under password in a
+// sasldb of its own (Cyrus SASL's saslpasswd2, Debian's sasl2-bin; the
+// Debian memcached has no plain password file). Only PLAIN is offered,
+// the mechanism php-memcached (libmemcached) picks against memcached.
+func StartMemcachedSASL(t testing.TB, user, password string) *Server {
+	t.Helper()
+	Need(t, "saslpasswd2")
+	dir := t.TempDir()
+	db := filepath.Join(dir, "sasldb2")
+	// The default realm is the host name on both sides.
+	cmd := exec.Command("saslpasswd2", "-p", "-c", "-a", "memcached", "-f", db, user)
+	cmd.Stdin = bytes.NewBufferString(password)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("saslpasswd2: %v\n%s", err, out)
+	}
+	conf := fmt.Sprintf("mech_list: plain\nsasldb_path: %s\n", db)
+	if err := os.WriteFile(filepath.Join(dir, "memcached.conf"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	Need(t, "memcached")
+	s := &Server{t: t, name: "memcached", Addr: freeAddr(t), env: []string{"SASL_CONF_PATH=" + dir},
+		args: func(port string) []string {
+			return []string{"-l", "127.0.0.1", "-p", port, "-U", "0", "-m", "64", "-u", "root", "-S"}
+		}}
+	s.Start()
+	t.Cleanup(s.Stop)
+	return s
+}
+
 // Need fails the test when a binary is missing (skips with -short), so a
 // test using PHP or a CLI tool states its dependency the same way.
 func Need(t testing.TB, binary string) string {
@@ -136,6 +167,9 @@ func (s *Server) Start() {
 	cmd := exec.Command(s.name, s.args(port)...)
 	logs := &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
+	if s.env != nil {
+		cmd.Env = append(os.Environ(), s.env...)
+	}
 	// Own process group, so a test killed mid-way does not leave it behind
 	// holding the terminal's signals.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
