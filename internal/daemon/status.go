@@ -118,7 +118,7 @@ func (d *Daemon) Snapshot() Snapshot {
 		ClientConns: ClientConns{Open: cs.Open, RefusedMaxConns: cs.RefusedTotal, RefusedPerIP: cs.RefusedPerIP,
 			RefusedProxyPeer: cs.RefusedProxyPeer, RefusedProxyHeader: cs.RefusedProxyHeader,
 			H2Open: h2.Conns, H2RapidResets: h2.RapidResets, RequestsH1: h2.RequestsH1, RequestsH2: h2.RequestsH2},
-		Timestamp:  time.Now().UTC(),
+		Timestamp:  d.opts.Clock.Now().UTC(),
 		Discovery:  g.disc.Status(),
 		Versions:   d.checker.Versions(),
 		RateLimits: d.srv.RateLimitStats(),
