@@ -148,7 +148,7 @@ func New(cfg configs.CSSCache, opts Options) (*Proxy, error) {
 	}
 	p.bufs.New = func() any { b := make([]byte, 0, 256); return &b }
 	switch cfg.Backend {
-	case "redis":
+	case configs.CacheRedis:
 		tracking := *cfg.ClientTracking
 		b, err := newRedisBackend(cfg.URL, redisSettings{
 			timeout: p.timeout, ping: p.revalidate, tracking: tracking,
@@ -158,7 +158,7 @@ func New(cfg configs.CSSCache, opts Options) (*Proxy, error) {
 			return nil, fmt.Errorf("cssproxy: %w", err)
 		}
 		p.backend = b
-	case "memcached":
+	case configs.CacheMemcached:
 		b, err := newMemcachedBackend(cfg.URL, p.timeout, cfg.MaxValueBytes, log)
 		if err != nil {
 			return nil, fmt.Errorf("cssproxy: %w", err)

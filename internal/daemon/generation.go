@@ -205,7 +205,7 @@ func (d *Daemon) buildCron(g, prev *generation) error {
 		leader = g.lock
 	}
 	r, err := cron.New(c.Cron, cron.Options{Logger: d.log.Named("cron"), Clock: d.opts.Clock, Leader: leader,
-		LeaderName: mode + " " + instance, Nodes: cron.NodesFunc(d.cronCandidates)})
+		LeaderName: string(mode) + " " + instance, Nodes: cron.NodesFunc(d.cronCandidates)})
 	if err != nil {
 		return err
 	}

@@ -170,7 +170,7 @@ func (s *Snapshot) gauges() admin.Gauges {
 			RefusedProxyHeader: s.ClientConns.RefusedProxyHeader, H2Open: s.ClientConns.H2Open,
 			H2RapidResets: s.ClientConns.H2RapidResets, RequestsH1: s.ClientConns.RequestsH1, RequestsH2: s.ClientConns.RequestsH2}}
 	for _, n := range s.Nodes {
-		out.Nodes = append(out.Nodes, admin.NodeGauge{Name: n.Name, State: n.State.String(), InFlight: n.InFlight,
+		out.Nodes = append(out.Nodes, admin.NodeGauge{Name: n.Name, State: n.State, InFlight: n.InFlight,
 			Ejections: n.Ejections, Weight: n.EffectiveWeight, Queued: n.Queued, QueueTimeouts: n.QueueTimeouts,
 			Version: n.Version.String()})
 	}
