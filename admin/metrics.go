@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mosparo-lb/mosparo-lb/balancer"
+	"github.com/mosparo-lb/mosparo-lb/health"
 	"github.com/mosparo-lb/mosparo-lb/vip"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -54,7 +55,7 @@ type ClientConnGauge struct {
 // NodeGauge is one node's health state and counters.
 type NodeGauge struct {
 	Name      string
-	State     string
+	State     health.State
 	InFlight  int64
 	Ejections int
 	Weight    int
@@ -231,7 +232,7 @@ var (
 	descRateCap     = prometheus.NewDesc("mosparo_lb_rate_limit_capacity", "Clients the route class's rate limiter can hold (rate_limits.max_entries, rounded up).", []string{"route"}, nil)
 	descRateEvicted = prometheus.NewDesc("mosparo_lb_rate_limit_evictions_total", "Clients forgotten by the route class's rate limiter before their bucket was full again (each may get one extra burst).", []string{"route"}, nil)
 	descReloadFails = prometheus.NewDesc("mosparo_lb_config_reload_failures_total", "Configuration reloads rejected.", nil, nil)
-	nodeStates      = []string{"up", "down", "draining", "setup", "maintenance"}
+	nodeStates      = []health.State{health.Up, health.Down, health.Draining, health.Setup, health.Maintenance}
 	vrrpStates      = []vip.State{vip.Initialize, vip.Backup, vip.Master, vip.Fault}
 )
 
@@ -256,7 +257,7 @@ func (s *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descNodeVersion, prometheus.GaugeValue, 1, n.Name, n.Version)
 		}
 		for _, st := range nodeStates {
-			ch <- prometheus.MustNewConstMetric(descNodeState, prometheus.GaugeValue, b2f(n.State == st), n.Name, st)
+			ch <- prometheus.MustNewConstMetric(descNodeState, prometheus.GaugeValue, b2f(n.State == st), n.Name, st.String())
 		}
 		ch <- prometheus.MustNewConstMetric(descNodeFlight, prometheus.GaugeValue, float64(n.InFlight), n.Name)
 		ch <- prometheus.MustNewConstMetric(descNodeEject, prometheus.CounterValue, float64(n.Ejections), n.Name)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mosparo-lb/mosparo-lb/balancer"
+	"github.com/mosparo-lb/mosparo-lb/health"
 	"github.com/mosparo-lb/mosparo-lb/vip"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -17,7 +18,7 @@ func TestMetricsFamilies(t *testing.T) {
 	m := NewMetrics(func() Gauges {
 		return Gauges{
 			PoolHealthy:   true,
-			Nodes:         []NodeGauge{{Name: "n1", State: "up", InFlight: 2, Ejections: 1, Weight: 100, Version: "0a1b2c3d4e5f60718293a4b5"}, {Name: "n2", State: "down"}},
+			Nodes:         []NodeGauge{{Name: "n1", State: health.Up, InFlight: 2, Ejections: 1, Weight: 100, Version: "0a1b2c3d4e5f60718293a4b5"}, {Name: "n2", State: health.Down}},
 			VersionsMixed: true,
 			VRRP:          []VRRPGauge{{Instance: "VI_1", State: vip.Master, Priority: 150, Transitions: 3}},
 			CSS:           &CSSGauge{Hits: 5, Misses: 1},

@@ -221,11 +221,20 @@ type Admin struct {
 	Hosts []string `yaml:"hosts"`
 }
 
+// LogFormat is a log.format value, spelled as in the file.
+type LogFormat string
+
+// Log formats: JSON for production (the journal), console for the demo.
+const (
+	LogJSON    LogFormat = "json"
+	LogConsole LogFormat = "console"
+)
+
 // Log selects logging.
 type Log struct {
-	Level     string `yaml:"level"`      // debug, info, warn, error. Default info.
-	Format    string `yaml:"format"`     // json or console. Default json.
-	AccessLog *bool  `yaml:"access_log"` // one line per request. Default true.
+	Level     string    `yaml:"level"`      // debug, info, warn, error. Default info.
+	Format    LogFormat `yaml:"format"`     // json or console. Default json.
+	AccessLog *bool     `yaml:"access_log"` // one line per request. Default true.
 }
 
 // Shutdown bounds a graceful stop.

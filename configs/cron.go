@@ -59,11 +59,14 @@ type Cron struct {
 	Standalone bool `yaml:"standalone"`
 }
 
-// Cron leadership modes returned by CronMode.
+// CronLeadership is which LB runs the web cron, as CronMode says.
+type CronLeadership string
+
+// Cron leadership modes returned by CronMode; "" is none.
 const (
-	CronModeVRRP       = "vrrp"
-	CronModeConsul     = "consul"
-	CronModeStandalone = "standalone"
+	CronModeVRRP       CronLeadership = "vrrp"
+	CronModeConsul     CronLeadership = "consul"
+	CronModeStandalone CronLeadership = "standalone"
 )
 
 // Bounds of the cron durations.
@@ -110,7 +113,7 @@ func (c *Cron) validate(v *validator, path string) {
 // CronMode says which LB runs the web cron: CronModeVRRP with the instance
 // name, CronModeStandalone, CronModeConsul (lock key in Cron.ConsulLock),
 // or "" when nothing decides it. It is meaningful on a validated Config.
-func (c *Config) CronMode() (mode, vrrpInstance string) {
+func (c *Config) CronMode() (mode CronLeadership, vrrpInstance string) {
 	switch {
 	case c.Cron.VRRPInstance != "":
 		return CronModeVRRP, c.Cron.VRRPInstance

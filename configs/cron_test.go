@@ -53,7 +53,7 @@ func TestCronValid(t *testing.T) {
 	tests := []struct {
 		name     string
 		doc      string
-		mode     string
+		mode     CronLeadership
 		instance string
 	}{
 		{"standalone env key", "cron: {enabled: true, key: \"${MOSPARO_WEB_CRON_KEY}\", interval: 1s, timeout: 1s, standalone: true}\n",

@@ -5,6 +5,17 @@ import (
 	"time"
 )
 
+// CacheBackend is a css_cache.backend value, spelled as in the file (the
+// nodes' MOSPARO_CACHE_ADAPTER).
+type CacheBackend string
+
+// Cache backends; cssproxy.New maps each to its reader. Empty disables the
+// edge cache.
+const (
+	CacheRedis     CacheBackend = "redis"
+	CacheMemcached CacheBackend = "memcached"
+)
+
 // CSSCache serves mosparo's prepared CSS from the shared cache the nodes
 // write it to (FACTS 5). Off when Backend is empty. Every miss, mismatch or
 // cache failure falls through to a node, so these knobs trade freshness and
@@ -12,7 +23,7 @@ import (
 type CSSCache struct {
 	// Backend is redis or memcached, the value of the nodes'
 	// MOSPARO_CACHE_ADAPTER. Empty disables the edge cache.
-	Backend string `yaml:"backend"`
+	Backend CacheBackend `yaml:"backend"`
 	// URL is the nodes' REDIS_URL (redis://[user:pass@]host[:6379][/db],
 	// rediss:// for TLS) or MEMCACHED_URL (memcached://host[:11211], one
 	// server: php-memcached spreads keys over several servers with ketama,
@@ -86,7 +97,7 @@ func (c *CSSCache) defaults() {
 func (c *CSSCache) validate(v *validator, path string) {
 	switch c.Backend {
 	case "":
-	case "redis", "memcached":
+	case CacheRedis, CacheMemcached:
 		if c.URL == "" {
 			v.Errorf(path+".url", "is required when css_cache.backend is set")
 		} else if msg := checkCacheURL(c.Backend, c.URL); msg != "" {
@@ -126,16 +137,16 @@ func (c *CSSCache) validate(v *validator, path string) {
 // checkCacheURL returns what is wrong with u for backend, or "": the DSN
 // must read as Symfony reads it (cachedsn.go) and name nothing the edge
 // cannot follow.
-func checkCacheURL(backend, u string) string {
+func checkCacheURL(backend CacheBackend, u string) string {
 	switch backend {
-	case "redis":
+	case CacheRedis:
 		if !strings.HasPrefix(u, "redis:") && !strings.HasPrefix(u, "rediss:") {
 			return "scheme does not match backend redis; write it like " + exampleCacheURL(backend)
 		}
 		if _, err := ParseRedisDSN(u); err != nil {
 			return strings.TrimPrefix(err.Error(), ErrCacheDSN.Error()+": ")
 		}
-	case "memcached":
+	case CacheMemcached:
 		if !strings.HasPrefix(u, "memcached:") {
 			return "scheme does not match backend memcached; write it like " + exampleCacheURL(backend)
 		}
@@ -148,8 +159,8 @@ func checkCacheURL(backend, u string) string {
 	return ""
 }
 
-func exampleCacheURL(backend string) string {
-	if backend == "redis" {
+func exampleCacheURL(backend CacheBackend) string {
+	if backend == CacheRedis {
 		return "redis://10.0.0.5:6379/0"
 	}
 	return "memcached://10.0.0.5:11211"

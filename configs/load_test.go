@@ -30,7 +30,7 @@ func TestDefaults(t *testing.T) {
 		{"limits.body_bytes.frontend", c.Limits.BodyBytes["frontend"], 1 << 20},
 		{"limits.max_header_bytes", c.Limits.MaxHeaderBytes, 16 << 10},
 		{"admin.listen", c.Admin.Listen, "127.0.0.1:9090"},
-		{"log.format", c.Log.Format, "json"},
+		{"log.format", c.Log.Format, LogJSON},
 		{"log.access_log", *c.Log.AccessLog, true},
 		{"shutdown.grace", c.Shutdown.Grace.D(), 10 * time.Second},
 	}

@@ -68,7 +68,7 @@ func (c *Config) defaults() {
 		c.Log.Level = "info"
 	}
 	if c.Log.Format == "" {
-		c.Log.Format = "json"
+		c.Log.Format = LogJSON
 	}
 	if c.Log.AccessLog == nil {
 		t := true
@@ -129,7 +129,7 @@ func (c *Config) validate(v *validator) {
 	}
 	c.validateAdmin(v)
 	oneOf(v, "log.level", c.Log.Level, []string{"debug", "info", "warn", "error"})
-	oneOf(v, "log.format", c.Log.Format, []string{"json", "console"})
+	oneOf(v, "log.format", c.Log.Format, []LogFormat{LogJSON, LogConsole})
 	c.Health.validate(v, "health")
 	c.Discovery.validate(v, "discovery")
 	c.Compression.validate(v, "compression")

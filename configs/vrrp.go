@@ -124,7 +124,7 @@ type VRRPTrackInterface struct {
 type VRRPTrackPool struct {
 	// Mode is weight (lower the priority by Weight), fault (enter FAULT and
 	// drop the VIPs) or off. Default weight.
-	Mode string `yaml:"mode,omitempty"`
+	Mode TrackMode `yaml:"mode,omitempty"`
 	// Weight subtracted from the priority while the pool is unhealthy,
 	// 1..253. Default 253, so an LB without nodes always yields to one with.
 	// The effective priority never drops below 1.
@@ -138,7 +138,7 @@ type VRRPTrackCSSCache struct {
 	// Mode is weight, fault or off (as track_pool). Default off: the nodes
 	// share the cache, so a peer LB usually sees the same outage; turn it
 	// on when LBs reach the cache over different paths.
-	Mode string `yaml:"mode,omitempty"`
+	Mode TrackMode `yaml:"mode,omitempty"`
 	// Weight subtracted from the priority while the cache is unreachable,
 	// 1..253. Default 50.
 	Weight int `yaml:"weight,omitempty"`
@@ -166,11 +166,15 @@ const (
 	AuthTypePass = "PASS"
 )
 
-// Track pool modes.
+// TrackMode is how a tracked failure acts on a VRRP instance
+// (track_pool.mode, track_css_cache.mode), spelled as in the file.
+type TrackMode string
+
+// Track modes.
 const (
-	TrackPoolWeight = "weight"
-	TrackPoolFault  = "fault"
-	TrackPoolOff    = "off"
+	TrackPoolWeight TrackMode = "weight"
+	TrackPoolFault  TrackMode = "fault"
+	TrackPoolOff    TrackMode = "off"
 )
 
 // VirtualIP is one parsed virtual_ips entry.
@@ -362,11 +366,11 @@ func (r *VRRP) validate(v *validator, path string) {
 				v.Errorf(tp+".weight", "must be 0 (FAULT while down) or 1..253 (subtracted while down), got %d", t.Weight)
 			}
 		}
-		oneOf(v, p+".track_pool.mode", in.TrackPool.Mode, []string{TrackPoolWeight, TrackPoolFault, TrackPoolOff})
+		oneOf(v, p+".track_pool.mode", in.TrackPool.Mode, []TrackMode{TrackPoolWeight, TrackPoolFault, TrackPoolOff})
 		if w := in.TrackPool.Weight; w < 1 || w > 253 {
 			v.Errorf(p+".track_pool.weight", "must be 1..253, got %d", w)
 		}
-		oneOf(v, p+".track_css_cache.mode", in.TrackCSSCache.Mode, []string{TrackPoolWeight, TrackPoolFault, TrackPoolOff})
+		oneOf(v, p+".track_css_cache.mode", in.TrackCSSCache.Mode, []TrackMode{TrackPoolWeight, TrackPoolFault, TrackPoolOff})
 		if w := in.TrackCSSCache.Weight; w < 1 || w > 253 {
 			v.Errorf(p+".track_css_cache.weight", "must be 1..253, got %d", w)
 		}

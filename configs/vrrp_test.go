@@ -33,7 +33,7 @@ func TestVRRPDefaults(t *testing.T) {
 		{"garp.delay", in.GARP.Delay.D(), 5 * time.Second},
 		{"garp.refresh", in.GARP.Refresh.D(), time.Duration(0)},
 		{"garp.refresh_repeat", in.GARP.RefreshRepeat, 1},
-		{"track_pool.mode", in.TrackPool.Mode, "weight"},
+		{"track_pool.mode", in.TrackPool.Mode, TrackPoolWeight},
 		{"track_pool.weight", in.TrackPool.Weight, 253},
 		{"notify.timeout", in.Notify.Timeout.D(), 10 * time.Second},
 		{"nopreempt", in.Nopreempt, false},

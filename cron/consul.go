@@ -20,9 +20,10 @@ const maxConsulAnswer = 64 << 10
 
 // ConsulLockOptions configure a ConsulLock. Zero fields take the defaults.
 type ConsulLockOptions struct {
-	// Address is the Consul agent's host:port. Default 127.0.0.1:8500.
+	// Address is the Consul agent's host:port (discovery.consul.address,
+	// which configs defaults). Required.
 	Address string
-	// Scheme is http or https. Default http.
+	// Scheme is http or https; empty is http (consulclient).
 	Scheme string
 	// Token is the ACL token (X-Consul-Token); needs session:write and
 	// key:write on Key. Never logged. Empty falls back to
@@ -80,10 +81,9 @@ func NewConsulLock(opts ConsulLockOptions) (*ConsulLock, error) {
 		return nil, fmt.Errorf("cron: consul lock key %q must be set and not start with /", opts.Key)
 	}
 	if opts.Address == "" {
-		opts.Address = "127.0.0.1:8500"
-	}
-	if opts.Scheme == "" {
-		opts.Scheme = "http"
+		// configs defaults discovery.consul.address (issue 13: defaults
+		// once, there).
+		return nil, errors.New("cron: consul lock without an agent address")
 	}
 	if opts.TTL <= 0 {
 		opts.TTL = 15 * time.Second

@@ -323,3 +323,11 @@ func TestNewConsulLockBadKey(t *testing.T) {
 		}
 	}
 }
+
+// TestConsulLockNeedsAnAddress: the agent's address comes from configs,
+// which defaults it; the lock does not default it a second time.
+func TestConsulLockNeedsAnAddress(t *testing.T) {
+	if _, err := NewConsulLock(ConsulLockOptions{Key: "mosparo-lb/cron/leader"}); err == nil {
+		t.Error("NewConsulLock without an address = nil error")
+	}
+}

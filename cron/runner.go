@@ -190,7 +190,7 @@ func New(cfg configs.Cron, opts Options) (*Runner, error) {
 		}
 		r.leader = LeaderFunc(func() bool { return true })
 		if r.st.Leadership == "" {
-			r.st.Leadership = configs.CronModeStandalone
+			r.st.Leadership = string(configs.CronModeStandalone)
 		}
 	}
 	if r.nodes == nil {

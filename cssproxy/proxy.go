@@ -130,7 +130,7 @@ func New(cfg configs.CSSCache, opts Options) (*Proxy, error) {
 		log = zap.NewNop()
 	}
 	clk := clock.OrSystem(opts.Clock)
-	if cfg.MaxBytes <= 0 || cfg.MaxValueBytes <= 0 || cfg.Timeout <= 0 || cfg.Breaker.Failures <= 0 {
+	if cfg.MaxBytes <= 0 || cfg.MaxValueBytes <= 0 || cfg.Timeout <= 0 || cfg.Breaker.Failures <= 0 || cfg.ClientTracking == nil {
 		return nil, errors.New("cssproxy: css_cache without defaults; load it through configs")
 	}
 	p := &Proxy{
@@ -148,8 +148,8 @@ func New(cfg configs.CSSCache, opts Options) (*Proxy, error) {
 	}
 	p.bufs.New = func() any { b := make([]byte, 0, 256); return &b }
 	switch cfg.Backend {
-	case "redis":
-		tracking := cfg.ClientTracking == nil || *cfg.ClientTracking
+	case configs.CacheRedis:
+		tracking := *cfg.ClientTracking
 		b, err := newRedisBackend(cfg.URL, redisSettings{
 			timeout: p.timeout, ping: p.revalidate, tracking: tracking,
 			maxValue: cfg.MaxValueBytes, ttl: redisCacheTTL,
@@ -158,7 +158,7 @@ func New(cfg configs.CSSCache, opts Options) (*Proxy, error) {
 			return nil, fmt.Errorf("cssproxy: %w", err)
 		}
 		p.backend = b
-	case "memcached":
+	case configs.CacheMemcached:
 		b, err := newMemcachedBackend(cfg.URL, p.timeout, cfg.MaxValueBytes, log)
 		if err != nil {
 			return nil, fmt.Errorf("cssproxy: %w", err)

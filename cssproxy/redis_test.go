@@ -129,7 +129,7 @@ func TestRedisWithoutTracking(t *testing.T) {
 	// it is served up to max_stale (30s) while Redis is down. It was
 	// emptied before, leaving nothing to serve while the nodes update.
 	srv.Stop()
-	time.Sleep(500 * time.Millisecond) // the connection drop is noticed (pings every 50ms)
+	waitFor(t, func() bool { return !p.Reachable() }) // the drop is noticed (pings every 50ms)
 	if ok, resp := serve(p, request{path: "/resources/" + id + "/" + testHash(2) + ".css"}); !ok || !bytes.Equal(resp.Body(), css2) {
 		t.Errorf("with Redis down: Serve = %v, want the held copy", ok)
 	}

