@@ -114,6 +114,9 @@ func TestACMEOCSPStapling(t *testing.T) {
 	if st := adminACME(t, lb, acmeDomain); !st.OCSPStapled || st.OCSPError != "" {
 		t.Errorf("/status with a staple: %+v, want ocsp_stapled and no ocsp_error", st)
 	}
+	if m := httpGet(t, "http://"+lb.d.AdminAddr()+"/metrics"); !strings.Contains(m, `mosparo_lb_acme_ocsp_stapled{domain="`+acmeDomain+`"} 1`) {
+		t.Errorf("/metrics lacks the staple gauge:\n%s", grepLines(m, "acme"))
+	}
 	_, refreshed := waitStaple("refreshed staple", func(l *x509.Certificate, s []byte) bool {
 		r, err := ocsp.ParseResponseForCert(s, l, issuer)
 		return err == nil && r.ThisUpdate.After(first.ThisUpdate)
