@@ -57,6 +57,7 @@ type Manager struct {
 	opts     Options
 	log      *zap.Logger
 	status   *statusBook
+	staples  stapleChecker
 
 	magic  atomic.Pointer[certmagic.Config]
 	cache  atomic.Pointer[certmagic.Cache]
@@ -118,6 +119,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		Storage: m.opts.Storage,
 		Logger:  logger,
 		OnEvent: m.status.onEvent,
+		OCSP:    ocspConfig(),
 	})
 	issuer := certmagic.NewACMEIssuer(magic, certmagic.ACMEIssuer{
 		CA:                      m.settings.CA,
@@ -195,15 +197,28 @@ func (m *Manager) Certificate(hello *tls.ClientHelloInfo) (*tls.Certificate, err
 		return nil, nil
 	}
 	certs := cache.AllMatchingCertificates(name)
+	pick := -1
 	for i := range certs {
 		if hello.SupportsCertificate(&certs[i].Certificate) == nil {
-			return &certs[i].Certificate, nil
+			pick = i
+			break
 		}
 	}
-	if len(certs) > 0 {
-		return &certs[0].Certificate, nil
+	if pick < 0 && len(certs) > 0 {
+		pick = 0
 	}
-	return nil, nil
+	if pick < 0 {
+		return nil, nil
+	}
+	// certs are copies: dropping a staple here leaves certmagic's cache alone.
+	c := &certs[pick]
+	if err, first := m.staples.check(c, time.Now()); err != nil {
+		if first {
+			m.status.ocspRejected(c.Names, err)
+		}
+		c.Certificate.OCSPStaple = nil
+	}
+	return &c.Certificate, nil
 }
 
 // IsALPNChallenge reports a tls-alpn-01 validation handshake: the CA

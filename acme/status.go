@@ -24,8 +24,15 @@ type DomainStatus struct {
 	// number (hex), the same on both LBs when they share the storage.
 	NotAfter time.Time `json:"not_after,omitzero"`
 	Serial   string    `json:"serial,omitempty"`
-	// OCSPStapled: the served certificate carries an OCSP staple.
+	// OCSPStapled: handshakes get an OCSP staple with the served
+	// certificate (Good, for its serial, signed by its issuer, fresh).
 	OCSPStapled bool `json:"ocsp_stapled"`
+	// OCSPError is the last failure to fetch or accept a staple, cleared
+	// when a staple is served again; OCSPRevoked that the responder said
+	// Revoked (certmagic then renews the certificate).
+	OCSPError   string    `json:"ocsp_error,omitempty"`
+	OCSPErrorAt time.Time `json:"ocsp_error_at,omitzero"`
+	OCSPRevoked bool      `json:"ocsp_revoked,omitempty"`
 	// NextAttempt is when certmagic tries again after a failure, else
 	// when the certificate enters its renewal window (a third of its
 	// lifetime left; the CA's ARI window may pick a time within it).
@@ -60,9 +67,14 @@ func (m *Manager) Status() Status {
 		var leaf *x509.Certificate
 		stapled := false
 		if cache != nil {
-			for _, c := range cache.AllMatchingCertificates(d) {
+			certs := cache.AllMatchingCertificates(d)
+			for i, c := range certs {
 				if c.Leaf != nil && (leaf == nil || c.Leaf.NotAfter.After(leaf.NotAfter)) {
-					leaf, stapled = c.Leaf, len(c.OCSPStaple) > 0
+					err, first := m.staples.check(&certs[i], now)
+					if err != nil && first {
+						m.status.ocspRejected(c.Names, err)
+					}
+					leaf, stapled = c.Leaf, len(c.OCSPStaple) > 0 && err == nil
 				}
 			}
 		}
@@ -87,6 +99,9 @@ type history struct {
 	lastErrorAt  time.Time
 	failAttempt  int       // certmagic's attempt number of the last failure
 	retryAt      time.Time // when certmagic retries the last failure; zero: not scheduled
+	ocspError    string
+	ocspErrorAt  time.Time
+	ocspRevoked  bool
 }
 
 func newStatusBook(domains []string) *statusBook {
@@ -103,6 +118,15 @@ func (b *statusBook) onEvent(ctx context.Context, event string, data map[string]
 	id, _ := data["identifier"].(string)
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if event == "cert_ocsp_revoked" {
+		names, _ := data["subjects"].([]string)
+		for _, n := range names {
+			if h := b.by[n]; h != nil {
+				h.ocspRevoked = true
+			}
+		}
+		return nil
+	}
 	h := b.by[id]
 	if h == nil {
 		return nil
@@ -112,6 +136,7 @@ func (b *statusBook) onEvent(ctx context.Context, event string, data map[string]
 		h.obtaining = true
 	case "cert_obtained":
 		h.obtaining = false
+		h.ocspRevoked = false
 		h.obtained++
 		h.lastObtained = time.Now()
 		h.lastError, h.retryAt = "", time.Time{}
@@ -148,12 +173,28 @@ func (b *statusBook) retryScheduled(at time.Time, attempt int, in time.Duration)
 	}
 }
 
+// ocspRejected records a staple failure for the certificate's names.
+func (b *statusBook) ocspRejected(names []string, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, n := range names {
+		if h := b.by[n]; h != nil {
+			h.ocspError, h.ocspErrorAt = err.Error(), time.Now()
+		}
+	}
+}
+
 func (b *statusBook) domain(d string, leaf *x509.Certificate, stapled bool, now time.Time) DomainStatus {
 	b.mu.Lock()
+	if stapled {
+		// A failure is over once a staple is served again.
+		b.by[d].ocspError, b.by[d].ocspErrorAt = "", time.Time{}
+	}
 	h := *b.by[d]
 	b.mu.Unlock()
 	s := DomainStatus{Domain: d, LastObtained: h.lastObtained, LastError: h.lastError, LastErrorAt: h.lastErrorAt,
-		Obtained: h.obtained, Failures: h.failures, OCSPStapled: stapled}
+		Obtained: h.obtained, Failures: h.failures, OCSPStapled: stapled, OCSPRevoked: h.ocspRevoked}
+	s.OCSPError, s.OCSPErrorAt = h.ocspError, h.ocspErrorAt
 	switch {
 	case h.obtaining:
 		s.State = "obtaining"
@@ -184,10 +225,11 @@ type retryObserver struct {
 	book *statusBook
 }
 
-// Enabled keeps errors flowing to Check even when Core drops them: the
-// retry entry is logged at error level.
+// Enabled keeps warnings and errors flowing to Check even when Core drops
+// them: the retry entry is logged at error level, OCSP failures at warn or
+// error.
 func (o *retryObserver) Enabled(l zapcore.Level) bool {
-	return l >= zapcore.ErrorLevel || o.Core.Enabled(l)
+	return l >= zapcore.WarnLevel || o.Core.Enabled(l)
 }
 
 func (o *retryObserver) With(fields []zapcore.Field) zapcore.Core {
@@ -195,8 +237,11 @@ func (o *retryObserver) With(fields []zapcore.Field) zapcore.Core {
 }
 
 func (o *retryObserver) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
-	if e.Message == "will retry" {
+	switch e.Message {
+	case "will retry":
 		ce = ce.AddCore(e, observerWrite{o.book})
+	case "stapling OCSP":
+		ce = ce.AddCore(e, ocspObserver{o.book})
 	}
 	return o.Core.Check(e, ce)
 }
@@ -231,8 +276,45 @@ func (w observerWrite) Write(e zapcore.Entry, fields []zapcore.Field) error {
 	return nil
 }
 
+// ocspObserver reads certmagic's "stapling OCSP" failures (error and
+// identifiers fields) into the status; it writes nothing.
+type ocspObserver struct{ book *statusBook }
+
+func (w ocspObserver) Enabled(zapcore.Level) bool        { return true }
+func (w ocspObserver) With([]zapcore.Field) zapcore.Core { return w }
+func (w ocspObserver) Check(_ zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	return ce
+}
+func (w ocspObserver) Sync() error { return nil }
+
+func (w ocspObserver) Write(_ zapcore.Entry, fields []zapcore.Field) error {
+	enc := zapcore.NewMapObjectEncoder()
+	var cause error
+	for _, f := range fields {
+		switch {
+		case f.Key == "identifiers":
+			f.AddTo(enc)
+		case f.Type == zapcore.ErrorType:
+			cause, _ = f.Interface.(error)
+		}
+	}
+	ids, _ := enc.Fields["identifiers"].([]any)
+	if cause == nil || len(ids) == 0 {
+		return nil
+	}
+	names := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if n, ok := id.(string); ok {
+			names = append(names, n)
+		}
+	}
+	w.book.ocspRejected(names, cause)
+	return nil
+}
+
 // Interface guards.
 var (
 	_ zapcore.Core = (*retryObserver)(nil)
 	_ zapcore.Core = observerWrite{}
+	_ zapcore.Core = ocspObserver{}
 )

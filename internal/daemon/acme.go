@@ -58,7 +58,8 @@ func (d *Daemon) buildACME(g, prev *generation) error {
 		return err
 	}
 	g.acme, err = acme.New(*id.settings, acme.Options{Logger: d.log.Named("acme"), Storage: storage,
-		HTTPPort: id.httpPort, TLSPort: id.tlsPort, RenewCheckInterval: d.opts.ACMERenewCheck})
+		HTTPPort: id.httpPort, TLSPort: id.tlsPort, RenewCheckInterval: d.opts.ACMERenewCheck,
+		OCSPCheckInterval: d.opts.ACMERenewCheck})
 	return err
 }
 

@@ -45,7 +45,8 @@ type Options struct {
 	// hands over (upgrade.go).
 	Handover VRRPHandover
 	// ACMERenewCheck is how often ACME certificates are checked for
-	// renewal; 0 is certmagic's 10m (tests with short-lived ones shorten it).
+	// renewal and OCSP staples for refresh; 0 is certmagic's 10m and 1h
+	// (tests with short-lived ones shorten it).
 	ACMERenewCheck time.Duration
 }
 

@@ -189,7 +189,7 @@ func (s *Snapshot) gauges() admin.Gauges {
 	}
 	if s.ACME != nil {
 		for _, d := range s.ACME.Domains {
-			out.ACME = append(out.ACME, admin.ACMEGauge{Domain: d.Domain, NotAfter: d.NotAfter, Obtained: d.Obtained, Failures: d.Failures})
+			out.ACME = append(out.ACME, admin.ACMEGauge{Domain: d.Domain, NotAfter: d.NotAfter, Obtained: d.Obtained, Failures: d.Failures, OCSPStapled: d.OCSPStapled})
 		}
 	}
 	for _, r := range s.RateLimits {

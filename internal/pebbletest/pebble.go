@@ -44,6 +44,9 @@ type Options struct {
 	// OCSPResponderURL, when set, is written into issued certificates
 	// (Pebble itself answers no OCSP).
 	OCSPResponderURL string
+	// KeyAlgorithm of Pebble's CA keys: "ecdsa" (default) or "rsa", which
+	// an OCSPResponder needs (Pebble serves only RSA intermediate keys).
+	KeyAlgorithm string
 }
 
 // CA is a running Pebble.
@@ -101,6 +104,9 @@ func Start(t testing.TB, opts Options) *CA {
 	if opts.ResolveTo == "" {
 		opts.ResolveTo = "127.0.0.1"
 	}
+	if opts.KeyAlgorithm == "" {
+		opts.KeyAlgorithm = "ecdsa"
+	}
 	if opts.Validity == 0 {
 		opts.Validity = 90 * 24 * time.Hour
 	}
@@ -119,7 +125,7 @@ func Start(t testing.TB, opts Options) *CA {
 		"httpPort": opts.HTTPPort, "tlsPort": opts.TLSPort,
 		"ocspResponderURL": opts.OCSPResponderURL, "externalAccountBindingRequired": false,
 		"retryAfter":   map[string]int{"authz": 1, "order": 1},
-		"keyAlgorithm": "ecdsa",
+		"keyAlgorithm": opts.KeyAlgorithm,
 		"profiles":     map[string]any{"default": map[string]any{"description": "test", "validityPeriod": int(opts.Validity / time.Second)}},
 	}}
 	b, _ := json.Marshal(cfg)
