@@ -109,6 +109,12 @@ func (f *h2Front) build(rt *Runtime, logger *zap.Logger) *h2Settings {
 					MaxReceiveBufferPerConnection: h.ConnWindowBytes,
 					// Like an HTTP/1.1 response write: timeouts.request.
 					WriteByteTimeout: rt.timeout,
+					// The RFC's initial 16 KiB rather than x/net's 1 MiB:
+					// no mosparo request needs larger frames, a client
+					// sending one gets FRAME_SIZE_ERROR (h2spec 4.2/3),
+					// and a peer that sizes its DATA by the advertised
+					// value stays within the stream window (h2spec 4.2/1).
+					MaxReadFrameSize: h2MaxFrameSize,
 				},
 			},
 			engine:    f.engine(rt.idle, errLog),
@@ -202,6 +208,11 @@ type h2Handler struct {
 	srv  *Server
 	conn net.Conn // the TLS connection: ctx.IsTLS and clientConn read it
 }
+
+// h2MaxFrameSize is SETTINGS_MAX_FRAME_SIZE, the largest frame a client
+// may send (RFC 9113 6.5.2's initial value; HAProxy and nginx advertise it
+// too).
+const h2MaxFrameSize = 16 << 10
 
 // h2Stream is a pooled request context with scratch space for the body.
 type h2Stream struct {
