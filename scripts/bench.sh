@@ -60,7 +60,7 @@
 #   BENCH_NGINX_BROTLI=1  css-edge-z: nginx also serves a .br file (brotli_static)
 #                       when the module is installed; 0: gzip_static only
 #   BENCH_PORT_BASE=18480  nodes on +1..+3, proxies on +10 (lb), +11, +12,
-#                       (+13 mosparo-lb-alt, +14 fasthttp-min), redis-server on +20
+#                       (+13 mosparo-lb-alt, +14 fasthttp-min, +15 h2-floor), redis-server on +20
 #   BENCH_NICE=-10      as root: scheduling priority of the whole benchmark (its
 #                       autogroup and processes) for the run, so other jobs on a
 #                       shared machine disturb it less; 0 leaves it alone
@@ -74,6 +74,11 @@
 #                       robin + HostClient.Do, nothing else; GOMAXPROCS as
 #                       mosparo-lb's), the floor of a fasthttp proxy on this
 #                       machine; a yardstick, not a peer in the ratios
+#                       (not in the h2 workloads: it has no TLS)
+#   BENCH_H2FLOOR=1     h2 workloads: also load "h2-floor" (scripts/bench/
+#                       h2floor: x/net/http2 ServeConn as mosparo-lb runs it,
+#                       answering the node's bytes from memory, no proxying),
+#                       the floor of x/net/http2 here; a yardstick, not a peer
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -109,6 +114,7 @@ else
 	PROXIES=${BENCH_PROXIES:-mosparo-lb haproxy nginx}
 fi
 [[ ${BENCH_MINPROXY:-0} == 0 || -n ${BENCH_PROXIES:-} ]] || PROXIES+=" fasthttp-min"
+[[ ${BENCH_H2FLOOR:-0} == 0 || -n ${BENCH_PROXIES:-} ]] || PROXIES+=" h2-floor"
 BASE=${BENCH_PORT_BASE:-18480}
 LB_BIN=${BENCH_LB_BIN:-$ROOT/bin/mosparo-lb}
 NODE_BIN=$ROOT/bin/mosparo-node
@@ -228,7 +234,7 @@ wait_port() { # port pid name
 }
 
 NODE_PORTS=($((BASE + 1)) $((BASE + 2)) $((BASE + 3)))
-declare -A PORT=([mosparo-lb]=$((BASE + 10)) [haproxy]=$((BASE + 11)) [nginx]=$((BASE + 12)) [mosparo-lb-alt]=$((BASE + 13)) [fasthttp-min]=$((BASE + 14)))
+declare -A PORT=([mosparo-lb]=$((BASE + 10)) [haproxy]=$((BASE + 11)) [nginx]=$((BASE + 12)) [mosparo-lb-alt]=$((BASE + 13)) [fasthttp-min]=$((BASE + 14)) [h2-floor]=$((BASE + 15)))
 REDIS_PORT=$((BASE + 20))
 for p in "${NODE_PORTS[@]}" "${PORT[@]}" $(((EDGE)) && echo "$REDIS_PORT"); do
 	port_open "$p" && die "127.0.0.1:$p is in use; set BENCH_PORT_BASE"
@@ -292,6 +298,9 @@ command -v go >/dev/null || PATH=/usr/local/go/bin:$PATH
 if [[ -n $PROFILE ]]; then
 	mkdir -p "$PROFILE" && PROFILE=$(cd "$PROFILE" && pwd)
 	GOFLAGS=-trimpath go build -o "$DIR/lbprof" ./scripts/bench/lbprof || die "cannot build scripts/bench/lbprof"
+fi
+if [[ " $PROXIES " == *" h2-floor "* ]]; then
+	CGO_ENABLED=0 go build -trimpath -o "$DIR/h2floor" ./scripts/bench/h2floor || die "cannot build scripts/bench/h2floor"
 fi
 if [[ " $PROXIES " == *" fasthttp-min "* ]]; then
 	CGO_ENABLED=0 go build -trimpath -o "$DIR/minproxy" ./scripts/bench/minproxy || die "cannot build scripts/bench/minproxy"
@@ -408,6 +417,7 @@ fi
 # must have gone through a node.
 via_node() {
 	local w=$1 name=$2 port=$3 i
+	[[ $name != h2-floor ]] || return 0 # answers from memory by design
 	if [[ ($name == mosparo-lb* || $name == nginx) && $w == css-edge-z ]]; then
 		# mosparo-lb from its edge cache (once its packing goroutine has
 		# made the compressed forms), nginx from its static file.
@@ -479,6 +489,9 @@ start_proxy() {
 		"${PIN_PROXY[@]}" "${LB_ENV[@]}" "$LB_ALT" run -config "$DIR/${LB_CONF/mosparo-lb/mosparo-lb-alt}.yaml" >"$DIR/$name.log" 2>&1 & ;;
 	haproxy) "${PIN_PROXY[@]}" haproxy -db -f "$DIR/$HAPROXY_CONF.cfg" >"$DIR/$name.log" 2>&1 & ;;
 	nginx) "${PIN_PROXY[@]}" nginx -e "$DIR/nginx-error.log" -c "$DIR/$NGINX_CONF.conf" >"$DIR/$name.log" 2>&1 & ;;
+	h2-floor)
+		"${PIN_PROXY[@]}" "${LB_ENV[@]}" "$DIR/h2floor" -listen "127.0.0.1:${PORT[$name]}" -cert "$DIR/tls.crt" \
+			-key "$DIR/tls.key" -from "$NODE_URL${WPATH[$w]}" >"$DIR/$name.log" 2>&1 & ;;
 	fasthttp-min)
 		"${PIN_PROXY[@]}" "${LB_ENV[@]}" "$DIR/minproxy" -listen "127.0.0.1:${PORT[$name]}" \
 			"127.0.0.1:${NODE_PORTS[0]}" "127.0.0.1:${NODE_PORTS[1]}" "127.0.0.1:${NODE_PORTS[2]}" >"$DIR/$name.log" 2>&1 & ;;
@@ -516,9 +529,13 @@ load() { # workload proxy round seconds
 		"http://127.0.0.1:${PORT[$name]}${WPATH[$w]}" $([[ $w == css-edge-z ]] && echo "${WTAIL[@]}")
 }
 
-read -r -a proxy_list <<<"$PROXIES"
+read -r -a all_proxies <<<"$PROXIES"
 failed=0
 for w in $WORKLOADS; do
+	proxy_list=() # the yardsticks where they apply: fasthttp-min without TLS, h2-floor with h2
+	for name in "${all_proxies[@]}"; do
+		if is_h2 "$w"; then [[ $name == fasthttp-min ]] || proxy_list+=("$name"); else [[ $name == h2-floor ]] || proxy_list+=("$name"); fi
+	done
 	echo
 	echo "-- ${WTITLE[$w]}"
 	case $w in css-edge | css-307 | css-edge-z) LB_CONF=mosparo-lb-edge ;; h2 | h2-css) LB_CONF=mosparo-lb-h2 ;; *) LB_CONF=mosparo-lb ;; esac

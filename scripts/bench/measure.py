@@ -325,10 +325,12 @@ def cmd_report(a):
                 "hwm": mem.get((w, p)),
                 "n": len(good),
             }
+        # A yardstick that does not apply to the workload has no runs.
+        shown = [p for p in proxies if rows[p]["n"] or p in ("mosparo-lb", "haproxy", "nginx")]
         head = ["proxy", "req/s", "p50", "p99", "CPU us/req", "B/req read", "peak RSS", "errors",
                 "cores: proxy/nodes/wrk/softirq/other", "req/s per round"]
         table = []
-        for p in proxies:
+        for p in shown:
             x = rows[p]
             table.append([
                 p,
@@ -375,9 +377,10 @@ def cmd_report(a):
             hp = rows.get("haproxy")
             if hp and hp["cpu"] and lb["cpu"]:
                 line += f", vs haproxy x{lb['cpu'] / hp['cpu']:.2f}"
-            fm = rows.get("fasthttp-min")
-            if fm and fm["cpu"] and lb["cpu"]:
-                line += f", vs fasthttp-min x{lb['cpu'] / fm['cpu']:.2f}"
+            for yard in ("fasthttp-min", "h2-floor"):
+                fm = rows.get(yard)
+                if fm and fm["cpu"] and lb["cpu"]:
+                    line += f", vs {yard} x{lb['cpu'] / fm['cpu']:.2f}"
             out.append(line + ("  " if md else ""))
         out.append("")
     print("\n".join(out))
