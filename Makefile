@@ -52,7 +52,7 @@ fuzz: ## run every fuzz target for FUZZTIME each
 hostile: ## the hostile corpus (issue 11) against mosparo-lb and HAProxy, as a table
 	./scripts/hostile.sh
 
-bench: build ## mosparo-lb vs HAProxy vs nginx with wrk, pinned and on shared cores, plus go benchmarks
+bench: build ## mosparo-lb vs HAProxy vs nginx with wrk (HTTP/1.1) and h2load (h2 over TLS), pinned and on shared cores, plus go benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem ./balancer/ ./cssproxy/ ./ratelimit/
 	BENCH_PIN="$${BENCH_PIN:-split none}" ./scripts/bench.sh
 

@@ -109,6 +109,12 @@ func (f *h2Front) build(rt *Runtime, logger *zap.Logger) *h2Settings {
 					MaxReceiveBufferPerConnection: h.ConnWindowBytes,
 					// Like an HTTP/1.1 response write: timeouts.request.
 					WriteByteTimeout: rt.timeout,
+					// The RFC's initial 16 KiB rather than x/net's 1 MiB:
+					// no mosparo request needs larger frames, a client
+					// sending one gets FRAME_SIZE_ERROR (h2spec 4.2/3),
+					// and a peer that sizes its DATA by the advertised
+					// value stays within the stream window (h2spec 4.2/1).
+					MaxReadFrameSize: h2MaxFrameSize,
 				},
 			},
 			engine:    f.engine(rt.idle, errLog),
@@ -202,6 +208,11 @@ type h2Handler struct {
 	srv  *Server
 	conn net.Conn // the TLS connection: ctx.IsTLS and clientConn read it
 }
+
+// h2MaxFrameSize is SETTINGS_MAX_FRAME_SIZE, the largest frame a client
+// may send (RFC 9113 6.5.2's initial value; HAProxy and nginx advertise it
+// too).
+const h2MaxFrameSize = 16 << 10
 
 // h2Stream is a pooled request context with scratch space for the body.
 type h2Stream struct {
@@ -298,6 +309,18 @@ func (s *Server) h2Refused(ctx *fasthttp.RequestCtx) {
 // reasons (a bad request), which in h2 means nothing.
 func writeH2(w http.ResponseWriter, head bool, resp *fasthttp.Response) {
 	hdr := w.Header()
+	status := resp.StatusCode()
+	if status < 200 || status > 999 {
+		// A final answer is due; handle never leaves an interim one.
+		status = fasthttp.StatusBadGateway
+	}
+	body := resp.Body()
+	withBody := !head && bodyAllowed(status)
+	// One backing array for every value of the answer: each field's
+	// []string is a one-element window of it (capacity one, so a second
+	// value of the same field appends elsewhere), not an allocation each.
+	n := resp.Header.Len() + 1
+	vals := make([]string, 0, n)
 	for k, v := range resp.Header.All() {
 		if h2Forbidden(k) {
 			continue
@@ -305,22 +328,56 @@ func writeH2(w http.ResponseWriter, head bool, resp *fasthttp.Response) {
 		if !head && string(k) == fasthttp.HeaderContentLength {
 			continue // set from the body below
 		}
-		key := string(k)
-		hdr[key] = append(hdr[key], string(v))
+		key := h2FieldName(k)
+		if old := hdr[key]; len(old) > 0 {
+			hdr[key] = append(old, string(v))
+			continue
+		}
+		vals = append(vals, string(v))
+		hdr[key] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
-	status := resp.StatusCode()
-	if status < 200 || status > 999 {
-		// A final answer is due; handle never leaves an interim one.
-		status = fasthttp.StatusBadGateway
-	}
-	body := resp.Body()
-	if !head && bodyAllowed(status) {
-		hdr[fasthttp.HeaderContentLength] = []string{strconv.Itoa(len(body))}
+	if withBody {
+		vals = append(vals, strconv.Itoa(len(body)))
+		hdr[fasthttp.HeaderContentLength] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
 	w.WriteHeader(status)
-	if !head && bodyAllowed(status) && len(body) > 0 {
+	if withBody && len(body) > 0 {
 		_, _ = w.Write(body)
 	}
+}
+
+// h2FieldName is k as a string, without an allocation for the fields
+// mosparo and the LB send on most answers.
+func h2FieldName(k []byte) string {
+	switch string(k) {
+	case fasthttp.HeaderContentType:
+		return fasthttp.HeaderContentType
+	case fasthttp.HeaderContentLength:
+		return fasthttp.HeaderContentLength
+	case fasthttp.HeaderContentEncoding:
+		return fasthttp.HeaderContentEncoding
+	case fasthttp.HeaderCacheControl:
+		return fasthttp.HeaderCacheControl
+	case fasthttp.HeaderDate:
+		return fasthttp.HeaderDate
+	case fasthttp.HeaderServer:
+		return fasthttp.HeaderServer
+	case fasthttp.HeaderVary:
+		return fasthttp.HeaderVary
+	case fasthttp.HeaderETag:
+		return fasthttp.HeaderETag
+	case fasthttp.HeaderLastModified:
+		return fasthttp.HeaderLastModified
+	case fasthttp.HeaderExpires:
+		return fasthttp.HeaderExpires
+	case fasthttp.HeaderLocation:
+		return fasthttp.HeaderLocation
+	case fasthttp.HeaderSetCookie:
+		return fasthttp.HeaderSetCookie
+	case fasthttp.HeaderAccessControlAllowOrigin:
+		return fasthttp.HeaderAccessControlAllowOrigin
+	}
+	return string(k)
 }
 
 func bodyAllowed(status int) bool {

@@ -24,6 +24,12 @@
 # exactly as mosparo stores it, and gives mosparo-lb the same config plus
 # css_cache (scripts/bench/css-cache.yaml.in).
 #
+# h2 and h2-css (issue 14): GET /login and the hashed CSS over HTTP/2 with
+# TLS, loaded by h2load (nghttp2-client) instead of wrk. The script makes one
+# self-signed ECDSA certificate and all three proxies terminate TLS with it
+# and speak h2 to the client, HTTP/1.1 to the nodes as in the other
+# workloads. Latencies come from h2load's per-request log.
+#
 # Run by `make bench` after `make build`. Knobs (environment):
 #   BENCH_DURATION=10   seconds per measured wrk run
 #   BENCH_ROUNDS=3      interleaved rounds per workload (median taken; >= 2)
@@ -46,12 +52,15 @@
 #                       what suits the one CPU each gets with BENCH_PIN=split
 #   BENCH_LB_GOMAXPROCS=n  mosparo-lb alone (default BENCH_WORKERS); "" = Go's
 #                       choice (from the taskset mask: 1 under BENCH_PIN=split)
-#   BENCH_WORKLOADS="login post css css-edge css-307 css-edge-z"
+#   BENCH_WORKLOADS="login post css css-edge css-307 css-edge-z h2 h2-css"
+#   BENCH_H2_CONNS=8 BENCH_H2_STREAMS=4  h2 workloads: h2load -c / -m
+#                       (connections, and streams in flight on each: 32 in
+#                       flight, as wrk's 32 connections)
 #   BENCH_PROXIES="mosparo-lb haproxy nginx"
 #   BENCH_NGINX_BROTLI=1  css-edge-z: nginx also serves a .br file (brotli_static)
 #                       when the module is installed; 0: gzip_static only
 #   BENCH_PORT_BASE=18480  nodes on +1..+3, proxies on +10 (lb), +11, +12,
-#                       (+13 mosparo-lb-alt, +14 fasthttp-min), redis-server on +20
+#                       (+13 mosparo-lb-alt, +14 fasthttp-min, +15 h2-floor), redis-server on +20
 #   BENCH_NICE=-10      as root: scheduling priority of the whole benchmark (its
 #                       autogroup and processes) for the run, so other jobs on a
 #                       shared machine disturb it less; 0 leaves it alone
@@ -65,6 +74,11 @@
 #                       robin + HostClient.Do, nothing else; GOMAXPROCS as
 #                       mosparo-lb's), the floor of a fasthttp proxy on this
 #                       machine; a yardstick, not a peer in the ratios
+#                       (not in the h2 workloads: it has no TLS)
+#   BENCH_H2FLOOR=1     h2 workloads: also load "h2-floor" (scripts/bench/
+#                       h2floor: x/net/http2 ServeConn as mosparo-lb runs it,
+#                       answering the node's bytes from memory, no proxying),
+#                       the floor of x/net/http2 here; a yardstick, not a peer
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -90,7 +104,9 @@ PIPELINE=${BENCH_PIPELINE:-1}
 CONNS=${BENCH_CONNS:-32}
 POLICY=${BENCH_POLICY:-round_robin}
 PIN=${BENCH_PIN:-split}
-WORKLOADS=${BENCH_WORKLOADS:-login post css css-edge css-307 css-edge-z}
+WORKLOADS=${BENCH_WORKLOADS:-login post css css-edge css-307 css-edge-z h2 h2-css}
+H2_CONNS=${BENCH_H2_CONNS:-8}
+H2_STREAMS=${BENCH_H2_STREAMS:-4}
 LB_ALT=${BENCH_LB_ALT:-}
 if [[ -n $LB_ALT ]]; then
 	PROXIES=${BENCH_PROXIES:-mosparo-lb mosparo-lb-alt haproxy nginx}
@@ -98,6 +114,7 @@ else
 	PROXIES=${BENCH_PROXIES:-mosparo-lb haproxy nginx}
 fi
 [[ ${BENCH_MINPROXY:-0} == 0 || -n ${BENCH_PROXIES:-} ]] || PROXIES+=" fasthttp-min"
+[[ ${BENCH_H2FLOOR:-0} == 0 || -n ${BENCH_PROXIES:-} ]] || PROXIES+=" h2-floor"
 BASE=${BENCH_PORT_BASE:-18480}
 LB_BIN=${BENCH_LB_BIN:-$ROOT/bin/mosparo-lb}
 NODE_BIN=$ROOT/bin/mosparo-node
@@ -119,13 +136,22 @@ for tool in wrk haproxy nginx curl python3 taskset gzip; do
 done
 [[ -x $LB_BIN && -x $NODE_BIN ]] || die "run make build first ($LB_BIN, $NODE_BIN)"
 EDGE=0 # does any workload need the edge cache (and so redis)?
+H2=0   # any HTTP/2 workload (and so h2load and a certificate)?
 for w in $WORKLOADS; do
 	case $w in
 	login | post | css) ;;
 	css-edge | css-307 | css-edge-z) EDGE=1 ;;
-	*) die "unknown workload $w (login, post, css, css-edge, css-307, css-edge-z)" ;;
+	h2 | h2-css) H2=1 ;;
+	*) die "unknown workload $w (login, post, css, css-edge, css-307, css-edge-z, h2, h2-css)" ;;
 	esac
 done
+if ((H2)); then
+	for tool in h2load openssl; do
+		command -v "$tool" >/dev/null || die "$tool not found (apt-get install nghttp2-client openssl)"
+	done
+	[[ $H2_CONNS =~ ^[1-9][0-9]*$ && $H2_STREAMS =~ ^[1-9][0-9]*$ ]] || die "BENCH_H2_CONNS and BENCH_H2_STREAMS must be positive numbers"
+fi
+is_h2() { [[ $1 == h2 || $1 == h2-css ]]; }
 if ((EDGE)); then
 	for tool in redis-server redis-cli; do
 		command -v "$tool" >/dev/null || die "$tool not found (apt-get install redis-server redis-tools)"
@@ -208,7 +234,7 @@ wait_port() { # port pid name
 }
 
 NODE_PORTS=($((BASE + 1)) $((BASE + 2)) $((BASE + 3)))
-declare -A PORT=([mosparo-lb]=$((BASE + 10)) [haproxy]=$((BASE + 11)) [nginx]=$((BASE + 12)) [mosparo-lb-alt]=$((BASE + 13)) [fasthttp-min]=$((BASE + 14)))
+declare -A PORT=([mosparo-lb]=$((BASE + 10)) [haproxy]=$((BASE + 11)) [nginx]=$((BASE + 12)) [mosparo-lb-alt]=$((BASE + 13)) [fasthttp-min]=$((BASE + 14)) [h2-floor]=$((BASE + 15)))
 REDIS_PORT=$((BASE + 20))
 for p in "${NODE_PORTS[@]}" "${PORT[@]}" $(((EDGE)) && echo "$REDIS_PORT"); do
 	port_open "$p" && die "127.0.0.1:$p is in use; set BENCH_PORT_BASE"
@@ -228,25 +254,53 @@ render scripts/bench/mosparo-lb.yaml.in "$DIR/mosparo-lb.yaml"
 # The edge workloads' config: the same file plus css_cache, nothing else.
 render scripts/bench/css-cache.yaml.in "$DIR/css-cache.yaml"
 cat "$DIR/mosparo-lb.yaml" "$DIR/css-cache.yaml" >"$DIR/mosparo-lb-edge.yaml"
-for c in mosparo-lb mosparo-lb-edge; do
+LB_CONFS="mosparo-lb mosparo-lb-edge"
+if ((H2)); then
+	# One self-signed certificate for all three (ECDSA P-256, what a
+	# browser-facing host would have), and each proxy's h2 config: the
+	# same as its HTTP/1.1 one with TLS and h2 on the listener.
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+		-subj /CN=mosparo.example -addext subjectAltName=DNS:mosparo.example,IP:127.0.0.1 \
+		-keyout "$DIR/tls.key" -out "$DIR/tls.crt" 2>/dev/null || die "openssl cannot make a certificate"
+	cat "$DIR/tls.crt" "$DIR/tls.key" >"$DIR/tls.pem"
+	sed "/address: \"127.0.0.1:${PORT[mosparo-lb]}\"/a\\    tls: {certificates: [{cert: \"$DIR/tls.crt\", key: \"$DIR/tls.key\"}]}" \
+		"$DIR/mosparo-lb.yaml" >"$DIR/mosparo-lb-h2.yaml"
+	LB_CONFS+=" mosparo-lb-h2"
+fi
+for c in $LB_CONFS; do
 	sed "s|127.0.0.1:${PORT[mosparo-lb]}\"|127.0.0.1:${PORT[mosparo-lb-alt]}\"|" "$DIR/$c.yaml" >"$DIR/${c/mosparo-lb/mosparo-lb-alt}.yaml"
 done
 render scripts/bench/haproxy.cfg.in "$DIR/haproxy.cfg"
 render scripts/bench/nginx.conf.in "$DIR/nginx.conf"
+if ((H2)); then
+	sed -e "s|^\(    bind 127.0.0.1:${PORT[haproxy]}\)\$|\1 ssl crt $DIR/tls.pem alpn h2,http/1.1|" \
+		-e 's|X-Forwarded-Proto http$|X-Forwarded-Proto https|' "$DIR/haproxy.cfg" >"$DIR/haproxy-h2.cfg"
+	sed "s|^\( *listen 127.0.0.1:${PORT[nginx]}\) \(.*\);\$|\1 ssl http2 \2; ssl_certificate $DIR/tls.crt; ssl_certificate_key $DIR/tls.key;|" \
+		"$DIR/nginx.conf" >"$DIR/nginx-h2.conf"
+	grep -q "alpn h2" "$DIR/haproxy-h2.cfg" && grep -q "ssl http2" "$DIR/nginx-h2.conf" || die "cannot make the h2 configs"
+fi
 : >"$DIR/nginx-modules.conf"
 : >"$DIR/nginx-extra.conf"
 BROTLI_STATIC_SO=/usr/lib/nginx/modules/ngx_http_brotli_static_module.so
 # css-edge-z: haproxy compresses the node's CSS per request (libslz gzip; 2.6 has no brotli).
 cp "$DIR/haproxy.cfg" "$DIR/haproxy-z.cfg"
 printf '    compression algo gzip\n    compression type text/css\n' >>"$DIR/haproxy-z.cfg"
-HAPROXY_CONF=haproxy
+HAPROXY_CONF=haproxy NGINX_CONF=nginx
 "$LB_BIN" check -config "$DIR/mosparo-lb.yaml" >/dev/null || die "mosparo-lb rejects its config"
 "$LB_BIN" check -config "$DIR/mosparo-lb-edge.yaml" >/dev/null || die "mosparo-lb rejects its edge config"
+if ((H2)); then
+	"$LB_BIN" check -config "$DIR/mosparo-lb-h2.yaml" >/dev/null || die "mosparo-lb rejects its h2 config"
+	haproxy -c -q -f "$DIR/haproxy-h2.cfg" || die "haproxy rejects its h2 config"
+	nginx -q -t -e "$DIR/nginx-error.log" -c "$DIR/nginx-h2.conf" || die "nginx rejects its h2 config"
+fi
 PROFILE=${BENCH_PROFILE:-}
 command -v go >/dev/null || PATH=/usr/local/go/bin:$PATH
 if [[ -n $PROFILE ]]; then
 	mkdir -p "$PROFILE" && PROFILE=$(cd "$PROFILE" && pwd)
 	GOFLAGS=-trimpath go build -o "$DIR/lbprof" ./scripts/bench/lbprof || die "cannot build scripts/bench/lbprof"
+fi
+if [[ " $PROXIES " == *" h2-floor "* ]]; then
+	CGO_ENABLED=0 go build -trimpath -o "$DIR/h2floor" ./scripts/bench/h2floor || die "cannot build scripts/bench/h2floor"
 fi
 if [[ " $PROXIES " == *" fasthttp-min "* ]]; then
 	CGO_ENABLED=0 go build -trimpath -o "$DIR/minproxy" ./scripts/bench/minproxy || die "cannot build scripts/bench/minproxy"
@@ -257,7 +311,7 @@ nginx -q -t -e "$DIR/nginx-error.log" -c "$DIR/nginx.conf" || die "nginx rejects
 
 echo "== mosparo-lb vs haproxy vs nginx: $(date -u '+%Y-%m-%d %H:%M UTC'), $NCPU CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs)), $(uname -r)"
 echo "   $("$LB_BIN" version 2>/dev/null | head -1), $(haproxy -v | head -1 | cut -d' ' -f1-3), $(nginx -v 2>&1 | cut -d' ' -f3), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
-echo "   wrk -t$THREADS -c$CONNS -d${DURATION}s --latency$( ((PIPELINE == 1)) || echo " (css-edge-z: $PIPELINE pipelined)"); $ROUNDS interleaved rounds (median), ${WARMUP}s warm-up; policy $POLICY; pinning $PIN; $WORKERS workers (haproxy nbthread, nginx worker_processes), mosparo-lb GOMAXPROCS=${LB_GOMAXPROCS:-default}; nice $NICE; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "   wrk -t$THREADS -c$CONNS -d${DURATION}s --latency$( ((PIPELINE == 1)) || echo " (css-edge-z: $PIPELINE pipelined)")$( ((H2)) && echo "; $(h2load --version | head -1) -t$THREADS -c$H2_CONNS -m$H2_STREAMS -D$DURATION over TLS ($(openssl version | cut -d' ' -f1-2)), h2 to the proxies"); $ROUNDS interleaved rounds (median), ${WARMUP}s warm-up; policy $POLICY; pinning $PIN; $WORKERS workers (haproxy nbthread, nginx worker_processes), mosparo-lb GOMAXPROCS=${LB_GOMAXPROCS:-default}; nice $NICE; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # --- nodes -------------------------------------------------------------------
 NODE_PIDS=()
@@ -274,15 +328,16 @@ css_path=$(curl -s -o /dev/null -w '%{redirect_url}' "$NODE_URL/resources/$UUID.
 css_hash=${css_path##*/} css_hash=${css_hash%.css}
 
 declare -A WPATH=([login]=/login [post]=/api/v1/frontend/check-form-data [css]=$css_path
-	[css-edge]=$css_path [css-307]=/resources/$UUID.css [css-edge-z]=$css_path)
+	[css-edge]=$css_path [css-307]=/resources/$UUID.css [css-edge-z]=$css_path [h2]=/login [h2-css]=$css_path)
 declare -A WARGS=([login]="" [post]="-s $ROOT/scripts/bench/check-form-data.lua" [css]="" [css-edge]="" [css-307]=""
-	[css-edge-z]="-s $ROOT/scripts/bench/accept-encoding.lua")
+	[css-edge-z]="-s $ROOT/scripts/bench/accept-encoding.lua" [h2]="" [h2-css]="")
 [[ $PIPELINE =~ ^[1-9][0-9]*$ ]] || die "BENCH_PIPELINE must be a positive number"
 ((PIPELINE == 1)) || WARGS[css-edge-z]="-s $ROOT/scripts/bench/accept-encoding-pipeline.lua"
 WTAIL=() # arguments after the URL (the pipeline script's depth)
 ((PIPELINE == 1)) || WTAIL=(-- "$PIPELINE")
 # req/s ratio to the best peer that the issues ask for (2: >= 1.0, aim 1.2; 5: >= 1.7)
-declare -A WTARGET=([login]=1.0 [post]=1.0 [css]=1.0 [css-edge]=1.7 [css-307]=1.7 [css-edge-z]=1.7)
+# (14: h2 at or above the best peer)
+declare -A WTARGET=([login]=1.0 [post]=1.0 [css]=1.0 [css-edge]=1.7 [css-307]=1.7 [css-edge-z]=1.7 [h2]=1.0 [h2-css]=1.0)
 declare -A WTITLE WANSWER
 post_body=$(sed -n 's/^wrk.body = "\(.*\)"$/\1/p' scripts/bench/check-form-data.lua)
 
@@ -291,6 +346,13 @@ post_body=$(sed -n 's/^wrk.body = "\(.*\)"$/\1/p' scripts/bench/check-form-data.
 probe() {
 	local w=$1 port=$2
 	shift 2
+	if is_h2 "$w" && ! is_node_port "$port"; then
+		# h2 or nothing (--http2-prior-knowledge over TLS: no fallback
+		# to HTTP/1.1 by ALPN), the proxies' shared self-signed certificate.
+		curl -s --http2-prior-knowledge --cacert "$DIR/tls.crt" -o /dev/null \
+			-w '%{http_code} %{size_download}' "$@" "https://127.0.0.1:$port${WPATH[$w]}"
+		return
+	fi
 	case $w in
 	post)
 		curl -s -o /dev/null -w '%{http_code} %{size_download}' -H 'Content-Type: application/x-www-form-urlencoded' \
@@ -302,6 +364,7 @@ probe() {
 	*) curl -s -o /dev/null -w '%{http_code} %{size_download}' "$@" "http://127.0.0.1:$port${WPATH[$w]}" ;;
 	esac
 }
+is_node_port() { [[ " ${NODE_PORTS[*]} " == *" $1 "* ]]; }
 # expect workload port: the answer every proxy must give, the node's own; a
 # 307's absolute Location names the host the client asked (Host is kept and
 # X-Forwarded-Host set by every proxy), so it differs by port only.
@@ -314,6 +377,8 @@ for w in $WORKLOADS; do
 	[[ "$code $size" == "$(expect "$w" "${NODE_PORTS[0]}")" && $code == "$([[ $w == css-307 ]] && echo 307 || echo 200)" ]] ||
 		die "node answers '$code $size' to workload $w, expected '$(expect "$w" "${NODE_PORTS[0]}")'"
 	case $w in
+	h2) WTITLE[$w]="HTTP/2 over TLS (h2load): GET /login ($size B HTML)" ;;
+	h2-css) WTITLE[$w]="HTTP/2 over TLS (h2load): GET hashed CSS ($size B)" ;;
 	login) WTITLE[$w]="GET /login ($size B HTML)" ;;
 	post) WTITLE[$w]="POST check-form-data (${#post_body} B form, $size B JSON answer)" ;;
 	css) WTITLE[$w]="GET hashed CSS ($size B)" ;;
@@ -352,6 +417,7 @@ fi
 # must have gone through a node.
 via_node() {
 	local w=$1 name=$2 port=$3 i
+	[[ $name != h2-floor ]] || return 0 # answers from memory by design
 	if [[ ($name == mosparo-lb* || $name == nginx) && $w == css-edge-z ]]; then
 		# mosparo-lb from its edge cache (once its packing goroutine has
 		# made the compressed forms), nginx from its static file.
@@ -422,7 +488,10 @@ start_proxy() {
 		[[ -x $LB_ALT ]] || die "BENCH_LB_ALT=$LB_ALT is not executable"
 		"${PIN_PROXY[@]}" "${LB_ENV[@]}" "$LB_ALT" run -config "$DIR/${LB_CONF/mosparo-lb/mosparo-lb-alt}.yaml" >"$DIR/$name.log" 2>&1 & ;;
 	haproxy) "${PIN_PROXY[@]}" haproxy -db -f "$DIR/$HAPROXY_CONF.cfg" >"$DIR/$name.log" 2>&1 & ;;
-	nginx) "${PIN_PROXY[@]}" nginx -e "$DIR/nginx-error.log" -c "$DIR/nginx.conf" >"$DIR/$name.log" 2>&1 & ;;
+	nginx) "${PIN_PROXY[@]}" nginx -e "$DIR/nginx-error.log" -c "$DIR/$NGINX_CONF.conf" >"$DIR/$name.log" 2>&1 & ;;
+	h2-floor)
+		"${PIN_PROXY[@]}" "${LB_ENV[@]}" "$DIR/h2floor" -listen "127.0.0.1:${PORT[$name]}" -cert "$DIR/tls.crt" \
+			-key "$DIR/tls.key" -from "$NODE_URL${WPATH[$w]}" >"$DIR/$name.log" 2>&1 & ;;
 	fasthttp-min)
 		"${PIN_PROXY[@]}" "${LB_ENV[@]}" "$DIR/minproxy" -listen "127.0.0.1:${PORT[$name]}" \
 			"127.0.0.1:${NODE_PORTS[0]}" "127.0.0.1:${NODE_PORTS[1]}" "127.0.0.1:${NODE_PORTS[2]}" >"$DIR/$name.log" 2>&1 & ;;
@@ -446,6 +515,13 @@ for p in "${NODE_PIDS[@]}"; do node_args+=(--node-pid "$p"); done
 
 load() { # workload proxy round seconds
 	local w=$1 name=$2 round=$3 secs=$4
+	if is_h2 "$w"; then
+		python3 "$HELPER" run --out "$5" --proxy "$name" --workload "$w" --round "$round" \
+			--pid "${PPID_OF[$name]}" "${node_args[@]}" --timeout $((secs + 15)) -- \
+			"${PIN_LOAD[@]}" h2load -t"$THREADS" -c"$H2_CONNS" -m"$H2_STREAMS" -D"$secs" \
+			--log-file="$DIR/h2load.log" "https://127.0.0.1:${PORT[$name]}${WPATH[$w]}"
+		return
+	fi
 	# shellcheck disable=SC2086 # WARGS holds wrk options
 	python3 "$HELPER" run --out "$5" --proxy "$name" --workload "$w" --round "$round" \
 		--pid "${PPID_OF[$name]}" "${node_args[@]}" --timeout $((secs + 15)) -- \
@@ -453,13 +529,18 @@ load() { # workload proxy round seconds
 		"http://127.0.0.1:${PORT[$name]}${WPATH[$w]}" $([[ $w == css-edge-z ]] && echo "${WTAIL[@]}")
 }
 
-read -r -a proxy_list <<<"$PROXIES"
+read -r -a all_proxies <<<"$PROXIES"
 failed=0
 for w in $WORKLOADS; do
+	proxy_list=() # the yardsticks where they apply: fasthttp-min without TLS, h2-floor with h2
+	for name in "${all_proxies[@]}"; do
+		if is_h2 "$w"; then [[ $name == fasthttp-min ]] || proxy_list+=("$name"); else [[ $name == h2-floor ]] || proxy_list+=("$name"); fi
+	done
 	echo
 	echo "-- ${WTITLE[$w]}"
-	case $w in css-edge | css-307 | css-edge-z) LB_CONF=mosparo-lb-edge ;; *) LB_CONF=mosparo-lb ;; esac
-	HAPROXY_CONF=haproxy
+	case $w in css-edge | css-307 | css-edge-z) LB_CONF=mosparo-lb-edge ;; h2 | h2-css) LB_CONF=mosparo-lb-h2 ;; *) LB_CONF=mosparo-lb ;; esac
+	HAPROXY_CONF=haproxy NGINX_CONF=nginx
+	! is_h2 "$w" || HAPROXY_CONF=haproxy-h2 NGINX_CONF=nginx-h2
 	: >"$DIR/nginx-modules.conf"
 	: >"$DIR/nginx-extra.conf"
 	if [[ $w == css-edge-z ]]; then
@@ -473,6 +554,9 @@ for w in $WORKLOADS; do
 		via_node "$w" "$name" "${PORT[$name]}"
 		got=$(probe "$w" "${PORT[$name]}" -D "$DIR/answer.hdr")
 		[[ $got == "$(expect "$w" "${PORT[$name]}")" ]] || die "$name answers '$got' to $w, expected '$(expect "$w" "${PORT[$name]}")'"
+		if is_h2 "$w"; then
+			head -1 "$DIR/answer.hdr" | grep -q '^HTTP/2 ' || die "$name does not answer $w over h2: $(head -1 "$DIR/answer.hdr")"
+		fi
 		if [[ $w == css-edge-z ]]; then
 			enc=$(sed -n 's/^[Cc]ontent-[Ee]ncoding: *\([^[:space:]]*\).*/\1/p' "$DIR/answer.hdr")
 			wire=$(curl -s -H 'Accept-Encoding: gzip, br' -o /dev/null -w '%{size_download}' "http://127.0.0.1:${PORT[$name]}${WPATH[$w]}")

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs the Debian packages the tests start for real (redis-server, memcached
-# (with SASL), keepalived, php with Symfony cache, haproxy/nginx (+brotli_static)/wrk/brotli for benchmarks, chromium
+# (with SASL), keepalived, php with Symfony cache, haproxy/nginx (+brotli_static)/wrk/h2load/brotli for benchmarks, chromium
 # for the status page test) when any is missing. Idempotent and quiet when done.
 set -eu
 need=""
@@ -18,6 +18,7 @@ check keepalived keepalived
 check haproxy haproxy
 check nginx nginx-light
 check wrk wrk
+check h2load nghttp2-client
 check brotli brotli
 [ -f /usr/lib/nginx/modules/ngx_http_brotli_static_module.so ] || need="$need libnginx-mod-http-brotli-static"
 check php php-cli php-symfony-cache php-redis php-memcached php-igbinary

@@ -2,8 +2,8 @@
 """Measurement and report helper for scripts/bench.sh (stdlib only).
 
   measure.py run --out F --proxy P --workload W --round N --pid PID [--node-pid PID ...]
-                 --timeout S -- wrk ARGS...
-      Runs wrk, samples /proc/<pid>/stat (utime+stime of PID and all of its
+                 --timeout S -- wrk ARGS...   (or h2load ARGS... --log-file=PATH)
+      Runs wrk (or h2load: latencies from its log file), samples /proc/<pid>/stat (utime+stime of PID and all of its
       descendants: nginx workers; threads are already summed by the kernel)
       and /proc/stat before and after, takes wrk's own CPU from wait4, and
       appends one JSON line to F.
@@ -143,6 +143,51 @@ def parse_wrk(out):
     return r
 
 
+def parse_h2load(out, log_path):
+    """h2load's summary, and p50/p99 from its --log-file (it prints no
+    percentiles): one line per request, start us, status, duration us."""
+    r = {"rps": None, "requests": None, "p50_ms": None, "p99_ms": None, "non2xx": 0, "sock_errors": 0}
+    m = re.search(r"finished in [\d.]+\w*, ([\d.]+) req/s", out)
+    if m:
+        r["rps"] = float(m.group(1))
+    m = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout", out)
+    if m:
+        r["requests"] = int(m.group(2))
+        r["sock_errors"] = int(m.group(4)) + int(m.group(5)) + int(m.group(6))
+    m = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+    if m:
+        r["non2xx"] = int(m.group(3)) + int(m.group(4))
+    m = re.search(r"traffic: \S+ \((\d+)\) total", out)
+    if m and r["requests"]:
+        # Bytes h2load read per answer: frames, HPACK headers and body.
+        r["bytes_per_req"] = int(m.group(1)) / r["requests"]
+    lat = []
+    try:
+        with open(log_path) as f:
+            for line in f:
+                parts = line.split("\t")
+                if len(parts) >= 3:
+                    lat.append(int(parts[2]) / 1000.0)
+        os.unlink(log_path)
+    except (OSError, ValueError):
+        pass
+    if lat:
+        lat.sort()
+        r["p50_ms"] = lat[len(lat) // 2]
+        r["p99_ms"] = lat[min(len(lat) - 1, len(lat) * 99 // 100)]
+    return r
+
+
+def h2load_log(argv):
+    """The --log-file path of an h2load command line, else None."""
+    if not any(os.path.basename(x) == "h2load" for x in argv):
+        return None
+    for x in argv:
+        if x.startswith("--log-file="):
+            return x.split("=", 1)[1]
+    return None
+
+
 def cmd_run(a):
     proxy = tree(a.pid)
     nodes = [p for n in a.node_pid for p in tree(n)]
@@ -168,7 +213,8 @@ def cmd_run(a):
     p1, n1, (b1, t1, s1) = ticks(proxy), ticks(nodes), system_ticks()
     all1, c1 = all_ticks(), cpu_ticks()
     text = out.decode(errors="replace")
-    r = parse_wrk(text)
+    h2log = h2load_log(a.wrk)
+    r = parse_h2load(text, h2log) if h2log else parse_wrk(text)
     r.update(kind="run", proxy=a.proxy, workload=a.workload, round=a.round, wall_s=round(wall, 3))
     sec = 1.0 / CLK_TCK
     r["proxy_cpu_s"] = (p1 - p0) * sec
@@ -194,7 +240,7 @@ def cmd_run(a):
     if ok:
         r["cpu_us_per_req"] = r["proxy_cpu_s"] * 1e6 / r["requests"]
     else:
-        r["error"] = "wrk failed or timed out: " + text[-400:]
+        r["error"] = ("h2load" if h2log else "wrk") + " failed or timed out: " + text[-400:]
     with open(a.out, "a") as f:
         f.write(json.dumps(r) + "\n")
     if ok:
@@ -279,10 +325,12 @@ def cmd_report(a):
                 "hwm": mem.get((w, p)),
                 "n": len(good),
             }
+        # A yardstick that does not apply to the workload has no runs.
+        shown = [p for p in proxies if rows[p]["n"] or p in ("mosparo-lb", "haproxy", "nginx")]
         head = ["proxy", "req/s", "p50", "p99", "CPU us/req", "B/req read", "peak RSS", "errors",
                 "cores: proxy/nodes/wrk/softirq/other", "req/s per round"]
         table = []
-        for p in proxies:
+        for p in shown:
             x = rows[p]
             table.append([
                 p,
@@ -329,9 +377,10 @@ def cmd_report(a):
             hp = rows.get("haproxy")
             if hp and hp["cpu"] and lb["cpu"]:
                 line += f", vs haproxy x{lb['cpu'] / hp['cpu']:.2f}"
-            fm = rows.get("fasthttp-min")
-            if fm and fm["cpu"] and lb["cpu"]:
-                line += f", vs fasthttp-min x{lb['cpu'] / fm['cpu']:.2f}"
+            for yard in ("fasthttp-min", "h2-floor"):
+                fm = rows.get(yard)
+                if fm and fm["cpu"] and lb["cpu"]:
+                    line += f", vs {yard} x{lb['cpu'] / fm['cpu']:.2f}"
             out.append(line + ("  " if md else ""))
         out.append("")
     print("\n".join(out))
