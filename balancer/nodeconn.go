@@ -29,7 +29,7 @@ type nodeConn struct {
 // newNodeConn wraps c; the peek callback is built once here so stale does
 // not allocate.
 func newNodeConn(c net.Conn) *nodeConn {
-	nc := &nodeConn{watchedConn: watchedConn{Conn: c}}
+	nc := &nodeConn{watchedConn: watchedConn{Conn: c, rs: newRawSock(c)}}
 	if sc, ok := c.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			nc.raw = raw
@@ -67,7 +67,7 @@ func (c *nodeConn) Write(p []byte) (int, error) {
 		c.awaitAnswer = false
 		return c.writeThenPark(p)
 	}
-	n, err := c.Conn.Write(p)
+	n, err := c.write(p)
 	if err != nil {
 		c.writeFailed = true
 	}

@@ -35,7 +35,7 @@ func (c *nodeConn) writeThenPark(p []byte) (int, error) {
 		return n, err
 	}
 	if len(rest) > 0 { // the socket buffer was full: the usual way
-		m, err := c.Conn.Write(rest)
+		m, err := c.write(rest)
 		if err != nil {
 			c.writeFailed = true
 		}
