@@ -96,7 +96,8 @@ func (r *connRegistry) dial(addr string, timeout time.Duration) (net.Conn, error
 	return &trackedConn{TCPConn: tc, tr: tr}, nil
 }
 
-// trackedConn hands nodeConn a RawConn whose Read (the stale check) counts.
+// trackedConn hands nodeConn a RawConn whose Control (the stale check)
+// counts.
 type trackedConn struct {
 	*net.TCPConn
 	tr *connTrack
@@ -125,12 +126,12 @@ type trackedRaw struct {
 	tr *connTrack
 }
 
-func (r trackedRaw) Read(f func(fd uintptr) bool) error {
+func (r trackedRaw) Control(f func(fd uintptr)) error {
 	r.tr.mu.Lock()
 	defer r.tr.mu.Unlock()
 	r.tr.taken++
 	r.tr.polled = true
-	return r.RawConn.Read(f)
+	return r.RawConn.Control(f)
 }
 
 type idNode struct {

@@ -3,8 +3,6 @@ package balancer
 import (
 	"net"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 )
 
 // nodeConn is one connection to a node. Besides the watchdog's timeouts it
@@ -15,8 +13,8 @@ import (
 type nodeConn struct {
 	watchedConn
 	raw         syscall.RawConn // nil when the connection is not a socket
-	peek        func(fd uintptr) bool
-	pollFD      [1]unix.PollFd
+	peek        func(fd uintptr)
+	peekByte    byte
 	readable    bool
 	writeFailed bool
 
@@ -31,14 +29,14 @@ type nodeConn struct {
 // newNodeConn wraps c; the peek callback is built once here so stale does
 // not allocate.
 func newNodeConn(c net.Conn) *nodeConn {
-	nc := &nodeConn{watchedConn: watchedConn{Conn: c}}
+	nc := &nodeConn{watchedConn: watchedConn{Conn: c, rs: newRawSock(c)}}
 	if sc, ok := c.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			nc.raw = raw
 			nc.peek = nc.peekFD
 			// Writing inside RawConn.Read (writepark.go) only on plain
 			// TCP: a wrapping conn (a test's dial hook that counts the
-			// stale checks through RawConn.Read) sees its own Write.
+			// stale checks through RawConn.Control) sees its own Write.
 			if _, plain := c.(*net.TCPConn); plain {
 				nc.parkCB = nc.parkFD
 			}
@@ -47,27 +45,17 @@ func newNodeConn(c net.Conn) *nodeConn {
 	return nc
 }
 
-// peekFD asks the kernel, without blocking or reading anything, whether the
-// socket has bytes, an end of stream or an error to read: poll(2) with a
-// zero timeout, about 1.5 µs here.
-func (c *nodeConn) peekFD(fd uintptr) bool {
-	c.pollFD[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN | unix.POLLRDHUP}
-	n, err := unix.Poll(c.pollFD[:], 0)
-	c.readable = err != nil || n != 0
-	return true
-}
-
 // stale reports whether an idle connection must not carry another request:
 // the node sent bytes nobody asked for (the rest of an answer whose length
 // lied, a late second answer) or closed or reset it. Such bytes would
 // otherwise be read as the answer to the next request, usually another
 // client's. Connections that are not sockets (in-memory pipes in tests) are
-// never stale.
+// never stale. The look is one non-blocking recv(MSG_PEEK) (staleness.go).
 func (c *nodeConn) stale() bool {
 	if c.raw == nil {
 		return false
 	}
-	if err := c.raw.Read(c.peek); err != nil {
+	if err := c.raw.Control(c.peek); err != nil {
 		return true
 	}
 	return c.readable
@@ -79,7 +67,7 @@ func (c *nodeConn) Write(p []byte) (int, error) {
 		c.awaitAnswer = false
 		return c.writeThenPark(p)
 	}
-	n, err := c.Conn.Write(p)
+	n, err := c.write(p)
 	if err != nil {
 		c.writeFailed = true
 	}

@@ -500,7 +500,7 @@ func (l *watchingListener) admit(c net.Conn) net.Conn {
 			l.srv.conns.logRefusal(l.srv.logger, r, peer, time.Now())
 			return nil
 		}
-		wc = l.srv.wd.watch(&watchedConn{Conn: c, srv: l.srv, ln: info, peer: peer})
+		wc = l.srv.wd.watch(&watchedConn{Conn: c, srv: l.srv, ln: info, peer: peer, rs: newRawSock(c)})
 		// Like the rest of a request, its first byte is due within client_read.
 		wc.arm(rt.clientRead, limitRead)
 	}

@@ -130,6 +130,7 @@ type watchedConn struct {
 	net.Conn
 	w       *watchdog
 	expires atomic.Int64 // unix ns | limit bits; 0 = no limit
+	rs      *rawSock     // raw system calls on plain TCP (rawio.go); nil: Conn's own
 
 	// Client connections only.
 	srv    *Server
@@ -171,7 +172,7 @@ func (c *watchedConn) expire(limits int64) {
 // Read starts timeouts.client_read when the first byte of a request arrives
 // on an idle keep-alive connection.
 func (c *watchedConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
+	n, err := c.read(p)
 	if n > 0 && c.srv != nil && c.phase.Load() == phaseIdle {
 		c.phase.Store(phaseReading)
 		c.arm(c.srv.rt.Load().clientRead, limitRead)
@@ -184,13 +185,13 @@ func (c *watchedConn) Read(p []byte) (int, error) {
 // error answer to a bad request) leave the read limit as it was.
 func (c *watchedConn) Write(p []byte) (int, error) {
 	if c.srv == nil || c.phase.Load() == phaseH2 {
-		return c.Conn.Write(p)
+		return c.write(p)
 	}
 	rt := c.srv.rt.Load()
 	before := c.expires.Load()
 	armed := c.w.expiry(rt.timeout, limitWrite)
 	c.expires.Store(armed)
-	n, err := c.Conn.Write(p)
+	n, err := c.write(p)
 	if c.phase.Load() == phaseReading {
 		c.expires.CompareAndSwap(armed, before)
 		return n, err

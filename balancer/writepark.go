@@ -35,7 +35,7 @@ func (c *nodeConn) writeThenPark(p []byte) (int, error) {
 		return n, err
 	}
 	if len(rest) > 0 { // the socket buffer was full: the usual way
-		m, err := c.Conn.Write(rest)
+		m, err := c.write(rest)
 		if err != nil {
 			c.writeFailed = true
 		}
@@ -60,13 +60,11 @@ func (c *nodeConn) parkFD(fd uintptr) bool {
 	}
 	c.wp.written = true
 	for c.wp.n < len(c.wp.pending) {
-		m, err := unix.Write(int(fd), c.wp.pending[c.wp.n:])
+		m, err := rawWrite(fd, c.wp.pending[c.wp.n:]) // rawio.go
 		switch {
-		case err == unix.EINTR:
-			continue
 		case err == unix.EAGAIN:
 			return true // the rest goes the usual way, which waits for room
-		case err != nil:
+		case err != 0:
 			c.wp.err = err
 			return true
 		}

@@ -47,11 +47,15 @@
 #                       answer that costs the proxy less than wrk; every
 #                       proxy gets the same pipelined load
 #   BENCH_WORKERS=<CPUs> threads of execution of every proxy: haproxy nbthread,
-#                       nginx worker_processes, mosparo-lb GOMAXPROCS. Default the
+#                       nginx worker_processes (mosparo-lb: see BENCH_LB_GOMAXPROCS). Default the
 #                       machine's CPU count, what each runs with unpinned; 1 is
 #                       what suits the one CPU each gets with BENCH_PIN=split
-#   BENCH_LB_GOMAXPROCS=n  mosparo-lb alone (default BENCH_WORKERS); "" = Go's
-#                       choice (from the taskset mask: 1 under BENCH_PIN=split)
+#   BENCH_LB_GOMAXPROCS=""  mosparo-lb (and fasthttp-min) alone; default unset:
+#                       the binary's own choice, which is Go's from the CPU
+#                       mask and cgroup quota (1 under BENCH_PIN=split, the
+#                       machine's CPUs unpinned). Forcing 2 Ps onto the one
+#                       pinned CPU made the pinned edge p99 5-22 ms (issue 16,
+#                       docs/benchmarks.md); n forces n
 #   BENCH_WORKLOADS="login post css css-edge css-307 css-edge-z h2 h2-css"
 #   BENCH_H2_CONNS=8 BENCH_H2_STREAMS=4  h2 workloads: h2load -c / -m
 #                       (connections, and streams in flight on each: 32 in
@@ -167,7 +171,7 @@ NCPU=$(nproc)
 LB_ENV=(env)
 WORKERS=${BENCH_WORKERS:-$NCPU}
 [[ $WORKERS =~ ^[1-9][0-9]*$ ]] || die "BENCH_WORKERS must be a positive number"
-LB_GOMAXPROCS=${BENCH_LB_GOMAXPROCS-$WORKERS}
+LB_GOMAXPROCS=${BENCH_LB_GOMAXPROCS-}
 [[ -z $LB_GOMAXPROCS ]] || LB_ENV+=("GOMAXPROCS=$LB_GOMAXPROCS")
 case $PIN in
 split)

@@ -24,6 +24,11 @@
 #   COUNTS_ENV="GOGC=200"  more environment for the proxy
 #   COUNTS_NICE=-10      as root: nice of everything started
 #   COUNTS_PORT_BASE=18580
+#   COUNTS_RECORD=dir    instead of counting, record call graphs of each
+#                        proxy (perf record -g -F 1999) to dir/<proxy>.data;
+#                        only req/s and p99 are printed then. Side by side:
+#                        perf report -i dir/mosparo-lb.data --no-children
+#                        (build unstripped binaries for symbols)
 # Needs perf (linux-perf), wrk, go; run after `make build`, as root (the
 # syscall tracepoints).
 set -euo pipefail
@@ -94,10 +99,11 @@ EVENTS+=,syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_futex,syscalls:sys_en
 EVENTS+=,syscalls:sys_enter_ppoll,syscalls:sys_enter_sched_yield,syscalls:sys_enter_getsockopt,sched:sched_wakeup
 
 echo "== counts per request: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), workload $WORKLOAD, pinning $PIN, GOMAXPROCS=${GMP:-default}${COUNTS_ENV:+ $COUNTS_ENV}, wrk -t$THREADS -c$CONNS -d${DURATION}s; uptime:$(uptime | sed 's/.*load/ load/')"
-printf '%-22s %8s %6s %6s %6s %6s %6s %6s %6s %6s %6s %6s %6s %6s %6s %6s %6s %6s\n' proxy req/s us/req cs migr read EAGAIN write writev epoll futex nslp poll ppoll yield wakeup gc p99
+printf '%-26s %8s %6s %6s %6s %6s %6s %6s %6s %6s %6s %6s %6s %6s %6s %6s %6s %6s\n' proxy req/s us/req cs migr read EAGAIN write writev epoll futex nslp poll ppoll yield wakeup gc p99
 for spec in "$@"; do
 	name=${spec%%=*} bin=${spec#*=}
 	[[ $bin != "$spec" ]] || bin=
+	label=$name${bin:+:${bin##*/}} # A/B builds: mosparo-lb=/tmp/lb-new prints as mosparo-lb:lb-new
 	env=(env GODEBUG=gctrace=1)
 	[[ -z $GMP ]] || env+=("GOMAXPROCS=$GMP")
 	# shellcheck disable=SC2206 # COUNTS_ENV is a list of NAME=value
@@ -121,8 +127,14 @@ for spec in "$@"; do
 	gc0=$(grep -c '^gc ' "$DIR/$name.err" || true)
 	pids=$pid
 	[[ $name != nginx ]] || pids=$(pgrep -d, -P "$pid"),$pid # the workers and the master
-	perf stat -x, -o "$DIR/perf.csv" -e "$EVENTS" -e syscalls:sys_exit_read --filter 'ret == -11' \
-		-e syscalls:sys_enter_recvfrom -e syscalls:sys_exit_recvfrom --filter 'ret == -11' -e syscalls:sys_enter_epoll_wait -p "$pids" &
+	if [[ -n ${COUNTS_RECORD:-} ]]; then
+		mkdir -p "$COUNTS_RECORD"
+		: >"$DIR/perf.csv"
+		perf record -q -g -F 1999 -o "$COUNTS_RECORD/$label.data" -p "$pids" 2>/dev/null &
+	else
+		perf stat -x, -o "$DIR/perf.csv" -e "$EVENTS" -e syscalls:sys_exit_read --filter 'ret == -11' \
+			-e syscalls:sys_enter_recvfrom -e syscalls:sys_exit_recvfrom --filter 'ret == -11' -e syscalls:sys_enter_epoll_wait -p "$pids" &
+	fi
 	perf=$!
 	sleep 0.3
 	"${NICE_CMD[@]}" "${PIN_LOAD[@]}" wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "${WARGS[@]}" "http://127.0.0.1:$PORT$URLPATH" >"$DIR/wrk.out"
@@ -133,7 +145,7 @@ for spec in "$@"; do
 	wait "$pid" 2>/dev/null || true
 	sleep 0.2 # nginx's workers leave after the master's signal
 	# The counts cover 0.3 s before wrk and a moment after it: idle, nearly nothing.
-	python3 - "$name" "$DIR/perf.csv" "$DIR/wrk.out" $((gc1 - gc0)) <<'EOF'
+	python3 - "$label" "$DIR/perf.csv" "$DIR/wrk.out" $((gc1 - gc0)) <<'EOF'
 import re, sys
 name, csv, wrk, gc = sys.argv[1], sys.argv[2], open(sys.argv[3]).read(), int(sys.argv[4])
 reqs = int(re.search(r"(\d+) requests in", wrk).group(1))
@@ -156,7 +168,7 @@ cols = [per("task-clock", 1e3), per("context-switches"), per("cpu-migrations"), 
         per("syscalls:sys_enter_epoll_pwait"), per("syscalls:sys_enter_futex"),
         per("syscalls:sys_enter_nanosleep"), per("syscalls:sys_enter_poll"), per("syscalls:sys_enter_ppoll"),
         per("syscalls:sys_enter_sched_yield"), per("sched:sched_wakeup"), f"{gc / reqs * 1e4:6.2f}"]
-print(f"{name:<22} {rps:8.0f} " + " ".join(cols) + f" {p99:>6}")
+print(f"{name:<26} {rps:8.0f} " + " ".join(cols) + f" {p99:>6}")
 EOF
 done
 echo "(per request; us/req = task-clock, the proxy's CPU; EAGAIN = reads that found nothing; gc = GC cycles per 10^4 requests)"
