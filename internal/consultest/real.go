@@ -3,6 +3,7 @@ package consultest
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -54,7 +55,7 @@ func RealAgent(t *testing.T) string {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		if leader(addr) {
+		if leader(addr) && nodeRegistered(addr) {
 			return addr
 		}
 		if time.Now().After(deadline) {
@@ -98,6 +99,21 @@ func leader(addr string) bool {
 	var b [128]byte
 	n, _ := resp.Body.Read(b[:])
 	return resp.StatusCode == http.StatusOK && n > 2 && string(b[:n]) != `""`
+}
+
+// nodeRegistered reports whether the agent's own node is in the catalog: a
+// session created before that fails with "Missing node registration", which
+// a leader alone does not rule out on a busy machine.
+func nodeRegistered(addr string) bool {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://" + addr + "/v1/catalog/node/mosparo-lb-test")
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var b [16]byte
+	n, _ := io.ReadFull(resp.Body, b[:])
+	return resp.StatusCode == http.StatusOK && n > 4 && string(b[:4]) != "null"
 }
 
 // freePorts finds n loopback ports free for both TCP and UDP (serf uses both).
