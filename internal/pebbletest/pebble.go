@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -113,12 +114,24 @@ func Start(t testing.TB, opts Options) *CA {
 	pebbleBin, challBin := binaries(t)
 	dir := t.TempDir()
 	certFile, keyFile, trustFile := writeServerCert(t, dir)
-	dnsAddr := "127.0.0.1:" + strconv.Itoa(FreePort(t))
+	// The caller's ports are not bound yet: FreePort could hand them out
+	// again, and the LB's listener then collides with challtestsrv.
+	taken := []int{opts.HTTPPort, opts.TLSPort}
+	port := func() string {
+		for {
+			p := FreePort(t)
+			if !slices.Contains(taken, p) {
+				taken = append(taken, p)
+				return "127.0.0.1:" + strconv.Itoa(p)
+			}
+		}
+	}
+	dnsAddr := port()
 	start(t, "challtestsrv", challBin, nil,
 		"-dnsserver", dnsAddr, "-http01", "", "-https01", "", "-tlsalpn01", "", "-doh", "",
-		"-management", "127.0.0.1:"+strconv.Itoa(FreePort(t)), "-defaultIPv4", opts.ResolveTo, "-defaultIPv6", "")
-	listen := "127.0.0.1:" + strconv.Itoa(FreePort(t))
-	mgmt := "127.0.0.1:" + strconv.Itoa(FreePort(t))
+		"-management", port(), "-defaultIPv4", opts.ResolveTo, "-defaultIPv6", "")
+	listen := port()
+	mgmt := port()
 	cfg := map[string]any{"pebble": map[string]any{
 		"listenAddress": listen, "managementListenAddress": mgmt,
 		"certificate": certFile, "privateKey": keyFile,
