@@ -165,17 +165,24 @@ func TestWriteProtection(t *testing.T) {
 // protects the API, so names a rebinding attacker could use are refused on
 // every route: /status and /metrics name the nodes and their states (issue
 // 11, item 10).
-func TestHostCheckWithoutToken(t *testing.T) {
-	acts := &actions{}
-	s := admin.New(configs.Admin{Listen: "127.0.0.1:0"}, admin.Deps{
+// hostCheckServer serves an admin listener configured as cfg, with one
+// node in its status; port is ":N", for Host values naming it, and acts
+// records the node-state actions that got through.
+func hostCheckServer(t *testing.T, cfg configs.Admin) (ts *httptest.Server, port string, acts *actions) {
+	acts = &actions{}
+	s := admin.New(cfg, admin.Deps{
 		Logger:       zaptest.NewLogger(t),
 		Status:       func() any { return map[string]any{"nodes": []string{"10.0.0.11:80"}} },
 		SetNodeState: acts.set,
 		Metrics:      admin.NewMetrics(func() admin.Gauges { return admin.Gauges{} }),
 	})
-	ts := httptest.NewServer(s.Handler())
+	ts = httptest.NewServer(s.Handler())
 	t.Cleanup(ts.Close)
-	port := ts.URL[strings.LastIndex(ts.URL, ":"):]
+	return ts, ts.URL[strings.LastIndex(ts.URL, ":"):], acts
+}
+
+func TestHostCheckWithoutToken(t *testing.T) {
+	ts, port, acts := hostCheckServer(t, configs.Admin{Listen: "127.0.0.1:0"})
 	routes := []struct{ method, path string }{
 		{http.MethodGet, "/"},
 		{http.MethodGet, "/status"},
@@ -224,16 +231,7 @@ func TestHostCheckWithoutToken(t *testing.T) {
 // by name sends it as its bearer credentials).
 func TestHostCheckWithToken(t *testing.T) {
 	const token = "t0k3n"
-	acts := &actions{}
-	s := admin.New(configs.Admin{Listen: "127.0.0.1:0", Token: token, Hosts: []string{"lb1.example", "Admin.Example"}}, admin.Deps{
-		Logger:       zaptest.NewLogger(t),
-		Status:       func() any { return map[string]any{"nodes": []string{"10.0.0.11:80"}} },
-		SetNodeState: acts.set,
-		Metrics:      admin.NewMetrics(func() admin.Gauges { return admin.Gauges{} }),
-	})
-	ts := httptest.NewServer(s.Handler())
-	t.Cleanup(ts.Close)
-	port := ts.URL[strings.LastIndex(ts.URL, ":"):]
+	ts, port, acts := hostCheckServer(t, configs.Admin{Listen: "127.0.0.1:0", Token: token, Hosts: []string{"lb1.example", "Admin.Example"}})
 	routes := []struct{ method, path string }{
 		{http.MethodGet, "/"},
 		{http.MethodGet, "/status"},
