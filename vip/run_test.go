@@ -44,17 +44,15 @@ func (c *fakeClock) NewTimer(d time.Duration) Timer {
 	return t
 }
 
-// After and AfterFunc complete clock.Clock; the runner uses timers only.
-func (c *fakeClock) After(d time.Duration) <-chan time.Time { return c.NewTimer(d).Chan() }
+// After and AfterFunc complete clock.Clock. The runner makes timers only
+// (TimerClock); a call here means it started to wait some other way, which
+// the fake clock would not drive, so the test stops at once.
+func (c *fakeClock) After(time.Duration) <-chan time.Time {
+	panic("vip: the runner waited with After; fakeClock drives only NewTimer")
+}
 
-func (c *fakeClock) AfterFunc(d time.Duration, f func()) func() bool {
-	t := c.NewTimer(d)
-	go func() {
-		if _, ok := <-t.Chan(); ok {
-			f()
-		}
-	}()
-	return t.Stop
+func (c *fakeClock) AfterFunc(time.Duration, func()) func() bool {
+	panic("vip: the runner waited with AfterFunc; fakeClock drives only NewTimer")
 }
 
 // advance moves the clock by d and fires every timer due; it returns how
