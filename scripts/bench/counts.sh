@@ -29,6 +29,12 @@
 #                        only req/s and p99 are printed then. Side by side:
 #                        perf report -i dir/mosparo-lb.data --no-children
 #                        (build unstripped binaries for symbols)
+#   COUNTS_SCHED=dir     instead of counting, record the scheduler on every
+#                        CPU (perf sched record -a) to dir/<proxy>.sched and
+#                        print, per request, each group's (proxy, nodes, wrk,
+#                        other) CPU, switch-ins and run-queue delay, and the
+#                        wake-ups between groups (scripts/bench/sched.py);
+#                        perf sched latency/timehist -i the file for more
 # Needs perf (linux-perf), wrk, go; run after `make build`, as root (the
 # syscall tracepoints).
 set -euo pipefail
@@ -127,7 +133,11 @@ for spec in "$@"; do
 	gc0=$(grep -c '^gc ' "$DIR/$name.err" || true)
 	pids=$pid
 	[[ $name != nginx ]] || pids=$(pgrep -d, -P "$pid"),$pid # the workers and the master
-	if [[ -n ${COUNTS_RECORD:-} ]]; then
+	if [[ -n ${COUNTS_SCHED:-} ]]; then
+		mkdir -p "$COUNTS_SCHED"
+		: >"$DIR/perf.csv"
+		perf sched record -a -o "$COUNTS_SCHED/$label.sched" >/dev/null 2>&1 &
+	elif [[ -n ${COUNTS_RECORD:-} ]]; then
 		mkdir -p "$COUNTS_RECORD"
 		: >"$DIR/perf.csv"
 		perf record -q -g -F 1999 -o "$COUNTS_RECORD/$label.data" -p "$pids" 2>/dev/null &
@@ -137,13 +147,22 @@ for spec in "$@"; do
 	fi
 	perf=$!
 	sleep 0.3
-	"${NICE_CMD[@]}" "${PIN_LOAD[@]}" wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "${WARGS[@]}" "http://127.0.0.1:$PORT$URLPATH" >"$DIR/wrk.out"
+	"${NICE_CMD[@]}" "${PIN_LOAD[@]}" wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "${WARGS[@]}" "http://127.0.0.1:$PORT$URLPATH" >"$DIR/wrk.out" &
+	wrk=$!
+	wait "$wrk"
 	kill -INT "$perf"
 	wait "$perf" || true
 	gc1=$(grep -c '^gc ' "$DIR/$name.err" || true)
 	kill "$pid"
 	wait "$pid" 2>/dev/null || true
 	sleep 0.2 # nginx's workers leave after the master's signal
+	if [[ -n ${COUNTS_SCHED:-} ]]; then
+		python3 scripts/bench/sched.py "$label" "$COUNTS_SCHED/$label.sched" "$(grep -Eo '[0-9]+ requests in' "$DIR/wrk.out" | cut -d' ' -f1)" \
+			"$pids" "$(IFS=,; echo "${PIDS[*]:0:3}")" "$wrk"
+		grep -E 'Requests/sec|^ +(50|99)%' "$DIR/wrk.out" | tr -s ' ' | tr '\n' ';'
+		echo
+		continue
+	fi
 	# The counts cover 0.3 s before wrk and a moment after it: idle, nearly nothing.
 	python3 - "$label" "$DIR/perf.csv" "$DIR/wrk.out" $((gc1 - gc0)) <<'EOF'
 import re, sys

@@ -314,6 +314,10 @@ def cmd_report(a):
                 "p50": median([r["p50_ms"] for r in good]),
                 "p99": median([r["p99_ms"] for r in good]),
                 "cpu": median([r.get("cpu_us_per_req") for r in good]),
+                # With every core busy (shared cores), req/s is the cores the bench
+                # gets over this: the nodes' and wrk's cost per request counts too.
+                "allcpu": median([(r["proxy_cpu_s"] + r["node_cpu_s"] + r["wrk_cpu_s"]) / r["requests"] * 1e6
+                                  for r in good if r.get("requests")]),
                 "wire": median([r.get("bytes_per_req") for r in good]),
                 "proxy_cores": median([r["proxy_cpu_s"] / r["wall_s"] for r in good]),
                 "node_cores": median([r["node_cpu_s"] / r["wall_s"] for r in good]),
@@ -327,7 +331,7 @@ def cmd_report(a):
             }
         # A yardstick that does not apply to the workload has no runs.
         shown = [p for p in proxies if rows[p]["n"] or p in ("mosparo-lb", "haproxy", "nginx")]
-        head = ["proxy", "req/s", "p50", "p99", "CPU us/req", "B/req read", "peak RSS", "errors",
+        head = ["proxy", "req/s", "p50", "p99", "CPU us/req", "+nodes+wrk", "B/req read", "peak RSS", "errors",
                 "cores: proxy/nodes/wrk/softirq/other", "req/s per round"]
         table = []
         for p in shown:
@@ -337,6 +341,7 @@ def cmd_report(a):
                 f"{x['rps']:.0f}" if x["rps"] else "-",
                 fmt_ms(x["p50"]), fmt_ms(x["p99"]),
                 f"{x['cpu']:.1f}" if x["cpu"] else "-",
+                f"{x['allcpu']:.1f}" if x["allcpu"] else "-",
                 f"{x['wire']:.0f}" if x["wire"] else "-",
                 f"{x['hwm'] / 1024:.1f} MiB" if x["hwm"] else "-",
                 str(x["errors"]),
