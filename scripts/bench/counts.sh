@@ -24,6 +24,9 @@
 #   COUNTS_ENV="GOGC=200"  more environment for the proxy
 #   COUNTS_NICE=-10      as root: nice of everything started
 #   COUNTS_PORT_BASE=18580
+#   COUNTS_OF=proxy      nodes: count (or record) the three nodes instead, behind
+#                        each proxy in turn (their cost per request differs by
+#                        proxy on shared cores, docs/benchmarks.md)
 #   COUNTS_RECORD=dir    instead of counting, record call graphs of each
 #                        proxy (perf record -g -F 1999) to dir/<proxy>.data;
 #                        only req/s and p99 are printed then. Side by side:
@@ -133,6 +136,8 @@ for spec in "$@"; do
 	gc0=$(grep -c '^gc ' "$DIR/$name.err" || true)
 	pids=$pid
 	[[ $name != nginx ]] || pids=$(pgrep -d, -P "$pid"),$pid # the workers and the master
+	counted=$pids
+	[[ ${COUNTS_OF:-proxy} != nodes ]] || counted=$(IFS=,; echo "${PIDS[*]:0:3}")
 	if [[ -n ${COUNTS_SCHED:-} ]]; then
 		mkdir -p "$COUNTS_SCHED"
 		: >"$DIR/perf.csv"
@@ -140,10 +145,10 @@ for spec in "$@"; do
 	elif [[ -n ${COUNTS_RECORD:-} ]]; then
 		mkdir -p "$COUNTS_RECORD"
 		: >"$DIR/perf.csv"
-		perf record -q -g -F 1999 -o "$COUNTS_RECORD/$label.data" -p "$pids" 2>/dev/null &
+		perf record -q -g -F 1999 -o "$COUNTS_RECORD/$label.data" -p "$counted" 2>/dev/null &
 	else
 		perf stat -x, -o "$DIR/perf.csv" -e "$EVENTS" -e syscalls:sys_exit_read --filter 'ret == -11' \
-			-e syscalls:sys_enter_recvfrom -e syscalls:sys_exit_recvfrom --filter 'ret == -11' -e syscalls:sys_enter_epoll_wait -p "$pids" &
+			-e syscalls:sys_enter_recvfrom -e syscalls:sys_exit_recvfrom --filter 'ret == -11' -e syscalls:sys_enter_epoll_wait -p "$counted" &
 	fi
 	perf=$!
 	sleep 0.3
