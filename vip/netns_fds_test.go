@@ -4,6 +4,7 @@ package vip
 
 import (
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,14 +28,15 @@ func TestNetnsReleaseWithoutDescriptors(t *testing.T) {
 		name  string
 		extra []string
 		peer  bool // b runs a backup of priority 100
+		log   string // A's log says so after the release
 		// release asks lbA to give the VIP up.
 		release func(t *testing.T, lbA *lb)
 	}{
-		{name: "track_pool fault", extra: []string{"track_pool: {mode: fault}"},
+		{name: "track_pool fault", extra: []string{"track_pool: {mode: fault}"}, log: `"to": "FAULT"`,
 			release: func(t *testing.T, lbA *lb) { lbA.setHealthy(false) }},
-		{name: "preempted after track_pool lowered the priority", peer: true,
+		{name: "preempted after track_pool lowered the priority", peer: true, log: `"to": "BACKUP"`,
 			release: func(t *testing.T, lbA *lb) { lbA.setHealthy(false) }},
-		{name: "graceful stop", peer: true,
+		{name: "graceful stop", peer: true, log: "vrrp instance stopped",
 			release: func(t *testing.T, lbA *lb) { lbA.stop() }},
 	}
 	for _, tc := range cases {
@@ -57,6 +59,10 @@ func TestNetnsReleaseWithoutDescriptors(t *testing.T) {
 				took = netnstest.Eventually(t, releaseBound, "A gives the VIP up", func() bool { return !holds(a, vip4test)() })
 			}
 			t.Logf("A out of descriptors gave the VIP up in %s", took)
+			wantLog(t, lbA.proc, tc.log)
+			if out := lbA.proc.Out.String(); strings.Contains(out, "removing VIPs failed") {
+				t.Errorf("A's log reports a failed removal:\n%s", out)
+			}
 			if !lbA.proc.Exited() {
 				lbA.stop()
 			}
