@@ -27,7 +27,7 @@ func TestNetnsReleaseWithoutDescriptors(t *testing.T) {
 	cases := []struct {
 		name  string
 		extra []string
-		peer  bool // b runs a backup of priority 100
+		peer  bool   // b runs a backup of priority 100
 		log   string // A's log says so after the release
 		// release asks lbA to give the VIP up.
 		release func(t *testing.T, lbA *lb)
