@@ -26,15 +26,22 @@ type GARPConfig struct {
 // gratuitous ARP requests with the real MAC for IPv4 (FACTS 1.6), unsolicited
 // neighbour advertisements with the Override flag and the target link-layer
 // address option for IPv6. Clients are opened lazily (an ARP client needs an
-// IPv4 address on the device, which the VIP provides) and kept.
+// IPv4 address on the device, which the VIP provides) and kept, with the
+// interface they were opened on: a refresh while master then needs no new
+// descriptor (net.InterfaceByName opens a netlink socket).
 type garpAnnouncer struct {
 	vips []vipAddr
 	arp  map[string]*arp.Client
-	ndp  map[string]*ndp.Conn
+	ndp  map[string]ndpConn
+}
+
+type ndpConn struct {
+	c   *ndp.Conn
+	ifi *net.Interface
 }
 
 func newAnnouncer(vips []vipAddr) *garpAnnouncer {
-	return &garpAnnouncer{vips: vips, arp: map[string]*arp.Client{}, ndp: map[string]*ndp.Conn{}}
+	return &garpAnnouncer{vips: vips, arp: map[string]*arp.Client{}, ndp: map[string]ndpConn{}}
 }
 
 // announce sends rounds rounds of one announcement per VIP, interval apart.
@@ -85,7 +92,7 @@ func (an *garpAnnouncer) arpClient(dev string) (*arp.Client, error) {
 	}
 	ifi, err := net.InterfaceByName(dev)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("arp on %s: %w", dev, err)
 	}
 	c, err := arp.Dial(ifi)
 	if err != nil {
@@ -96,18 +103,18 @@ func (an *garpAnnouncer) arpClient(dev string) (*arp.Client, error) {
 }
 
 func (an *garpAnnouncer) ndpConn(dev string) (*ndp.Conn, *net.Interface, error) {
+	if nc, ok := an.ndp[dev]; ok {
+		return nc.c, nc.ifi, nil
+	}
 	ifi, err := net.InterfaceByName(dev)
 	if err != nil {
-		return nil, nil, err
-	}
-	if c := an.ndp[dev]; c != nil {
-		return c, ifi, nil
+		return nil, nil, fmt.Errorf("ndp on %s: %w", dev, err)
 	}
 	c, _, err := ndp.Listen(ifi, ndp.LinkLocal)
 	if err != nil {
 		return nil, nil, fmt.Errorf("ndp on %s: %w", dev, err)
 	}
-	an.ndp[dev] = c
+	an.ndp[dev] = ndpConn{c: c, ifi: ifi}
 	return c, ifi, nil
 }
 
@@ -157,7 +164,7 @@ func (an *garpAnnouncer) close() {
 	for _, c := range an.arp {
 		c.Close()
 	}
-	for _, c := range an.ndp {
-		c.Close()
+	for _, nc := range an.ndp {
+		nc.c.Close()
 	}
 }

@@ -10,8 +10,8 @@ import (
 	"github.com/mosparo-lb/mosparo-lb/internal/clock"
 )
 
-// Host is the machine an instance acts on: its advert socket, its virtual
-// addresses, its links and its gratuitous ARPs. Options.Host nil is the real
+// Host is the machine an instance acts on: its advert socket, its netlink
+// socket (virtual addresses, links) and its gratuitous ARPs. Options.Host nil is the real
 // host (raw IP protocol 112 sockets, netlink, ARP and NDP); the methods are
 // unexported because only this package's real host and the fakes of its
 // tests implement them, so that instance.run is tested without root.
@@ -19,16 +19,28 @@ type Host interface {
 	// open resolves the interface and our source address (c.src, when
 	// valid, is unicast_src_ip) and opens the advert socket.
 	open(ifname string, is6 bool, vips []vipAddr, c connConfig) (instanceConn, netip.Addr, error)
-	// addrs manages vips on their devices.
-	addrs(vips []vipAddr) addrSet
-	// linkUp reports whether the named link is up with carrier.
-	linkUp(name string) bool
+	// netlink opens the socket an instance manages its addresses and
+	// polls its links with, from start to stop.
+	netlink() (linkSocket, error)
 	// announcer tells the link that we hold vips.
 	announcer(vips []vipAddr) announcer
 }
 
+// linkSocket is one instance's netlink socket, held for its whole run so
+// that giving the VIPs up needs no new file descriptor: an LB that has run
+// out of them (EMFILE) must still be able to let go (issue 13).
+type linkSocket interface {
+	// addrs manages vips on their devices through this socket.
+	addrs(vips []vipAddr) addrSet
+	// linkUp reports whether the named link is up with carrier.
+	linkUp(name string) bool
+	close() error
+}
+
 // addrSet adds and removes a set of virtual addresses and watches for
-// someone else removing them (addr_linux.go).
+// someone else removing them (addr_linux.go). Adding and removing use the
+// linkSocket it came from; the watch opens its own subscription when it
+// starts.
 type addrSet interface {
 	add() error
 	remove() error
@@ -75,8 +87,7 @@ func (realHost) open(ifname string, is6 bool, vips []vipAddr, c connConfig) (ins
 	return conn, c.src, err
 }
 
-func (realHost) addrs(vips []vipAddr) addrSet       { return &netlinkAddrs{vips: vips} }
-func (realHost) linkUp(name string) bool            { return linkUp(name) }
+func (realHost) netlink() (linkSocket, error)       { return openNetlink() }
 func (realHost) announcer(vips []vipAddr) announcer { return newAnnouncer(vips) }
 
 type realTimer struct{ *time.Timer }
@@ -93,6 +104,8 @@ func (in *instance) newTimer(d time.Duration) Timer {
 
 // Interface guards.
 var (
-	_ Host      = realHost{}
-	_ announcer = (*garpAnnouncer)(nil)
+	_ Host       = realHost{}
+	_ linkSocket = (*netlinkSocket)(nil)
+	_ addrSet    = (*netlinkAddrs)(nil)
+	_ announcer  = (*garpAnnouncer)(nil)
 )

@@ -233,13 +233,21 @@ type received struct {
 // machine until ctx ends, then stop gracefully (priority 0, VIPs removed).
 func (in *instance) run(ctx context.Context) error {
 	host := in.opts.Host
-	addrs := host.addrs(in.vips)
+	// The netlink socket is opened first and held until the end: adding
+	// VIPs (becoming master) may need more descriptors (ARP and NDP
+	// sockets), removing them (FAULT, BACKUP, stop) needs none (issue 13).
+	var nl linkSocket
+	if err := in.retry(ctx, func() (err error) { nl, err = host.netlink(); return err }); err != nil {
+		return nil // ctx ended while waiting
+	}
+	defer nl.close()
+	addrs := nl.addrs(in.vips)
 	resume := in.takeFrom()
 	stale := addrs
 	var transitions int
 	if in.from != nil {
 		// Keep what the handed-over instance holds and we still serve.
-		stale = host.addrs(in.from.vipsNotIn(in.vips))
+		stale = nl.addrs(in.from.vipsNotIn(in.vips))
 		// Its counters continue here: /metrics counters must not fall
 		// back to zero on a reload. Its Run has returned (Adopt).
 		in.otherVersion.Add(in.from.otherVersion.Load())
@@ -250,7 +258,7 @@ func (in *instance) run(ctx context.Context) error {
 	if in.adopted != nil {
 		// The old process still runs and holds what it holds: touch nothing.
 		resume = in.adopted.State == Master && in.adopted.Holding
-		stale = host.addrs(nil)
+		stale = nl.addrs(nil)
 	}
 	if err := stale.remove(); err != nil {
 		in.log.Warn("removing stale VIPs at start-up", zap.Error(err))
@@ -293,7 +301,7 @@ func (in *instance) run(ctx context.Context) error {
 	}
 
 	ex := &executor{in: in, conn: conn, addrs: addrs, notify: nt, garp: garpReq}
-	penalty, fault := in.tracking()
+	penalty, fault := in.tracking(nl.linkUp)
 	ex.do(in.m.Step(Event{Kind: EventTrack, Penalty: penalty, Fault: fault}, in.now()))
 	if resume {
 		ex.do(in.m.Step(Event{Kind: EventResume}, in.now()))
@@ -335,7 +343,7 @@ loop:
 			ex.do(in.m.Step(Event{Kind: EventTimer}, in.now()))
 		case <-track.Chan():
 			track.Reset(in.opts.TrackInterval)
-			if p, f := in.tracking(); p != penalty || f != fault {
+			if p, f := in.tracking(nl.linkUp); p != penalty || f != fault {
 				in.log.Info("tracking changed", zap.Int("penalty", p), zap.Bool("fault", f))
 				penalty, fault = p, f
 				ex.do(in.m.Step(Event{Kind: EventTrack, Penalty: p, Fault: f}, in.now()))
@@ -378,10 +386,18 @@ loop:
 // open resolves the interface and our source address and opens the socket,
 // retrying every second until it works or ctx ends.
 func (in *instance) open(ctx context.Context) (instanceConn, error) {
+	var conn instanceConn
+	err := in.retry(ctx, func() (err error) { conn, err = in.tryOpen(); return err })
+	return conn, err
+}
+
+// retry calls try every second until it succeeds or ctx ends (then it
+// returns ctx's error), logging the first failure and every 60th.
+func (in *instance) retry(ctx context.Context, try func() error) error {
 	for attempt := 0; ; attempt++ {
-		conn, err := in.tryOpen()
+		err := try()
 		if err == nil {
-			return conn, nil
+			return nil
 		}
 		if attempt == 0 || attempt%60 == 0 {
 			in.log.Warn("cannot start VRRP yet; retrying every second", zap.Error(err))
@@ -390,7 +406,7 @@ func (in *instance) open(ctx context.Context) (instanceConn, error) {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-t.C:
 		}
 	}
@@ -456,14 +472,14 @@ func (in *instance) dropped(de *DropError, seenOtherVersion map[netip.Addr]bool)
 	in.lim.warn(in.log, "drop:"+de.Reason, "dropped a VRRP packet", zap.Stringer("from", de.From), zap.String("reason", de.Reason), zap.Error(de.Err))
 }
 
-// tracking computes the current penalty and fault from the pool, links and
-// the CSS shared cache.
-func (in *instance) tracking() (penalty int, fault bool) {
-	if !in.opts.Host.linkUp(in.cfg.Interface) {
+// tracking computes the current penalty and fault from the pool, links (as
+// linkUp reads them) and the CSS shared cache.
+func (in *instance) tracking(linkUp func(name string) bool) (penalty int, fault bool) {
+	if !linkUp(in.cfg.Interface) {
 		fault = true
 	}
 	for _, t := range in.cfg.TrackInterfaces {
-		if !in.opts.Host.linkUp(t.Name) {
+		if !linkUp(t.Name) {
 			if t.Weight == 0 {
 				fault = true
 			} else {

@@ -81,7 +81,7 @@ func TestTrackCSSCache(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if penalty, fault := in.tracking(); penalty != tc.penalty || fault != tc.fault {
+			if penalty, fault := in.tracking(func(string) bool { return true }); penalty != tc.penalty || fault != tc.fault {
 				t.Errorf("tracking() = %d, %v, want %d, %v", penalty, fault, tc.penalty, tc.fault)
 			}
 		})

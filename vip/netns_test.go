@@ -47,6 +47,7 @@ type lb struct {
 	conf      string
 	status    string
 	unhealthy string
+	exhaust   string // created by exhaustFDs
 }
 
 // instanceYAML is one vrrp instance; extra lines are appended (6 spaces indent).
@@ -78,7 +79,7 @@ vrrp:
 func startLB(t *testing.T, h *netnstest.Host, yaml string) *lb {
 	t.Helper()
 	dir := t.TempDir()
-	n := &lb{t: t, host: h, conf: filepath.Join(dir, "lb.yaml"), status: filepath.Join(dir, "status.json"), unhealthy: filepath.Join(dir, "unhealthy")}
+	n := &lb{t: t, host: h, conf: filepath.Join(dir, "lb.yaml"), status: filepath.Join(dir, "status.json"), unhealthy: filepath.Join(dir, "unhealthy"), exhaust: filepath.Join(dir, "exhaust")}
 	if err := os.WriteFile(n.conf, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -89,8 +90,9 @@ func startLB(t *testing.T, h *netnstest.Host, yaml string) *lb {
 func (n *lb) start() {
 	n.t.Helper()
 	os.Remove(n.status)
+	os.Remove(n.exhaust)
 	cmd := n.host.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envHelperConfig+"="+n.conf, envHelperStatus+"="+n.status, envHelperUnhealthy+"="+n.unhealthy)
+	cmd.Env = append(os.Environ(), envHelperConfig+"="+n.conf, envHelperStatus+"="+n.status, envHelperUnhealthy+"="+n.unhealthy, envHelperExhaust+"="+n.exhaust)
 	n.proc = netnstest.Start(n.t, cmd)
 }
 

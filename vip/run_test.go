@@ -105,6 +105,10 @@ type fakeHost struct {
 	adds     atomic.Int32
 	removes  atomic.Int32 // remove calls with at least one address
 	garps    atomic.Int32
+	// netlinkOpen is how many netlink sockets are open now, unheld the
+	// address changes made without one (issue 13: the instance holds its
+	// socket from start to stop).
+	netlinkOpen, unheld atomic.Int32
 }
 
 var errClosed = errors.New("fake socket closed")
@@ -147,23 +151,44 @@ func (h *fakeHost) open(string, bool, []vipAddr, connConfig) (instanceConn, neti
 	return h.conn, fakeSrc, nil
 }
 
-func (h *fakeHost) addrs(vips []vipAddr) addrSet  { return &fakeAddrs{h: h, n: len(vips)} }
-func (h *fakeHost) linkUp(string) bool            { return !h.linkDown.Load() }
+func (h *fakeHost) netlink() (linkSocket, error) {
+	h.netlinkOpen.Add(1)
+	return fakeNetlink{h}, nil
+}
+
 func (h *fakeHost) announcer([]vipAddr) announcer { return fakeAnnouncer{h} }
+
+type fakeNetlink struct{ h *fakeHost }
+
+func (n fakeNetlink) addrs(vips []vipAddr) addrSet { return &fakeAddrs{h: n.h, n: len(vips)} }
+func (n fakeNetlink) linkUp(string) bool           { return !n.h.linkDown.Load() }
+func (n fakeNetlink) close() error                 { n.h.netlinkOpen.Add(-1); return nil }
 
 type fakeAddrs struct {
 	h *fakeHost
 	n int
 }
 
-func (a *fakeAddrs) add() error { a.h.adds.Add(1); a.h.held.Store(true); return nil }
+func (a *fakeAddrs) add() error {
+	a.checkSocket()
+	a.h.adds.Add(1)
+	a.h.held.Store(true)
+	return nil
+}
 
 func (a *fakeAddrs) remove() error {
+	a.checkSocket()
 	if a.n > 0 {
 		a.h.removes.Add(1)
 		a.h.held.Store(false)
 	}
 	return nil
+}
+
+func (a *fakeAddrs) checkSocket() {
+	if a.h.netlinkOpen.Load() != 1 {
+		a.h.unheld.Add(1)
+	}
 }
 
 func (a *fakeAddrs) watchDeleted(context.Context, func(netip.Addr), func(error)) (func(), error) {
@@ -315,7 +340,16 @@ func TestInstanceRun(t *testing.T) {
 			if tt.commit {
 				r.in.silent.Store(false)
 			}
+			if got := r.host.netlinkOpen.Load(); got != 1 {
+				t.Errorf("netlink sockets open while running = %d, want 1", got)
+			}
 			r.shutdown()
+			if got := r.host.netlinkOpen.Load(); got != 0 {
+				t.Errorf("netlink sockets open after the stop = %d, want 0", got)
+			}
+			if got := r.host.unheld.Load(); got != 0 {
+				t.Errorf("address changes without the instance's netlink socket = %d, want 0", got)
+			}
 			if got := r.host.conn.adverts(); !reflect.DeepEqual(got, tt.adverts) && !(len(got) == 0 && len(tt.adverts) == 0) {
 				t.Errorf("adverts sent with priorities %v, want %v", got, tt.adverts)
 			}

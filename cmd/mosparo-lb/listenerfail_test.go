@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -101,4 +103,114 @@ func shutdownListener(t *testing.T, pid, port int) {
 		unix.Close(fd)
 	}
 	t.Fatalf("process %d has no listening socket on port %d", pid, port)
+}
+
+// TestDescriptorExhaustionMovesTheVIP: lb1, the master, runs out of file
+// descriptors (issue 13): its limit is lowered from outside to a few above
+// what it has open, then the client opens more connections to the VIP than
+// that leaves, so accept fails with EMFILE. A data plane that cannot accept
+// is unhealthy, which lowers lb1's priority below lb2's (track_pool weight
+// 253); lb2 preempts, and lb1, still out of descriptors, must remove the
+// VIP rather than leave both hosts carrying it. Expected: one tracking poll
+// (100ms) and a Master_Down_Interval of lb2 (about 0.8s), so about a
+// second; the bound is vipMoveBound, for a loaded machine.
+func TestDescriptorExhaustionMovesTheVIP(t *testing.T) {
+	h := newHALab(t)
+	h.startLB("lb1")
+	h.startLB("lb2")
+	h.master("lb1", 10*time.Second)
+	if code, err := h.get("/robots.txt"); code != 200 {
+		t.Fatalf("client through the VIP = %d, %v", code, err)
+	}
+	pid := h.lbs["lb1"].Pid()
+	const spare = 8
+	limitDescriptors(t, pid, spare)
+	start := time.Now()
+	dialFromNS(t, h.lab.Hosts["client"].NS, haVIP+":80", 4*spare)
+	took := h.master("lb2", vipMoveBound)
+	t.Logf("lb1 out of descriptors: lb2 holds the VIP alone %s after the connections were opened", took)
+	netnstest.Eventually(t, vipMoveBound, "lb1 logs that its listener cannot accept", func() bool {
+		return strings.Contains(h.lbs["lb1"].Out.String(), "listener cannot accept")
+	})
+	if out := h.lbs["lb1"].Out.String(); strings.Contains(out, "removing VIPs failed") {
+		t.Errorf("lb1 failed to remove its VIP:\n%s", out)
+	}
+	netnstest.Eventually(t, vipMoveBound, "the client is served through lb2", func() bool {
+		code, _ := h.get("/robots.txt")
+		return code == 200
+	})
+	t.Logf("the client is served through lb2 %s after the connections were opened", time.Since(start))
+}
+
+// limitDescriptors lowers process pid's soft RLIMIT_NOFILE so that only
+// spare more descriptors can be opened: the kernel hands out the lowest
+// free number and refuses (EMFILE) one at or above the limit.
+func limitDescriptors(t *testing.T, pid, spare int) {
+	t.Helper()
+	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lim unix.Rlimit
+	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, nil, &lim); err != nil {
+		t.Fatal(err)
+	}
+	lim.Cur = uint64(len(entries) + spare)
+	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, &lim, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("process %d: %d descriptors open, soft limit now %d", pid, len(entries), lim.Cur)
+}
+
+// dialFromNS opens n TCP connections to addr from inside namespace ns (the
+// socket belongs to the namespace of the thread that creates it) and
+// closes them at cleanup. They complete in the listener's backlog whether
+// or not the server accepts them.
+func dialFromNS(t *testing.T, ns *netnstest.NS, addr string, n int) {
+	t.Helper()
+	target, err := os.Open("/run/netns/" + ns.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	conns := make([]net.Conn, 0, n)
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		home, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+		if err != nil {
+			runtime.UnlockOSThread()
+			done <- err
+			return
+		}
+		defer home.Close()
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			done <- fmt.Errorf("setns %s: %w", ns.Name, err)
+			return
+		}
+		var derr error
+		for range n {
+			c, err := net.DialTimeout("tcp4", addr, 5*time.Second)
+			if err != nil {
+				derr = fmt.Errorf("dial %s from %s after %d connections: %w", addr, ns.Name, len(conns), err)
+				break
+			}
+			conns = append(conns, c)
+		}
+		// A thread that cannot go home must not run other goroutines: it
+		// stays locked and ends with this one.
+		if unix.Setns(int(home.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
+		done <- derr
+	}()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 }
