@@ -60,3 +60,10 @@ func TestStaleLook(t *testing.T) {
 		})
 	}
 }
+
+func mustWrite(t *testing.T, c net.Conn, s string) {
+	t.Helper()
+	if _, err := io.WriteString(c, s); err != nil {
+		t.Fatal(err)
+	}
+}

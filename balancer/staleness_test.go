@@ -1,7 +1,6 @@
 package balancer
 
 import (
-	"io"
 	"net"
 	"testing"
 )
@@ -45,11 +44,4 @@ func tcpPair(tb testing.TB) (*net.TCPConn, *net.TCPConn) {
 	}
 	tb.Cleanup(func() { c.Close(); s.Close() })
 	return c.(*net.TCPConn), s.(*net.TCPConn)
-}
-
-func mustWrite(t *testing.T, c net.Conn, s string) {
-	t.Helper()
-	if _, err := io.WriteString(c, s); err != nil {
-		t.Fatal(err)
-	}
 }
