@@ -3,13 +3,9 @@
 package balancer
 
 import (
-	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
-	"time"
-
-	"golang.org/x/net/http2"
 )
 
 // FuzzHTTP2Request sends fuzzed header lists (one "name\x00value" field a
@@ -60,36 +56,6 @@ func FuzzHTTP2Request(f *testing.F) {
 		}
 		if strings.Contains(strings.ToLower(e.URI), "cron-jobs") {
 			t.Errorf("node saw guarded target %q", e.URI)
-		}
-	})
-}
-
-// FuzzResetGuardScan: the RST_STREAM count does not depend on how reads
-// split the byte stream, and no input panics.
-func FuzzResetGuardScan(f *testing.F) {
-	var b bytes.Buffer
-	b.WriteString(http2.ClientPreface)
-	fr := http2.NewFramer(&b, nil)
-	_ = fr.WriteSettings()
-	_ = fr.WriteRSTStream(1, http2.ErrCodeCancel)
-	_ = fr.WriteData(3, true, []byte("x\x00\x00\x00\x03"))
-	_ = fr.WriteRSTStream(3, http2.ErrCodeCancel)
-	f.Add(b.Bytes(), uint8(7))
-	f.Add([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\xff\xff\xff\x03"), uint8(1))
-	f.Fuzz(func(t *testing.T, data []byte, chunk uint8) {
-		clock := time.Unix(0, 0)
-		count := func(step int) int {
-			g := &resetGuard{max: 1 << 30, window: time.Hour, now: func() time.Time { return clock }}
-			for p := data; len(p) > 0; {
-				k := min(step, len(p))
-				g.scan(p[:k])
-				p = p[k:]
-			}
-			return g.resets
-		}
-		whole, split := count(len(data)+1), count(int(chunk)+1)
-		if whole != split {
-			t.Errorf("resets read whole = %d, in %d-byte reads = %d", whole, int(chunk)+1, split)
 		}
 	})
 }

@@ -116,18 +116,6 @@ timeouts: {connect: 200ms, request: 300ms}
 	}
 }
 
-func TestNoNodeAnswers503JSON(t *testing.T) {
-	cfg := testConfig(t, baseYAML)
-	_, addr := startLB(t, cfg, nil)
-	code, body, err := fasthttp.Post(nil, "http://"+addr+"/api/v1/frontend/request-submit-token", nil)
-	if err != nil || code != 503 {
-		t.Fatalf("POST = %d, %v; want 503", code, err)
-	}
-	if want := `{"error":true,"errorMessage":"No mosparo node is available to answer this request."}`; string(body) != want {
-		t.Errorf("body = %s, want %s", body, want)
-	}
-}
-
 func TestSizeLimits(t *testing.T) {
 	n := startEcho(t, "n1")
 	cfg := testConfig(t, baseYAML+"limits: {max_body_bytes: 2048, max_header_bytes: 2048}\n")

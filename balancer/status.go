@@ -22,10 +22,15 @@ func (s *Server) NodeStats() []NodeStat {
 	rt := s.rt.Load()
 	out := make([]NodeStat, 0, len(rt.nodes))
 	for _, u := range rt.nodes {
+		// Each failure and queue timeout is counted after its request,
+		// so reading them first keeps them within Requests; Queued comes
+		// from the same in-flight count as InFlight.
+		failures, queueTimeouts := u.failures.Load(), u.queueTimeouts.Load()
+		inflight := u.inflight.Load()
 		out = append(out, NodeStat{
 			Name: u.name, Address: u.addr, Admin: u.admin, Weight: u.weight,
-			InFlight: u.inflight.Load(), Requests: u.requests.Load(), Failures: u.failures.Load(),
-			Queued: max(u.inflight.Load()-u.maxConns, 0), QueueTimeouts: u.queueTimeouts.Load(),
+			InFlight: inflight, Requests: u.requests.Load(), Failures: failures,
+			Queued: max(inflight-u.maxConns, 0), QueueTimeouts: queueTimeouts,
 		})
 	}
 	return out

@@ -3,7 +3,9 @@ package balancer
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -270,4 +272,191 @@ func FuzzACMEChallenge(f *testing.F) {
 			t.Errorf("%s %q Host %q reached a node (status %d)", method, token, host, code)
 		}
 	})
+}
+
+// Per listener, the names its tls.acme manages, lower-cased (SNI is
+// compared lower-cased); nil for a listener without tls.acme.
+func TestACMEDomains(t *testing.T) {
+	acmeOf := func(domains ...string) *configs.TLS {
+		return &configs.TLS{ACME: &configs.ACME{Domains: domains}}
+	}
+	got := acmeDomains([]configs.Listener{
+		{Address: "plain"},
+		{Address: "files", TLS: &configs.TLS{Certificates: []configs.Certificate{{Cert: "c", Key: "k"}}}},
+		{Address: "acme", TLS: acmeOf("LB.Mosparo.Test", "b.test", "b.test")},
+		{Address: "acme, no domains", TLS: acmeOf()},
+	})
+	want := []map[string]bool{nil, nil, {"lb.mosparo.test": true, "b.test": true}, {}}
+	if len(got) != len(want) {
+		t.Fatalf("acmeDomains = %v, want %v", got, want)
+	}
+	for i := range want {
+		if (got[i] == nil) != (want[i] == nil) || !maps.Equal(got[i], want[i]) {
+			t.Errorf("listener %d: %v, want %v", i, got[i], want[i])
+		}
+	}
+	if got := acmeDomains(nil); len(got) != 0 {
+		t.Errorf("acmeDomains(nil) = %v, want none", got)
+	}
+}
+
+// A listener with neither default_host nor certificate files defaults to
+// its first ACME domain, as written.
+func TestACMEDefaultHost(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		l    configs.Listener
+		want string
+	}{
+		{"plain", configs.Listener{}, ""},
+		{"files only", configs.Listener{TLS: &configs.TLS{Certificates: []configs.Certificate{{Cert: "c", Key: "k"}}}}, ""},
+		{"no domains", configs.Listener{TLS: &configs.TLS{ACME: &configs.ACME{}}}, ""},
+		{"first domain", configs.Listener{TLS: &configs.TLS{ACME: &configs.ACME{Domains: []string{"LB.Mosparo.Test", "b.test"}}}}, "LB.Mosparo.Test"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := acmeDefaultHost(tc.l); got != tc.want {
+				t.Errorf("acmeDefaultHost = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// challengeRuntimes are a runtime whose first listener has tls.acme and a
+// real (not running) ACME manager, and the same configuration without
+// ACME.
+func challengeRuntimes(t *testing.T) (withACME, without *Runtime) {
+	t.Helper()
+	m, err := acme.New(configs.ACME{Domains: []string{"lb.mosparo.test"}, CA: "https://127.0.0.1:1/dir", Challenges: []configs.Challenge{configs.ChallengeTLSALPN01, configs.ChallengeHTTP01}},
+		acme.Options{Storage: &certmagic.FileStorage{Path: t.TempDir()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, `
+listen:
+  - address: "127.0.0.1:0"
+    tls: {acme: {domains: [lb.mosparo.test], ca: "https://127.0.0.1:1/dir"}}
+  - {address: "127.0.0.2:0"}
+`)
+	if withACME, err = NewRuntime(cfg, nil, Deps{ACME: m}); err != nil {
+		t.Fatal(err)
+	}
+	if without, err = NewRuntime(cfg, nil, Deps{}); err != nil {
+		t.Fatal(err)
+	}
+	return withACME, without
+}
+
+// The balancer hands a plain request to ACME exactly when its normalised
+// path is under /.well-known/acme-challenge/ (the manager then answers it,
+// 404 for a token it has not), and never without ACME: look-alikes,
+// case variants and paths that only normalise into the prefix or out of it
+// are routed like any request.
+func TestServeACMEChallengeRouting(t *testing.T) {
+	withACME, without := challengeRuntimes(t)
+	for _, tc := range []struct {
+		target string
+		want   bool
+	}{
+		{acme.ChallengePrefix + "LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0", true},
+		{acme.ChallengePrefix, true},
+		{acme.ChallengePrefix + "a/b", true},
+		{acme.ChallengePrefix + "abc?x=1", true},
+		{"//.well-known//acme-challenge/abc", true},
+		{"/.well-known/./acme-challenge/abc", true},
+		{"/x/../.well-known/acme-challenge/abc", true},
+		{"/.well-known/%61cme-challenge/abc", true},
+		// fasthttp decodes %2F before it normalises (TestACMEChallengeHostile).
+		{"/.well-known%2Facme-challenge%2Fabc", true},
+		{"http://evil.example" + acme.ChallengePrefix + "abc", true},
+		{"/.well-known/acme-challenge", false},
+		{"/.well-known/acme-challenge-x/abc", false},
+		{"/.well-known/acme-challengeabc", false},
+		{"/.WELL-KNOWN/acme-challenge/abc", false},
+		{"/.well-known/ACME-CHALLENGE/abc", false},
+		{"/x/.well-known/acme-challenge/abc", false},
+		{"/.well-known/acme-challenge/../../login", false},
+		{"/login", false},
+		{"/", false},
+	} {
+		t.Run(tc.target, func(t *testing.T) {
+			var ctx fasthttp.RequestCtx
+			ctx.Request.SetRequestURI(tc.target)
+			ctx.Request.Header.SetHost("lb.mosparo.test")
+			if got := withACME.serveACMEChallenge(&ctx); got != tc.want {
+				t.Errorf("with ACME, %s (path %s) served = %v, want %v", tc.target, ctx.Path(), got, tc.want)
+			}
+			if tc.want && ctx.Response.StatusCode() != 404 {
+				t.Errorf("with ACME, %s = %d, want 404 (no such token)", tc.target, ctx.Response.StatusCode())
+			}
+			var plain fasthttp.RequestCtx
+			plain.Request.SetRequestURI(tc.target)
+			if without.serveACMEChallenge(&plain) {
+				t.Errorf("without ACME, %s was served as a challenge", tc.target)
+			}
+		})
+	}
+}
+
+// http-01 is answered on plain listeners only: on a TLS listener the
+// challenge path is an ordinary request, forwarded to a node.
+func TestACMEChallengeOnlyOnPlainListeners(t *testing.T) {
+	lb := startChallengeLB(t)
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", lb.tlsNoACME, &tls.Config{ServerName: "files.example", InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	before := lb.node.hits.Load()
+	if _, err := c.Write([]byte("GET " + acme.ChallengePrefix + "abc HTTP/1.1\r\nHost: lb.mosparo.test\r\nConnection: close\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	var resp fasthttp.Response
+	if err := resp.Read(newBufReader(c)); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode() != 200 || lb.node.hits.Load() != before+1 {
+		t.Errorf("challenge path over TLS = %d, node hits +%d; want 200 from the node", resp.StatusCode(), lb.node.hits.Load()-before)
+	}
+	if code, _ := rawStatus(t, lb.plain, "GET "+acme.ChallengePrefix+"abc HTTP/1.1\r\nHost: lb.mosparo.test\r\nConnection: close\r\n\r\n"); code != 404 {
+		t.Errorf("the same on the plain listener = %d, want 404 from ACME", code)
+	}
+}
+
+// The certificate choice hands a hello to ACME only on a listener with
+// tls.acme: a tls-alpn-01 hello (acme-tls/1 as its only protocol) goes to
+// the challenge answer, or is refused where there is no ACME; a hello that
+// merely lists acme-tls/1 among others is ordinary.
+func TestACMECertificateRouting(t *testing.T) {
+	withACME, without := challengeRuntimes(t)
+	for _, tc := range []struct {
+		name   string
+		rt     *Runtime
+		index  int
+		protos []string
+		sni    string
+		done   bool
+		err    error // wrapped by the refusal; nil: any error
+	}{
+		{"challenge, acme listener", withACME, 0, []string{acmeALPN}, "lb.mosparo.test", true, acme.ErrNoChallenge},
+		{"challenge, plain listener", withACME, 1, []string{acmeALPN}, "lb.mosparo.test", true, errNoACME},
+		{"challenge, listener out of range", withACME, 7, []string{acmeALPN}, "lb.mosparo.test", true, errNoACME},
+		{"challenge, no ACME", without, 0, []string{acmeALPN}, "lb.mosparo.test", true, errNoACME},
+		{"acme-tls/1 first of two", withACME, 0, []string{acmeALPN, "h2"}, "other.example", false, nil},
+		{"acme-tls/1 last of two", without, 0, []string{"h2", acmeALPN}, "lb.mosparo.test", false, nil},
+		{"upper-case acme-tls/1", withACME, 0, []string{"ACME-TLS/1"}, "other.example", false, nil},
+		{"no protocols", withACME, 0, nil, "other.example", false, nil},
+		// Managed, but no certificate yet (the CA is not there): the
+		// listener's files.
+		{"managed name", withACME, 0, []string{"h2"}, "LB.mosparo.TEST", false, nil},
+		{"unmanaged name", withACME, 0, []string{"h2"}, "other.example", false, nil},
+		{"ordinary, no ACME", without, 0, []string{"h2"}, "lb.mosparo.test", false, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cert, done, err := tc.rt.acmeCertificate(tc.index, &tls.ClientHelloInfo{ServerName: tc.sni, SupportedProtos: tc.protos})
+			if cert != nil || done != tc.done || (err != nil) != tc.done || tc.err != nil && !errors.Is(err, tc.err) {
+				t.Errorf("acmeCertificate = %v, %v, %v; want nil, %v, %v", cert, done, err, tc.done, tc.err)
+			}
+		})
+	}
 }
