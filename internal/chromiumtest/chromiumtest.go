@@ -52,23 +52,30 @@ func Start(t *testing.T, opts ...chromedp.ExecAllocatorOption) *Browser {
 		}
 		t.Skip(msg)
 	}
-	all := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900),
-		chromedp.Flag("disable-quic", true), chromedp.Flag("hide-scrollbars", true), chromedp.Flag("disable-component-update", true))
-	all = append(all, opts...)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), all...)
-	ctx, cancel := chromedp.NewContext(actx)
+	// A Chromium that exits before it serves DevTools is started again: on a
+	// loaded machine that happened twice in about ninety launches, with
+	// no message of its own, and the test is not about Chromium's start.
+	var (
+		ctx  context.Context
+		stop func()
+	)
+	for attempt := 1; ; attempt++ {
+		var err error
+		ctx, stop, err = launch(t, bin, opts)
+		if err == nil {
+			break
+		}
+		stop()
+		if attempt == 3 {
+			t.Fatalf("start chromium (%d attempts): %v", attempt, err)
+		}
+		t.Logf("start chromium, attempt %d: %v", attempt, err)
+	}
 	var wg sync.WaitGroup
 	t.Cleanup(func() {
-		cancel()
-		cancelAlloc()
+		stop()
 		wg.Wait()
 	})
-	// The first action starts the browser and binds it to ctx, so it gets
-	// no timeout of its own; a Chromium that cannot start fails it.
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
 	b := &Browser{ctx: ctx, dialogs: make(chan string, 4)}
 	console := chromedp.Console(ctx)
 	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
@@ -98,6 +105,24 @@ func Start(t *testing.T, opts ...chromedp.ExecAllocatorOption) *Browser {
 		}
 	})
 	return b
+}
+
+// launch starts one Chromium with a fresh profile and opens its first tab;
+// stop ends both, also when err is not nil.
+func launch(t *testing.T, bin string, opts []chromedp.ExecAllocatorOption) (ctx context.Context, stop func(), err error) {
+	all := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900),
+		chromedp.Flag("disable-quic", true), chromedp.Flag("hide-scrollbars", true), chromedp.Flag("disable-component-update", true))
+	all = append(all, opts...)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), all...)
+	ctx, cancel := chromedp.NewContext(actx)
+	stop = func() {
+		cancel()
+		cancelAlloc()
+	}
+	// The first action starts the browser and binds it to ctx, so it gets
+	// no timeout of its own; a Chromium that cannot start fails it.
+	return ctx, stop, chromedp.Do(ctx)
 }
 
 // Context is the tab's context, for chromedp calls the methods do not
