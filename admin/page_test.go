@@ -7,22 +7,19 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/input"
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/mosparo-lb/mosparo-lb/admin"
 	"github.com/mosparo-lb/mosparo-lb/configs"
+	"github.com/mosparo-lb/mosparo-lb/internal/chromiumtest"
 	"github.com/mosparo-lb/mosparo-lb/internal/daemon"
 	"github.com/mosparo-lb/mosparo-lb/internal/mosparoemu"
 )
@@ -304,13 +301,13 @@ func TestStatusPageInChromium(t *testing.T) {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 	}
-	b := startChromium(t)
+	b := chromiumtest.Start(t)
 
-	b.viewport(t, 1280, 900, 1, false)
-	b.navigate(t, adminURL+"/")
-	b.waitJS(t, `document.querySelectorAll('#nodes tbody tr').length === 3`)
+	b.Viewport(t, 1280, 900, 1, false)
+	b.Navigate(t, adminURL+"/")
+	b.WaitJS(t, `document.querySelectorAll('#nodes tbody tr').length === 3`)
 	for _, n := range []string{"n1", "n2", "n3"} {
-		row := b.evalString(t, `document.querySelector('#nodes tr[data-node="`+n+`"]').innerText`)
+		row := b.EvalString(t, `document.querySelector('#nodes tr[data-node="`+n+`"]').innerText`)
 		if !strings.Contains(row, "up") || !strings.Contains(row, "connected") {
 			t.Errorf("row of %s = %q, want state up and reason connected", n, row)
 		}
@@ -318,32 +315,32 @@ func TestStatusPageInChromium(t *testing.T) {
 
 	// The charts: requests/s, p99 and errors/s by node and by route class,
 	// drawn from /status "history" (the running interval shows after 1 s).
-	b.waitJS(t, `document.querySelectorAll('#charts figure.chart').length === 6`)
-	b.waitJS(t, `+document.querySelector('figure[data-metric="rps"][data-dim="classes"]').dataset.points > 0`)
+	b.WaitJS(t, `document.querySelectorAll('#charts figure.chart').length === 6`)
+	b.WaitJS(t, `+document.querySelector('figure[data-metric="rps"][data-dim="classes"]').dataset.points > 0`)
 	for _, sel := range []string{
 		`figure[data-metric="rps"][data-dim="classes"] g[data-series="static"]`,
 		`figure[data-metric="rps"][data-dim="classes"] g[data-series="admin"]`,
 		`figure[data-metric="p99_ms"][data-dim="classes"] g[data-series="static"]`,
 		`figure[data-metric="rps"][data-dim="nodes"] g[data-series="n1"]`,
 	} {
-		if got := b.evalString(t, `String((document.querySelector('`+sel+`') || {childElementCount: -1}).childElementCount)`); got == "0" || got == "-1" {
+		if got := b.EvalString(t, `String((document.querySelector('`+sel+`') || {childElementCount: -1}).childElementCount)`); got == "0" || got == "-1" {
 			t.Errorf("%s has %s drawn elements, want a line or a point", sel, got)
 		}
 	}
-	if got := b.evalString(t, `document.querySelector('figure[data-metric="rps"][data-dim="classes"] .legend').innerText`); !strings.Contains(got, "static") || !strings.Contains(got, "/s") {
+	if got := b.EvalString(t, `document.querySelector('figure[data-metric="rps"][data-dim="classes"] .legend').innerText`); !strings.Contains(got, "static") || !strings.Contains(got, "/s") {
 		t.Errorf("requests/s legend = %q, want the static class with its rate", got)
 	}
 
 	// The daemon has a token, so the page asks for it before any write.
-	b.waitJS(t, `!document.getElementById('token-form').hidden`)
-	b.do(t, "focus the token field", chromedp.Focus(chromedp.ID("token-input")))
-	b.insertText(t, pageTestToken)
-	b.click(t, "#token-save")
-	b.waitJS(t, `sessionStorage.getItem('mosparo-lb-admin-token') === '`+pageTestToken+`'`)
+	b.WaitJS(t, `!document.getElementById('token-form').hidden`)
+	b.Do(t, "focus the token field", chromedp.Focus(chromedp.ID("token-input")))
+	b.InsertText(t, pageTestToken)
+	b.Click(t, "#token-save")
+	b.WaitJS(t, `sessionStorage.getItem('mosparo-lb-admin-token') === '`+pageTestToken+`'`)
 
-	b.click(t, `#nodes tr[data-node="n2"] button[data-action="drain"]`)
+	b.Click(t, `#nodes tr[data-node="n2"] button[data-action="drain"]`)
 	select {
-	case msg := <-b.dialogs:
+	case msg := <-b.Dialogs():
 		if !strings.Contains(msg, "Drain node n2") {
 			t.Errorf("confirmation = %q, want it to name the node", msg)
 		}
@@ -352,25 +349,25 @@ func TestStatusPageInChromium(t *testing.T) {
 	}
 	waitNodeState(t, adminURL, "n2", "draining")
 	// The page shows it on its own refresh, in the table and as an event.
-	b.waitJS(t, `document.querySelector('#nodes tr[data-node="n2"]').dataset.state === 'draining'`)
-	b.waitJS(t, `[...document.querySelectorAll('#events li[data-kind="operator"]')].some(li => /n2/.test(li.innerText) && /draining/.test(li.innerText))`)
-	b.screenshot(t, "status-page-desktop.png")
+	b.WaitJS(t, `document.querySelector('#nodes tr[data-node="n2"]').dataset.state === 'draining'`)
+	b.WaitJS(t, `[...document.querySelectorAll('#events li[data-kind="operator"]')].some(li => /n2/.test(li.innerText) && /draining/.test(li.innerText))`)
+	b.Screenshot(t, "status-page-desktop.png")
 
 	// A phone: one column of cards, nothing wider than the screen.
-	b.viewport(t, 390, 844, 2, true)
-	b.waitJS(t, `getComputedStyle(document.querySelector('#nodes thead')).display === 'none'`)
-	if w := b.evalString(t, `String(document.documentElement.scrollWidth) + ' <= ' + String(window.innerWidth)`); !fits(w) {
+	b.Viewport(t, 390, 844, 2, true)
+	b.WaitJS(t, `getComputedStyle(document.querySelector('#nodes thead')).display === 'none'`)
+	if w := b.EvalString(t, `String(document.documentElement.scrollWidth) + ' <= ' + String(window.innerWidth)`); !fits(w) {
 		t.Errorf("phone layout overflows: scrollWidth %s", w)
 	}
-	b.screenshot(t, "status-page-phone.png")
+	b.Screenshot(t, "status-page-phone.png")
 
 	// Ready needs no confirmation and undoes the drain.
-	b.click(t, `#nodes tr[data-node="n2"] button[data-action="ready"]`)
+	b.Click(t, `#nodes tr[data-node="n2"] button[data-action="ready"]`)
 	waitNodeState(t, adminURL, "n2", "up")
-	b.waitJS(t, `[...document.querySelectorAll('#events li[data-kind="node_state"]')].some(li => /n2/.test(li.innerText) && /draining → up/.test(li.innerText))`)
+	b.WaitJS(t, `[...document.querySelectorAll('#events li[data-kind="node_state"]')].some(li => /n2/.test(li.innerText) && /draining → up/.test(li.innerText))`)
 
 	// The page's script never fails silently.
-	if errs := b.problems(); len(errs) > 0 {
+	if errs := b.Problems(); len(errs) > 0 {
 		t.Errorf("page reported errors: %v", errs)
 	}
 }
@@ -403,11 +400,11 @@ func TestStatusPageRefusesCrossSiteWrite(t *testing.T) {
 	t.Cleanup(evil.Close)
 	// "localhost" and 127.0.0.1 are different sites to the browser.
 	evilURL := strings.Replace(evil.URL, "127.0.0.1", "localhost", 1)
-	b := startChromium(t)
-	b.navigate(t, evilURL+"/")
-	b.waitJS(t, `document.title === 'evil'`)
+	b := chromiumtest.Start(t)
+	b.Navigate(t, evilURL+"/")
+	b.WaitJS(t, `document.title === 'evil'`)
 	for _, target := range []string{recorder.URL + "/nodes/n1/drain", adminURL + "/nodes/n1/drain"} {
-		b.evalAwait(t, `fetch('`+target+`', {method: 'POST', mode: 'no-cors'}).then(() => 'sent', e => 'failed: ' + e)`)
+		b.EvalAwait(t, `fetch('`+target+`', {method: 'POST', mode: 'no-cors'}).then(() => 'sent', e => 'failed: ' + e)`)
 	}
 	select {
 	case h := <-seen:
@@ -449,14 +446,14 @@ func TestStatusPageRendersEverySection(t *testing.T) {
 			"versions":    map[string]any{"mixed": true, "nodes": map[string]any{"5eed1e55c0ffee0123456789": []string{"a"}, "unknown": []string{"b"}}},
 		}
 	})
-	b := startChromium(t)
-	b.navigate(t, ts.URL+"/")
-	b.waitJS(t, `document.querySelectorAll('#nodes tbody tr').length === 2`)
+	b := chromiumtest.Start(t)
+	b.Navigate(t, ts.URL+"/")
+	b.WaitJS(t, `document.querySelectorAll('#nodes tbody tr').length === 2`)
 	// Everything from /status is text, never markup.
-	if n := b.evalString(t, `String(document.querySelectorAll('main img, main b, main i, main script').length) + ' ' + document.title`); n != "0 mosparo-lb status" {
+	if n := b.EvalString(t, `String(document.querySelectorAll('main img, main b, main i, main script').length) + ' ' + document.title`); n != "0 mosparo-lb status" {
 		t.Errorf("markup from /status was rendered: %s (elements, title)", n)
 	}
-	if got := b.evalString(t, `document.querySelector('#nodes').innerText`); !strings.Contains(got, "<img src=x") || !strings.Contains(got, "<b>bold</b>") {
+	if got := b.EvalString(t, `document.querySelector('#nodes').innerText`); !strings.Contains(got, "<img src=x") || !strings.Contains(got, "<b>bold</b>") {
 		t.Errorf("hostile node name and reason not shown as text: %q", got)
 	}
 	for sel, want := range map[string]string{
@@ -468,22 +465,22 @@ func TestStatusPageRendersEverySection(t *testing.T) {
 		"#nodes":               "5eed1e55",
 		"#facts":               "test",
 	} {
-		got := b.evalString(t, `(document.querySelector('`+sel+`') || {innerText: ''}).innerText`)
+		got := b.EvalString(t, `(document.querySelector('`+sel+`') || {innerText: ''}).innerText`)
 		if !strings.Contains(got, want) {
 			t.Errorf("%s text = %q, want it to contain %q", sel, got, want)
 		}
 	}
-	if got := b.evalString(t, `document.querySelector('#summary').innerText`); !strings.Contains(got, "NODES RUN DIFFERENT VERSIONS") {
+	if got := b.EvalString(t, `document.querySelector('#summary').innerText`); !strings.Contains(got, "NODES RUN DIFFERENT VERSIONS") {
 		t.Errorf("summary = %q, want the mixed versions flagged", got)
 	}
-	if got := b.evalString(t, `document.querySelector('#section-vrrp').innerText`); !strings.Contains(got, "192.0.2.10/24") {
+	if got := b.EvalString(t, `document.querySelector('#section-vrrp').innerText`); !strings.Contains(got, "192.0.2.10/24") {
 		t.Errorf("VRRP section = %q, want the virtual IP", got)
 	}
-	if got := b.evalString(t, `[...document.querySelectorAll('#sections > section')].map(s => s.dataset.key).join(',')`); got != "vrrp,css_cache,cron,versions,rate_limits" {
+	if got := b.EvalString(t, `[...document.querySelectorAll('#sections > section')].map(s => s.dataset.key).join(',')`); got != "vrrp,css_cache,cron,versions,rate_limits" {
 		t.Errorf("section order = %s, want vrrp,css_cache,cron,versions,rate_limits", got)
 	}
-	b.screenshot(t, "status-page-sections.png")
-	if errs := b.problems(); len(errs) > 0 {
+	b.Screenshot(t, "status-page-sections.png")
+	if errs := b.Problems(); len(errs) > 0 {
 		t.Errorf("page reported errors: %v", errs)
 	}
 }
@@ -569,186 +566,4 @@ func waitNodeState(t *testing.T, base, name, want string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("node %s state = %q after 20s, want %q", name, got, want)
-}
-
-// ---- headless Chromium through chromedp ----------------------------------
-
-// browser is one headless Chromium started by chromedp and its first tab.
-// JavaScript dialogs are accepted at once (a pending confirm() would block
-// the tab) and reported on dialogs; uncaught exceptions and console errors
-// (a CSP violation is one) are collected for problems.
-type browser struct {
-	ctx     context.Context
-	dialogs chan string
-
-	mu   sync.Mutex
-	errs []string
-}
-
-// startChromium launches Chromium with a fresh profile. Everything is
-// stopped, and every goroutine has returned, when the test ends.
-func startChromium(t *testing.T) *browser {
-	t.Helper()
-	bin := os.Getenv("CHROMIUM")
-	if bin == "" {
-		bin = "/usr/bin/chromium"
-	}
-	if _, err := os.Stat(bin); err != nil {
-		msg := "Chromium not found at " + bin + " (make deps installs it; or set CHROMIUM): the status page test did NOT run"
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900),
-		chromedp.Flag("disable-quic", true), chromedp.Flag("hide-scrollbars", true), chromedp.Flag("disable-component-update", true))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		cancel()
-		cancelAlloc()
-		wg.Wait()
-	})
-	// The first action starts the browser and binds it to ctx, so it gets
-	// no timeout of its own; a Chromium that cannot start fails it.
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	b := &browser{ctx: ctx, dialogs: make(chan string, 4)}
-	console := chromedp.Console(ctx)
-	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
-	wg.Go(func() {
-		for m, err := range console {
-			if err != nil {
-				return
-			}
-			if m.IsException() || m.Type == chromedp.ConsoleError {
-				b.mu.Lock()
-				b.errs = append(b.errs, fmt.Sprintf("%s (%s:%d)", m, m.URL, m.Line+1))
-				b.mu.Unlock()
-			}
-		}
-	})
-	wg.Go(func() {
-		for ev, err := range dialogs {
-			if err != nil {
-				return
-			}
-			select {
-			case b.dialogs <- ev.Message:
-			default:
-			}
-			// The click that opened it waits for this answer.
-			_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
-		}
-	})
-	return b
-}
-
-// do runs actions in the tab, 30 s at most (the machine may be loaded).
-func (b *browser) do(t *testing.T, what string, actions ...chromedp.Action[chromedp.Void]) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
-	defer cancel()
-	if err := chromedp.Do(ctx, actions...); err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
-}
-
-// navigate opens url in the tab.
-func (b *browser) navigate(t *testing.T, url string) {
-	t.Helper()
-	b.do(t, "navigate to "+url, chromedp.Navigate(url))
-}
-
-// viewport sets the size of the tab; mobile emulates a phone.
-func (b *browser) viewport(t *testing.T, w, h int64, scale float64, mobile bool) {
-	t.Helper()
-	opts := []chromedp.EmulateViewportOption{chromedp.EmulateScale(scale)}
-	if mobile {
-		opts = append(opts, chromedp.EmulateMobile)
-	}
-	b.do(t, "set the viewport", chromedp.EmulateViewport(w, h, opts...))
-}
-
-// evalString runs a JavaScript expression that yields a string.
-func (b *browser) evalString(t *testing.T, expr string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
-	if err != nil {
-		t.Fatalf("evaluate %s: %v", expr, err)
-	}
-	return v
-}
-
-// evalAwait runs an expression yielding a promise and returns its JSON value.
-func (b *browser) evalAwait(t *testing.T, expr string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](expr, chromedp.EvalAwaitPromise))
-	if err != nil {
-		t.Fatalf("evaluate %s: %v", expr, err)
-	}
-	return string(v)
-}
-
-// waitJS waits until a boolean expression holds (20 s at most: the whole
-// suite may be loading both cores).
-func (b *browser) waitJS(t *testing.T, expr string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 25*time.Second)
-	defer cancel()
-	_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void]("(() => { try { return !!("+expr+"); } catch (e) { return false; } })()",
-		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(20*time.Second)))
-	if err != nil {
-		body, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string]("document.body.innerText"))
-		t.Fatalf("page never satisfied %s: %v; body:\n%s", expr, err, body)
-	}
-}
-
-// click presses and releases the left mouse button over the element, as a
-// user would: the event goes through hit testing, so a hidden or covered
-// button is not clicked. A confirm() it opens is accepted.
-func (b *browser) click(t *testing.T, selector string) {
-	t.Helper()
-	b.do(t, "click "+selector, chromedp.ScrollIntoView(chromedp.CSS(selector)), chromedp.Click(chromedp.CSS(selector)))
-}
-
-// insertText types text into the focused element.
-func (b *browser) insertText(t *testing.T, text string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
-	defer cancel()
-	if _, err := chromedp.Call(ctx, input.InsertText, input.InsertTextParams{Text: text}); err != nil {
-		t.Fatalf("insert text: %v", err)
-	}
-}
-
-// screenshot writes a PNG of the tab to the test's artifact directory
-// (kept with go test -artifacts, e.g. -artifacts -outputdir out/).
-func (b *browser) screenshot(t *testing.T, name string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
-	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
-	if err != nil || len(png) < 8 || string(png[1:4]) != "PNG" {
-		t.Fatalf("screenshot is not a PNG (%d bytes, %v)", len(png), err)
-	}
-	path := filepath.Join(t.ArtifactDir(), name)
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot: %s", path)
-}
-
-// problems are the uncaught exceptions and console errors so far.
-func (b *browser) problems() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([]string(nil), b.errs...)
 }

@@ -222,16 +222,21 @@ func startHostileLB(c *hostileCase, nodes []*scriptNode) (string, func() (map[st
 		return "", nil, fmt.Errorf("config: %w", err)
 	}
 	logger := zap.NewNop()
-	checker := health.New(cfg.Health, health.Options{Logger: logger})
-	targets := []health.Target{{Name: "spare", Address: "127.0.0.1:1"}}
+	checker, err := health.New(cfg.Health, health.Options{Logger: logger})
+	if err != nil {
+		return "", nil, err
+	}
+	targets := []health.Target{{Name: "spare", Address: "127.0.0.1:1", Weight: 100}}
 	var specs []NodeSpec
 	for _, n := range nodes {
-		targets = append(targets, health.Target{Name: n.name, Address: n.addr()})
+		targets = append(targets, health.Target{Name: n.name, Address: n.addr(), Weight: 100})
 		if len(c.expect.only) == 0 || contains(c.expect.only, n.name) {
 			specs = append(specs, NodeSpec{Name: n.name, Address: n.addr(), Weight: 100})
 		}
 	}
-	checker.SetTargets(targets)
+	if err := checker.SetTargets(targets); err != nil {
+		return "", nil, err
+	}
 	rt, err := NewRuntime(cfg, specs, Deps{Logger: logger, Health: checkerSource{checker}})
 	if err != nil {
 		return "", nil, err

@@ -2,7 +2,6 @@ package balancer
 
 import (
 	"context"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"github.com/mosparo-lb/mosparo-lb/internal/chromiumtest"
 	"github.com/mosparo-lb/mosparo-lb/internal/mosparoemu"
 	"go.uber.org/zap"
 )
@@ -18,17 +18,7 @@ import (
 // from emulated mosparo nodes as the demo runs them: the DevTools protocol
 // reports protocol "h2" for each (Network.responseReceived).
 func TestHTTP2Chromium(t *testing.T) {
-	bin := os.Getenv("CHROMIUM")
-	if bin == "" {
-		bin = "/usr/bin/chromium"
-	}
-	if _, err := os.Stat(bin); err != nil {
-		msg := "Chromium not found at " + bin + " (make deps installs it; or set CHROMIUM): the h2 browser test did NOT run"
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	b := chromiumtest.Start(t, chromedp.Flag("ignore-certificate-errors", true))
 	db := mosparoemu.NewDatabase()
 	var nodes []NodeSpec
 	for _, name := range []string{"demo1", "demo2"} {
@@ -41,35 +31,19 @@ func TestHTTP2Chromium(t *testing.T) {
 	}
 	_, addr := startLB(t, testConfig(t, h2YAML(t, "", "compression: {enabled: true}")), nodes)
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.UserDataDir(t.TempDir()), chromedp.Flag("ignore-certificate-errors", true),
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-component-update", true))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	var wg sync.WaitGroup
-	defer func() {
-		cancel()
-		cancelAlloc()
-		wg.Wait()
-	}()
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
+	ctx := b.Context()
 	var mu sync.Mutex
 	proto := map[string]string{} // path -> protocol of its 200 answer
-	events := chromedp.Events(ctx, network.ResponseReceived)
-	wg.Go(func() {
-		for ev, err := range events {
-			if err != nil {
-				return
-			}
-			if r := ev.Response; r != nil && r.Status == 200 {
-				mu.Lock()
-				proto[strings.TrimPrefix(r.URL, "https://"+addr)] = r.Protocol
-				mu.Unlock()
-			}
+	// Listen's callback runs on the tab's reader and ends with the browser.
+	if err := chromedp.Listen(ctx, func(ev any) {
+		if e, ok := ev.(*network.EventResponseReceived); ok && e.Response != nil && e.Response.Status == 200 {
+			mu.Lock()
+			proto[strings.TrimPrefix(e.Response.URL, "https://"+addr)] = e.Response.Protocol
+			mu.Unlock()
 		}
-	})
+	}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
 		t.Fatal(err)
 	}

@@ -191,14 +191,19 @@ func TestInvariantsUnderHostileMix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checker := health.New(cfg.Health, health.Options{Logger: zap.NewNop()})
+	checker, err := health.New(cfg.Health, health.Options{Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var targets []health.Target
 	var specs []NodeSpec
 	for _, n := range nodes {
-		targets = append(targets, health.Target{Name: n.name, Address: n.addr()})
+		targets = append(targets, health.Target{Name: n.name, Address: n.addr(), Weight: 100})
 		specs = append(specs, NodeSpec{Name: n.name, Address: n.addr(), Weight: 100})
 	}
-	checker.SetTargets(targets)
+	if err := checker.SetTargets(targets); err != nil {
+		t.Fatal(err)
+	}
 	// Every failed attempt is logged with its cause, the client's at debug:
 	// when a fault goes uncounted, the log tells what the balancer made of it.
 	core, logs := observer.New(zapcore.DebugLevel)

@@ -103,13 +103,21 @@ type Certificate struct {
 	Key  string `yaml:"key"`
 }
 
+// Node weights (nodes[].weight; discovery maps Consul's service weights
+// into the same range).
+const (
+	DefaultNodeWeight = 100
+	MaxNodeWeight     = 1000
+)
+
 // Node is one static mosparo node.
 type Node struct {
 	// Name identifies the node in logs, /status and the drain API. Unique.
 	Name string `yaml:"name"`
 	// Address is host:port of the node's HTTP listener.
 	Address string `yaml:"address"`
-	// Weight for the weighted policy and slow start, 1..1000. Default 100.
+	// Weight for the weighted policy and slow start,
+	// 1..MaxNodeWeight. Default DefaultNodeWeight.
 	Weight int `yaml:"weight"`
 	// Admin nodes are preferred for admin and setup traffic (the node an
 	// operator syncs files from); others take over when none is eligible.

@@ -21,7 +21,7 @@ func (c *Config) defaults() {
 		c.Listen = []Listener{{Address: ":80"}}
 	}
 	for i := range c.Nodes {
-		setInt(&c.Nodes[i].Weight, 100)
+		setInt(&c.Nodes[i].Weight, DefaultNodeWeight)
 	}
 	for i := range c.Listen {
 		l := &c.Listen[i]
@@ -225,8 +225,8 @@ func (c *Config) validateNodes(v *validator) {
 			v.Errorf(p+".address", "%s is used by another node", n.Address)
 		}
 		addrs[n.Address] = true
-		if n.Weight < 1 || n.Weight > 1000 {
-			v.Errorf(p+".weight", "must be 1..1000, got %d", n.Weight)
+		if n.Weight < 1 || n.Weight > MaxNodeWeight {
+			v.Errorf(p+".weight", "must be 1..%d, got %d", MaxNodeWeight, n.Weight)
 		}
 	}
 }

@@ -130,7 +130,7 @@ func New(cfg configs.CSSCache, opts Options) (*Proxy, error) {
 		log = zap.NewNop()
 	}
 	clk := clock.OrSystem(opts.Clock)
-	if cfg.MaxBytes <= 0 || cfg.MaxValueBytes <= 0 || cfg.Timeout <= 0 || cfg.Breaker.Failures <= 0 || cfg.ClientTracking == nil {
+	if cfg.MaxBytes <= 0 || cfg.MaxValueBytes <= 0 || cfg.Timeout <= 0 || cfg.Breaker.Failures <= 0 || cfg.ClientTracking == nil || cfg.CoherenceInterval == nil {
 		return nil, errors.New("cssproxy: css_cache without defaults; load it through configs")
 	}
 	p := &Proxy{

@@ -63,9 +63,9 @@ type instance struct {
 func (in instance) weight() int {
 	p := in.WeightPassing
 	if p <= 0 || p == 1 && in.WeightWarning == 1 {
-		return defaultWeight
+		return configs.DefaultNodeWeight
 	}
-	return min(p, maxWeight)
+	return min(p, configs.MaxNodeWeight)
 }
 
 // answer is one health query's result.

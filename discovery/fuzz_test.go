@@ -4,6 +4,8 @@ import (
 	"net"
 	"strconv"
 	"testing"
+
+	"github.com/mosparo-lb/mosparo-lb/configs"
 )
 
 // FuzzParseHealth: whatever an agent (or something posing as one) sends,
@@ -27,7 +29,7 @@ func FuzzParseHealth(f *testing.F) {
 			if _, _, err := net.SplitHostPort(net.JoinHostPort(in.Address, strconv.Itoa(in.Port))); err != nil {
 				t.Fatalf("instance %+v gives a bad address: %v", in, err)
 			}
-			if w := in.weight(); w < 1 || w > maxWeight {
+			if w := in.weight(); w < 1 || w > configs.MaxNodeWeight {
 				t.Fatalf("weight %d out of range for %+v", w, in)
 			}
 		}

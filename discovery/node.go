@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"sort"
@@ -16,12 +17,6 @@ const (
 	SourceConsul = "consul"
 )
 
-// Weight bounds, as for static nodes (configs: nodes[].weight).
-const (
-	defaultWeight = 100
-	maxWeight     = 1000
-)
-
 // Node is one mosparo node as discovery sees it. It is a plain value;
 // Nodes returns fresh copies.
 type Node struct {
@@ -33,7 +28,7 @@ type Node struct {
 	// Host replaces the Host header of the LB's own requests; "" means the
 	// address. Always "" for Consul instances.
 	Host string `json:"host,omitempty"`
-	// Weight is 1..1000.
+	// Weight is 1..configs.MaxNodeWeight.
 	Weight int `json:"weight"`
 	// Admin nodes are preferred for admin and setup traffic.
 	Admin bool `json:"admin"`
@@ -41,17 +36,18 @@ type Node struct {
 	Source string `json:"source"`
 }
 
-// staticNodes converts the configured nodes, in file order.
-func staticNodes(static []configs.Node) []Node {
+// staticNodes converts the configured nodes, in file order. configs sets
+// every weight (issue 13: defaults once, there); a node that skipped it is
+// refused, not given the default again here.
+func staticNodes(static []configs.Node) ([]Node, error) {
 	out := make([]Node, 0, len(static))
 	for _, n := range static {
-		w := n.Weight
-		if w == 0 {
-			w = defaultWeight
+		if n.Weight < 1 || n.Weight > configs.MaxNodeWeight {
+			return nil, fmt.Errorf("discovery: node %s: weight %d is not 1..%d: defaults not applied (configs.Load)", n.Name, n.Weight, configs.MaxNodeWeight)
 		}
-		out = append(out, Node{Name: n.Name, Address: n.Address, Host: n.Host, Weight: w, Admin: n.Admin, Source: SourceStatic})
+		out = append(out, Node{Name: n.Name, Address: n.Address, Host: n.Host, Weight: n.Weight, Admin: n.Admin, Source: SourceStatic})
 	}
-	return out
+	return out, nil
 }
 
 // mergeNodes turns parsed Consul instances into nodes and puts them after

@@ -22,20 +22,53 @@ func show(nodes []Node) string {
 }
 
 func TestStaticNodes(t *testing.T) {
-	got := staticNodes([]configs.Node{
-		{Name: "node2", Address: "10.0.0.12:80"},
+	got, err := staticNodes([]configs.Node{
+		{Name: "node2", Address: "10.0.0.12:80", Weight: 100},
 		{Name: "node1", Address: "10.0.0.11:80", Weight: 5, Admin: true, Host: "mosparo.example"},
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if want := "node2=10.0.0.12:80/100@static node1=10.0.0.11:80/5/admin@static"; show(got) != want {
-		t.Errorf("staticNodes = %s, want %s (file order, weight 0 means 100)", show(got), want)
+		t.Errorf("staticNodes = %s, want %s (file order)", show(got), want)
 	}
 	if got[1].Host != "mosparo.example" {
 		t.Errorf("Host = %q, want the configured one", got[1].Host)
 	}
 }
 
+// TestStaticNodesRefuseNoDefaults: configs sets every weight (issue 13:
+// defaults once, there); a node without one is refused, not defaulted
+// again here.
+func TestStaticNodesRefuseNoDefaults(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		weight  int
+		wantErr bool
+	}{
+		{"weight 0 (configs not applied)", 0, true},
+		{"negative", -1, true},
+		{"above max", configs.MaxNodeWeight + 1, true},
+		{"1", 1, false},
+		{"max", configs.MaxNodeWeight, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := []configs.Node{{Name: "n", Address: "10.0.0.1:80", Weight: tt.weight}}
+			if _, err := staticNodes(cfg); (err != nil) != tt.wantErr {
+				t.Errorf("staticNodes(weight %d) error = %v, want error %v", tt.weight, err, tt.wantErr)
+			}
+			if _, err := New(configs.Discovery{}, cfg, Options{}); (err != nil) != tt.wantErr {
+				t.Errorf("New(weight %d) error = %v, want error %v", tt.weight, err, tt.wantErr)
+			}
+		})
+	}
+}
+
 func TestMergeNodes(t *testing.T) {
-	static := staticNodes([]configs.Node{{Name: "node1", Address: "10.0.0.11:80"}, {Name: "m-1", Address: "10.0.0.12:80"}})
+	static, err := staticNodes([]configs.Node{{Name: "node1", Address: "10.0.0.11:80", Weight: 100}, {Name: "m-1", Address: "10.0.0.12:80", Weight: 100}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name        string
 		insts       []instance

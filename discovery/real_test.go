@@ -29,7 +29,8 @@ func TestRealConsul(t *testing.T) {
 	}
 	cfg := &configs.Consul{Address: addr, Scheme: "http", Service: "mosparo", Wait: configs.Duration(2 * time.Second),
 		BackoffMin: configs.Duration(50 * time.Millisecond), BackoffMax: configs.Duration(time.Second),
-		Register: &configs.ConsulRegister{Port: 8080, CheckURL: "http://127.0.0.1:1/healthz"}}
+		Register: &configs.ConsulRegister{Name: "mosparo-lb", Port: 8080, CheckURL: "http://127.0.0.1:1/healthz",
+			CheckInterval: configs.Duration(10 * time.Second), CheckTimeout: configs.Duration(2 * time.Second)}}
 	s, err := New(configs.Discovery{Consul: cfg}, staticCfg, Options{Logger: zaptest.NewLogger(t), HTTPClient: &http.Client{Transport: tr}, Hostname: "lb-a"})
 	if err != nil {
 		t.Fatal(err)

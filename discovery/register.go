@@ -55,10 +55,14 @@ type registrar struct {
 }
 
 func newRegistrar(rc configs.ConsulRegister, agent consulAgent, opts Options, clk clock.Clock, log *zap.Logger, bmin, bmax time.Duration) (*registrar, error) {
-	name := rc.Name
-	if name == "" {
-		name = "mosparo-lb"
+	// configs applies the defaults (issue 13: once, there); a section that
+	// did not go through it is refused, not patched up here. ID and
+	// CheckURL are derived here: they need the host name and admin.listen.
+	interval, timeout := rc.CheckInterval.D(), rc.CheckTimeout.D()
+	if rc.Name == "" || interval <= 0 || timeout <= 0 || timeout >= interval {
+		return nil, fmt.Errorf("discovery: consul.register name %q, check interval %s, timeout %s: defaults not applied (configs.Load)", rc.Name, interval, timeout)
 	}
+	name := rc.Name
 	id := rc.ID
 	if id == "" {
 		id = defaultID(name, opts.Hostname)
@@ -77,13 +81,6 @@ func newRegistrar(rc configs.ConsulRegister, agent consulAgent, opts Options, cl
 	}
 	if rc.Port < 1 || rc.Port > 65535 {
 		return nil, fmt.Errorf("discovery: consul.register.port %d is not 1..65535", rc.Port)
-	}
-	interval, timeout := rc.CheckInterval.D(), rc.CheckTimeout.D()
-	if interval <= 0 {
-		interval = 10 * time.Second
-	}
-	if timeout <= 0 || timeout >= interval {
-		timeout = interval / 2
 	}
 	var tok [8]byte
 	_, _ = rand.Read(tok[:]) // crypto/rand.Read never fails (Go 1.24+)

@@ -139,7 +139,8 @@ func TestRegistrationWaitsForTheAgent(t *testing.T) {
 func TestRegistrationDefaults(t *testing.T) {
 	cfg := &configs.Consul{Address: "127.0.0.1:8500", Service: "m", Wait: configs.Duration(time.Minute),
 		BackoffMin: configs.Duration(time.Second), BackoffMax: configs.Duration(time.Second),
-		Register: &configs.ConsulRegister{Port: 443}}
+		Register: &configs.ConsulRegister{Name: "mosparo-lb", Port: 443,
+			CheckInterval: configs.Duration(10 * time.Second), CheckTimeout: configs.Duration(2 * time.Second)}}
 	tests := []struct {
 		listen, host, wantURL, wantID string
 	}{

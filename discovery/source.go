@@ -96,10 +96,14 @@ type Source struct {
 // It does no I/O: until Run gets Consul's first answer, Nodes is the
 // static set.
 func New(cfg configs.Discovery, static []configs.Node, opts Options) (*Source, error) {
+	st, err := staticNodes(static)
+	if err != nil {
+		return nil, err
+	}
 	s := &Source{
 		log:     opts.Logger,
 		clock:   clock.OrSystem(opts.Clock),
-		static:  staticNodes(static),
+		static:  st,
 		updates: make(chan struct{}, 1),
 	}
 	if s.log == nil {

@@ -163,15 +163,25 @@ func TestNewRejects(t *testing.T) {
 	}{
 		{"no service", configs.Consul{Address: "x:1", Wait: 1, BackoffMin: 1, BackoffMax: 1}, Options{}},
 		{"defaults not applied", configs.Consul{Address: "x:1", Service: "m"}, Options{}},
-		{"register without check url or admin listen", withRegister(*a, configs.ConsulRegister{Port: 80}), Options{}},
-		{"register with admin off", withRegister(*a, configs.ConsulRegister{Port: 80}), Options{AdminListen: "off"}},
-		{"register without port", withRegister(*a, configs.ConsulRegister{CheckURL: "http://x/"}), Options{}},
+		{"register without check url or admin listen", withRegister(*a, regDefaults(configs.ConsulRegister{Port: 80})), Options{}},
+		{"register with admin off", withRegister(*a, regDefaults(configs.ConsulRegister{Port: 80})), Options{AdminListen: "off"}},
+		{"register without port", withRegister(*a, regDefaults(configs.ConsulRegister{CheckURL: "http://x/"})), Options{}},
+		// configs applies the register defaults (issue 13: once, there).
+		{"register without defaults", withRegister(*a, configs.ConsulRegister{Port: 80, CheckURL: "http://x/"}), Options{}},
+		{"register timeout not below interval", withRegister(*a, configs.ConsulRegister{Name: "lb", Port: 80, CheckURL: "http://x/",
+			CheckInterval: configs.Duration(time.Second), CheckTimeout: configs.Duration(time.Second)}), Options{}},
 	}
 	for _, tt := range bad {
 		if _, err := New(configs.Discovery{Consul: &tt.cfg}, nil, tt.opts); err == nil {
 			t.Errorf("New(%s) = nil error, want one", tt.name)
 		}
 	}
+}
+
+// regDefaults fills what configs would, so a row fails for its own reason.
+func regDefaults(r configs.ConsulRegister) configs.ConsulRegister {
+	r.Name, r.CheckInterval, r.CheckTimeout = "mosparo-lb", configs.Duration(10*time.Second), configs.Duration(2*time.Second)
+	return r
 }
 
 func withRegister(c configs.Consul, r configs.ConsulRegister) configs.Consul {

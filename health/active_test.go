@@ -27,8 +27,8 @@ func TestRunStopsAndRestarts(t *testing.T) {
 	cfg := testConfig()
 	cfg.Timeout = configs.Duration(time.Hour) // only the cancel can end a probe
 	client := &blockingClient{}
-	c := New(cfg, Options{Logger: zaptest.NewLogger(t), Client: client})
-	c.SetTargets([]Target{{Name: "a", Address: "a:80"}, {Name: "b", Address: "b:80"}})
+	c := newChecker(t, cfg, Options{Logger: zaptest.NewLogger(t), Client: client})
+	setTargets(t, c, []Target{{Name: "a", Address: "a:80"}, {Name: "b", Address: "b:80"}})
 	for round := 1; round <= 2; round++ {
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup

@@ -79,10 +79,13 @@ type Checker struct {
 	running atomic.Bool
 }
 
-// New returns a Checker for cfg (defaults applied to unset fields) with no
-// nodes; call SetTargets, then Run.
-func New(cfg configs.Health, opts Options) *Checker {
-	p := newParams(cfg)
+// New returns a Checker for cfg with no nodes; call SetTargets, then Run.
+// cfg must have been loaded through configs (ErrNoDefaults otherwise).
+func New(cfg configs.Health, opts Options) (*Checker, error) {
+	p, err := newParams(cfg)
+	if err != nil {
+		return nil, err
+	}
 	c := &Checker{
 		log:     opts.Logger,
 		now:     clock.OrSystem(opts.Clock).Now,
@@ -104,7 +107,7 @@ func New(cfg configs.Health, opts Options) *Checker {
 	if c.rnd == nil {
 		c.rnd = rand.Int64N
 	}
-	return c
+	return c, nil
 }
 
 // params returns the configuration in force; callers read it once per
@@ -114,9 +117,13 @@ func (c *Checker) params() *params { return c.cfg.Load() }
 // Reconfigure applies a new health: section on reload without losing any
 // node's state, counters, ejection, ramp or operator state. Schedules move
 // to the new intervals at the latest one new delay from now; passive
-// failure counts start again from zero.
-func (c *Checker) Reconfigure(cfg configs.Health) {
-	p := newParams(cfg)
+// failure counts start again from zero. A section that did not go through
+// configs is refused (ErrNoDefaults) and the one in force kept.
+func (c *Checker) Reconfigure(cfg configs.Health) error {
+	p, err := newParams(cfg)
+	if err != nil {
+		return err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.cfg.Store(&p)
@@ -129,6 +136,7 @@ func (c *Checker) Reconfigure(cfg configs.Health) {
 	}
 	c.log.Info("health configuration replaced")
 	c.poke()
+	return nil
 }
 
 // SetTargets replaces the node set (on start, reload and discovery
@@ -137,8 +145,13 @@ func (c *Checker) Reconfigure(cfg configs.Health) {
 // drain survives a reload; name, Host, weight and admin flag are updated.
 // A new node starts Up if no kept node is Up (the LB is starting, or
 // nothing serves anyway), Down otherwise; either way it is probed at once
-// and its first answer decides (doc.go). A repeated address is ignored.
-func (c *Checker) SetTargets(ts []Target) {
+// and its first answer decides (doc.go). A repeated address is ignored. A
+// set with a weight outside 1..configs.MaxNodeWeight is refused
+// (ErrNoDefaults) and the set in force kept.
+func (c *Checker) SetTargets(ts []Target) error {
+	if err := checkTargets(ts); err != nil {
+		return err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
@@ -155,9 +168,6 @@ func (c *Checker) SetTargets(ts []Target) {
 		if byAddr[t.Address] != nil {
 			c.log.Warn("node address repeated; ignored", zap.String("node", t.Name), zap.String("address", t.Address))
 			continue
-		}
-		if t.Weight <= 0 {
-			t.Weight = 100
 		}
 		n := c.byAddr[t.Address]
 		if n == nil {
@@ -180,6 +190,7 @@ func (c *Checker) SetTargets(ts []Target) {
 	c.updatePool()
 	c.signal()
 	c.poke()
+	return nil
 }
 
 // Node returns the node with that address, nil if none is configured.

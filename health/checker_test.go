@@ -33,12 +33,12 @@ func testConfig() configs.Health {
 
 func newTestChecker(t *testing.T, clk *clocktest.Manual, cfg configs.Health, names ...string) *Checker {
 	t.Helper()
-	c := New(cfg, Options{Logger: zaptest.NewLogger(t), Clock: clk, Rand: func(int64) int64 { return 0 }})
+	c := newChecker(t, cfg, Options{Logger: zaptest.NewLogger(t), Clock: clk, Rand: func(int64) int64 { return 0 }})
 	var ts []Target
 	for _, n := range names {
 		ts = append(ts, Target{Name: n, Address: n + ":80", Weight: 100})
 	}
-	c.SetTargets(ts)
+	setTargets(t, c, ts)
 	return c
 }
 
@@ -63,14 +63,108 @@ func drain(ch <-chan struct{}) bool {
 	}
 }
 
-func TestNewDefaults(t *testing.T) {
-	c := New(configs.Health{}, Options{})
+// newChecker is New for a hand-built section: the defaults configs would
+// apply fill what the test leaves unset.
+func newChecker(t testing.TB, cfg configs.Health, opts Options) *Checker {
+	t.Helper()
+	c, err := New(cfg.WithDefaults(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// setTargets is SetTargets for hand-built targets: one without a weight
+// gets the one configs would have given it.
+func setTargets(t testing.TB, c *Checker, ts []Target) {
+	t.Helper()
+	ts = append([]Target(nil), ts...)
+	for i := range ts {
+		if ts[i].Weight == 0 {
+			ts[i].Weight = configs.DefaultNodeWeight
+		}
+	}
+	if err := c.SetTargets(ts); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestNoDefaultsRefused: configs applies the defaults, once (issue 13); a
+// section or a target that skipped it is refused by New, Reconfigure,
+// SetTargets and Check, and a refused change keeps what is in force.
+func TestNoDefaultsRefused(t *testing.T) {
+	good := configs.Health{}.WithDefaults()
+	ok := []Target{{Name: "a", Address: "a:80", Weight: configs.DefaultNodeWeight}}
+	for _, tt := range []struct {
+		name    string
+		cfg     func(*configs.Health)
+		targets []Target
+		wantErr bool
+	}{
+		{"defaults applied", func(*configs.Health) {}, ok, false},
+		{"zero section", func(h *configs.Health) { *h = configs.Health{} }, ok, true},
+		{"no path", func(h *configs.Health) { h.Path = "" }, ok, true},
+		{"no interval", func(h *configs.Health) { h.Interval = 0 }, ok, true},
+		{"no rise", func(h *configs.Health) { h.Rise = 0 }, ok, true},
+		{"no jitter", func(h *configs.Health) { h.Jitter = nil }, ok, true},
+		{"no slow_start", func(h *configs.Health) { h.SlowStart = nil }, ok, true},
+		{"no passive failures", func(h *configs.Health) { h.Passive.ConsecutiveFailures = nil }, ok, true},
+		{"no version.every", func(h *configs.Health) { h.Version.Every = nil }, ok, true},
+		// Explicit zeros configs allows: jitter off, slow start off,
+		// passive detection off, fingerprints off.
+		{"explicit zeros", func(h *configs.Health) {
+			zero, off := configs.Duration(0), 0
+			h.Jitter, h.SlowStart, h.Passive.ConsecutiveFailures, h.Version.Every = &zero, &zero, &off, &off
+		}, ok, false},
+		{"weight 0", func(*configs.Health) {}, []Target{{Name: "a", Address: "a:80"}}, true},
+		{"negative weight", func(*configs.Health) {}, []Target{{Name: "a", Address: "a:80", Weight: -1}}, true},
+		{"weight above max", func(*configs.Health) {}, []Target{{Name: "a", Address: "a:80", Weight: configs.MaxNodeWeight + 1}}, true},
+		{"weight 1 and max", func(*configs.Health) {}, []Target{{Name: "a", Address: "a:80", Weight: 1}, {Name: "b", Address: "b:80", Weight: configs.MaxNodeWeight}}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := good
+			tt.cfg(&cfg)
+			err := Check(cfg, tt.targets)
+			if (err != nil) != tt.wantErr || err != nil && !errors.Is(err, ErrNoDefaults) {
+				t.Fatalf("Check = %v, want error %v (ErrNoDefaults)", err, tt.wantErr)
+			}
+			c, errNew := New(cfg, Options{})
+			cfgRefused := errNew != nil
+			// Reconfigure and SetTargets on a checker running the defaults
+			// refuse the same and keep what is in force.
+			base, _ := New(good, Options{})
+			if err := base.SetTargets(ok); err != nil {
+				t.Fatal(err)
+			}
+			before := *base.params()
+			errRe := base.Reconfigure(cfg)
+			errSet := base.SetTargets(tt.targets)
+			if (errRe != nil) != cfgRefused || cfgRefused && *base.params() != before {
+				t.Errorf("Reconfigure = %v, New = %v: want the same verdict and the old params kept", errRe, errNew)
+			}
+			if targetsRefused := err != nil && !cfgRefused; (errSet != nil) != targetsRefused {
+				t.Errorf("SetTargets = %v, want error %v", errSet, targetsRefused)
+			}
+			if errSet != nil && (len(base.Snapshot()) != 1 || base.Node("a:80") == nil || base.Node("a:80").weight.Load() != configs.DefaultNodeWeight) {
+				t.Errorf("refused SetTargets changed the node set: %+v", base.Snapshot())
+			}
+			if !cfgRefused && c == nil {
+				t.Error("New returned nil without an error")
+			}
+		})
+	}
+}
+
+// TestWithDefaultsParams: the defaults configs gives an empty section are
+// what the machine runs with.
+func TestWithDefaultsParams(t *testing.T) {
+	c := newChecker(t, configs.Health{}, Options{})
 	p := *c.params()
 	if p.path != configs.DefaultHealthPath || p.interval != 2*time.Second || p.fast != 500*time.Millisecond ||
 		p.down != 2*time.Second || p.timeout != time.Second || p.rise != 2 || p.fall != 2 ||
 		p.jitter != 200*time.Millisecond || p.slowStart != 30*time.Second || p.failures != 5 ||
 		p.baseEject != 30*time.Second || p.maxEject != 5*time.Minute || p.maxEjectPct != 50 || p.trustBypassed {
-		t.Errorf("New(zero config) params = %+v", p)
+		t.Errorf("New(defaults of an empty section) params = %+v", p)
 	}
 }
 
@@ -94,7 +188,7 @@ func TestInitialStates(t *testing.T) {
 	// A node added while b serves starts down, and its first good answer
 	// brings it up with a slow-start ramp.
 	clk.Advance(time.Second)
-	c.SetTargets([]Target{{Name: "a", Address: "a:80"}, {Name: "b", Address: "b:80"}, {Name: "c", Address: "c:80", Weight: 50}})
+	setTargets(t, c, []Target{{Name: "a", Address: "a:80"}, {Name: "b", Address: "b:80"}, {Name: "c", Address: "c:80", Weight: 50}})
 	cn := c.Node("c:80")
 	if cn.State() != Down {
 		t.Fatalf("node added while others serve: %v, want down", cn.State())
@@ -123,7 +217,7 @@ func TestInitialStates(t *testing.T) {
 	if c.PoolHealthy() {
 		t.Fatal("pool healthy with every node down")
 	}
-	c.SetTargets([]Target{{Name: "b", Address: "b:80"}, {Name: "d", Address: "d:80"}})
+	setTargets(t, c, []Target{{Name: "b", Address: "b:80"}, {Name: "d", Address: "d:80"}})
 	if s := c.Node("d:80").State(); s != Up || !c.PoolHealthy() {
 		t.Errorf("node added to a dead pool: %v healthy %v, want up true", s, c.PoolHealthy())
 	}
@@ -140,7 +234,7 @@ func TestSetTargetsRemovedAndRepeated(t *testing.T) {
 	if len(jobs) != 2 {
 		t.Fatalf("due at start = %d jobs, want 2 (new nodes are probed at once)", len(jobs))
 	}
-	c.SetTargets([]Target{{Name: "b", Address: "b:80"}, {Name: "b2", Address: "b:80"}})
+	setTargets(t, c, []Target{{Name: "b", Address: "b:80"}, {Name: "b2", Address: "b:80"}})
 	if got := len(c.Snapshot()); got != 1 {
 		t.Errorf("repeated address: %d nodes, want 1", got)
 	}
@@ -153,7 +247,7 @@ func TestSetTargetsRemovedAndRepeated(t *testing.T) {
 		t.Errorf("removed node changed state to %v", a.State())
 	}
 	// Re-adding the address makes a new node, which a stale result does not touch.
-	c.SetTargets([]Target{{Name: "a", Address: "a:80"}, {Name: "b", Address: "b:80"}})
+	setTargets(t, c, []Target{{Name: "a", Address: "a:80"}, {Name: "b", Address: "b:80"}})
 	if c.Node("a:80") == a {
 		t.Error("re-added address reuses the removed *Node")
 	}
@@ -216,8 +310,8 @@ func TestScheduleJitterBounds(t *testing.T) {
 	j := configs.Duration(300 * time.Millisecond)
 	cfg.Jitter = &j
 	for _, r := range []int64{0, int64(150 * time.Millisecond), int64(300*time.Millisecond) - 1} {
-		c := New(cfg, Options{Clock: clk, Rand: func(n int64) int64 { return r }})
-		c.SetTargets([]Target{{Name: "a", Address: "a:80"}})
+		c := newChecker(t, cfg, Options{Clock: clk, Rand: func(n int64) int64 { return r }})
+		setTargets(t, c, []Target{{Name: "a", Address: "a:80"}})
 		verdict(t, c, clk, "a:80", Up)
 		n := c.Node("a:80")
 		c.mu.Lock()
@@ -248,7 +342,7 @@ func TestOperatorStates(t *testing.T) {
 		t.Errorf("maintenance node after bad checks: %v", a.State())
 	}
 	// A reload that renames the node keeps its operator state (by address).
-	c.SetTargets([]Target{{Name: "renamed", Address: "a:80"}, {Name: "b", Address: "b:80"}})
+	setTargets(t, c, []Target{{Name: "renamed", Address: "a:80"}, {Name: "b", Address: "b:80"}})
 	if a.State() != Maintenance {
 		t.Errorf("after SetTargets: %v, want maintenance", a.State())
 	}
@@ -271,7 +365,7 @@ func TestOperatorStates(t *testing.T) {
 	if err := c.SetOperatorState("renamed", Draining); err != nil {
 		t.Fatal(err)
 	}
-	c.SetTargets([]Target{{Name: "renamed", Address: "a:80"}, {Name: "b", Address: "b:80"}})
+	setTargets(t, c, []Target{{Name: "renamed", Address: "a:80"}, {Name: "b", Address: "b:80"}})
 	if a.State() != Draining || a.Operator() != Draining {
 		t.Errorf("operator drain after reload: state %v operator %v", a.State(), a.Operator())
 	}
@@ -367,7 +461,9 @@ func TestReconfigureKeepsState(t *testing.T) {
 	cfg.Interval = configs.Duration(10 * time.Second)
 	one := 1
 	cfg.Passive.ConsecutiveFailures = &one
-	c.Reconfigure(cfg)
+	if err := c.Reconfigure(cfg.WithDefaults()); err != nil {
+		t.Fatal(err)
+	}
 	if c.Node("a:80") != a || a.State() != Up || c.Node("b:80").State() != Maintenance {
 		t.Fatalf("after Reconfigure: a %v b %v", a.State(), c.Node("b:80").State())
 	}
@@ -394,9 +490,9 @@ func TestOnChange(t *testing.T) {
 	clk := newClock()
 	var got []Change
 	cfg := testConfig()
-	c := New(cfg, Options{Logger: zaptest.NewLogger(t), Clock: clk, Rand: func(int64) int64 { return 0 },
+	c := newChecker(t, cfg, Options{Logger: zaptest.NewLogger(t), Clock: clk, Rand: func(int64) int64 { return 0 },
 		OnChange: func(ch Change) { got = append(got, ch) }})
-	c.SetTargets([]Target{{Name: "a", Address: "a:80"}, {Name: "b", Address: "b:80"}, {Name: "c", Address: "c:80"}})
+	setTargets(t, c, []Target{{Name: "a", Address: "a:80"}, {Name: "b", Address: "b:80"}, {Name: "c", Address: "c:80"}})
 	for _, x := range []string{"a:80", "b:80", "c:80"} {
 		verdict(t, c, clk, x, Up) // already up: no change
 	}

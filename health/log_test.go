@@ -12,8 +12,8 @@ import (
 func TestKeyLogs(t *testing.T) {
 	core, logs := observer.New(zap.InfoLevel)
 	clk := newClock()
-	c := New(testConfig(), Options{Logger: zap.New(core), Clock: clk, Rand: func(int64) int64 { return 0 }})
-	c.SetTargets([]Target{{Name: "a", Address: "a:80"}, {Name: "b", Address: "b:80"}})
+	c := newChecker(t, testConfig(), Options{Logger: zap.New(core), Clock: clk, Rand: func(int64) int64 { return 0 }})
+	setTargets(t, c, []Target{{Name: "a", Address: "a:80"}, {Name: "b", Address: "b:80"}})
 	verdict(t, c, clk, "a:80", Up)
 	verdict(t, c, clk, "b:80", Down)
 	n := c.Node("a:80")

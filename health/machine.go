@@ -1,6 +1,8 @@
 package health
 
 import (
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/mosparo-lb/mosparo-lb/configs"
@@ -27,8 +29,39 @@ type params struct {
 	fpTimeout time.Duration
 }
 
-func newParams(cfg configs.Health) params {
-	cfg = cfg.WithDefaults()
+// ErrNoDefaults: a health section or a target that did not go through
+// configs (and discovery, for targets). configs applies the defaults
+// (issue 13: once, there); what skipped it is refused, not patched up here.
+var ErrNoDefaults = errors.New("defaults not applied (configs.Load, or configs.Health.WithDefaults for a hand-built section)")
+
+// Check reports whether cfg and ts are what configs and discovery
+// guarantee, so that New, Reconfigure and SetTargets accept them: the
+// daemon checks a new generation with it before committing it.
+func Check(cfg configs.Health, ts []Target) error {
+	if _, err := newParams(cfg); err != nil {
+		return err
+	}
+	return checkTargets(ts)
+}
+
+// checkTargets refuses a weight outside 1..configs.MaxNodeWeight: 0 is not
+// "the default" here, configs and discovery set the weight of every node.
+func checkTargets(ts []Target) error {
+	for _, t := range ts {
+		if t.Weight < 1 || t.Weight > configs.MaxNodeWeight {
+			return fmt.Errorf("health: node %s: weight %d is not 1..%d: %w", t.Name, t.Weight, configs.MaxNodeWeight, ErrNoDefaults)
+		}
+	}
+	return nil
+}
+
+func newParams(cfg configs.Health) (params, error) {
+	if cfg.Path == "" || cfg.Interval <= 0 || cfg.FastInterval <= 0 || cfg.DownInterval <= 0 || cfg.Timeout <= 0 ||
+		cfg.Rise < 1 || cfg.Fall < 1 || cfg.Jitter == nil || cfg.SlowStart == nil ||
+		cfg.Passive.ConsecutiveFailures == nil || cfg.Passive.BaseEjection <= 0 || cfg.Passive.MaxEjection <= 0 ||
+		cfg.Passive.MaxEjectedPercent == nil || cfg.Version.Every == nil || cfg.Version.Timeout <= 0 {
+		return params{}, fmt.Errorf("health: health section: %w", ErrNoDefaults)
+	}
 	p := params{
 		path:          cfg.Path,
 		interval:      cfg.Interval.D(),
@@ -36,8 +69,8 @@ func newParams(cfg configs.Health) params {
 		down:          cfg.DownInterval.D(),
 		timeout:       cfg.Timeout.D(),
 		jitter:        cfg.Jitter.D(),
-		rise:          max(cfg.Rise, 1),
-		fall:          max(cfg.Fall, 1),
+		rise:          cfg.Rise,
+		fall:          cfg.Fall,
 		slowStart:     max(cfg.SlowStart.D(), 0),
 		trustBypassed: cfg.TrustBypassed,
 		failures:      max(*cfg.Passive.ConsecutiveFailures, 0),
@@ -53,7 +86,7 @@ func newParams(cfg configs.Health) params {
 			*d = time.Millisecond
 		}
 	}
-	return p
+	return p, nil
 }
 
 // machine is one node's health state machine. It is plain data and pure:

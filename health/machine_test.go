@@ -272,7 +272,7 @@ func TestJittered(t *testing.T) {
 		})
 	}
 	// With the real default source every delay stays in (d-jitter, d].
-	c := New(testConfig(), Options{})
+	c := newChecker(t, testConfig(), Options{})
 	for range 10000 {
 		got := jittered(2*time.Second, 300*time.Millisecond, c.rnd)
 		if got <= 1700*time.Millisecond || got > 2*time.Second {

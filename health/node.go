@@ -13,8 +13,8 @@ type Target struct {
 	Address string
 	// Host is the Host header of probes; "" sends Address.
 	Host string
-	// Weight is the configured weight; 0 or less means 100 (the configs
-	// default).
+	// Weight is the configured weight, 1..configs.MaxNodeWeight (configs
+	// and discovery set it; SetTargets refuses anything else).
 	Weight int
 	// Admin marks the node preferred for admin traffic (reported only).
 	Admin bool

@@ -7,8 +7,8 @@ import (
 
 func BenchmarkNodeHotPath(b *testing.B) {
 	clk := newClock()
-	c := New(testConfig(), Options{Clock: clk})
-	c.SetTargets([]Target{{Name: "a", Address: "a:80"}, {Name: "b", Address: "b:80"}})
+	c := newChecker(b, testConfig(), Options{Clock: clk})
+	setTargets(b, c, []Target{{Name: "a", Address: "a:80"}, {Name: "b", Address: "b:80"}})
 	n := c.Node("a:80")
 	now := clk.Now().Add(time.Second).UnixNano()
 	b.ReportAllocs()

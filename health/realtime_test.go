@@ -62,8 +62,8 @@ func TestRunFollowsRealNodes(t *testing.T) {
 		Rise: 2, Fall: 2, Jitter: &jit, SlowStart: &slow,
 	}
 	a, b := newSwitchNode(t), newSwitchNode(t)
-	c := New(cfg, Options{Logger: zaptest.NewLogger(t)})
-	c.SetTargets([]Target{{Name: "a", Address: a.addr()}, {Name: "b", Address: b.addr(), Host: "mosparo.test"}})
+	c := newChecker(t, cfg, Options{Logger: zaptest.NewLogger(t)})
+	setTargets(t, c, []Target{{Name: "a", Address: a.addr()}, {Name: "b", Address: b.addr(), Host: "mosparo.test"}})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -142,7 +142,11 @@ func TestRunFollowsRealNodes(t *testing.T) {
 	b.srv.Listener.Close()
 	node = c.Node(b.addr())
 	await("killed", Down, bound)
-	if c.PoolHealthy() {
-		t.Error("pool healthy with every node down")
+	// The pool's verdict follows the node's state in the same apply, just
+	// after it is published: poll for it too.
+	for deadline := time.Now().Add(bound); c.PoolHealthy(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("pool healthy with every node down")
+		}
 	}
 }

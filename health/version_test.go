@@ -310,10 +310,10 @@ func TestCheckerFollowsVersions(t *testing.T) {
 	core, logs := observer.New(zap.InfoLevel)
 	d := func(ms int) configs.Duration { return configs.Duration(time.Duration(ms) * time.Millisecond) }
 	jit, slow, every := d(0), d(0), 1000 // only state changes and the first check fingerprint
-	c := New(configs.Health{Interval: d(100), FastInterval: d(30), DownInterval: d(100), Timeout: d(90),
+	c := newChecker(t, configs.Health{Interval: d(100), FastInterval: d(30), DownInterval: d(100), Timeout: d(90),
 		Rise: 1, Fall: 1, Jitter: &jit, SlowStart: &slow, Version: configs.VersionCheck{Every: &every}},
 		Options{Logger: zap.New(core)})
-	c.SetTargets(targets)
+	setTargets(t, c, targets)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = c.Run(ctx) }()
@@ -388,10 +388,10 @@ func TestSlowFingerprintDoesNotDelayChecks(t *testing.T) {
 	}
 	d := func(ms int) configs.Duration { return configs.Duration(time.Duration(ms) * time.Millisecond) }
 	jit, slow, every := d(0), d(0), 1
-	c := New(configs.Health{Interval: d(100), FastInterval: d(30), DownInterval: d(100), Timeout: d(90),
+	c := newChecker(t, configs.Health{Interval: d(100), FastInterval: d(30), DownInterval: d(100), Timeout: d(90),
 		Rise: 1, Fall: 1, Jitter: &jit, SlowStart: &slow,
 		Version: configs.VersionCheck{Every: &every, Timeout: d(1500)}}, Options{})
-	c.SetTargets([]Target{{Name: "a", Address: addr}})
+	setTargets(t, c, []Target{{Name: "a", Address: addr}})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = c.Run(ctx) }()

@@ -2,19 +2,18 @@ package daemon
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
 	brrr "github.com/molecule-man/go-brrr"
 	"github.com/mosparo-lb/mosparo-lb/internal/cachetest"
+	"github.com/mosparo-lb/mosparo-lb/internal/chromiumtest"
 	"github.com/mosparo-lb/mosparo-lb/internal/mosparoemu"
 )
 
@@ -141,28 +140,28 @@ func decode(t *testing.T, ce string, b []byte) []byte {
 
 // TestCompressionInChromium: headless Chromium (which asks for "gzip,
 // deflate, br, zstd") loads the edge's CSS and a proxied stylesheet through
-// the LB and renders exactly the bytes the cache and the node hold.
+// the LB, is answered in brotli, shows exactly the bytes the cache and the
+// node hold, and applies the decoded rules as a stylesheet.
 func TestCompressionInChromium(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Chromium")
 	}
-	bin := os.Getenv("CHROMIUM")
-	if bin == "" {
-		bin = "/usr/bin/chromium"
-	}
-	if _, err := os.Stat(bin); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("Chromium not found at %s", bin)
-		}
-		t.Skip("Chromium not found at " + bin + " (make deps installs it; or set CHROMIUM): the test did NOT run")
-	}
+	b := chromiumtest.Start(t)
 	redis := cachetest.StartRedis(t)
 	nodes := startNodes(t, 1)
 	c := startCluster(t, nodes, fmt.Sprintf("css_cache: {backend: redis, url: \"redis://%s/0\"}\ncompression: {enabled: true}\n", redis.Addr))
-	// No '<', '>' or '&', so the text Chromium shows is the CSS unescaped.
-	css := ".mosparo__" + mosparoemu.DemoUUID + "{color:red}" + strings.Repeat(".mosparo__label{font-weight:600;padding:2px}", 400)
+	// No '<', '>' or '&', so the text Chromium shows is the CSS unescaped;
+	// one colour per source, so the applied rules tell which one loaded.
+	const rules = 400
+	rep := strings.Repeat(".mosparo__label{font-weight:600;padding:2px}", rules)
+	css := ".mosparo__" + mosparoemu.DemoUUID + "{color:rgb(255, 0, 0)}" + rep
 	hash := cssHash(css)
 	storeProjectCSS(t, redis.Addr, css, hash)
+	// The node's own CSS differs from the cache's: a node answers its hash,
+	// and the LB compresses its answer.
+	if err := nodes[0].SetProjectCSS(mosparoemu.DemoUUID, []byte(".mosparo__"+mosparoemu.DemoUUID+"{color:rgb(0, 0, 255)}"+rep)); err != nil {
+		t.Fatal(err)
+	}
 	nodeCSS, nodeHash, _ := nodes[0].ProjectCSS(mosparoemu.DemoUUID)
 	edgeURL := c.lb + "/resources/" + mosparoemu.DemoUUID + "/" + hash + ".css"
 	var out []byte
@@ -174,58 +173,58 @@ func TestCompressionInChromium(t *testing.T) {
 		t.Fatalf("hashed CSS never served at the edge:\n%s", out)
 	}
 	for _, tt := range []struct {
-		name, path string
-		want       []byte
+		name, path, color string
+		want              []byte
+		fromNode          bool
 	}{
-		{"edge", "/resources/" + mosparoemu.DemoUUID + "/" + hash + ".css", []byte(css)},
-		// The node's own hash differs from the cache's: a node answers, and
-		// the LB compresses its answer.
-		{"proxied", "/resources/" + mosparoemu.DemoUUID + "/" + nodeHash + ".css", nodeCSS},
+		{"edge", "/resources/" + mosparoemu.DemoUUID + "/" + hash + ".css", "rgb(255, 0, 0)", []byte(css), false},
+		{"proxied", "/resources/" + mosparoemu.DemoUUID + "/" + nodeHash + ".css", "rgb(0, 0, 255)", nodeCSS, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			url := c.lb + tt.path
-			// What Chromium asks for, as curl: the answer must be brotli.
-			out, err := exec.Command("curl", "-sS", "-m", "10", "-o", "/dev/null", "-D", "-",
-				"-H", "Accept-Encoding: gzip, deflate, br, zstd", url).Output()
-			if err != nil {
-				t.Fatalf("curl: %v", err)
+			resp := b.Navigate(t, c.lb+tt.path)
+			h := func(name string) string {
+				for k, v := range resp.Headers {
+					if strings.EqualFold(k, name) {
+						s, _ := v.(string)
+						return s
+					}
+				}
+				return ""
 			}
-			if ce := headerValue(string(out), "content-encoding"); ce != "br" {
-				t.Fatalf("Content-Encoding %q for Chromium's Accept-Encoding, want br:\n%s", ce, out)
+			if resp.Status != 200 || h("content-encoding") != "br" {
+				t.Fatalf("Chromium got %d with Content-Encoding %q, want 200 in br; headers %v", resp.Status, h("content-encoding"), resp.Headers)
 			}
-			if fromNode := headerValue(string(out), "x-mosparo-node") != ""; fromNode != (tt.name == "proxied") {
-				t.Fatalf("answered by a node = %v:\n%s", fromNode, out)
+			if fromNode := h("x-mosparo-node") != ""; fromNode != tt.fromNode {
+				t.Errorf("answered by a node = %v, want %v", fromNode, tt.fromNode)
 			}
-			dom := chromiumDOM(t, bin, url)
-			got, ok := strings.CutPrefix(dom, `<html><head><meta name="color-scheme" content="light dark"></head><body><pre style="word-wrap: break-word; white-space: pre-wrap;">`)
-			got, ok2 := strings.CutSuffix(strings.TrimSpace(got), "</pre></body></html>")
-			if !ok || !ok2 || got != string(tt.want) {
+			// Chromium shows a stylesheet as the text of one <pre>.
+			if got := b.EvalString(t, "document.contentType + ' ' + document.querySelectorAll('pre').length"); got != "text/css 1" {
+				t.Errorf("document = %q, want text/css in one <pre>", got)
+			}
+			if got := b.EvalString(t, "document.querySelector('pre').textContent"); got != string(tt.want) {
 				t.Errorf("Chromium shows %d bytes (%.80q...), want the exact %d", len(got), got, len(tt.want))
+			}
+			// The same URL as a stylesheet of the page (same origin, so its
+			// rules are readable): the decoded rules apply.
+			got := b.EvalAwait(t, `new Promise((resolve, reject) => {
+				const link = document.createElement('link');
+				link.rel = 'stylesheet';
+				link.href = location.href;
+				link.onload = () => {
+					const el = document.createElement('div');
+					el.className = 'mosparo__`+mosparoemu.DemoUUID+`';
+					document.body.append(el);
+					resolve(link.sheet.cssRules.length + ' ' + getComputedStyle(el).color);
+				};
+				link.onerror = () => reject(new Error('stylesheet did not load'));
+				document.head.append(link);
+			})`)
+			if want := fmt.Sprintf("\"%d %s\"", rules+1, tt.color); got != want {
+				t.Errorf("as a stylesheet: rules and colour = %s, want %s", got, want)
+			}
+			if p := b.Problems(); len(p) > 0 {
+				t.Errorf("console errors: %q", p)
 			}
 		})
 	}
-}
-
-// chromiumDOM loads url in a fresh headless Chromium and returns the DOM
-// it rendered; the whole process group is killed afterwards.
-func chromiumDOM(t *testing.T, bin, url string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--disable-dev-shm-usage", "--user-data-dir="+t.TempDir(), "--dump-dom", url)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	// Chromium forks helpers (zygote, renderers): kill the group.
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	var stdout bytes.Buffer
-	cmd.Stdout = &stdout
-	err := cmd.Run()
-	if cmd.Process != nil {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	}
-	if err != nil {
-		t.Fatalf("chromium --dump-dom %s: %v", url, err)
-	}
-	return stdout.String()
 }

@@ -113,7 +113,9 @@ func New(ctx context.Context, opts Options) (*Daemon, error) {
 	}
 	d.log = d.loggers.Main
 	d.events = admin.NewEvents(0, opts.Clock)
-	d.checker = health.New(cfg.Health, health.Options{Logger: d.log, Clock: opts.Clock, OnChange: d.events.NodeChanged})
+	if d.checker, err = health.New(cfg.Health, health.Options{Logger: d.log, Clock: opts.Clock, OnChange: d.events.NodeChanged}); err != nil {
+		return nil, err
+	}
 	if cfg.Admin.Listen != "off" {
 		// Without the admin listener nobody can read them (it is not
 		// started by a reload), so requests are not counted at all.

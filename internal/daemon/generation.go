@@ -63,7 +63,7 @@ func (d *Daemon) build(ctx context.Context, cfg *configs.Config, prev *generatio
 			return restartOnly(g.cfg, prev.cfg)
 		}},
 		{"discovery", func() error { return d.buildDiscovery(g, prev) }},
-		{"health", func() error { g.targets = targetsOf(g.disc.Nodes()); return nil }},
+		{"health", func() error { g.targets = targetsOf(g.disc.Nodes()); return health.Check(g.cfg.Health, g.targets) }},
 		{"css_cache", func() error { return d.buildCSS(g, prev) }},
 		{"vrrp", func() error { return d.buildVRRP(g, prev) }},
 		{"cron lock", func() error { return d.buildCronLock(g, prev) }},
@@ -258,10 +258,15 @@ func (d *Daemon) bind(ctx context.Context, g *generation) error {
 // instances whose identity is unchanged without dropping their VIPs.
 func (d *Daemon) commit(g *generation) {
 	prev := d.cur.Load()
+	// build's health step ran health.Check on both, so neither refuses.
 	if prev != nil && !reflect.DeepEqual(prev.cfg.Health, g.cfg.Health) {
-		d.checker.Reconfigure(g.cfg.Health)
+		if err := d.checker.Reconfigure(g.cfg.Health); err != nil {
+			d.log.Error("health configuration refused after build accepted it", zap.Error(err))
+		}
 	}
-	d.checker.SetTargets(g.targets)
+	if err := d.checker.SetTargets(g.targets); err != nil {
+		d.log.Error("node set refused after build accepted it", zap.Error(err))
+	}
 	for _, p := range g.pending {
 		p.resolve(d.checker)
 	}
