@@ -283,21 +283,6 @@ func (l *failingListener) Accept() (net.Conn, error) {
 	return l.Listener.Accept()
 }
 
-// scheduledClock is a Manual clock that reports each After on waits once
-// it is scheduled, so an Advance that follows the report reaches it.
-// (clocktest.Observed reports before it schedules: an Advance right after
-// its report can pass the wait by, which then never fires.)
-type scheduledClock struct {
-	*clocktest.Manual
-	waits chan time.Duration
-}
-
-func (c *scheduledClock) After(d time.Duration) <-chan time.Time {
-	ch := c.Manual.After(d)
-	c.waits <- d
-	return ch
-}
-
 // TestHealthyOnTheClock: Healthy and the accept retries run on Deps.Clock.
 // A listener whose accepts keep failing stays unhealthy for as long as
 // they fail, however long that is; it is healthy again failWindow after
@@ -305,7 +290,7 @@ func (c *scheduledClock) After(d time.Duration) <-chan time.Time {
 // when a retry is waiting, so every check is exact.
 func TestHealthyOnTheClock(t *testing.T) {
 	manual := clocktest.NewManual(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
-	clk := &scheduledClock{Manual: manual, waits: make(chan time.Duration, 1024)}
+	clk := clocktest.Observe(manual)
 	sock, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -339,7 +324,7 @@ func TestHealthyOnTheClock(t *testing.T) {
 	retry := func() time.Duration {
 		t.Helper()
 		select {
-		case d := <-clk.waits:
+		case d := <-clk.Waits:
 			return d
 		case <-time.After(30 * time.Second):
 			t.Fatal("no accept retry started within 30s")
