@@ -14,70 +14,85 @@ import (
 	"github.com/mosparo-lb/mosparo-lb/health"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap/zaptest"
+	"golang.org/x/sys/unix"
 )
 
 // Stray bytes (issue 11): a node that writes more than one answer's worth
 // must never hand the rest to the next request on the connection, which is
 // usually another client's. Client A's request makes the node misbehave;
-// client B's, sent once the stray bytes are on the wire, must get its own
-// answer.
+// client B's, sent once the stray bytes have reached the balancer's socket,
+// must get its own answer.
 func TestStrayNodeBytesReachNoOtherClient(t *testing.T) {
 	const stolen = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\nSet-Cookie: victim=1\r\n\r\nSTOLEN"
 	tests := []struct {
 		name   string
 		method string
 		// evil writes the answer to client A, then the stray bytes (late
-		// ones after a pause); it returns false to close the connection.
-		evil func(c net.Conn) bool
+		// ones once a() returns: client A has its answer, so the balancer
+		// is done with the exchange); it returns false to close the
+		// connection.
+		evil func(c net.Conn, a func()) bool
 	}{
-		{"content-length too short", "GET", func(c net.Conn) bool {
+		{"content-length too short", "GET", func(c net.Conn, _ func()) bool {
 			_, _ = c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" + stolen))
 			return true
 		}},
-		{"content-length too short, rest beyond one read", "GET", func(c net.Conn) bool {
+		{"content-length too short, rest beyond one read", "GET", func(c net.Conn, _ func()) bool {
 			_, _ = c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" + strings.Repeat("STOLEN", 8<<10) + stolen))
 			return true
 		}},
-		{"late second answer", "GET", func(c net.Conn) bool {
+		{"late second answer", "GET", func(c net.Conn, a func()) bool {
 			_, _ = c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
-			time.Sleep(50 * time.Millisecond)
+			a()
 			_, _ = c.Write([]byte(stolen))
 			return true
 		}},
-		{"HEAD answered with a body", "HEAD", func(c net.Conn) bool {
+		{"HEAD answered with a body", "HEAD", func(c net.Conn, _ func()) bool {
 			_, _ = c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" + stolen))
 			return true
 		}},
-		{"HEAD body arriving late", "HEAD", func(c net.Conn) bool {
+		{"HEAD body arriving late", "HEAD", func(c net.Conn, a func()) bool {
 			_, _ = c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n"))
-			time.Sleep(50 * time.Millisecond)
+			a()
 			_, _ = c.Write([]byte(stolen))
 			return true
 		}},
-		{"204 with a body", "GET", func(c net.Conn) bool {
+		{"204 with a body", "GET", func(c net.Conn, _ func()) bool {
 			_, _ = c.Write([]byte("HTTP/1.1 204 No Content\r\n\r\n" + stolen))
 			return true
 		}},
-		{"304 with a body", "GET", func(c net.Conn) bool {
+		{"304 with a body", "GET", func(c net.Conn, _ func()) bool {
 			_, _ = c.Write([]byte("HTTP/1.1 304 Not Modified\r\nContent-Length: 6\r\n\r\n" + stolen))
 			return true
 		}},
-		{"close-delimited body", "GET", func(c net.Conn) bool {
+		{"close-delimited body", "GET", func(c net.Conn, _ func()) bool {
 			_, _ = c.Write([]byte("HTTP/1.1 200 OK\r\n\r\nok"))
 			return false
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			strayDone := make(chan struct{}, 1)
+			strayDone := make(chan error, 1)
+			answered := make(chan struct{}, 1)
+			stop := make(chan struct{})
+			a := func() {
+				select {
+				case <-answered:
+				case <-stop: // the test failed before client A got its answer
+				}
+			}
 			n := startScript(t, func(c net.Conn, req *fasthttp.Request) bool {
 				if string(req.URI().Path()) == "/evil" {
-					keep := tt.evil(c)
-					strayDone <- struct{}{}
+					keep := tt.evil(c, a)
+					// Client B goes once the balancer's kernel has every
+					// byte (or reset the connection): its next look at the
+					// connection sees them.
+					strayDone <- waitDelivered(c)
 					return keep
 				}
 				return answerID(c, req)
 			})
+			t.Cleanup(func() { close(stop) }) // before startScript's, which waits for a()
 			h := newRecHealth()
 			_, addr := startLBWith(t, testConfig(t, listenYAML+"timeouts: {connect: 200ms, request: 2s}\n"), []NodeSpec{n.spec("n1")}, h)
 			for i := 0; i < 5; i++ {
@@ -85,9 +100,13 @@ func TestStrayNodeBytesReachNoOtherClient(t *testing.T) {
 				if code != 200 && code != 204 && code != 304 {
 					t.Fatalf("client A: status %d", code)
 				}
-				<-strayDone
-				// Loopback delivers at once; the pause only makes sure.
-				time.Sleep(20 * time.Millisecond)
+				select {
+				case answered <- struct{}{}:
+				default:
+				}
+				if err := <-strayDone; err != nil {
+					t.Fatal(err)
+				}
 				id := fmt.Sprintf("b-%d", i)
 				code, resp := rawRequest(t, addr, "GET /x HTTP/1.1\r\nHost: b.example\r\nX-Id: "+id+"\r\n\r\n", false)
 				if code != 200 || resp != "id="+id || strings.Contains(resp, "STOLEN") {
@@ -106,11 +125,17 @@ func TestStrayNodeBytesReachNoOtherClient(t *testing.T) {
 // be retried, goes over a fresh connection instead of failing on the dead
 // one and blaming the node.
 func TestIdleConnectionClosedByNodeIsNotReused(t *testing.T) {
-	closed := make(chan struct{}, 1)
+	closed := make(chan error, 1)
 	n := startScript(t, func(c net.Conn, req *fasthttp.Request) bool {
 		answerID(c, req)
 		if string(req.URI().Path()) == "/bye" {
-			closed <- struct{}{}
+			// The POST goes once the balancer's kernel has the FIN: its
+			// look at the idle connection then sees it closed.
+			err := c.(*net.TCPConn).CloseWrite()
+			if err == nil {
+				err = waitDelivered(c)
+			}
+			closed <- err
 			return false
 		}
 		return true
@@ -121,8 +146,9 @@ func TestIdleConnectionClosedByNodeIsNotReused(t *testing.T) {
 		if code, _ := rawRequest(t, addr, "GET /bye HTTP/1.1\r\nHost: a\r\n\r\n", false); code != 200 {
 			t.Fatalf("GET /bye = %d", code)
 		}
-		<-closed
-		time.Sleep(20 * time.Millisecond)
+		if err := <-closed; err != nil {
+			t.Fatal(err)
+		}
 		code, body := rawRequest(t, addr, "POST /api/v1/frontend/check-form-data HTTP/1.1\r\nHost: a\r\nX-Id: p\r\nContent-Length: 3\r\n\r\na=b", false)
 		if code != 200 || body != "id=p" {
 			t.Fatalf("POST after the node closed the idle connection = %d %q, want 200", code, body)
@@ -220,7 +246,14 @@ func TestFullNodeQueues(t *testing.T) {
 	go func() {
 		second <- rawResponse(t, addr, "GET /api/v1/frontend/queued HTTP/1.1\r\nHost: a\r\nX-Id: q\r\n\r\n", false)
 	}()
-	time.Sleep(100 * time.Millisecond)
+	// The queue is what is tested: the gate opens once the request waits.
+	deadline := time.Now().Add(30 * time.Second)
+	for srv.NodeStats()[0].Queued == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if q := srv.NodeStats()[0].Queued; q != 1 {
+		t.Errorf("requests queued for the busy node = %d, want 1", q)
+	}
 	close(gate)
 	if code := <-first; code != 200 {
 		t.Errorf("the slow request = %d, want 200", code)
@@ -367,6 +400,47 @@ func startScript(t *testing.T, answer func(c net.Conn, req *fasthttp.Request) bo
 }
 
 func (n *scriptedNode) addr() string { return n.ln.Addr().String() }
+
+// tcpClose is the Linux TCP state of a socket that was reset (or never
+// connected): what it sent will not be acknowledged.
+const tcpClose = 7
+
+// waitDelivered waits (bounded) until the peer's kernel has acknowledged
+// everything written on c, a FIN included, so the bytes are in the peer's
+// socket (a delayed ACK only makes the wait longer), or until the peer
+// reset the connection. Unlike idnode_test.go's waitAcked it fails when
+// the bound passes and returns at once on a reset.
+func waitDelivered(c net.Conn) error {
+	raw, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var unacked, state int
+		var serr error
+		if err := raw.Control(func(fd uintptr) {
+			if unacked, serr = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ); serr != nil {
+				return
+			}
+			var info *unix.TCPInfo
+			if info, serr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); serr == nil {
+				state = int(info.State)
+			}
+		}); err != nil {
+			return err
+		}
+		switch {
+		case serr != nil:
+			return serr
+		case unacked == 0 || state == tcpClose:
+			return nil
+		case time.Now().After(deadline):
+			return fmt.Errorf("%d bytes written to the balancer still unacknowledged after 30s", unacked)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
 
 func (n *scriptedNode) spec(name string) NodeSpec {
 	return NodeSpec{Name: name, Address: n.addr(), Weight: 100}

@@ -180,7 +180,7 @@ func (s *Server) serveH2(c net.Conn) error {
 	}
 	s.h2.conns.Add(1)
 	defer s.h2.conns.Add(-1)
-	g := &resetGuard{Conn: c, max: l.maxResets, window: l.window, now: time.Now}
+	g := &resetGuard{Conn: c, max: l.maxResets, window: l.window, now: s.now}
 	l.engine.srv.ServeConn(g, &http2.ServeConnOpts{
 		BaseConfig: l.base,
 		Handler:    &h2Handler{srv: s, conn: c},

@@ -153,6 +153,8 @@ type idNode struct {
 	late     atomic.Int64 // late answers actually written
 	mismatch atomic.Int64 // POST bodies that were not "data=" and the id
 	requests atomic.Int64
+	// busy counts requests read and not yet answered, closing included.
+	busy atomic.Int64
 
 	mu    sync.Mutex
 	log   func(id, node string, a act) // every id read, in order, with the act it got
@@ -232,6 +234,7 @@ func (n *idNode) serve(c *net.TCPConn) {
 			return
 		}
 		n.requests.Add(1)
+		n.busy.Add(1)
 		if n.inspect != nil {
 			n.inspect(&req)
 		}
@@ -256,8 +259,15 @@ func (n *idNode) serve(c *net.TCPConn) {
 			time.Sleep(300 * time.Millisecond)
 		}
 		if !n.play(c, a, id, head, reqs) {
+			// The FIN is in the balancer's socket before the request counts
+			// as done: a test that waits for busy to drop then knows the
+			// next stale check sees it.
+			_ = c.CloseWrite()
+			waitAcked(c)
+			n.busy.Add(-1)
 			return
 		}
+		n.busy.Add(-1)
 	}
 }
 

@@ -77,7 +77,7 @@ func (s *Server) acceptProxied(c net.Conn, peer netip.Addr, p *proxyPolicy, rt *
 	}
 	if r != admitted {
 		c.Close()
-		s.conns.logRefusal(s.logger, r, peer, time.Now())
+		s.conns.logRefusal(s.logger, r, peer, s.now())
 		return nil
 	}
 	pc := &proxyConn{Conn: c}
@@ -149,7 +149,7 @@ func (c *proxyConn) readHeader() error {
 	}
 	if err != nil {
 		srv.conns.count(refusedProxyHeader)
-		srv.conns.logRefusal(srv.logger, refusedProxyHeader, lb, time.Now(), zap.Error(err))
+		srv.conns.logRefusal(srv.logger, refusedProxyHeader, lb, srv.now(), zap.Error(err))
 		return err
 	}
 	client, named := proxiedClient(h)
@@ -159,7 +159,7 @@ func (c *proxyConn) readHeader() error {
 	rt := srv.rt.Load()
 	lim := rt.cfg.Limits
 	if r := srv.conns.admitClient(c.wc, client.Addr(), lim.MaxConnsPerIP, rt.fwd.isTrusted(client.Addr())); r != admitted {
-		srv.conns.logRefusal(srv.logger, r, client.Addr(), time.Now())
+		srv.conns.logRefusal(srv.logger, r, client.Addr(), srv.now())
 		return errProxyRefused
 	}
 	if named {

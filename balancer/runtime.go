@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mosparo-lb/mosparo-lb/configs"
+	"github.com/mosparo-lb/mosparo-lb/internal/clock"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 )
@@ -73,6 +74,15 @@ type Deps struct {
 	// ACME serves listen[].tls.acme certificates and answers challenges
 	// (acme.go); nil: no listener has tls.acme.
 	ACME ACME
+	// Clock tells the Server the time of what it decides at human scale:
+	// listener health (Healthy) and its accept retries, when a replaced
+	// runtime's idle connections close, the refusal log's pace and the
+	// HTTP/2 rapid-reset window. nil is clock.System. NewServer takes it
+	// from the runtime it is given; a later Swap does not change it.
+	// Requests keep time.Now: their times become socket deadlines that the
+	// kernel and the watchdog measure in real time (timeouts.go), and so
+	// do the rate limits, which compare them with their epoch.
+	Clock clock.Clock
 }
 
 // Runtime is everything a request needs, built from one configuration and
@@ -143,6 +153,7 @@ func NewRuntime(cfg *configs.Config, nodes []NodeSpec, deps Deps) (*Runtime, err
 	if cfg.Edge.ForwardedPrefix != "" {
 		rt.fwd.prefix = []byte(cfg.Edge.ForwardedPrefix)
 	}
+	// The request's own time.Now is what the limits are given (Deps.Clock).
 	if rt.rate, err = newRateLimits(cfg.RateLimits, time.Now()); err != nil {
 		return nil, fmt.Errorf("balancer: rate_limits: %w", err)
 	}

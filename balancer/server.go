@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mosparo-lb/mosparo-lb/configs"
+	"github.com/mosparo-lb/mosparo-lb/internal/clock"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
@@ -25,9 +26,14 @@ type Server struct {
 	rt     atomic.Pointer[Runtime]
 	srv    *fasthttp.Server
 	logger *zap.Logger
-	wd     *watchdog // client and node connection timeouts (timeouts.go)
-	conns  *connLimiter
-	h2     h2Front // HTTP/2 connections (http2.go)
+	// clock is Deps.Clock of the runtime NewServer was given; now is its
+	// Now, kept as a func so per-connection users (resetGuard) take it
+	// without building a method value each time.
+	clock clock.Clock
+	now   func() time.Time
+	wd    *watchdog // client and node connection timeouts (timeouts.go)
+	conns *connLimiter
+	h2    h2Front // HTTP/2 connections (http2.go)
 
 	mu       sync.Mutex
 	lns      []*watchingListener // in the current runtime's listen: order
@@ -73,7 +79,8 @@ type listenerInfo struct {
 
 // NewServer prepares a server for rt; Listen binds it, Serve runs it.
 func NewServer(rt *Runtime) *Server {
-	s := &Server{logger: rt.deps.Logger, wd: newWatchdog(rt.tick()), conns: newConnLimiter()}
+	clk := clock.OrSystem(rt.deps.Clock)
+	s := &Server{logger: rt.deps.Logger, clock: clk, now: clk.Now, wd: newWatchdog(rt.tick()), conns: newConnLimiter()}
 	rt.wd = s.wd
 	s.rt.Store(rt)
 	cfg := rt.cfg
@@ -135,7 +142,7 @@ func (s *Server) Bind(ctx context.Context, rt *Runtime) (*Binding, error) {
 				b.Abort()
 				return nil, fmt.Errorf("balancer: listen %s: %w", l.Address, err)
 			}
-			wl = &watchingListener{Listener: ln, srv: s, key: l.Address}
+			wl = &watchingListener{Listener: ln, srv: s, key: l.Address, stop: make(chan struct{})}
 			wl.tls = s.tlsConfig(wl)
 			wl.tlsNoH2 = withoutH2(wl.tls)
 			b.added = append(b.added, wl)
@@ -149,7 +156,7 @@ func (s *Server) Bind(ctx context.Context, rt *Runtime) (*Binding, error) {
 // Abort closes the sockets b bound; for a runtime that will not be swapped in.
 func (b *Binding) Abort() {
 	for _, l := range b.added {
-		l.closing.Store(true)
+		l.shut()
 		l.Close()
 	}
 	b.added = nil
@@ -181,7 +188,7 @@ func (s *Server) Swap(rt *Runtime, b *Binding) {
 	// the janitor in Serve).
 	if old != rt {
 		s.mu.Lock()
-		s.retired = append(s.retired, retiredRuntime{rt: old, at: time.Now().Add(old.timeout)})
+		s.retired = append(s.retired, retiredRuntime{rt: old, at: s.now().Add(old.timeout)})
 		s.mu.Unlock()
 	}
 }
@@ -213,7 +220,7 @@ func (s *Server) install(b *Binding) {
 	s.mu.Unlock()
 	b.added = nil
 	for _, l := range removed {
-		l.closing.Store(true)
+		l.shut()
 		l.Close()
 	}
 }
@@ -238,7 +245,7 @@ func (s *Server) Healthy() bool {
 	if s.stopped || len(s.lns) == 0 {
 		return false
 	}
-	now := time.Now().UnixNano()
+	now := s.now().UnixNano()
 	for _, l := range s.lns {
 		if l.dead.Load() {
 			return false
@@ -286,15 +293,17 @@ wait:
 			break wait
 		case err = <-s.failures:
 			break wait
-		case now := <-tick.C:
-			s.closeRetired(now, false)
+		case <-tick.C:
+			// The ticker only paces the janitor; the retired runtimes'
+			// times are the clock's (Swap).
+			s.closeRetired(s.now(), false)
 		}
 	}
 	s.mu.Lock()
 	s.serving, s.stopped = false, true
 	lns := s.lns
 	for _, l := range lns {
-		l.closing.Store(true)
+		l.shut()
 	}
 	s.mu.Unlock()
 	grace := s.rt.Load().cfg.Shutdown.Grace.D()
@@ -449,8 +458,10 @@ type watchingListener struct {
 	tlsNoH2  *tls.Config                  // tls without h2, for listeners with http2 off
 	info     atomic.Pointer[listenerInfo] // replaced by each Swap
 	closing  atomic.Bool                  // closed on purpose: not a failure
-	dead     atomic.Bool                  // serving stopped unasked
-	failedAt atomic.Int64                 // unix ns of the last failed accept; 0 after a success
+	stop     chan struct{}                // closed by shut: ends a retry pause in Accept
+	stopOnce sync.Once
+	dead     atomic.Bool  // serving stopped unasked
+	failedAt atomic.Int64 // unix ns of the last failed accept; 0 after a success
 }
 
 // Accept returns the next connection within limits.max_conns and
@@ -473,12 +484,29 @@ func (l *watchingListener) Accept() (net.Conn, error) {
 		// Out of descriptors or memory: the connection waits in the
 		// backlog; retry with backoff (as net/http does) and report the
 		// listener unhealthy meanwhile so VRRP can move the VIP.
-		if l.failedAt.Swap(time.Now().UnixNano()) == 0 {
+		if l.failedAt.Swap(l.srv.now().UnixNano()) == 0 {
 			l.srv.logger.Error("listener cannot accept; retrying", zap.String("listener", l.key), zap.Error(err))
 		}
 		delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-		time.Sleep(delay)
+		// On the server's clock, like failedAt, so a test steps through
+		// the retries; shut ends the pause, or a clock that is not moving
+		// would keep Serve from returning.
+		select {
+		case <-l.srv.clock.After(delay):
+		case <-l.stop:
+		}
 	}
+}
+
+// shut marks l as closed on purpose (a failing Accept then returns instead
+// of retrying); closing it is the caller's.
+func (l *watchingListener) shut() {
+	l.closing.Store(true)
+	l.stopOnce.Do(func() {
+		if l.stop != nil {
+			close(l.stop)
+		}
+	})
 }
 
 // admit wraps c for serving, or closes it and returns nil when it is over
@@ -497,7 +525,7 @@ func (l *watchingListener) admit(c net.Conn) net.Conn {
 		lim := rt.cfg.Limits
 		if r := l.srv.conns.admit(peer, lim.MaxConns, lim.MaxConnsPerIP, rt.fwd.isTrusted(peer)); r != admitted {
 			c.Close()
-			l.srv.conns.logRefusal(l.srv.logger, r, peer, time.Now())
+			l.srv.conns.logRefusal(l.srv.logger, r, peer, l.srv.now())
 			return nil
 		}
 		wc = l.srv.wd.watch(&watchedConn{Conn: c, srv: l.srv, ln: info, peer: peer, rs: newRawSock(c)})

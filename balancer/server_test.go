@@ -10,9 +10,12 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/mosparo-lb/mosparo-lb/internal/clocktest"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap/zaptest"
 	"golang.org/x/sys/unix"
@@ -69,15 +72,16 @@ func TestServeReturnsWhenItsOnlyListenerFails(t *testing.T) {
 	}
 }
 
-// waitHealthy waits (bounded) until s.Healthy() is want.
+// waitHealthy waits until s.Healthy() is want; the 30s bound only guards a
+// hang (a busy machine may starve the accept loop for seconds).
 func waitHealthy(s *Server, want bool) bool {
-	for i := 0; i < 500; i++ {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
 		if s.Healthy() == want {
 			return true
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return false
+	return s.Healthy() == want
 }
 
 // rawListener is the socket under the i-th listener.
@@ -263,4 +267,123 @@ func TestListenFreebindTakesAnAbsentAddress(t *testing.T) {
 		t.Fatalf("ListenFreebind(%s) = %v, want a socket", absent, err)
 	}
 	ln.Close()
+}
+
+// failingListener fails Accept as accept4 does out of descriptors (EMFILE)
+// while fail is set, and accepts on the socket under it otherwise.
+type failingListener struct {
+	net.Listener
+	fail atomic.Bool
+}
+
+func (l *failingListener) Accept() (net.Conn, error) {
+	if l.fail.Load() {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// TestHealthyOnTheClock: Healthy and the accept retries run on Deps.Clock.
+// A listener whose accepts keep failing stays unhealthy for as long as
+// they fail, however long that is; it is healthy again failWindow after
+// the last failure, or at once when an accept works. The clock moves only
+// when a retry is waiting, so every check is exact.
+func TestHealthyOnTheClock(t *testing.T) {
+	manual := clocktest.NewManual(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	clk := clocktest.Observe(manual)
+	sock, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := &failingListener{Listener: sock}
+	fl.fail.Store(true)
+	cfg := testConfig(t, "listen: [{address: \"127.0.0.1:0\"}]\nnodes: [{name: n1, address: \"127.0.0.1:1\"}]\n")
+	rt, err := NewRuntime(cfg, []NodeSpec{{Name: "n1", Address: "127.0.0.1:1", Weight: 100}}, Deps{
+		Logger: zaptest.NewLogger(t),
+		Clock:  clk,
+		Listen: func(string, string) (net.Listener, error) { return fl, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewServer(rt)
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := s.Listen(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve = %v", err)
+		}
+	}()
+	// retry is the pause Accept starts after a failure (reported once the
+	// failure has been recorded); the timeout only guards a hang.
+	retry := func() time.Duration {
+		t.Helper()
+		select {
+		case d := <-clk.Waits:
+			return d
+		case <-time.After(30 * time.Second):
+			t.Fatal("no accept retry started within 30s")
+			return 0
+		}
+	}
+
+	d := retry()
+	failing := time.Duration(0)
+	for failing <= failWindow+time.Second {
+		if s.Healthy() {
+			t.Fatalf("Healthy() = true %s into failing accepts", failing)
+		}
+		manual.Advance(d)
+		failing += d
+		d = retry()
+	}
+	if d != time.Second {
+		t.Errorf("retry pause after %s of failures = %s, want the 1s cap", failing, d)
+	}
+
+	// Recovery without a connection: the last failure ages out.
+	fl.fail.Store(false)
+	manual.Advance(d) // the retry now waits on the socket
+	if s.Healthy() {
+		t.Errorf("Healthy() = true %s after the last failed accept, want false until %s", d, failWindow)
+	}
+	manual.Advance(failWindow - d)
+	if !s.Healthy() {
+		t.Errorf("Healthy() = false %s after the last failed accept, want true", failWindow)
+	}
+
+	// Recovery by an accept that works: at once, whatever the clock says.
+	fl.fail.Store(true)
+	first, err := net.Dial("tcp", fl.Addr().String()) // ends the wait on the socket
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	d = retry()
+	if s.Healthy() {
+		t.Fatal("Healthy() = true right after a failed accept")
+	}
+	fl.fail.Store(false)
+	c, err := net.Dial("tcp", fl.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	manual.Advance(d)
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := c.Write([]byte("GET /robots.txt HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	var resp fasthttp.Response
+	if err := resp.Read(bufio.NewReader(c)); err != nil {
+		t.Fatalf("no answer once accept worked again: %v", err)
+	}
+	if !s.Healthy() {
+		t.Errorf("Healthy() = false after an accept worked, %s after the failure", d)
+	}
 }

@@ -97,7 +97,11 @@ func TestWriteThenParkStress(t *testing.T) {
 }
 
 // A request larger than the socket buffers goes out in full: what the
-// socket does not take at once is written the usual way.
+// socket does not take at once is written the usual way. The buffers are
+// made small instead of the node pausing before it reads: 8 MiB through
+// them takes hundreds of writes, and the writing loop finds one full
+// whenever the node is slower than it for one of them, which a node
+// reading without pause still is.
 func TestWriteThenParkLargeRequest(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -113,7 +117,10 @@ func TestWriteThenParkLargeRequest(t *testing.T) {
 			return
 		}
 		defer c.Close()
-		time.Sleep(50 * time.Millisecond) // let the writer fill the buffers first
+		if err := c.(*net.TCPConn).SetReadBuffer(16 << 10); err != nil {
+			done <- err
+			return
+		}
 		if _, err := io.CopyN(io.Discard, c, int64(len(big))); err != nil {
 			done <- err
 			return
@@ -123,6 +130,9 @@ func TestWriteThenParkLargeRequest(t *testing.T) {
 	}()
 	c, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.(*net.TCPConn).SetWriteBuffer(16 << 10); err != nil {
 		t.Fatal(err)
 	}
 	nc := newNodeConn(c)

@@ -83,6 +83,18 @@ type flag struct{ atomic.Bool }
 
 func (f *flag) IsLeader() bool { return f.Load() }
 
+// countingFlag is a flag that counts the runner's questions: Run asks once
+// per pass of its loop.
+type countingFlag struct {
+	flag
+	asked atomic.Int64
+}
+
+func (f *countingFlag) IsLeader() bool {
+	f.asked.Add(1)
+	return f.Load()
+}
+
 func cronConfig(interval time.Duration) configs.Cron {
 	return configs.Cron{
 		Enabled:  true,
@@ -530,22 +542,17 @@ func TestRunnerLeadershipFlip(t *testing.T) {
 // TestRunnerRun runs the real loop on the real clock with short intervals:
 // calls happen, only while leader, and Run returns on cancel.
 func TestRunnerRun(t *testing.T) {
+	const interval, poll = 100 * time.Millisecond, 10 * time.Millisecond
 	c := startCluster(t, clocktest.NewManual(time.Now()), 2)
-	var leader flag
+	var leader countingFlag
 	leader.Store(true)
-	cfg := cronConfig(100 * time.Millisecond)
-	r, _ := newRunner(t, cfg, Options{Nodes: c, Leader: &leader, Poll: 10 * time.Millisecond})
+	r, _ := newRunner(t, cronConfig(interval), Options{Nodes: c, Leader: &leader, Poll: poll})
 	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 
-	deadline := time.Now().Add(5 * time.Second)
-	for c.total() < 3 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if c.total() < 3 {
-		t.Fatalf("%d calls after 5s, want 3", c.total())
-	}
+	eventually(t, "3 calls", func() bool { return c.total() >= 3 })
 	if err := r.Run(ctx); !errors.Is(err, ErrRunning) {
 		t.Errorf("second Run = %v, want ErrRunning", err)
 	}
@@ -553,7 +560,14 @@ func TestRunnerRun(t *testing.T) {
 	// The loop noticed (a call in flight was counted when it arrived).
 	eventually(t, "the runner to step down", func() bool { return !r.Status().Runner })
 	n := c.total()
-	time.Sleep(300 * time.Millisecond)
+	// No call follows, shown by the loop's own passes instead of a sleep:
+	// a follower waits a full poll between passes (timers never fire
+	// early), so 2*interval/poll more passes span two intervals, in which
+	// a runner that ignored leadership would have called.
+	asked := leader.asked.Load()
+	eventually(t, "two intervals of follower passes", func() bool {
+		return leader.asked.Load() >= asked+int64(2*interval/poll)
+	})
 	if got := c.total(); got != n {
 		t.Errorf("%d calls after losing leadership", got-n)
 	}
@@ -561,24 +575,21 @@ func TestRunnerRun(t *testing.T) {
 		t.Error("Status.Runner true after losing leadership")
 	}
 
-	// A call in flight is abandoned on cancel.
-	c.nodes[0].SetDelay(10 * time.Second)
-	leader.Store(true)
-	for c.total() == n && time.Now().Before(deadline.Add(5*time.Second)) {
-		time.Sleep(10 * time.Millisecond)
+	// A call in flight is abandoned on cancel: Run returns long before
+	// the nodes would answer.
+	for _, node := range c.nodes {
+		node.SetDelay(time.Minute)
 	}
-	start := time.Now()
+	leader.Store(true)
+	eventually(t, "a call in flight", func() bool { return c.total() > n })
 	cancel()
 	select {
 	case err := <-done:
 		if err != nil {
 			t.Errorf("Run = %v, want nil", err)
 		}
-	case <-time.After(2 * time.Second):
-		t.Fatal("Run did not return after cancel")
-	}
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("Run took %s to stop", d)
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run still runs 30s after cancel, with a call the node answers after a minute")
 	}
 }
 

@@ -12,7 +12,7 @@ import (
 // from the wrapped clock. Create it with Observe.
 type Observed struct {
 	clock.Clock
-	// Waits receives each wait's duration as it starts.
+	// Waits receives each wait's duration once it is scheduled.
 	Waits chan time.Duration
 }
 
@@ -21,16 +21,19 @@ func Observe(c clock.Clock) *Observed {
 	return &Observed{Clock: clock.OrSystem(c), Waits: make(chan time.Duration, 1024)}
 }
 
-// After reports d, then waits on the wrapped clock.
+// After waits on the wrapped clock, then reports d. Scheduling first means
+// a test that advances a manual clock on the report cannot pass the wait by.
 func (c *Observed) After(d time.Duration) <-chan time.Time {
+	ch := c.Clock.After(d)
 	c.report(d)
-	return c.Clock.After(d)
+	return ch
 }
 
-// AfterFunc reports d, then schedules f on the wrapped clock.
+// AfterFunc schedules f on the wrapped clock, then reports d (see After).
 func (c *Observed) AfterFunc(d time.Duration, f func()) func() bool {
+	stop := c.Clock.AfterFunc(d, f)
 	c.report(d)
-	return c.Clock.AfterFunc(d, f)
+	return stop
 }
 
 func (c *Observed) report(d time.Duration) {

@@ -221,6 +221,7 @@ func (d *Daemon) buildRuntime(g *generation) error {
 		AccessLog: d.loggers.Access,
 		Health:    genHealth{d.checker, g},
 		Listen:    d.listenFor(g.cfg),
+		Clock:     d.opts.Clock,
 	}
 	if g.css != nil {
 		deps.CSS = g.css
