@@ -241,13 +241,15 @@ func outageLoad(t *testing.T, p *Proxy, hashes []string, idFmt string, outage ti
 			}
 		}()
 	}
-	time.Sleep(200 * time.Millisecond)
+	waitLong(t, "the load to be answered before the outage", func() bool { return answered.Load() >= 20 })
 	down()
 	downAt.Store(time.Now().UnixNano())
 	time.Sleep(outage)
 	during := declined.Load()
 	upAt.Store(time.Now().UnixNano())
 	up()
+	// The load runs on briefly, so requests begun in the outage meet the
+	// cache's return; this pause is part of the load, not a wait for it.
 	time.Sleep(300 * time.Millisecond)
 	stop.Store(true)
 	wg.Wait()

@@ -179,7 +179,7 @@ func TestRedisSentinelFailoverUnderLoad(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(300 * time.Millisecond)
+	waitLong(t, "the load to be answered before the master stops", func() bool { return answered.Load() > 0 })
 	master.Stop()
 	waitLong(t, "sentinel to promote the replica", func() bool {
 		return redisCLI(t, sentinel.Addr, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mosparo") == hostOf(replica.Addr)+"\n"+portOf(replica.Addr)
