@@ -1,7 +1,9 @@
 package consultest
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -30,9 +32,31 @@ func RealAgent(t *testing.T) string {
 		}
 		t.Skip(msg)
 	}
-	ports := freePorts(t, 5)
+	// A port found free may be taken by another test before consul binds
+	// it; consul then exits at once, and a fresh set of ports is tried.
+	for attempt := 1; ; attempt++ {
+		addr, log, exited := startAgent(t, bin, attempt)
+		if exited == nil {
+			return addr
+		}
+		if attempt == 3 || !bytes.Contains(log, []byte("address already in use")) {
+			t.Fatalf("consul exited before it served (%v), attempt %d; log:\n%s", exited, attempt, log)
+		}
+		t.Logf("consul could not bind its ports (%v), trying others", exited)
+	}
+}
+
+// startAgent starts one agent with a node name of its own (so another
+// test's agent answering on a reused port is never taken for it) and waits
+// until it has a leader and its node is in the catalog. It returns the
+// agent's HTTP address, or the log and exit status of an agent that ended
+// before it got there.
+func startAgent(t *testing.T, bin string, attempt int) (string, []byte, error) {
+	t.Helper()
+	ports := freePorts(t, 4)
+	node := fmt.Sprintf("mosparo-lb-test-%d-%d", ports[0], attempt)
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "agent", "-dev", "-node", "mosparo-lb-test", "-bind", "127.0.0.1", "-client", "127.0.0.1",
+	cmd := exec.CommandContext(ctx, bin, "agent", "-dev", "-node", node, "-bind", "127.0.0.1", "-client", "127.0.0.1",
 		"-http-port", strconv.Itoa(ports[0]), "-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1",
 		"-serf-lan-port", strconv.Itoa(ports[1]), "-serf-wan-port", strconv.Itoa(ports[2]), "-server-port", strconv.Itoa(ports[3]),
 		"-data-dir", t.TempDir())
@@ -47,22 +71,35 @@ func RealAgent(t *testing.T) string {
 		cancel()
 		t.Fatalf("start consul: %v", err)
 	}
-	t.Cleanup(func() {
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stop := func() {
 		cancel()
-		_ = cmd.Wait()
+		<-exited
 		log.Close()
-	})
+	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if leader(addr) && nodeRegistered(addr) {
-			return addr
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		select {
+		case err := <-exited:
+			exited <- err
+			stop()
+			b, _ := os.ReadFile(log.Name())
+			if err == nil {
+				err = errors.New("exit status 0")
+			}
+			return "", b, err
+		default:
+		}
+		if leader(addr) && nodeRegistered(addr, node) {
+			t.Cleanup(stop)
+			return addr, nil, nil
 		}
 		if time.Now().After(deadline) {
+			stop()
 			b, _ := os.ReadFile(log.Name())
 			t.Fatalf("consul at %s elected no leader in 60s; log:\n%s", addr, b)
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -104,9 +141,9 @@ func leader(addr string) bool {
 // nodeRegistered reports whether the agent's own node is in the catalog: a
 // session created before that fails with "Missing node registration", which
 // a leader alone does not rule out on a busy machine.
-func nodeRegistered(addr string) bool {
+func nodeRegistered(addr, node string) bool {
 	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get("http://" + addr + "/v1/catalog/node/mosparo-lb-test")
+	resp, err := c.Get("http://" + addr + "/v1/catalog/node/" + node)
 	if err != nil {
 		return false
 	}
