@@ -520,9 +520,18 @@ func startLBWith(t testing.TB, cfg *configsConfig, nodes []NodeSpec, h HealthSou
 	if err != nil {
 		t.Fatal(err)
 	}
+	s := serveRuntime(t, rt)
+	return s, s.Addrs()[0]
+}
+
+// serveRuntime starts a Server on rt's listeners until the test ends, when
+// Serve must return without an error.
+func serveRuntime(t testing.TB, rt *Runtime) *Server {
+	t.Helper()
 	s := NewServer(rt)
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := s.Listen(ctx); err != nil {
+		cancel()
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
@@ -533,7 +542,7 @@ func startLBWith(t testing.TB, cfg *configsConfig, nodes []NodeSpec, h HealthSou
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return s, s.Addrs()[0]
+	return s
 }
 
 // What a node answers is forwarded only when it is an HTTP/1.x answer the

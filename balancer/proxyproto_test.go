@@ -2,7 +2,6 @@ package balancer
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -184,19 +183,7 @@ func startProxyLB(t *testing.T, yaml string) *proxyLB {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := NewServer(rt)
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := s.Listen(ctx); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	s := serveRuntime(t, rt)
 	return &proxyLB{srv: s, addr: s.Addrs()[0], node: n, logs: logs}
 }
 

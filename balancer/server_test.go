@@ -306,19 +306,7 @@ func TestHealthyOnTheClock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := NewServer(rt)
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := s.Listen(ctx); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve = %v", err)
-		}
-	}()
+	s := serveRuntime(t, rt)
 	// retry is the pause Accept starts after a failure (reported once the
 	// failure has been recorded); the timeout only guards a hang.
 	retry := func() time.Duration {

@@ -37,13 +37,7 @@ const (
 // (priority-0 advert), lb2 takes it within vipMoveBound, and lb1 exits
 // non-zero within lbExitBound so that systemd restarts it.
 func TestListenerFailureMovesTheVIP(t *testing.T) {
-	h := newHALab(t)
-	h.startLB("lb1")
-	h.startLB("lb2")
-	h.master("lb1", 10*time.Second)
-	if code, err := h.get("/robots.txt"); code != 200 {
-		t.Fatalf("client through the VIP = %d, %v", code, err)
-	}
+	h := lb1ServingTheVIP(t)
 	start := time.Now()
 	shutdownListener(t, h.lbs["lb1"].Pid(), 80)
 	took := h.master("lb2", vipMoveBound)
@@ -115,13 +109,7 @@ func shutdownListener(t *testing.T, pid, port int) {
 // (100ms) and a Master_Down_Interval of lb2 (about 0.8s), so about a
 // second; the bound is vipMoveBound, for a loaded machine.
 func TestDescriptorExhaustionMovesTheVIP(t *testing.T) {
-	h := newHALab(t)
-	h.startLB("lb1")
-	h.startLB("lb2")
-	h.master("lb1", 10*time.Second)
-	if code, err := h.get("/robots.txt"); code != 200 {
-		t.Fatalf("client through the VIP = %d, %v", code, err)
-	}
+	h := lb1ServingTheVIP(t)
 	pid := h.lbs["lb1"].Pid()
 	const spare = 8
 	limitDescriptors(t, pid, spare)
@@ -213,4 +201,18 @@ func dialFromNS(t *testing.T, ns *netnstest.NS, addr string, n int) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// lb1ServingTheVIP starts both LBs and returns once lb1 holds the VIP and
+// a client is served through it.
+func lb1ServingTheVIP(t *testing.T) *haLab {
+	t.Helper()
+	h := newHALab(t)
+	h.startLB("lb1")
+	h.startLB("lb2")
+	h.master("lb1", 10*time.Second)
+	if code, err := h.get("/robots.txt"); code != 200 {
+		t.Fatalf("client through the VIP = %d, %v", code, err)
+	}
+	return h
 }
