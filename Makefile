@@ -27,7 +27,7 @@ deps: ## install what the tests need (apt, staticcheck) when missing
 	$(MAKE) consul
 
 consul: ## .consul-bin/consul, the real agent the Consul tests run (built from the Go module proxy; ~12 min cold, 0.2 s when present)
-	bash $${GET_CONSUL:-../shared/consul/get-consul.sh} .consul-bin
+	./scripts/consul.sh
 
 deb: build ## out/mosparo-lb_<version>_<arch>.deb (dpkg-deb): binary, unit, /etc/mosparo-lb/mosparo-lb.yaml as a conffile, system user
 	./scripts/build-deb.sh $(VERSION) bin/mosparo-lb out
