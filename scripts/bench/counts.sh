@@ -108,7 +108,7 @@ EVENTS+=,syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_futex,syscalls:sys_en
 EVENTS+=,syscalls:sys_enter_ppoll,syscalls:sys_enter_sched_yield,syscalls:sys_enter_getsockopt,sched:sched_wakeup
 
 echo "== counts per request: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), workload $WORKLOAD, pinning $PIN, GOMAXPROCS=${GMP:-default}${COUNTS_ENV:+ $COUNTS_ENV}, wrk -t$THREADS -c$CONNS -d${DURATION}s; uptime:$(uptime | sed 's/.*load/ load/')"
-printf '%-26s %8s %6s %6s %6s %6s %6s %6s %6s %6s %6s %6s %6s %6s %6s %6s %6s %6s\n' proxy req/s us/req cs migr read EAGAIN write writev epoll futex nslp poll ppoll yield wakeup gc p99
+printf '%-26s %8s %6s %6s %6s %6s %6s %6s %6s %6s %6s %6s %6s %6s %6s %6s %6s %6s %6s %6s\n' proxy req/s us/req cs migr read EAGAIN write writev epoll futex nslp poll ppoll yield wakeup gc idle resch p99
 for spec in "$@"; do
 	name=${spec%%=*} bin=${spec#*=}
 	[[ $bin != "$spec" ]] || bin=
@@ -151,12 +151,17 @@ for spec in "$@"; do
 			-e syscalls:sys_enter_recvfrom -e syscalls:sys_exit_recvfrom --filter 'ret == -11' -e syscalls:sys_enter_epoll_wait -p "$counted" &
 	fi
 	perf=$!
+	# The whole machine: how often a CPU went idle, and the rescheduling
+	# interrupts that wake an idle (on a VM: halted) CPU for a woken thread.
+	perf stat -a -x, -o "$DIR/perf-sys.csv" -e power:cpu_idle -e irq_vectors:reschedule_entry &
+	perfsys=$!
 	sleep 0.3
 	"${NICE_CMD[@]}" "${PIN_LOAD[@]}" wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "${WARGS[@]}" "http://127.0.0.1:$PORT$URLPATH" >"$DIR/wrk.out" &
 	wrk=$!
 	wait "$wrk"
-	kill -INT "$perf"
+	kill -INT "$perf" "$perfsys"
 	wait "$perf" || true
+	wait "$perfsys" || true
 	gc1=$(grep -c '^gc ' "$DIR/$name.err" || true)
 	kill "$pid"
 	wait "$pid" 2>/dev/null || true
@@ -169,9 +174,14 @@ for spec in "$@"; do
 		continue
 	fi
 	# The counts cover 0.3 s before wrk and a moment after it: idle, nearly nothing.
-	python3 - "$label" "$DIR/perf.csv" "$DIR/wrk.out" $((gc1 - gc0)) <<'EOF'
+	python3 - "$label" "$DIR/perf.csv" "$DIR/wrk.out" $((gc1 - gc0)) "$DIR/perf-sys.csv" <<'EOF'
 import re, sys
 name, csv, wrk, gc = sys.argv[1], sys.argv[2], open(sys.argv[3]).read(), int(sys.argv[4])
+sysev = {}
+for line in open(sys.argv[5]):
+    f = line.strip().split(",")
+    if len(f) > 2 and f[0] and f[0][0].isdigit():
+        sysev[f[2]] = float(f[0])
 reqs = int(re.search(r"(\d+) requests in", wrk).group(1))
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", wrk).group(1))
 p99 = re.search(r"^\s+99%\s+(\S+)", wrk, re.M).group(1)
@@ -191,8 +201,11 @@ cols = [per("task-clock", 1e3), per("context-switches"), per("cpu-migrations"), 
         per("EAGAIN"), per("syscalls:sys_enter_write"), per("syscalls:sys_enter_writev"),
         per("syscalls:sys_enter_epoll_pwait"), per("syscalls:sys_enter_futex"),
         per("syscalls:sys_enter_nanosleep"), per("syscalls:sys_enter_poll"), per("syscalls:sys_enter_ppoll"),
-        per("syscalls:sys_enter_sched_yield"), per("sched:sched_wakeup"), f"{gc / reqs * 1e4:6.2f}"]
+        per("syscalls:sys_enter_sched_yield"), per("sched:sched_wakeup"), f"{gc / reqs * 1e4:6.2f}",
+        # cpu_idle fires on entering and on leaving idle.
+        f"{sysev.get('power:cpu_idle', 0) / 2 / reqs:6.2f}", f"{sysev.get('irq_vectors:reschedule_entry', 0) / reqs:6.2f}"]
 print(f"{name:<26} {rps:8.0f} " + " ".join(cols) + f" {p99:>6}")
 EOF
 done
-echo "(per request; us/req = task-clock, the proxy's CPU; EAGAIN = reads that found nothing; gc = GC cycles per 10^4 requests)"
+echo "(per request; us/req = task-clock, the proxy's CPU; EAGAIN = reads that found nothing; gc = GC cycles per 10^4 requests;"
+echo " idle = times a CPU of the machine went idle, resch = rescheduling interrupts on the machine, both for everything running)"
