@@ -76,19 +76,7 @@ timeouts: {connect: 200ms, request: 2s}
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := NewServer(rt)
-	sctx, scancel := context.WithCancel(context.Background())
-	if err := s.Listen(sctx); err != nil {
-		t.Fatal(err)
-	}
-	sdone := make(chan error, 1)
-	go func() { sdone <- s.Serve(sctx) }()
-	t.Cleanup(func() {
-		scancel()
-		if err := <-sdone; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	s := serveRuntime(t, rt)
 	a := s.Addrs()
 	return &challengeLB{node: n, redirect: a[0], plain: a[1], tlsACME: a[2], tlsNoACME: a[3], storage: storage}
 }
@@ -97,18 +85,8 @@ timeouts: {connect: 200ms, request: 2s}
 // the answer, 0 when the LB closed the connection without one.
 func rawStatus(t testing.TB, addr, raw string) (int, string) {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
+	resp, err := rawAnswer(t, addr, raw)
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.Write([]byte(raw)); err != nil {
-		return 0, ""
-	}
-	var resp fasthttp.Response
-	resp.SkipBody = strings.HasPrefix(raw, "HEAD ")
-	if err := resp.Read(newBufReader(c)); err != nil {
 		return 0, ""
 	}
 	return resp.StatusCode(), string(resp.Body())

@@ -2,7 +2,6 @@ package balancer
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -109,17 +108,7 @@ func newPathHarness(f *testing.F) *pathHarness {
 	if err != nil {
 		f.Fatal(err)
 	}
-	h.srv = NewServer(rt)
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := h.srv.Listen(ctx); err != nil {
-		f.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- h.srv.Serve(ctx) }()
-	f.Cleanup(func() {
-		cancel()
-		<-served
-	})
+	h.srv = serveRuntime(f, rt)
 	h.addr = h.srv.Addrs()[0]
 	return h
 }

@@ -94,22 +94,35 @@ type echoed struct {
 
 func doRaw(t *testing.T, addr, raw string) (*fasthttp.Response, echoed) {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
+	resp, err := rawAnswer(t, addr, raw)
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.Write([]byte(raw)); err != nil {
-		t.Fatal(err)
-	}
-	resp := &fasthttp.Response{}
-	if err := resp.Read(newBufReader(c)); err != nil {
 		t.Fatal(err)
 	}
 	var e echoed
 	_ = json.Unmarshal(resp.Body(), &e)
 	return resp, e
+}
+
+// rawAnswer sends raw bytes to addr on a connection of their own and reads
+// one answer (without a body for a HEAD); an error when the LB closed the
+// connection without one.
+func rawAnswer(t testing.TB, addr, raw string) (*fasthttp.Response, error) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte(raw)); err != nil {
+		return nil, err
+	}
+	resp := &fasthttp.Response{}
+	resp.SkipBody = strings.HasPrefix(raw, "HEAD ")
+	if err := resp.Read(newBufReader(c)); err != nil {
+		return nil, err
+	}
+	return resp, nil
 }
 
 func nodesOf(ns ...*echoNode) []NodeSpec {
